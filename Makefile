@@ -1,0 +1,60 @@
+# bpfkit — every target runs as root on Debian 12 (bookworm) or newer.
+# `make run` and `make ci` install what they need first (see `deps`).
+
+GO        ?= go
+CLANG     ?= clang-19
+BIN       := bin/bpfkit
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+# Debian packages the build and the tests need.
+APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool iproute2 qemu-system-x86 cpio
+# Extra arguments for `make run`, e.g. make run ARGS="-F -p 1234".
+ARGS ?=
+
+.PHONY: all deps generate build run test check-generated lint bench ci clean
+
+all: build
+
+## deps: install the Debian packages and Go modules the build and tests need.
+deps:
+	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); }
+	$(GO) mod download
+
+## generate: compile bpf/*.bpf.c with the pinned clang into the committed bpf2go outputs.
+generate:
+	$(GO) generate ./...
+
+## build: the bpfkit binary (needs no clang: the BPF objects are committed).
+build:
+	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/bpfkit
+
+## run: the main job — build and start `bpfkit opensnoop` (Ctrl-C stops it).
+run: deps build
+	./$(BIN) opensnoop $(ARGS)
+
+## test: every test, privileged ones included (run as root).
+test:
+	$(GO) test -count=1 -timeout 20m ./...
+
+## check-generated: regenerate the BPF objects and fail if they differ from the committed ones.
+check-generated: generate
+	@git diff --exit-code -- '*_bpfel.go' '*_bpfel.o' || { \
+		echo "generated BPF objects are stale: run 'make generate' and commit the result" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- '*_bpfel.go' '*_bpfel.o')" || { \
+		git status --porcelain -- '*_bpfel.go' '*_bpfel.o'; echo "untracked generated files: commit them" >&2; exit 1; }
+
+## lint: gofmt and go vet.
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	$(GO) vet ./...
+
+## bench: the speed comparisons against peers (see bench/README.md).
+bench: build
+	./bench/run.sh
+
+## ci: what .ci/run does on a fresh machine: install, check, test.
+ci: deps check-generated lint test
+
+clean:
+	rm -rf bin

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * kernel.h: the few kernel types bpfkit's programs read, declared with
+ * preserve_access_index so that clang emits CO-RE relocations and the loader
+ * fixes every field offset against the running kernel's BTF.
+ *
+ * Why not a generated vmlinux.h: only the fields named here are relied upon,
+ * so a reviewer sees exactly what bpfkit reads; the header is tiny (fast
+ * compiles) and carries no layout of the kernel it happened to be dumped on.
+ * Add a field here when a program needs it.
+ */
+#ifndef BPFKIT_KERNEL_H
+#define BPFKIT_KERNEL_H
+
+typedef unsigned char __u8;
+typedef signed char __s8;
+typedef unsigned short __u16;
+typedef short __s16;
+typedef unsigned int __u32;
+typedef int __s32;
+typedef unsigned long long __u64;
+typedef long long __s64;
+typedef __u8 u8;
+typedef __s8 s8;
+typedef __u16 u16;
+typedef __s16 s16;
+typedef __u32 u32;
+typedef __s32 s32;
+typedef __u64 u64;
+typedef __s64 s64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+typedef _Bool bool;
+#define true 1
+#define false 0
+#define NULL ((void *)0)
+
+/* UAPI constants from <linux/bpf.h> (stable ABI). */
+enum bpf_map_type {
+	BPF_MAP_TYPE_HASH = 1,
+	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_PERCPU_HASH = 5,
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_STACK_TRACE = 7,
+	BPF_MAP_TYPE_LRU_HASH = 9,
+	BPF_MAP_TYPE_LPM_TRIE = 11,
+	BPF_MAP_TYPE_DEVMAP = 14,
+	BPF_MAP_TYPE_DEVMAP_HASH = 25,
+	BPF_MAP_TYPE_RINGBUF = 27,
+};
+enum { BPF_ANY = 0, BPF_NOEXIST = 1, BPF_EXIST = 2 };
+enum { BPF_F_NO_PREALLOC = 1 };
+enum { BPF_RB_NO_WAKEUP = 1, BPF_RB_FORCE_WAKEUP = 2 };
+enum { BPF_RB_AVAIL_DATA = 0, BPF_RB_RING_SIZE = 1 };
+
+#define AT_FDCWD -100
+
+/* Tracepoint contexts of syscalls:sys_enter_* and sys_exit_* (the layout of
+ * the format files, fixed ABI): common header, syscall nr, then arguments. */
+struct trace_entry {
+	unsigned short type;
+	unsigned char flags;
+	unsigned char preempt_count;
+	int pid;
+};
+struct syscall_enter_ctx {
+	struct trace_entry ent;
+	long id;
+	unsigned long args[6];
+};
+struct syscall_exit_ctx {
+	struct trace_entry ent;
+	long id;
+	long ret;
+};
+
+/* Kernel structures, relocated by CO-RE. */
+#pragma clang attribute push (__attribute__((preserve_access_index)), apply_to = record)
+
+struct qstr {
+	u32 len;
+	const unsigned char *name;
+};
+struct dentry {
+	struct dentry *d_parent;
+	struct qstr d_name;
+};
+struct vfsmount {
+	struct dentry *mnt_root;
+};
+struct mount {
+	struct mount *mnt_parent;
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+};
+struct path {
+	struct vfsmount *mnt;
+	struct dentry *dentry;
+};
+struct file {
+	struct path f_path;
+};
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+};
+struct files_struct {
+	struct fdtable *fdt;
+};
+struct fs_struct {
+	struct path root;
+	struct path pwd;
+};
+struct task_struct {
+	int pid;
+	int tgid;
+	struct files_struct *files;
+	struct fs_struct *fs;
+};
+
+#pragma clang attribute pop
+
+#endif

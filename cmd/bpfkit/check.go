@@ -1,0 +1,99 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
+)
+
+// tools lists every tracer with the BPF objects it loads, for check.
+var tools = []struct {
+	name string
+	spec func() (*ebpf.CollectionSpec, error)
+}{
+	{"opensnoop", opensnoop.Spec},
+}
+
+func newCheckCmd(_ *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "check",
+		Short: "Show what this kernel offers bpfkit, and which tools can run",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runCheck()
+		},
+	}
+}
+
+func runCheck() error {
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	missing := 0
+	line := func(what string, err error, ok string) {
+		if err != nil {
+			missing++
+			fmt.Fprintf(w, "%s\tno\t%v\n", what, err)
+			return
+		}
+		fmt.Fprintf(w, "%s\tyes\t%s\n", what, ok)
+	}
+
+	var uts unix.Utsname
+	_ = unix.Uname(&uts)
+	fmt.Fprintf(w, "kernel\t%s\t%s\n", unix.ByteSliceToString(uts.Release[:]), unix.ByteSliceToString(uts.Machine[:]))
+	line("privileges", loader.CheckPrivileges(), "CAP_BPF and CAP_PERFMON (or root)")
+	_, err := btf.LoadKernelSpec()
+	if err != nil {
+		err = loader.ErrNoBTF
+	}
+	line("BTF", err, "/sys/kernel/btf/vmlinux")
+	line("ring buffer", features.HaveMapType(ebpf.RingBuf), "BPF_MAP_TYPE_RINGBUF (5.8+)")
+	line("tracefs", loader.EnsureTracefs(), loader.TracefsPath)
+	line("bpffs", loader.EnsureBPFFS(), loader.BPFFSPath)
+
+	for _, t := range tools {
+		spec, err := t.spec()
+		if err != nil {
+			line(t.name, err, "")
+			continue
+		}
+		var have, lack []string
+		for _, name := range slices.Sorted(maps.Keys(spec.Programs)) {
+			h, err := loader.HookOf(spec.Programs[name])
+			if err == nil {
+				err = h.Available()
+			}
+			if err != nil {
+				lack = append(lack, err.Error())
+			} else {
+				have = append(have, h.Name)
+			}
+		}
+		switch {
+		case len(have) == 0:
+			line(t.name, fmt.Errorf("%s", strings.Join(lack, "; ")), "")
+		case len(lack) > 0:
+			fmt.Fprintf(w, "%s\tyes\t%d hooks; without: %s\n", t.name, len(have), strings.Join(lack, "; "))
+		default:
+			fmt.Fprintf(w, "%s\tyes\tall %d hooks: %s\n", t.name, len(have), strings.Join(have, ", "))
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if missing > 0 {
+		return fmt.Errorf("%d of bpfkit's needs are missing (see above)", missing)
+	}
+	return nil
+}

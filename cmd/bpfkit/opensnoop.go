@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
+	"github.com/bpfkit/bpfkit/pkg/trace/output"
+)
+
+func newOpensnoopCmd(g *globalFlags) *cobra.Command {
+	var (
+		cfg    opensnoop.Config
+		fields opensnoop.FieldOptions
+		run    runFlags
+		uid    int64
+	)
+	cmd := &cobra.Command{
+		Use:   "opensnoop",
+		Short: "Trace open(2), openat(2) and openat2(2) as they return",
+		Example: `  bpfkit opensnoop                 # every open on the machine
+  bpfkit opensnoop -p 1234 -F      # one process, absolute paths
+  bpfkit opensnoop -x -n nginx     # failed opens of nginx
+  bpfkit opensnoop -o json | jq .  # JSON lines`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := g.format()
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("uid") {
+				u := uint32(uid)
+				cfg.Filter.UID = &u
+			}
+			cfg.FullPath = fields.FullPath
+			cfg.Debug = g.debug
+			if err := run.validate(); err != nil {
+				return err
+			}
+			t, err := opensnoop.New(cfg)
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			p := output.NewPrinter(os.Stdout, format, opensnoop.Fields(fields))
+			return stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*opensnoop.Event) error) (loader.Stats, error) {
+				return t.Run(ctx, opts, emit)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.Uint32VarP(&cfg.Filter.PID, "pid", "p", 0, "trace this process only")
+	f.Uint32VarP(&cfg.Filter.TID, "tid", "t", 0, "trace this thread only")
+	f.Int64VarP(&uid, "uid", "u", 0, "trace this user id only")
+	f.StringVarP(&cfg.Filter.Comm, "name", "n", "", "trace tasks with this name (comm) only")
+	f.StringVar(&cfg.Filter.Cgroup, "cgroup", "", "trace tasks in this cgroup v2 directory only")
+	f.BoolVarP(&cfg.FailedOnly, "failed", "x", false, "show failed opens only")
+	f.BoolVarP(&fields.FullPath, "full-path", "F", false, "show absolute paths, resolved in the kernel")
+	f.BoolVarP(&fields.Timestamps, "timestamp", "T", false, "show a time column")
+	f.IntVar(&cfg.RingSize, "ring-size", loader.DefaultRingSize, "ring buffer size in bytes (a power of two)")
+	run.register(cmd)
+	return cmd
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/output"
+)
+
+// runFlags are the flags of every streaming tracer: when to stop.
+type runFlags struct {
+	duration time.Duration
+	count    uint64
+}
+
+func (r *runFlags) register(cmd *cobra.Command) {
+	cmd.Flags().DurationVarP(&r.duration, "duration", "d", 0, "stop after this long (e.g. 10s, 5m)")
+	cmd.Flags().Uint64Var(&r.count, "count", 0, "stop after this many events")
+}
+
+func (r *runFlags) validate() error {
+	if r.duration < 0 {
+		return fmt.Errorf("--duration %s: must not be negative", r.duration)
+	}
+	return nil
+}
+
+// stream runs a tracer into a printer until Ctrl-C, SIGTERM, --duration or
+// --count, reporting lost events on stderr as they happen and a summary at
+// the end.
+func stream[E any](ctx context.Context, r *runFlags, p *output.Printer[E],
+	run func(context.Context, loader.StreamOptions, func(*E) error) (loader.Stats, error)) error {
+	if r.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.duration)
+		defer cancel()
+	}
+	if err := p.Header(); err != nil {
+		return err
+	}
+	var printed uint64
+	st, err := run(ctx, loader.StreamOptions{
+		Flush: p.Flush,
+		Lost:  func(total uint64) { fmt.Fprintf(os.Stderr, "bpfkit: lost %d events\n", total) },
+	}, func(e *E) error {
+		if err := p.Print(e); err != nil {
+			return err
+		}
+		printed++
+		if r.count > 0 && printed >= r.count {
+			return loader.ErrStop
+		}
+		return nil
+	})
+	if ferr := p.Flush(); err == nil {
+		err = ferr
+	}
+	if st.Lost > 0 {
+		fmt.Fprintf(os.Stderr, "bpfkit: lost %d events\n", st.Lost)
+	}
+	fmt.Fprintf(os.Stderr, "bpfkit: %d events, %d lost\n", printed, st.Lost)
+	return err
+}

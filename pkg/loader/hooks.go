@@ -1,0 +1,99 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+)
+
+// HookKind is where in the kernel a program runs.
+type HookKind int
+
+const (
+	HookTracepoint    HookKind = iota + 1 // tracepoint/GROUP/NAME
+	HookBTFTracepoint                     // tp_btf/NAME
+	HookRawTracepoint                     // raw_tracepoint/NAME
+)
+
+// Hook is the attach point a program's ELF section names.
+type Hook struct {
+	Kind  HookKind
+	Group string // tracepoint group, e.g. "syscalls"
+	Name  string // tracepoint name, e.g. "sys_enter_openat"
+}
+
+func (h Hook) String() string {
+	switch h.Kind {
+	case HookTracepoint:
+		return "tracepoint " + h.Group + ":" + h.Name
+	case HookBTFTracepoint:
+		return "BTF tracepoint " + h.Name
+	case HookRawTracepoint:
+		return "raw tracepoint " + h.Name
+	}
+	return "unknown hook"
+}
+
+// HookOf parses a program's section name.
+func HookOf(p *ebpf.ProgramSpec) (Hook, error) {
+	kind, rest, _ := strings.Cut(p.SectionName, "/")
+	switch kind {
+	case "tracepoint", "tp":
+		group, name, ok := strings.Cut(rest, "/")
+		if !ok {
+			break
+		}
+		return Hook{Kind: HookTracepoint, Group: group, Name: name}, nil
+	case "tp_btf":
+		return Hook{Kind: HookBTFTracepoint, Name: rest}, nil
+	case "raw_tracepoint", "raw_tp":
+		return Hook{Kind: HookRawTracepoint, Name: rest}, nil
+	}
+	return Hook{}, fmt.Errorf("program %s: unsupported section %q", p.Name, p.SectionName)
+}
+
+// Available reports whether this kernel has the hook, and if not, why.
+// Tracepoint hooks need tracefs mounted (EnsureTracefs).
+func (h Hook) Available() error {
+	switch h.Kind {
+	case HookTracepoint:
+		dir := filepath.Join(tracefsRoot(), "events", h.Group, h.Name)
+		if _, err := os.Stat(dir); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("this kernel has no tracepoint %s:%s", h.Group, h.Name)
+			}
+			return fmt.Errorf("look up tracepoint %s:%s: %w", h.Group, h.Name, err)
+		}
+		return nil
+	case HookBTFTracepoint, HookRawTracepoint:
+		spec, err := btf.LoadKernelSpec()
+		if err != nil {
+			return fmt.Errorf("%s: %w", h, ErrNoBTF)
+		}
+		var fn *btf.Typedef
+		if err := spec.TypeByName("btf_trace_"+h.Name, &fn); err != nil {
+			return fmt.Errorf("this kernel has no raw tracepoint %s", h.Name)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown hook kind %d", h.Kind)
+}
+
+// attach attaches prog at h.
+func (h Hook) attach(prog *ebpf.Program) (link.Link, error) {
+	switch h.Kind {
+	case HookTracepoint:
+		return link.Tracepoint(h.Group, h.Name, prog, nil)
+	case HookBTFTracepoint:
+		return link.AttachTracing(link.TracingOptions{Program: prog})
+	case HookRawTracepoint:
+		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: h.Name, Program: prog})
+	}
+	return nil, fmt.Errorf("unknown hook kind %d", h.Kind)
+}
