@@ -2,8 +2,11 @@ package testkit
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -43,4 +46,43 @@ func Command(t testing.TB, name string, args ...string) *exec.Cmd {
 	cmd.Env = append(os.Environ(), childEnv+"="+name)
 	cmd.Stderr = os.Stderr
 	return cmd
+}
+
+// AsUser makes cmd (from Command) run as uid and gid with no capabilities.
+// The test binary usually sits in a directory only root may enter, so the
+// command runs a world-executable copy of it.
+func AsUser(t testing.TB, cmd *exec.Cmd, uid, gid uint32) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "bpfkit-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	public := filepath.Join(dir, filepath.Base(cmd.Path))
+	if err := copyFile(cmd.Path, public, 0o755); err != nil {
+		t.Fatalf("copy test binary for uid %d: %v", uid, err)
+	}
+	cmd.Path = public
+	cmd.Args[0] = public
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+}
+
+func copyFile(from, to string, mode os.FileMode) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

@@ -1,0 +1,442 @@
+package opensnoop_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
+)
+
+func TestMain(m *testing.M) {
+	testkit.Register("opens", childOpens)
+	testkit.Register("openloop", childOpenLoop)
+	testkit.Register("named", childNamed)
+	testkit.Main(m)
+}
+
+// step is what the child did for one open, reported on its stdout.
+type step struct {
+	Name  string `json:"name"`
+	Dir   string `json:"dir"`   // directory the name is relative to
+	Flags uint32 `json:"flags"` // as passed
+	Mode  uint32 `json:"mode"`
+	FD    int    `json:"fd"`
+	Errno int    `json:"errno"`
+}
+
+// childOpens waits for a line on stdin, then opens the workload's files
+// (args[0] is the test's directory) and reports each call as JSON.
+func childOpens(args []string) int {
+	root := args[0]
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		return 2
+	}
+	out := json.NewEncoder(os.Stdout)
+	do := func(dirfd int, dir, name string, flags, mode uint32) int {
+		fd, err := unix.Openat(dirfd, name, int(flags), mode)
+		s := step{Name: name, Dir: dir, Flags: flags, Mode: mode, FD: fd}
+		if err != nil {
+			s.FD, s.Errno = -1, int(err.(syscall.Errno))
+		}
+		_ = out.Encode(s)
+		return fd
+	}
+	abs := filepath.Join(root, "abs.txt")
+	do(unix.AT_FDCWD, "", abs, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+
+	if err := unix.Chdir(filepath.Join(root, "cwd")); err != nil {
+		return 3
+	}
+	do(unix.AT_FDCWD, filepath.Join(root, "cwd"), "rel.txt", unix.O_RDONLY, 0)
+
+	other := filepath.Join(root, "other")
+	dirfd := do(unix.AT_FDCWD, "", other, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	do(dirfd, other, "sub/at.txt", unix.O_WRONLY|unix.O_APPEND, 0)
+	do(unix.AT_FDCWD, filepath.Join(root, "cwd"), "missing.txt", unix.O_RDONLY, 0)
+	do(dirfd, other, "missing-at.txt", unix.O_RDONLY, 0)
+	do(unix.AT_FDCWD, "", filepath.Join(root, "created.txt"), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o640)
+	do(unix.AT_FDCWD, "", longPath(root), unix.O_RDONLY, 0)
+	return 0
+}
+
+// longPath is a file more than 300 bytes deep below root.
+func longPath(root string) string {
+	p := root
+	for i := 0; i < 5; i++ {
+		p = filepath.Join(p, strings.Repeat(string(rune('a'+i)), 70))
+	}
+	return filepath.Join(p, "long.txt")
+}
+
+func mkfile(t *testing.T, path string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// copied is an Event that outlives the emit callback.
+type copied struct {
+	opensnoop.Event
+	path, full string
+}
+
+// child is a workload process blocked until go is called.
+type child struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout *bufio.Reader
+}
+
+func startChild(t *testing.T, cmd *exec.Cmd) *child {
+	t.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return &child{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(stdout)}
+}
+
+// collect traces with cfg while the child runs its workload to the end and
+// returns the events and what the child printed afterwards.
+func collect(t *testing.T, cfg opensnoop.Config, c *child) ([]copied, []string, loader.Stats) {
+	t.Helper()
+	tr, err := opensnoop.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		events []copied
+		st     loader.Stats
+		runErr error
+		wg     sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		st, runErr = tr.Run(ctx, loader.StreamOptions{}, func(e *opensnoop.Event) error {
+			c := copied{Event: *e, path: string(e.Path), full: string(e.FullPath)}
+			c.Comm = append([]byte(nil), e.Comm...)
+			c.Path, c.FullPath = nil, nil
+			events = append(events, c)
+			return nil
+		})
+	}()
+	if _, err := fmt.Fprintln(c.stdin, "go"); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(c.stdout)
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	cancel()
+	wg.Wait()
+	if runErr != nil {
+		t.Fatal(runErr)
+	}
+	return events, strings.Split(strings.TrimSpace(string(out)), "\n"), st
+}
+
+// trace runs the child with args, filtered on its pid.
+func trace(t *testing.T, cfg opensnoop.Config, name string, args ...string) ([]copied, []string, loader.Stats) {
+	t.Helper()
+	c := startChild(t, testkit.Command(t, name, args...))
+	cfg.Filter.PID = uint32(c.cmd.Process.Pid)
+	return collect(t, cfg, c)
+}
+
+func TestOpensnoopCases(t *testing.T) {
+	testkit.RequireRoot(t)
+	root := t.TempDir()
+	mkfile(t, filepath.Join(root, "abs.txt"))
+	mkfile(t, filepath.Join(root, "cwd", "rel.txt"))
+	mkfile(t, filepath.Join(root, "other", "sub", "at.txt"))
+	mkfile(t, longPath(root))
+
+	events, lines, st := trace(t, opensnoop.Config{FullPath: true}, "opens", root)
+	if st.Lost != 0 {
+		t.Errorf("lost %d events", st.Lost)
+	}
+	var steps []step
+	for _, l := range lines {
+		var s step
+		if err := json.Unmarshal([]byte(l), &s); err != nil {
+			t.Fatalf("child said %q: %v", l, err)
+		}
+		steps = append(steps, s)
+	}
+	if len(steps) != 8 {
+		t.Fatalf("child made %d opens, want 8", len(steps))
+	}
+	if len(events) != len(steps) {
+		for _, e := range events {
+			t.Logf("event: %q fd=%d errno=%d", e.path, e.FD, e.Errno)
+		}
+		t.Fatalf("got %d events, want %d", len(events), len(steps))
+	}
+	for i, s := range steps {
+		e := events[i]
+		wantFull := s.Name
+		if s.Dir != "" {
+			wantFull = filepath.Join(s.Dir, s.Name)
+		}
+		if e.path != s.Name || e.full != wantFull || int(e.FD) != s.FD || int(e.Errno) != s.Errno ||
+			e.Flags != s.Flags || e.Mode != s.Mode || e.PID != cfgPID(events) || e.TID == 0 ||
+			e.FullPathFromName != (s.Errno != 0) || e.PathTruncated || e.FullPathTruncated {
+			t.Errorf("open %d: got path=%q full=%q fd=%d errno=%d flags=%#o mode=%#o fromName=%v\n"+
+				"                  want path=%q full=%q fd=%d errno=%d flags=%#o mode=%#o fromName=%v",
+				i, e.path, e.full, e.FD, e.Errno, e.Flags, e.Mode, e.FullPathFromName,
+				s.Name, wantFull, s.FD, s.Errno, s.Flags, s.Mode, s.Errno != 0)
+		}
+	}
+	if e := events[4]; e.Errno != unix.ENOENT {
+		t.Errorf("missing file: errno %v, want ENOENT", e.Errno)
+	}
+	if e := events[6]; e.Mode != 0o640 || e.Flags&unix.O_CREAT == 0 {
+		t.Errorf("O_CREAT: mode %#o flags %#x", e.Mode, e.Flags)
+	}
+	if n := len(events[7].full); n <= 300 {
+		t.Errorf("long path is %d bytes, want > 300", n)
+	}
+}
+
+// cfgPID is the pid every event of one traced child shares.
+func cfgPID(events []copied) uint32 { return events[0].PID }
+
+func TestOpensnoopFailedOnly(t *testing.T) {
+	testkit.RequireRoot(t)
+	root := t.TempDir()
+	mkfile(t, filepath.Join(root, "abs.txt"))
+	mkfile(t, filepath.Join(root, "cwd", "rel.txt"))
+	mkfile(t, filepath.Join(root, "other", "sub", "at.txt"))
+	mkfile(t, longPath(root))
+
+	events, _, _ := trace(t, opensnoop.Config{FailedOnly: true}, "opens", root)
+	var names []string
+	for _, e := range events {
+		names = append(names, e.path)
+		if e.full != "" {
+			t.Errorf("full path %q without FullPath", e.full)
+		}
+	}
+	if got, want := strings.Join(names, ","), "missing.txt,missing-at.txt"; got != want {
+		t.Errorf("failed opens: %s, want %s", got, want)
+	}
+}
+
+// childOpenLoop opens args[1] args[0] times as fast as it can.
+func childOpenLoop(args []string) int {
+	var n int
+	fmt.Sscan(args[0], &n)
+	path := args[1]
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		return 2
+	}
+	for i := 0; i < n; i++ {
+		fd, err := unix.Open(path, unix.O_RDONLY, 0)
+		if err != nil {
+			return 3
+		}
+		unix.Close(fd)
+	}
+	return 0
+}
+
+// TestOpensnoopNothingLost: a tight loop of opens gives exactly as many
+// events, with the default ring buffer.
+func TestOpensnoopNothingLost(t *testing.T) {
+	testkit.RequireRoot(t)
+	const n = 200_000
+	path := filepath.Join(t.TempDir(), "f")
+	mkfile(t, path)
+
+	c := startChild(t, testkit.Command(t, "openloop", fmt.Sprint(n), path))
+	cmd := c.cmd
+	tr, err := opensnoop.New(opensnoop.Config{Filter: loader.TaskFilter{PID: uint32(cmd.Process.Pid)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var (
+		matched uint64
+		st      loader.Stats
+		runErr  error
+	)
+	go func() {
+		defer close(done)
+		st, runErr = tr.Run(ctx, loader.StreamOptions{}, func(e *opensnoop.Event) error {
+			if string(e.Path) == path && e.FD >= 0 {
+				matched++
+			}
+			return nil
+		})
+	}()
+	fmt.Fprintln(c.stdin, "go")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	cancel()
+	<-done
+	if runErr != nil {
+		t.Fatal(runErr)
+	}
+	if matched != n || st.Lost != 0 {
+		t.Fatalf("got %d events of %d opens (%d records), lost %d", matched, n, st.Events, st.Lost)
+	}
+}
+
+// childNamed names its thread args[0], prints its tid, and after "go"
+// opens args[1] once from that thread.
+func childNamed(args []string) int {
+	runtime.LockOSThread()
+	name, err := unix.BytePtrFromString(args[0])
+	if err != nil {
+		return 2
+	}
+	if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0); err != nil {
+		return 2
+	}
+	fmt.Println(unix.Gettid())
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		return 3
+	}
+	fd, err := unix.Open(args[1], unix.O_RDONLY, 0)
+	if err != nil {
+		return 4
+	}
+	unix.Close(fd)
+	return 0
+}
+
+// cgroup2Root finds where the cgroup v2 hierarchy is mounted.
+func cgroup2Root(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if pre, post, ok := strings.Cut(line, " - "); ok && strings.HasPrefix(post, "cgroup2 ") {
+			return strings.Fields(pre)[4]
+		}
+	}
+	testkit.Skip(t, "no cgroup v2 hierarchy is mounted")
+	return ""
+}
+
+// TestOpensnoopFilters: each in-kernel filter selects exactly the child's
+// one open, with no pid filter to help.
+func TestOpensnoopFilters(t *testing.T) {
+	testkit.RequireRoot(t)
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, c *exec.Cmd) // before start
+		cfg   func(t *testing.T, c *child, tid uint32) opensnoop.Config
+	}{
+		{"comm", nil, func(t *testing.T, c *child, tid uint32) opensnoop.Config {
+			return opensnoop.Config{Filter: loader.TaskFilter{Comm: commOf(t)}}
+		}},
+		{"tid", nil, func(t *testing.T, c *child, tid uint32) opensnoop.Config {
+			return opensnoop.Config{Filter: loader.TaskFilter{TID: tid}}
+		}},
+		{"uid", func(t *testing.T, c *exec.Cmd) { testkit.AsUser(t, c, 65534, 65534) },
+			func(t *testing.T, c *child, tid uint32) opensnoop.Config {
+				uid := uint32(65534)
+				return opensnoop.Config{Filter: loader.TaskFilter{UID: &uid}}
+			}},
+		{"cgroup", nil, func(t *testing.T, c *child, tid uint32) opensnoop.Config {
+			dir, err := os.MkdirTemp(cgroup2Root(t), "bpfkit-test-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_ = c.cmd.Process.Kill()
+				_ = c.cmd.Wait()
+				_ = os.Remove(dir)
+			})
+			if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(c.cmd.Process.Pid)), 0); err != nil {
+				t.Fatal(err)
+			}
+			return opensnoop.Config{Filter: loader.TaskFilter{Cgroup: dir}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, err := os.MkdirTemp("", "bpfkit-test-") // readable by uid 65534
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			if err := os.Chmod(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "target-"+tc.name)
+			mkfile(t, path)
+			cmd := testkit.Command(t, "named", commOf(t), path)
+			if tc.setup != nil {
+				tc.setup(t, cmd)
+			}
+			c := startChild(t, cmd)
+			line, err := c.stdout.ReadString('\n')
+			if err != nil {
+				t.Fatalf("child: %v", err)
+			}
+			tid, _ := strconv.Atoi(strings.TrimSpace(line))
+			events, _, _ := collect(t, tc.cfg(t, c, uint32(tid)), c)
+			var mine int
+			for _, e := range events {
+				if e.path == path && e.TID == uint32(tid) && e.PID == uint32(c.cmd.Process.Pid) {
+					mine++
+				}
+				if tc.name != "uid" && e.PID != uint32(c.cmd.Process.Pid) {
+					t.Errorf("event of another process passed the %s filter: pid %d comm %s path %s", tc.name, e.PID, e.Comm, e.path)
+				}
+				if tc.name == "uid" && e.UID != 65534 {
+					t.Errorf("event of uid %d passed the uid filter", e.UID)
+				}
+			}
+			if mine != 1 {
+				t.Errorf("%s filter: %d events of the child's open, want 1 (of %d events)", tc.name, mine, len(events))
+			}
+		})
+	}
+}
+
+// commOf returns a task name unique to this test run.
+func commOf(t *testing.T) string {
+	return fmt.Sprintf("bk%d", os.Getpid()%1000000)
+}
