@@ -89,7 +89,7 @@ func TestDecodeRejectsShortRecords(t *testing.T) {
 
 func TestAppendFlags(t *testing.T) {
 	for flags, want := range map[uint32]string{
-		unix.O_RDONLY:                                 "O_RDONLY",
+		unix.O_RDONLY: "O_RDONLY",
 		unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC:   "O_WRONLY|O_CREAT|O_TRUNC",
 		unix.O_RDWR | unix.O_CLOEXEC | unix.O_SYNC:    "O_RDWR|O_SYNC|O_CLOEXEC",
 		unix.O_RDONLY | unix.O_DSYNC:                  "O_RDONLY|O_DSYNC",
