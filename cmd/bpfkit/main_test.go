@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+)
+
+func TestMain(m *testing.M) {
+	// The test binary doubles as bpfkit: tests run it as a child.
+	testkit.Register("bpfkit", func(args []string) int {
+		os.Args = append([]string{"bpfkit"}, args...)
+		return run()
+	})
+	testkit.Register("open-as", childOpenAs)
+	testkit.Main(m)
+}
+
+// bpfkit returns a command that runs bpfkit with args.
+func bpfkit(t *testing.T, args ...string) *exec.Cmd {
+	return testkit.Command(t, "bpfkit", args...)
+}
+
+// runBpfkit runs bpfkit to the end and returns stdout, stderr, exit code.
+func runBpfkit(t *testing.T, cmd *exec.Cmd) (string, string, int) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+// oneLineError checks a failed run: exit code 1 and a single line on stderr
+// that contains every one of wants.
+func oneLineError(t *testing.T, stderr string, code int, wants ...string) {
+	t.Helper()
+	if code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	if strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "bpfkit: ") {
+		t.Errorf("want one line starting with 'bpfkit: ', got %q", stderr)
+	}
+	for _, w := range wants {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("error %q does not mention %q", stderr, w)
+		}
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		wants []string
+	}{
+		{[]string{"opensnoop", "--bogus"}, []string{"unknown flag: --bogus", "bpfkit opensnoop --help"}},
+		{[]string{"opensnoop", "-o", "yaml"}, []string{`"yaml"`, "table or json"}},
+		{[]string{"opensnoop", "--ring-size", "1000"}, []string{"power of two"}},
+		{[]string{"opensnoop", "--pid", "abc"}, []string{"--pid"}},
+		{[]string{"opensnoop", "extra"}, []string{"unknown command"}},
+		{[]string{"opensnoop", "-n", "a-very-long-task-name"}, []string{"15 bytes"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			_, stderr, code := runBpfkit(t, bpfkit(t, tc.args...))
+			oneLineError(t, stderr, code, tc.wants...)
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	stdout, _, code := runBpfkit(t, bpfkit(t, "--version"))
+	if code != 0 || !strings.HasPrefix(stdout, "bpfkit version ") {
+		t.Errorf("--version: %q (exit %d)", stdout, code)
+	}
+}
+
+func TestNotPrivileged(t *testing.T) {
+	testkit.RequireRoot(t) // to become someone else
+	cmd := bpfkit(t, "opensnoop")
+	testkit.AsUser(t, cmd, 65534, 65534)
+	_, stderr, code := runBpfkit(t, cmd)
+	oneLineError(t, stderr, code, "CAP_BPF", "CAP_PERFMON", "sudo")
+}
+
+func TestMissingCgroup(t *testing.T) {
+	testkit.RequireRoot(t)
+	_, stderr, code := runBpfkit(t, bpfkit(t, "opensnoop", "--cgroup", "/sys/fs/cgroup/no-such-cgroup-bpfkit"))
+	oneLineError(t, stderr, code, "no-such-cgroup-bpfkit", "does not exist")
+}
+
+// TestOpensnoopJSON runs the CLI end to end: a file with a newline and
+// invalid UTF-8 in its name comes out as valid JSON with its full path,
+// and --count stops it with a summary.
+func TestOpensnoopJSON(t *testing.T) {
+	testkit.RequireRoot(t)
+	dir := t.TempDir()
+	name := "odd\nname\xff.txt"
+	target := filepath.Join(dir, name)
+	if err := os.WriteFile(target, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := bpfkit(t, "opensnoop", "-o", "json", "-F", "-x", "--count", "1", "-n", "bpfkit-probe")
+	cmd.Dir = dir
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	// Open the file from a task named bpfkit-probe, failing on purpose
+	// (O_DIRECTORY on a regular file) until bpfkit has attached and seen it.
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	deadline := time.After(30 * time.Second)
+	var line string
+wait:
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("bpfkit ended without output: %s", stderr.String())
+			}
+			line = l
+			break wait
+		case <-deadline:
+			t.Fatal("no event within 30s")
+		case <-time.After(50 * time.Millisecond):
+			openAsNamed(t, "bpfkit-probe", dir, name)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("bpfkit: %v: %s", err, stderr.String())
+	}
+	var ev map[string]any
+	if err := json.Unmarshal([]byte(line), &ev); err != nil {
+		t.Fatalf("not JSON: %v: %q", err, line)
+	}
+	if ev["comm"] != "bpfkit-probe" || ev["errno"] != float64(syscall.ENOTDIR) || ev["fd"] != -1.0 ||
+		ev["path"] != "odd\nname\ufffd.txt" || ev["full_path"] != filepath.Join(dir, "odd\nname\ufffd.txt") ||
+		ev["full_path_from_name"] != true {
+		t.Errorf("event %v", ev)
+	}
+	if !strings.Contains(stderr.String(), "bpfkit: 1 events, 0 lost") {
+		t.Errorf("no summary on stderr: %q", stderr.String())
+	}
+}
+
+// childOpenAs names its thread args[0], changes to directory args[1] and
+// opens args[2] there with O_DIRECTORY, which fails for a regular file.
+func childOpenAs(args []string) int {
+	runtime.LockOSThread()
+	name, err := unix.BytePtrFromString(args[0])
+	if err != nil {
+		return 2
+	}
+	if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0); err != nil {
+		return 2
+	}
+	if err := unix.Chdir(args[1]); err != nil {
+		return 3
+	}
+	if fd, err := unix.Open(args[2], unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
+		unix.Close(fd)
+	}
+	return 0
+}
+
+func openAsNamed(t *testing.T, comm, dir, name string) {
+	t.Helper()
+	if err := testkit.Command(t, "open-as", comm, dir, name).Run(); err != nil {
+		t.Fatalf("open-as: %v", err)
+	}
+}
+
+// startOpensnoop starts bpfkit opensnoop with args and waits for its
+// header, which it prints once attached.
+func startOpensnoop(t *testing.T, args ...string) (*exec.Cmd, *bufio.Reader, io.ReadCloser, *bytes.Buffer) {
+	t.Helper()
+	cmd := bpfkit(t, append([]string{"opensnoop"}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	r := bufio.NewReader(stdout)
+	header, err := r.ReadString('\n')
+	if err != nil || !strings.Contains(header, "PATH") {
+		t.Fatalf("header %q: %v; stderr: %s", header, err, stderr.String())
+	}
+	return cmd, r, stdout, &stderr
+}
+
+// TestSIGTERM: bpfkit detaches, flushes and summarises on SIGTERM.
+func TestSIGTERM(t *testing.T) {
+	testkit.RequireRoot(t)
+	cmd, _, _, stderr := startOpensnoop(t, "-n", "no-such-task-x")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v: %s", err, stderr.String())
+	}
+	if got := stderr.String(); got != "bpfkit: 0 events, 0 lost\n" {
+		t.Errorf("stderr %q", got)
+	}
+}
+
+// TestClosedPipe: `bpfkit opensnoop | head -1` ends quietly once head has gone.
+func TestClosedPipe(t *testing.T) {
+	testkit.RequireRoot(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd, _, stdout, stderr := startOpensnoop(t, "-n", "bpfkit-pipe")
+	stdout.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for i := 0; ; i++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("exit: %v: %s", err, stderr.String())
+			}
+			if strings.Contains(stderr.String(), "broken pipe") {
+				t.Errorf("stderr %q", stderr.String())
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+			if i > 600 {
+				t.Fatal("bpfkit did not stop after its reader went away")
+			}
+			openAsNamed(t, "bpfkit-pipe", dir, "f")
+		}
+	}
+}
