@@ -1,0 +1,342 @@
+// Command vmtest fetches kernels and runs the kernel × package test matrix.
+//
+//	vmtest fetch [-update] [KERNEL...]
+//	vmtest matrix [flags] [PACKAGES...]
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/bpfkit/bpfkit/vmtest"
+)
+
+func main() {
+	flag.Usage = usage
+	flag.Parse()
+	if flag.NArg() < 1 {
+		usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch flag.Arg(0) {
+	case "fetch":
+		os.Exit(fetch(ctx, flag.Args()[1:]))
+	case "matrix":
+		os.Exit(matrix(ctx, flag.Args()[1:]))
+	default:
+		usage()
+		os.Exit(2)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, `usage:
+  vmtest fetch [-update] [KERNEL...]   download kernels into .vmtest/ (default: `+strings.Join(vmtest.DefaultKernels, " ")+`)
+  vmtest matrix [flags] [PACKAGE...]   run every package's tests on every kernel (default ./...)
+Run "vmtest matrix -h" for the matrix flags.`)
+}
+
+func splitList(specs []string) []string {
+	var out []string
+	for _, s := range specs {
+		out = append(out, strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })...)
+	}
+	return out
+}
+
+func fetch(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("fetch", flag.ExitOnError)
+	update := fs.Bool("update", false, "refresh the package lists and fetch newer kernels")
+	cache := fs.String("cache", "", "cache directory (default .vmtest at the module root)")
+	fs.Parse(args)
+	c := vmtest.NewCache(*cache)
+	specs := splitList(fs.Args())
+	if len(specs) == 0 {
+		specs = vmtest.DefaultKernels
+	}
+	rc := 0
+	for _, s := range specs {
+		if s == "host" {
+			continue
+		}
+		k, err := c.Fetch(ctx, s, *update)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vmtest: %s: %v\n", s, err)
+			rc = 1
+			continue
+		}
+		fmt.Printf("%-6s %s  %s\n", s, k.Release, k.Image)
+	}
+	return rc
+}
+
+type job struct {
+	kernel, pkg, bin, dir string
+}
+
+func matrix(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("matrix", flag.ExitOnError)
+	kernels := fs.String("kernels", strings.Join(vmtest.DefaultKernels, " "), "kernels (version prefixes) to test on; \"host\" = the running kernel")
+	host := fs.Bool("host", true, "also run the tests directly on the host kernel")
+	runner := fs.String("runner", "qemu", "qemu or vng")
+	vmrun := fs.String("vmrun", "", "vmrun binary (default: vmrun next to this program, else built)")
+	out := fs.String("out", "", "write the markdown table to this file (e.g. docs/compat.md)")
+	par := fs.Int("p", runtime.NumCPU(), "VMs to run in parallel")
+	run := fs.String("run", "", "-test.run pattern")
+	timeout := fs.Duration("timeout", 10*time.Minute, "-test.timeout per package")
+	verbose := fs.Bool("v", false, "print test output of every run, not only of failures")
+	withSelf := fs.Bool("self", false, "include vmtest's own packages (they start qemu; by default they run on the host only via go test ./vmtest/...)")
+	fs.Parse(args)
+	patterns := fs.Args()
+	if len(patterns) == 0 {
+		patterns = []string{"./..."}
+	}
+	root := vmtest.ModuleRoot()
+	if root == "" {
+		fmt.Fprintln(os.Stderr, "vmtest: run inside the bpfkit module")
+		return 2
+	}
+	cache := vmtest.NewCache("")
+
+	// Kernels first (serially: apt shares state).
+	m := vmtest.NewMatrix()
+	specs := splitList([]string{*kernels})
+	if *host && !contains(specs, "host") {
+		specs = append(specs, "host")
+	}
+	kernelArg := map[string]string{}
+	rc := 0
+	for _, s := range specs {
+		if s == "host" {
+			var u syscall.Utsname
+			syscall.Uname(&u)
+			m.Releases[s] = utsString(u.Release[:])
+			kernelArg[s] = "host"
+			m.Kernels = append(m.Kernels, s)
+			continue
+		}
+		k, err := cache.Resolve(ctx, s)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vmtest: kernel %s: %v\n", s, err)
+			rc = 1
+			continue
+		}
+		m.Releases[s] = k.Release
+		// The unpacked package root, so vmrun finds modules and config
+		// without resolving the prefix again.
+		kernelArg[s] = k.Root
+		if k.Root == "" {
+			kernelArg[s] = k.Image
+		}
+		m.Kernels = append(m.Kernels, s)
+	}
+
+	// Packages with tests.
+	pkgs, dirs, err := testPackages(ctx, root, patterns, *withSelf)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vmtest: %v\n", err)
+		return 2
+	}
+	m.Packages = pkgs
+	if len(pkgs) == 0 {
+		fmt.Fprintln(os.Stderr, "vmtest: no packages with tests")
+	}
+
+	// Tools.
+	bindir := filepath.Join(cache.Dir, "bin")
+	os.MkdirAll(bindir, 0o755)
+	if *vmrun == "" {
+		if exe, err := os.Executable(); err == nil && isFile(filepath.Join(filepath.Dir(exe), "vmrun")) {
+			*vmrun = filepath.Join(filepath.Dir(exe), "vmrun")
+		} else {
+			if err := goBuild(ctx, root, filepath.Join(bindir, "vmrun"), "./vmtest/cmd/vmrun"); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 2
+			}
+			*vmrun = filepath.Join(bindir, "vmrun")
+		}
+	}
+	if os.Getenv("VMTEST_INIT") == "" {
+		if init, err := vmtest.FindInit(ctx); err == nil {
+			os.Setenv("VMTEST_INIT", init)
+		}
+	}
+
+	// Build each package's test binary once (static, so it runs in the guest).
+	// Under the cache, not /tmp: vng guests see the host filesystem but get
+	// their own /tmp.
+	testdir, err := os.MkdirTemp(cache.Dir, "tests-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer os.RemoveAll(testdir)
+	bins := map[string]string{}
+	for i, p := range pkgs {
+		bin := filepath.Join(testdir, fmt.Sprintf("%03d-%s.test", i, filepath.Base(p)))
+		cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, p)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if outb, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "vmtest: go test -c %s: %v\n%s", p, err, outb)
+			for _, k := range m.Kernels {
+				m.Set(k, p, &vmtest.Outcome{Status: "build-fail", Output: string(outb)})
+			}
+			continue
+		}
+		if isFile(bin) {
+			bins[p] = bin
+		}
+	}
+
+	var jobs []job
+	for _, k := range m.Kernels {
+		for _, p := range pkgs {
+			if bins[p] != "" {
+				jobs = append(jobs, job{k, p, bins[p], dirs[p]})
+			}
+		}
+	}
+	jobc := make(chan job)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range max(*par, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobc {
+				o := runJob(ctx, j, *vmrun, kernelArg[j.kernel], *runner, *run, *timeout)
+				mu.Lock()
+				m.Set(j.kernel, j.pkg, o)
+				fmt.Fprintf(os.Stderr, "vmtest: %-6s %-50s %s (%.1fs)\n", j.kernel, strings.TrimPrefix(j.pkg, vmtest.ModulePath+"/"), o.Cell(), o.Elapsed)
+				if o.IsFailure() || *verbose {
+					fmt.Fprintf(os.Stderr, "---- output %s on %s ----\n%s---- end ----\n", j.pkg, j.kernel, o.Output)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, j := range jobs {
+		jobc <- j
+	}
+	close(jobc)
+	wg.Wait()
+
+	fmt.Print("\n" + m.Text(vmtest.ModulePath+"/"))
+	if *out != "" {
+		gen := fmt.Sprintf("Last run: %s, runner %s, accelerator %s.", time.Now().UTC().Format("2006-01-02 15:04 UTC"), *runner, vmtest.Accel())
+		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err == nil {
+			err = os.WriteFile(*out, []byte(m.Markdown(vmtest.ModulePath+"/", gen)), 0o644)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vmtest: write %s: %v\n", *out, err)
+			rc = 1
+		} else {
+			fmt.Printf("wrote %s\n", *out)
+		}
+	}
+	if m.Failed() {
+		rc = 1
+	}
+	return rc
+}
+
+func runJob(ctx context.Context, j job, vmrun, kernel, runner, run string, timeout time.Duration) *vmtest.Outcome {
+	args := []string{"tool", "test2json", "-t", "-p", j.pkg, vmrun, "-kernel", kernel, "-runner", runner, j.bin,
+		"-test.v=test2json", "-test.count=1", "-test.timeout=" + timeout.String()}
+	if run != "" {
+		args = append(args, "-test.run="+run)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = j.dir
+	var buf bytes.Buffer
+	cmd.Stdout = &buf
+	cmd.Stderr = &buf
+	start := time.Now()
+	cmd.Run()
+	o, err := vmtest.ParseTestJSON(&buf)
+	if err != nil && o.Status == "" {
+		o.Status = "vm-error"
+	}
+	if o.Elapsed == 0 {
+		o.Elapsed = time.Since(start).Seconds()
+	}
+	return o
+}
+
+// testPackages lists the packages matching patterns that have test files,
+// with their directories. vmtest's own packages are left out unless self.
+func testPackages(ctx context.Context, root string, patterns []string, self bool) ([]string, map[string]string, error) {
+	args := append([]string{"list", "-f", "{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{.Dir}}{{end}}"}, patterns...)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	outb, err := cmd.Output()
+	if err != nil {
+		return nil, nil, fmt.Errorf("go list: %v\n%s", err, stderr.String())
+	}
+	var pkgs []string
+	dirs := map[string]string{}
+	self_ := vmtest.ModulePath + "/vmtest"
+	for _, line := range strings.Split(strings.TrimSpace(string(outb)), "\n") {
+		p, d, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		if !self && (p == self_ || strings.HasPrefix(p, self_+"/")) && !strings.HasPrefix(p, self_+"/testdata/") {
+			continue
+		}
+		pkgs = append(pkgs, p)
+		dirs[p] = d
+	}
+	return pkgs, dirs, nil
+}
+
+func goBuild(ctx context.Context, root, out, pkg string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+func utsString(b []int8) string {
+	var s []byte
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		s = append(s, byte(c))
+	}
+	return string(s)
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

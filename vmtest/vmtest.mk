@@ -1,0 +1,49 @@
+# vmtest.mk — run the Go tests on several Debian kernels in qemu VMs.
+# Include from the top-level Makefile:   include vmtest/vmtest.mk
+#
+#   make vmtest                     all packages × KERNELS + host, table → docs/compat.md
+#   make vmtest KERNELS="6.1 7.2"   a subset (major.minor prefixes; "7" = newest 7.x)
+#   make vmtest VMTEST_RUNNER=vng   boot through virtme-ng instead of the built-in runner
+#   make vmtest-fetch               download the kernels into .vmtest/ (once)
+#   make vmtest-unit                vmtest's own tests (host; starts qemu; needs root)
+#   make vmtest-clean               remove .vmtest/
+# See vmtest/README.md.
+
+VMTEST_ROOT   := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)
+VMTEST_CACHE  ?= $(VMTEST_ROOT)/.vmtest
+VMTEST_BIN    := $(VMTEST_CACHE)/bin
+KERNELS       ?= 5.10 6.1 6.12 7
+VMTEST_RUNNER ?= qemu
+VMTEST_PKGS   ?= ./...
+VMTEST_HOST   ?= 1
+VMTEST_OUT    ?= docs/compat.md
+VMTEST_RUN    ?=
+VMTEST_TIMEOUT ?= 10m
+VMTEST_PARALLEL ?= $(shell nproc 2>/dev/null || echo 2)
+VMTEST_FLAGS  ?=
+VMTEST_GO     ?= go
+
+export VMTEST_CACHE
+
+.PHONY: vmtest vmtest-fetch vmtest-tools vmtest-unit vmtest-clean
+
+vmtest-tools:
+	cd $(VMTEST_ROOT) && CGO_ENABLED=0 $(VMTEST_GO) build -o $(VMTEST_BIN)/ ./vmtest/cmd/vmrun ./vmtest/cmd/vminit ./vmtest/cmd/vmtest
+
+vmtest-fetch: vmtest-tools
+	$(VMTEST_BIN)/vmtest fetch $(KERNELS)
+
+vmtest: vmtest-fetch
+	cd $(VMTEST_ROOT) && $(VMTEST_BIN)/vmtest matrix \
+		-kernels "$(KERNELS)" -runner $(VMTEST_RUNNER) \
+		-host=$(if $(filter 1 true yes,$(VMTEST_HOST)),true,false) \
+		-p $(VMTEST_PARALLEL) -timeout $(VMTEST_TIMEOUT) \
+		$(if $(VMTEST_RUN),-run '$(VMTEST_RUN)') \
+		$(if $(VMTEST_OUT),-out $(VMTEST_OUT)) \
+		$(VMTEST_FLAGS) $(VMTEST_PKGS)
+
+vmtest-unit:
+	cd $(VMTEST_ROOT) && $(VMTEST_GO) test ./vmtest/...
+
+vmtest-clean:
+	rm -rf $(VMTEST_CACHE)
