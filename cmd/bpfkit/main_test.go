@@ -271,3 +271,22 @@ func TestClosedPipe(t *testing.T) {
 		}
 	}
 }
+
+func TestCheck(t *testing.T) {
+	testkit.RequireRoot(t)
+	stdout, stderr, code := runBpfkit(t, bpfkit(t, "check"))
+	if code != 0 {
+		t.Fatalf("check failed (%d): %s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"BTF", "ring buffer", "tracefs", "opensnoop"} {
+		found := false
+		for _, line := range strings.Split(stdout, "\n") {
+			if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(line, want) && strings.Contains(line, " yes ") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("check does not say %s is there:\n%s", want, stdout)
+		}
+	}
+}

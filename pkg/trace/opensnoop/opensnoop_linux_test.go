@@ -440,3 +440,54 @@ func TestOpensnoopFilters(t *testing.T) {
 func commOf(t *testing.T) string {
 	return fmt.Sprintf("bk%d", os.Getpid()%1000000)
 }
+
+// TestOpensnoopCountsLost: with a tiny ring and a stalled reader, events are
+// lost, and every one of them is counted: seen + lost = opens.
+func TestOpensnoopCountsLost(t *testing.T) {
+	testkit.RequireRoot(t)
+	const n = 3000
+	path := filepath.Join(t.TempDir(), "f")
+	mkfile(t, path)
+	c := startChild(t, testkit.Command(t, "openloop", fmt.Sprint(n), path))
+	tr, err := opensnoop.New(opensnoop.Config{Filter: loader.TaskFilter{PID: uint32(c.cmd.Process.Pid)}, RingSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	childDone := make(chan struct{})
+	done := make(chan struct{})
+	var (
+		seen     uint64
+		reported uint64
+		st       loader.Stats
+		runErr   error
+	)
+	go func() {
+		defer close(done)
+		st, runErr = tr.Run(ctx, loader.StreamOptions{Lost: func(total uint64) { reported = total }},
+			func(e *opensnoop.Event) error {
+				if seen == 0 {
+					<-childDone // stall until the child is through: the ring overflows
+				}
+				if string(e.Path) == path {
+					seen++
+				}
+				return nil
+			})
+	}()
+	fmt.Fprintln(c.stdin, "go")
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	close(childDone)
+	cancel()
+	<-done
+	if runErr != nil {
+		t.Fatal(runErr)
+	}
+	if st.Lost == 0 || seen+st.Lost != n || reported != st.Lost {
+		t.Fatalf("seen %d + lost %d != %d opens (lost callback said %d)", seen, st.Lost, n, reported)
+	}
+}
