@@ -9,12 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -180,12 +178,7 @@ wait:
 // childOpenAs names its thread args[0], changes to directory args[1] and
 // opens args[2] there with O_DIRECTORY, which fails for a regular file.
 func childOpenAs(args []string) int {
-	runtime.LockOSThread()
-	name, err := unix.BytePtrFromString(args[0])
-	if err != nil {
-		return 2
-	}
-	if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0); err != nil {
+	if err := testkit.NameThread(args[0]); err != nil {
 		return 2
 	}
 	if err := unix.Chdir(args[1]); err != nil {

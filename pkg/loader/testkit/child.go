@@ -6,7 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 	"testing"
 )
 
@@ -85,4 +89,16 @@ func copyFile(from, to string, mode os.FileMode) error {
 		return err
 	}
 	return out.Close()
+}
+
+// NameThread locks the calling goroutine to its thread and sets the
+// thread's name (comm), so that what the goroutine does next can be told
+// apart by an in-kernel comm filter.
+func NameThread(name string) error {
+	runtime.LockOSThread()
+	p, err := unix.BytePtrFromString(name)
+	if err != nil {
+		return err
+	}
+	return unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(p)), 0, 0, 0)
 }

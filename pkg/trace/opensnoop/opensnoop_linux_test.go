@@ -9,14 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
-
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -126,33 +122,21 @@ func startChild(t *testing.T, cmd *exec.Cmd) *child {
 	return &child{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(stdout)}
 }
 
-// collect traces with cfg while the child runs its workload to the end and
-// returns the events and what the child printed afterwards.
-func collect(t *testing.T, cfg opensnoop.Config, c *child) ([]copied, []string, loader.Stats) {
+// drive lets the child run its workload to the end while tr streams to
+// emit, calls afterChild (if set) once the child has exited, then drains
+// the ring and returns the stream's stats and what the child printed.
+func drive(t *testing.T, tr *opensnoop.Tracer, c *child, opts loader.StreamOptions,
+	emit func(*opensnoop.Event) error, afterChild func()) (loader.Stats, []string) {
 	t.Helper()
-	tr, err := opensnoop.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-
 	ctx, cancel := context.WithCancel(context.Background())
 	var (
-		events []copied
 		st     loader.Stats
 		runErr error
-		wg     sync.WaitGroup
+		done   = make(chan struct{})
 	)
-	wg.Add(1)
 	go func() {
-		defer wg.Done()
-		st, runErr = tr.Run(ctx, loader.StreamOptions{}, func(e *opensnoop.Event) error {
-			c := copied{Event: *e, path: string(e.Path), full: string(e.FullPath)}
-			c.Comm = append([]byte(nil), e.Comm...)
-			c.Path, c.FullPath = nil, nil
-			events = append(events, c)
-			return nil
-		})
+		defer close(done)
+		st, runErr = tr.Run(ctx, opts, emit)
 	}()
 	if _, err := fmt.Fprintln(c.stdin, "go"); err != nil {
 		t.Fatal(err)
@@ -161,12 +145,34 @@ func collect(t *testing.T, cfg opensnoop.Config, c *child) ([]copied, []string, 
 	if err := c.cmd.Wait(); err != nil {
 		t.Fatalf("child: %v", err)
 	}
+	if afterChild != nil {
+		afterChild()
+	}
 	cancel()
-	wg.Wait()
+	<-done
 	if runErr != nil {
 		t.Fatal(runErr)
 	}
-	return events, strings.Split(strings.TrimSpace(string(out)), "\n"), st
+	return st, strings.Split(strings.TrimSpace(string(out)), "\n")
+}
+
+// collect traces with cfg while the child runs and returns its events.
+func collect(t *testing.T, cfg opensnoop.Config, c *child) ([]copied, []string, loader.Stats) {
+	t.Helper()
+	tr, err := opensnoop.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	var events []copied
+	st, lines := drive(t, tr, c, loader.StreamOptions{}, func(e *opensnoop.Event) error {
+		c := copied{Event: *e, path: string(e.Path), full: string(e.FullPath)}
+		c.Comm = append([]byte(nil), e.Comm...)
+		c.Path, c.FullPath = nil, nil
+		events = append(events, c)
+		return nil
+	}, nil)
+	return events, lines, st
 }
 
 // trace runs the child with args, filtered on its pid.
@@ -283,38 +289,19 @@ func TestOpensnoopNothingLost(t *testing.T) {
 	mkfile(t, path)
 
 	c := startChild(t, testkit.Command(t, "openloop", fmt.Sprint(n), path))
-	cmd := c.cmd
-	tr, err := opensnoop.New(opensnoop.Config{Filter: loader.TaskFilter{PID: uint32(cmd.Process.Pid)}})
+	tr, err := opensnoop.New(opensnoop.Config{Filter: loader.TaskFilter{PID: uint32(c.cmd.Process.Pid)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Close()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var (
-		matched uint64
-		st      loader.Stats
-		runErr  error
-	)
-	go func() {
-		defer close(done)
-		st, runErr = tr.Run(ctx, loader.StreamOptions{}, func(e *opensnoop.Event) error {
-			if string(e.Path) == path && e.FD >= 0 {
-				matched++
-			}
-			return nil
-		})
-	}()
-	fmt.Fprintln(c.stdin, "go")
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("child: %v", err)
-	}
-	cancel()
-	<-done
-	if runErr != nil {
-		t.Fatal(runErr)
-	}
+	var matched uint64
+	st, _ := drive(t, tr, c, loader.StreamOptions{}, func(e *opensnoop.Event) error {
+		if string(e.Path) == path && e.FD >= 0 {
+			matched++
+		}
+		return nil
+	}, nil)
 	if matched != n || st.Lost != 0 {
 		t.Fatalf("got %d events of %d opens (%d records), lost %d", matched, n, st.Events, st.Lost)
 	}
@@ -323,12 +310,7 @@ func TestOpensnoopNothingLost(t *testing.T) {
 // childNamed names its thread args[0], prints its tid, and after "go"
 // opens args[1] once from that thread.
 func childNamed(args []string) int {
-	runtime.LockOSThread()
-	name, err := unix.BytePtrFromString(args[0])
-	if err != nil {
-		return 2
-	}
-	if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0); err != nil {
+	if err := testkit.NameThread(args[0]); err != nil {
 		return 2
 	}
 	fmt.Println(unix.Gettid())
@@ -455,38 +437,18 @@ func TestOpensnoopCountsLost(t *testing.T) {
 	}
 	defer tr.Close()
 
-	ctx, cancel := context.WithCancel(context.Background())
 	childDone := make(chan struct{})
-	done := make(chan struct{})
-	var (
-		seen     uint64
-		reported uint64
-		st       loader.Stats
-		runErr   error
-	)
-	go func() {
-		defer close(done)
-		st, runErr = tr.Run(ctx, loader.StreamOptions{Lost: func(total uint64) { reported = total }},
-			func(e *opensnoop.Event) error {
-				if seen == 0 {
-					<-childDone // stall until the child is through: the ring overflows
-				}
-				if string(e.Path) == path {
-					seen++
-				}
-				return nil
-			})
-	}()
-	fmt.Fprintln(c.stdin, "go")
-	if err := c.cmd.Wait(); err != nil {
-		t.Fatalf("child: %v", err)
-	}
-	close(childDone)
-	cancel()
-	<-done
-	if runErr != nil {
-		t.Fatal(runErr)
-	}
+	var seen, reported uint64
+	opts := loader.StreamOptions{Lost: func(total uint64) { reported = total }}
+	st, _ := drive(t, tr, c, opts, func(e *opensnoop.Event) error {
+		if seen == 0 {
+			<-childDone // stall until the child is through: the ring overflows
+		}
+		if string(e.Path) == path {
+			seen++
+		}
+		return nil
+	}, func() { close(childDone) })
 	if st.Lost == 0 || seen+st.Lost != n || reported != st.Lost {
 		t.Fatalf("seen %d + lost %d != %d opens (lost callback said %d)", seen, st.Lost, n, reported)
 	}
