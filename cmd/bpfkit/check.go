@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -20,10 +19,11 @@ import (
 
 // tools lists every tracer with the BPF objects it loads, for check.
 var tools = []struct {
-	name string
-	spec func() (*ebpf.CollectionSpec, error)
+	name       string
+	spec       func() (*ebpf.CollectionSpec, error)
+	alsoAttach map[string][]string
 }{
-	{"opensnoop", opensnoop.Spec},
+	{"opensnoop", opensnoop.Spec, opensnoop.AlsoAttach},
 }
 
 func newCheckCmd(_ *globalFlags) *cobra.Command {
@@ -68,18 +68,22 @@ func runCheck() error {
 			line(t.name, err, "")
 			continue
 		}
+		hooks, missing, err := loader.Probe(spec, t.alsoAttach)
+		if err != nil {
+			line(t.name, err, "")
+			continue
+		}
 		var have, lack []string
-		for _, name := range slices.Sorted(maps.Keys(spec.Programs)) {
-			h, err := loader.HookOf(spec.Programs[name])
-			if err == nil {
-				err = h.Available()
-			}
-			if err != nil {
-				lack = append(lack, err.Error())
-			} else {
+		for _, hs := range hooks {
+			for _, h := range hs {
 				have = append(have, h.Name)
 			}
 		}
+		for _, err := range missing {
+			lack = append(lack, err.Error())
+		}
+		slices.Sort(have)
+		slices.Sort(lack)
 		switch {
 		case len(have) == 0:
 			line(t.name, fmt.Errorf("%s", strings.Join(lack, "; ")), "")
