@@ -246,6 +246,9 @@ func run(ctx context.Context, o *Options) (Result, error) {
 		res.Code = ExitInfra
 		rerr = fmt.Errorf("VM (kernel %s) stopped without reporting an exit status (qemu: %v)", o.Kernel.Release, waitErr)
 	}
+	if rerr != nil {
+		o.logf("%v", rerr)
+	}
 	showConsole := o.Verbose || rerr != nil || res.Code == ExitNoExec || strings.Contains(res.Console, "Call Trace:")
 	if showConsole {
 		if s := strings.TrimSpace(qstderr.String()); s != "" {
@@ -253,7 +256,7 @@ func run(ctx context.Context, o *Options) (Result, error) {
 		}
 		o.logf("kernel console (%s):\n%s", o.Kernel.Release, tail(res.Console, 60))
 	}
-	return res, rerr
+	return res, nil
 }
 
 func tail(s string, lines int) string {
