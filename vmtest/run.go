@@ -239,6 +239,9 @@ func run(ctx context.Context, o *Options) (Result, error) {
 	switch {
 	case gotSt && st.ok:
 		res.Code = st.code
+	case timedOut && ctx.Err() == context.Canceled:
+		res.Code = ExitInfra
+		rerr = fmt.Errorf("interrupted: VM (kernel %s) killed", o.Kernel.Release)
 	case timedOut:
 		res.Code = ExitTimeout
 		rerr = fmt.Errorf("timeout: VM (kernel %s) did not finish within %v", o.Kernel.Release, o.Timeout)

@@ -150,9 +150,9 @@ func matrix(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "vmtest: %v\n", err)
 		return 2
 	}
-	m.Packages = pkgs
-	if len(pkgs) == 0 {
-		fmt.Fprintln(os.Stderr, "vmtest: no packages with tests")
+	if len(pkgs) == 0 || len(m.Kernels) == 0 {
+		fmt.Fprintln(os.Stderr, "vmtest: no packages with tests or no kernels")
+		return 1
 	}
 
 	// Tools.
@@ -201,6 +201,14 @@ func matrix(ctx context.Context, args []string) int {
 			bins[p] = bin
 		}
 	}
+	// A package whose tests vanished since go list (no binary) has no row.
+	var rows []string
+	for _, p := range pkgs {
+		if bins[p] != "" || m.Get(m.Kernels[0], p) != nil {
+			rows = append(rows, p)
+		}
+	}
+	m.Packages = rows
 
 	var jobs []job
 	for _, k := range m.Kernels {
