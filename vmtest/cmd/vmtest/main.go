@@ -72,6 +72,9 @@ func fetch(ctx context.Context, args []string) int {
 		if s == "host" {
 			continue
 		}
+		if _, err := os.Stat(s); err == nil {
+			continue // a local kernel image or tree, nothing to fetch
+		}
 		k, err := c.Fetch(ctx, s, *update)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "vmtest: %s: %v\n", s, err)
@@ -134,14 +137,18 @@ func matrix(ctx context.Context, args []string) int {
 			rc = 1
 			continue
 		}
-		m.Releases[s] = k.Release
+		label := s
+		if strings.ContainsRune(s, '/') && k.Release != "" {
+			label = k.Release // a path: show the release instead
+		}
+		m.Releases[label] = k.Release
 		// The unpacked package root, so vmrun finds modules and config
 		// without resolving the prefix again.
-		kernelArg[s] = k.Root
+		kernelArg[label] = k.Root
 		if k.Root == "" {
-			kernelArg[s] = k.Image
+			kernelArg[label] = k.Image
 		}
-		m.Kernels = append(m.Kernels, s)
+		m.Kernels = append(m.Kernels, label)
 	}
 
 	// Packages with tests.
