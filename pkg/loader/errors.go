@@ -44,3 +44,7 @@ func explain(what string, err error, debug bool) error {
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
+
+// Explain turns a load or attach error into one line, for packages that
+// load their programs themselves (pkg/xdp attaches to interfaces, not hooks).
+func Explain(what string, err error, debug bool) error { return explain(what, err, debug) }
