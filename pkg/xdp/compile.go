@@ -77,7 +77,6 @@ func (in *interner) id(set []int32) uint32 {
 	return id
 }
 
-
 // catchAll reports whether a rule matches every packet that its address
 // fields allow: no protocol, no ports.
 func (r *Rule) catchAll() bool { return r.Proto == 0 && !r.hasPorts() }
