@@ -164,7 +164,7 @@ func loaderExplain(what string, err error, debug bool) error {
 // netnsInode identifies the network namespace the process is in.
 func netnsInode() (uint64, error) {
 	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
 		return 0, fmt.Errorf("find the network namespace: %w", err)
 	}
 	return st.Ino, nil
@@ -209,6 +209,22 @@ func attachedProgram(l netlink.Link) (string, bool) {
 	return fmt.Sprintf("%q (id %d)", name, x.ProgId), true
 }
 
+// checkPrivateMounts refuses to pin into a bpffs that would vanish with
+// this process: `ip netns exec` gives its command a private mount namespace
+// with a fresh /sys, hiding the machine's /sys/fs/bpf.
+func checkPrivateMounts() error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(loader.BPFFSPath, &st); err == nil && int64(st.Type) == unix.BPF_FS_MAGIC {
+		return nil
+	}
+	var self, init unix.Stat_t
+	if unix.Stat("/proc/self/ns/mnt", &self) != nil || unix.Stat("/proc/1/ns/mnt", &init) != nil || self.Ino == init.Ino {
+		return nil
+	}
+	return fmt.Errorf("%s is not mounted in this private mount namespace (as under `ip netns exec`), so pinned state would vanish when bpfkit exits: "+
+		"enter the namespace with `nsenter --net=/run/netns/NAME bpfkit ...` instead, or use `bpfkit xdp run`", loader.BPFFSPath)
+}
+
 // Attach loads the filter and attaches it to iface. Nothing stays attached
 // or pinned when it fails.
 func Attach(iface string, opts Options) (_ *Filter, err error) {
@@ -224,6 +240,9 @@ func Attach(iface string, opts Options) (_ *Filter, err error) {
 	}
 	var dir string
 	if opts.Pin {
+		if err := checkPrivateMounts(); err != nil {
+			return nil, err
+		}
 		if err := loader.EnsureBPFFS(); err != nil {
 			return nil, err
 		}
