@@ -30,7 +30,7 @@ func Hazards(iface string, policy Policy, rules []Rule) ([]string, error) {
 		r := t.lookup(p)
 		switch {
 		case r != nil && r.Action.Kind != Pass:
-			out = append(out, fmt.Sprintf("rule %q would %s your SSH session from %s (if it arrives on %s)", r.String(), r.Action, p.src, iface))
+			out = append(out, fmt.Sprintf("rule %q would %s your SSH session from %s (if it arrives on %s)", r.String(), r.Action.verb(), p.src, iface))
 		case r == nil && policy == PolicyAllow:
 			out = append(out, fmt.Sprintf("no rule passes your SSH session from %s (if it arrives on %s)", p.src, iface))
 		}
@@ -38,7 +38,7 @@ func Hazards(iface string, policy Policy, rules []Rule) ([]string, error) {
 	if defaultRouteIface(iface) {
 		for _, r := range prepared {
 			if r.Action.Kind != Pass {
-				out = append(out, fmt.Sprintf("%s carries the default route, and rule %q would %s some of its traffic", iface, r.String(), r.Action))
+				out = append(out, fmt.Sprintf("%s carries the default route, and rule %q would %s some of its traffic", iface, r.String(), r.Action.verb()))
 				break
 			}
 		}
@@ -85,4 +85,12 @@ func defaultRouteIface(iface string) bool {
 		}
 	}
 	return false
+}
+
+// verb says what an action does to a packet, in a sentence.
+func (a Action) verb() string {
+	if a.Kind == Redirect {
+		return "redirect (to " + a.Iface + ")"
+	}
+	return a.String()
 }
