@@ -9,7 +9,9 @@
  *   port arrays, (proto, sport class, dport class) -> port class
  *   (address class, port class)        -> winning rule; on a miss
  *   (address class, proto)             -> best rule with no ports, then
- *   (address class, any)               -> best rule with no protocol
+ *   the address class's own entry      -> best rule with no protocol
+ * Lookups that would always give the same answer are skipped: a constant
+ * class lives in the config, an address class in an LPM value.
  * Every table holds two generations; the config entry says which one is
  * live, so a new rule set replaces the old one atomically.
  */
@@ -36,9 +38,11 @@
 /* How many IPv6 extension headers are skipped before giving up on ports. */
 #define MAX_EXT_HDRS	6
 
+/* Entry 0: the live generation, policy and mode; entry 1 + g: the class
+ * shortcuts of generation g, written before entry 0 switches to it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 3);
 	__type(key, u32);
 	__type(value, struct xdpf_config);
 } config SEC(".maps");
@@ -48,7 +52,7 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 2 * XDPF_MAX_RULES);
 	__type(key, struct xdpf_lpm4_key);
-	__type(value, u32);
+	__type(value, struct xdpf_class);
 } src4 SEC(".maps"), dst4 SEC(".maps");
 
 struct {
@@ -56,7 +60,7 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 2 * XDPF_MAX_RULES);
 	__type(key, struct xdpf_lpm6_key);
-	__type(value, u32);
+	__type(value, struct xdpf_class);
 } src6 SEC(".maps"), dst6 SEC(".maps");
 
 struct {
@@ -64,7 +68,7 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 2 * XDPF_MAX_CLASSES);
 	__type(key, struct xdpf_addr_key);
-	__type(value, u32);
+	__type(value, struct xdpf_ac);
 } addr_classes SEC(".maps");
 
 /* Port -> port class, generation g at g * 65536 + port. */
@@ -233,11 +237,35 @@ static __always_inline int parse_v6(void *l3, void *end, struct pkt *p,
 	return PARSE_V6;
 }
 
-static __always_inline u32 lpm_class(void *map, void *key)
+/* The address class of a packet from its source and destination: a
+ * constant, or carried by one LPM value, or looked up by both classes. */
+static __always_inline struct xdpf_ac *
+addr_class(struct xdpf_ac *both, u32 sconst, u32 dconst, void *smap, void *skey,
+	   void *dmap, void *dkey, u32 gen)
 {
-	u32 *c = bpf_map_lookup_elem(map, key);
+	struct xdpf_class *c;
+	u32 sc = sconst, dc = dconst;
 
-	return c ? *c : 0;
+	if (both->flags & XDPF_AC_VALID)
+		return both;
+	if (!sc) {
+		c = bpf_map_lookup_elem(smap, skey);
+		if (!c)
+			return NULL;
+		if (c->ac.flags & XDPF_AC_VALID)
+			return &c->ac;
+		sc = c->class;
+	}
+	if (!dc) {
+		c = bpf_map_lookup_elem(dmap, dkey);
+		if (!c)
+			return NULL;
+		if (c->ac.flags & XDPF_AC_VALID)
+			return &c->ac;
+		dc = c->class;
+	}
+	struct xdpf_addr_key ak = { .gen = gen, .sc = sc, .dc = dc };
+	return bpf_map_lookup_elem(&addr_classes, &ak);
 }
 
 SEC("xdp")
@@ -249,13 +277,17 @@ int xdp_filter(struct xdp_md *ctx)
 	struct xdpf_lpm6_key s6 = {}, d6 = {};
 	struct xdpf_lpm4_key s4 = {}, d4 = {};
 	struct xdpf_verdict *v = NULL;
-	struct xdpf_config *cfg;
+	struct xdpf_config *cfg, *live;
 	struct pkt p = {};
-	u32 zero = 0, sc, dc, *ac, *pc, eth_proto;
+	u32 zero = 0, *pc, eth_proto;
 	void *l3 = data + 14;
 	int fam;
 
-	cfg = bpf_map_lookup_elem(&config, &zero);
+	live = bpf_map_lookup_elem(&config, &zero);
+	if (!live)
+		return XDP_PASS;
+	u32 gen = live->gen & 1, gkey = 1 + gen;
+	cfg = bpf_map_lookup_elem(&config, &gkey);
 	if (!cfg)
 		return XDP_PASS;
 
@@ -281,27 +313,21 @@ int xdp_filter(struct xdp_md *ctx)
 	if (fam == PARSE_MALFORMED)
 		goto malformed;
 
-	u32 gen = cfg->gen & 1;
+	struct xdpf_ac *ac;
 	if (fam == PARSE_V4) {
 		s4.prefixlen = d4.prefixlen = 64;
 		s4.gen = d4.gen = gen;
-		sc = cfg->src4_class ?: lpm_class(&src4, &s4);
-		dc = cfg->dst4_class ?: lpm_class(&dst4, &d4);
+		ac = addr_class(&cfg->ac4, cfg->src4_class, cfg->dst4_class, &src4, &s4, &dst4, &d4, gen);
 	} else {
 		s6.prefixlen = d6.prefixlen = 160;
 		s6.gen = d6.gen = gen;
-		sc = cfg->src6_class ?: lpm_class(&src6, &s6);
-		dc = cfg->dst6_class ?: lpm_class(&dst6, &d6);
+		ac = addr_class(&cfg->ac6, cfg->src6_class, cfg->dst6_class, &src6, &s6, &dst6, &d6, gen);
 	}
-	if (!sc || !dc)
-		goto dflt;
-	struct xdpf_addr_key ak = { .gen = gen, .sc = sc, .dc = dc };
-	ac = bpf_map_lookup_elem(&addr_classes, &ak);
 	if (!ac)
 		goto dflt;
 
-	struct xdpf_match_key mk = { .gen = gen, .ac = *ac };
-	if (p.ports && cfg->have_ports) {
+	struct xdpf_match_key mk = { .gen = gen, .ac = ac->ac };
+	if (p.ports && (ac->flags & XDPF_AC_PORTS)) {
 		u32 si = gen * XDPF_MAX_PORT_CLASSES + (p.sport & 0xffff);
 		u32 di = gen * XDPF_MAX_PORT_CLASSES + (p.dport & 0xffff);
 		u32 *spc = bpf_map_lookup_elem(&sport_class, &si);
@@ -317,14 +343,12 @@ int xdp_filter(struct xdp_md *ctx)
 			}
 		}
 	}
-	if (!v) {
+	if (!v && (ac->flags & XDPF_AC_PROTO)) {
 		mk.pc = XDPF_PC_PROTO | (p.proto & 0xff);
 		v = bpf_map_lookup_elem(&matches, &mk);
 	}
-	if (!v) {
-		mk.pc = XDPF_PC_ANY;
-		v = bpf_map_lookup_elem(&matches, &mk);
-	}
+	if (!v && (ac->flags & XDPF_AC_ANY))
+		v = &ac->any;
 	if (!v)
 		goto dflt;
 
@@ -338,7 +362,7 @@ int xdp_filter(struct xdp_md *ctx)
 	return XDP_PASS;
 
 dflt:
-	if (cfg->policy == XDPF_POLICY_ALLOW) {
+	if (live->policy == XDPF_POLICY_ALLOW) {
 		count(&stats, XDPF_STAT_DEFAULT_DROP, bytes);
 		return XDP_DROP;
 	}

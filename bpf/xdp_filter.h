@@ -11,9 +11,9 @@
 #define XDPF_MAX_CLASSES 524288	/* entries of each compiled table, per generation */
 #define XDPF_MAX_PORT_CLASSES 65536
 
-/* Special port classes in the match table's pc field. */
-#define XDPF_PC_ANY 0xffffffffu		/* rules without protocol or ports */
-#define XDPF_PC_PROTO 0xffffff00u	/* | proto: rules with a protocol, no ports */
+/* Special port class in the match table's pc field: | proto gives the best
+ * rule with that protocol and no ports. */
+#define XDPF_PC_PROTO 0xffffff00u
 
 enum xdpf_verdict_action {
 	XDPF_ACT_PASS = 0,
@@ -40,17 +40,47 @@ struct xdpf_counter {
 	__u64 bytes;
 };
 
-/* One array entry: which generation of the tables is live, the policy, and
- * shortcuts that skip a lookup when a table would always say the same. */
+struct xdpf_verdict {
+	__u32 rule;	/* id, index of the counters */
+	__u32 action;	/* enum xdpf_verdict_action */
+	__u32 ifindex;	/* redirect target */
+};
+
+/* An address class and what the program needs to know about it without
+ * another lookup. */
+struct xdpf_ac {
+	__u32 ac;
+	__u32 flags;			/* XDPF_AC_* */
+	struct xdpf_verdict any;	/* best rule without protocol or ports */
+};
+
+#define XDPF_AC_VALID	1	/* this entry holds the address class */
+#define XDPF_AC_ANY	2	/* any is set */
+#define XDPF_AC_PROTO	4	/* the match table has protocol entries for it */
+#define XDPF_AC_PORTS	8	/* the match table has port entries for it */
+
+/* LPM value: the field's class; when the other address field is the same
+ * for every packet, also the address class (ac.flags has XDPF_AC_VALID). */
+struct xdpf_class {
+	__u32 class;
+	__u32 pad;
+	struct xdpf_ac ac;
+};
+
+/* Config entry 0: which generation of the tables is live, the policy, the
+ * mode. Entries 1 and 2, one per generation: shortcuts that skip a lookup
+ * when a table would always say the same. */
 struct xdpf_config {
-	__u32 gen;		/* 0 or 1 */
-	__u32 policy;		/* enum xdpf_policy */
+	__u32 gen;		/* 0 or 1 (entry 0) */
+	__u32 policy;		/* enum xdpf_policy (entry 0) */
 	__u32 src4_class;	/* nonzero: every IPv4 source has this class */
 	__u32 dst4_class;
 	__u32 src6_class;
 	__u32 dst6_class;
 	__u32 have_ports;	/* some rule matches ports */
-	__u32 mode;		/* how it is attached, for status (user space only) */
+	__u32 mode;		/* how it is attached, for status (entry 0; user space only) */
+	struct xdpf_ac ac4;	/* valid when both IPv4 fields are constant */
+	struct xdpf_ac ac6;
 };
 
 /* A rule as the user gave it, kept in the pinned rules map so separate
@@ -109,12 +139,6 @@ struct xdpf_match_key {
 	__u32 gen;
 	__u32 ac;
 	__u32 pc;
-};
-
-struct xdpf_verdict {
-	__u32 rule;	/* id, index of the counters */
-	__u32 action;	/* enum xdpf_verdict_action */
-	__u32 ifindex;	/* redirect target */
 };
 
 #endif

@@ -17,7 +17,6 @@ const (
 )
 
 const (
-	pcAny       = 0xffffffff
 	pcProtoBase = 0xffffff00
 )
 
@@ -34,8 +33,16 @@ type tables struct {
 	dport      [65536]uint32
 	ports      map[[3]uint32]uint32 // proto, spc, dpc -> pc
 	matches    map[[2]uint32]int32  // ac, pc -> index in rules
+	acs        map[uint32]*acInfo
 	havePorts  bool
 	work       int
+}
+
+// acInfo is what an address class's entry carries besides its id.
+type acInfo struct {
+	any      int32 // best rule without protocol or ports, -1 for none
+	hasProto bool  // the match table has protocol entries for it
+	hasPorts bool  // and port entries
 }
 
 // Dimensions of tables.lpm.
@@ -98,6 +105,7 @@ func compile(rules []Rule) (*tables, error) {
 		addr:    map[[2]uint32]uint32{},
 		ports:   map[[3]uint32]uint32{},
 		matches: map[[2]uint32]int32{},
+		acs:     map[uint32]*acInfo{},
 	}
 	for i := range rules {
 		t.rules = append(t.rules, &rules[i])
@@ -375,9 +383,8 @@ func (t *tables) matchTable(acs *interner, pcOfRule map[int32][]uint32, pcProto 
 				}
 			}
 		}
-		if bestAny >= 0 {
-			t.matches[[2]uint32{ac, pcAny}] = bestAny
-		}
+		info := &acInfo{any: bestAny, hasProto: len(bestProto) > 0}
+		t.acs[ac] = info
 		for p, r := range bestProto {
 			t.matches[[2]uint32{ac, pcProtoBase | uint32(p)}] = r
 		}
@@ -400,6 +407,7 @@ func (t *tables) matchTable(acs *interner, pcOfRule map[int32][]uint32, pcProto 
 				k := [2]uint32{ac, pc}
 				if _, taken := t.matches[k]; !taken {
 					t.matches[k] = r
+					info.hasPorts = true
 				}
 			}
 		}

@@ -22,6 +22,9 @@ func (t *tables) lookup(p packet) *Rule {
 		sd, dd = dimSrc6, dimDst6
 	}
 	lpm := func(dim int, a netip.Addr) uint32 {
+		if c := t.constClass[dim]; c != 0 {
+			return c
+		}
 		best, bits := uint32(0), -1
 		for pfx, c := range t.lpm[dim] {
 			if pfx.Contains(a) && pfx.Bits() > bits {
@@ -38,7 +41,8 @@ func (t *tables) lookup(p packet) *Rule {
 	if !ok {
 		return nil
 	}
-	if p.hasPorts() && t.havePorts {
+	info := t.acs[ac]
+	if p.hasPorts() && info.hasPorts {
 		if pc, ok := t.ports[[3]uint32{uint32(p.proto), t.sport[p.sport], t.dport[p.dport]}]; ok {
 			if r, ok := t.matches[[2]uint32{ac, pc}]; ok {
 				return t.rules[r]
@@ -48,8 +52,8 @@ func (t *tables) lookup(p packet) *Rule {
 	if r, ok := t.matches[[2]uint32{ac, pcProtoBase | uint32(p.proto)}]; ok {
 		return t.rules[r]
 	}
-	if r, ok := t.matches[[2]uint32{ac, pcAny}]; ok {
-		return t.rules[r]
+	if info.any >= 0 {
+		return t.rules[info.any]
 	}
 	return nil
 }

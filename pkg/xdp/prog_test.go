@@ -255,15 +255,20 @@ func TestPolicyAllowAndReplace(t *testing.T) {
 		t.Fatalf("after delete: %d", got)
 	}
 	// Every table holds only the live generation.
-	for _, name := range []string{"src4", "addr_classes", "matches"} {
-		var k, v []byte
-		n := 0
-		for it := f.maps[name].Iterate(); it.Next(&k, &v); {
-			n++
+	live, err := f.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mk matchKey
+	var mv verdict
+	n := 0
+	for it := f.maps["matches"].Iterate(); it.Next(&mk, &mv); n++ {
+		if mk.Gen != live.Gen {
+			t.Errorf("matches holds generation %d, live is %d", mk.Gen, live.Gen)
 		}
-		if n == 0 || n > 4 {
-			t.Errorf("%s has %d entries after replace", name, n)
-		}
+	}
+	if n != 1 {
+		t.Errorf("matches has %d entries, want 1", n)
 	}
 }
 

@@ -18,6 +18,8 @@ type (
 	verdict  = xdpFilterXdpfVerdict
 	counter  = xdpFilterXdpfCounter
 	ruleRec  = xdpFilterXdpfRule
+	acVal    = xdpFilterXdpfAc
+	classVal = xdpFilterXdpfClass
 )
 
 const portClassesPerGen = 65536
@@ -103,43 +105,74 @@ func (f *Filter) clearGen(gen uint32) error {
 // it, then removes the old one: packets see either the old rule set or the
 // new one, never a mix. old is the rule set being replaced (nil at load).
 func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []Rule) error {
-	c, err := f.config()
+	live, err := f.config()
 	if err != nil {
 		return err
 	}
-	cur := c.Gen & 1
+	cur := live.Gen & 1
 	gen := cur ^ 1
+	var c cfgT
 	if err := f.clearGen(gen); err != nil {
 		return err
 	}
 	g8 := uint8(gen)
-	for dim, entries := range t.lpm {
-		var keys4 []lpm4Key
-		var keys6 []lpm6Key
-		var vals []uint32
-		for p, class := range entries {
-			if dim == dimSrc4 || dim == dimDst4 {
-				keys4 = append(keys4, lpm4Key{Prefixlen: uint32(32 + p.Bits()), Gen: g8, Addr: p.Addr().As4()})
-			} else {
-				keys6 = append(keys6, lpm6Key{Prefixlen: uint32(32 + p.Bits()), Gen: g8, Addr: p.Addr().As16()})
-			}
-			vals = append(vals, class)
+	acOf := func(sc, dc uint32) acVal {
+		v := acVal{Flags: acValid}
+		if ac, ok := t.addr[[2]uint32{sc, dc}]; ok {
+			v = t.acValue(ac, ifindexes)
 		}
-		m := f.maps[[]string{"src4", "dst4", "src6", "dst6"}[dim]]
-		if keys4 != nil {
-			err = putAll(m, keys4, vals)
+		return v
+	}
+	for fam, dims := range map[int][2]int{4: {dimSrc4, dimDst4}, 6: {dimSrc6, dimDst6}} {
+		sd, dd := dims[0], dims[1]
+		sConst, dConst := t.constClass[sd], t.constClass[dd]
+		both := acVal{}
+		if sConst != 0 && dConst != 0 {
+			both = acOf(sConst, dConst)
+		}
+		if fam == 4 {
+			c.Ac4 = both
 		} else {
-			err = putAll(m, keys6, vals)
+			c.Ac6 = both
 		}
-		if err != nil {
-			return err
+		for _, dim := range dims {
+			if t.constClass[dim] != 0 {
+				continue // the program never looks this one up
+			}
+			var keys4 []lpm4Key
+			var keys6 []lpm6Key
+			var vals []classVal
+			for p, class := range t.lpm[dim] {
+				v := classVal{Class: class}
+				switch {
+				case dim == sd && dConst != 0:
+					v.Ac = acOf(class, dConst)
+				case dim == dd && sConst != 0:
+					v.Ac = acOf(sConst, class)
+				}
+				if fam == 4 {
+					keys4 = append(keys4, lpm4Key{Prefixlen: uint32(32 + p.Bits()), Gen: g8, Addr: p.Addr().As4()})
+				} else {
+					keys6 = append(keys6, lpm6Key{Prefixlen: uint32(32 + p.Bits()), Gen: g8, Addr: p.Addr().As16()})
+				}
+				vals = append(vals, v)
+			}
+			m := f.maps[[]string{"src4", "dst4", "src6", "dst6"}[dim]]
+			if fam == 4 {
+				err = putAll(m, keys4, vals)
+			} else {
+				err = putAll(m, keys6, vals)
+			}
+			if err != nil {
+				return err
+			}
 		}
 	}
 	var aks []addrKey
-	var avs []uint32
+	var avs []acVal
 	for k, ac := range t.addr {
 		aks = append(aks, addrKey{Gen: gen, Sc: k[0], Dc: k[1]})
-		avs = append(avs, ac)
+		avs = append(avs, t.acValue(ac, ifindexes))
 	}
 	if err := putAll(f.maps["addr_classes"], aks, avs); err != nil {
 		return err
@@ -173,9 +206,8 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 	var mks []matchKey
 	var mvs []verdict
 	for k, r := range t.matches {
-		rule := t.rules[r]
 		mks = append(mks, matchKey{Gen: gen, Ac: k[0], Pc: k[1]})
-		mvs = append(mvs, verdict{Rule: rule.ID, Action: uint32(rule.Action.Kind), Ifindex: uint32(ifindexes[rule.Action.Iface])})
+		mvs = append(mvs, t.verdict(r, ifindexes))
 	}
 	if err := putAll(f.maps["matches"], mks, mvs); err != nil {
 		return err
@@ -195,15 +227,17 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 		}
 	}
 
-	c.Gen = gen
 	c.Src4Class, c.Dst4Class = t.constClass[dimSrc4], t.constClass[dimDst4]
 	c.Src6Class, c.Dst6Class = t.constClass[dimSrc6], t.constClass[dimDst6]
 	c.HavePorts = 0
 	if t.havePorts {
 		c.HavePorts = 1
 	}
-	c.Policy = uint32(f.Policy)
-	if err := f.maps["config"].Put(uint32(0), &c); err != nil {
+	if err := f.maps["config"].Put(1+gen, &c); err != nil {
+		return fmt.Errorf("write the new rule set's config: %w", err)
+	}
+	live.Gen, live.Policy = gen, uint32(f.Policy)
+	if err := f.maps["config"].Put(uint32(0), &live); err != nil {
 		return fmt.Errorf("switch to the new rule set: %w", err)
 	}
 	if err := f.clearGen(cur); err != nil {
@@ -289,4 +323,37 @@ func decodeRule(id uint32, rec *ruleRec, ifname func(int) string) Rule {
 		r.Action.Iface = ifname(int(rec.Ifindex))
 	}
 	return r
+}
+
+// Flags of acVal (XDPF_AC_* in xdp_filter.h).
+const (
+	acValid = 1
+	acAny   = 2
+	acProto = 4
+	acPorts = 8
+)
+
+func (t *tables) verdict(r int32, ifindexes map[string]int) verdict {
+	rule := t.rules[r]
+	return verdict{Rule: rule.ID, Action: uint32(rule.Action.Kind), Ifindex: uint32(ifindexes[rule.Action.Iface])}
+}
+
+// acValue is the entry of address class ac.
+func (t *tables) acValue(ac uint32, ifindexes map[string]int) acVal {
+	v := acVal{Ac: ac, Flags: acValid}
+	info := t.acs[ac]
+	if info == nil {
+		return v
+	}
+	if info.any >= 0 {
+		v.Flags |= acAny
+		v.Any = t.verdict(info.any, ifindexes)
+	}
+	if info.hasProto {
+		v.Flags |= acProto
+	}
+	if info.hasPorts {
+		v.Flags |= acPorts
+	}
+	return v
 }

@@ -13,11 +13,25 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type xdpFilterXdpfAc struct {
+	_     structs.HostLayout
+	Ac    uint32
+	Flags uint32
+	Any   xdpFilterXdpfVerdict
+}
+
 type xdpFilterXdpfAddrKey struct {
 	_   structs.HostLayout
 	Gen uint32
 	Sc  uint32
 	Dc  uint32
+}
+
+type xdpFilterXdpfClass struct {
+	_     structs.HostLayout
+	Class uint32
+	Pad   uint32
+	Ac    xdpFilterXdpfAc
 }
 
 type xdpFilterXdpfConfig struct {
@@ -30,6 +44,8 @@ type xdpFilterXdpfConfig struct {
 	Dst6Class uint32
 	HavePorts uint32
 	Mode      uint32
+	Ac4       xdpFilterXdpfAc
+	Ac6       xdpFilterXdpfAc
 }
 
 type xdpFilterXdpfCounter struct {
