@@ -63,6 +63,23 @@ struct {
 	__type(value, struct xdpf_class);
 } src6 SEC(".maps"), dst6 SEC(".maps");
 
+/* The same classes as the tries, by exact prefix (struct xdpf_lens). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 2 * XDPF_MAX_RULES);
+	__type(key, struct xdpf_pfx4_key);
+	__type(value, struct xdpf_class);
+} src4h SEC(".maps"), dst4h SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 2 * XDPF_MAX_RULES);
+	__type(key, struct xdpf_pfx6_key);
+	__type(value, struct xdpf_class);
+} src6h SEC(".maps"), dst6h SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -237,32 +254,74 @@ static __always_inline int parse_v6(void *l3, void *end, struct pkt *p,
 	return PARSE_V6;
 }
 
-/* The address class of a packet from its source and destination: a
- * constant, or carried by one LPM value, or looked up by both classes. */
-static __always_inline struct xdpf_ac *
-addr_class(struct xdpf_ac *both, u32 sconst, u32 dconst, void *smap, void *skey,
-	   void *dmap, void *dkey, u32 gen)
+static __always_inline u32 mask32(int bits)
 {
-	struct xdpf_class *c;
-	u32 sc = sconst, dc = dconst;
+	if (bits <= 0)
+		return 0;
+	if (bits >= 32)
+		return 0xffffffff;
+	return 0xffffffffu << (32 - bits);
+}
 
+/* The class of an IPv4 address: the longest rule prefix containing it. */
+static __always_inline struct xdpf_class *
+class4(void *trie, void *hash, struct xdpf_lens *l, struct xdpf_lpm4_key *k, u32 gen)
+{
+	if (!l->n)
+		return bpf_map_lookup_elem(trie, k);
+	u32 a = bpf_ntohl(*(u32 *)k->addr);
+	for (int i = 0; i < XDPF_MAX_LENS; i++) {
+		if (i >= l->n)
+			break;
+		u32 len = l->len[i] & 63;
+		struct xdpf_pfx4_key pk = { .gen_len = gen << 8 | len };
+		struct xdpf_class *c;
+
+		*(u32 *)pk.addr = bpf_htonl(a & mask32(len));
+		c = bpf_map_lookup_elem(hash, &pk);
+		if (c)
+			return c;
+	}
+	return NULL;
+}
+
+static __always_inline struct xdpf_class *
+class6(void *trie, void *hash, struct xdpf_lens *l, struct xdpf_lpm6_key *k, u32 gen)
+{
+	if (!l->n)
+		return bpf_map_lookup_elem(trie, k);
+	for (int i = 0; i < XDPF_MAX_LENS; i++) {
+		if (i >= l->n)
+			break;
+		int len = l->len[i] & 255;
+		struct xdpf_pfx6_key pk = { .gen_len = gen << 8 | len };
+		struct xdpf_class *c;
+
+		for (int w = 0; w < 4; w++)
+			((u32 *)pk.addr)[w] = ((u32 *)k->addr)[w] & bpf_htonl(mask32(len - 32 * w));
+		c = bpf_map_lookup_elem(hash, &pk);
+		if (c)
+			return c;
+	}
+	return NULL;
+}
+
+/* The address class of a packet: a constant, or carried by the source or
+ * destination class, or looked up by both classes. */
+static __always_inline struct xdpf_ac *addr_class(struct xdpf_ac *both, u32 sc, u32 dc,
+						  struct xdpf_class *s, struct xdpf_class *d, u32 gen)
+{
 	if (both->flags & XDPF_AC_VALID)
 		return both;
-	if (!sc) {
-		c = bpf_map_lookup_elem(smap, skey);
-		if (!c)
-			return NULL;
-		if (c->ac.flags & XDPF_AC_VALID)
-			return &c->ac;
-		sc = c->class;
+	if (s) {
+		if (s->ac.flags & XDPF_AC_VALID)
+			return &s->ac;
+		sc = s->class;
 	}
-	if (!dc) {
-		c = bpf_map_lookup_elem(dmap, dkey);
-		if (!c)
-			return NULL;
-		if (c->ac.flags & XDPF_AC_VALID)
-			return &c->ac;
-		dc = c->class;
+	if (d) {
+		if (d->ac.flags & XDPF_AC_VALID)
+			return &d->ac;
+		dc = d->class;
 	}
 	struct xdpf_addr_key ak = { .gen = gen, .sc = sc, .dc = dc };
 	return bpf_map_lookup_elem(&addr_classes, &ak);
@@ -313,15 +372,30 @@ int xdp_filter(struct xdp_md *ctx)
 	if (fam == PARSE_MALFORMED)
 		goto malformed;
 
+	struct xdpf_class *sv = NULL, *dv = NULL;
 	struct xdpf_ac *ac;
 	if (fam == PARSE_V4) {
 		s4.prefixlen = d4.prefixlen = 64;
 		s4.gen = d4.gen = gen;
-		ac = addr_class(&cfg->ac4, cfg->src4_class, cfg->dst4_class, &src4, &s4, &dst4, &d4, gen);
+		if (!(cfg->ac4.flags & XDPF_AC_VALID)) {
+			if (!cfg->src4_class && !(sv = class4(&src4, &src4h, &cfg->lens[0], &s4, gen)))
+				goto dflt;
+			if (!(sv && (sv->ac.flags & XDPF_AC_VALID)) && !cfg->dst4_class &&
+			    !(dv = class4(&dst4, &dst4h, &cfg->lens[1], &d4, gen)))
+				goto dflt;
+		}
+		ac = addr_class(&cfg->ac4, cfg->src4_class, cfg->dst4_class, sv, dv, gen);
 	} else {
 		s6.prefixlen = d6.prefixlen = 160;
 		s6.gen = d6.gen = gen;
-		ac = addr_class(&cfg->ac6, cfg->src6_class, cfg->dst6_class, &src6, &s6, &dst6, &d6, gen);
+		if (!(cfg->ac6.flags & XDPF_AC_VALID)) {
+			if (!cfg->src6_class && !(sv = class6(&src6, &src6h, &cfg->lens[2], &s6, gen)))
+				goto dflt;
+			if (!(sv && (sv->ac.flags & XDPF_AC_VALID)) && !cfg->dst6_class &&
+			    !(dv = class6(&dst6, &dst6h, &cfg->lens[3], &d6, gen)))
+				goto dflt;
+		}
+		ac = addr_class(&cfg->ac6, cfg->src6_class, cfg->dst6_class, sv, dv, gen);
 	}
 	if (!ac)
 		goto dflt;

@@ -67,6 +67,29 @@ struct xdpf_class {
 	struct xdpf_ac ac;
 };
 
+/* Prefix lengths of one address field, longest first, when they are few:
+ * the program then looks the address up in a hash per length instead of
+ * the LPM trie (a hash lookup is several times cheaper). n == 0: use the
+ * trie. */
+#define XDPF_MAX_LENS 8
+struct xdpf_lens {
+	__u8 n;
+	__u8 len[XDPF_MAX_LENS];
+	__u8 pad[3];
+};
+
+/* Keys of the per-length hashes: generation << 8 | prefix length, then the
+ * address masked to that length. */
+struct xdpf_pfx4_key {
+	__u32 gen_len;
+	__u8 addr[4];
+};
+
+struct xdpf_pfx6_key {
+	__u32 gen_len;
+	__u8 addr[16];
+};
+
 /* Config entry 0: which generation of the tables is live, the policy, the
  * mode. Entries 1 and 2, one per generation: shortcuts that skip a lookup
  * when a table would always say the same. */
@@ -81,6 +104,7 @@ struct xdpf_config {
 	__u32 mode;		/* how it is attached, for status (entry 0; user space only) */
 	struct xdpf_ac ac4;	/* valid when both IPv4 fields are constant */
 	struct xdpf_ac ac6;
+	struct xdpf_lens lens[4];	/* src4, dst4, src6, dst6 */
 };
 
 /* A rule as the user gave it, kept in the pinned rules map so separate

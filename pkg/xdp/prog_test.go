@@ -327,3 +327,47 @@ func Test100kRules(t *testing.T) {
 		}
 	}
 }
+
+// TestManyPrefixLengths: with more distinct prefix lengths than the
+// per-length hashes take, the program uses the LPM tries; both agree with
+// the reference.
+func TestManyPrefixLengths(t *testing.T) {
+	for _, lengths := range [][]int{{8, 16, 24, 32}, {4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32}} {
+		var rules []Rule
+		for i, l := range lengths {
+			kind := ActionKind(i % 2)
+			rules = append(rules,
+				Rule{Src: netip.PrefixFrom(a4, l).Masked(), Action: Action{Kind: kind}},
+				Rule{Dst: netip.PrefixFrom(b4, l).Masked(), Proto: ProtoUDP, Action: Action{Kind: 1 - kind}},
+				Rule{Src: netip.PrefixFrom(a6, l*4).Masked(), Action: Action{Kind: kind}},
+				Rule{Dst: netip.PrefixFrom(b6, l*4).Masked(), DPort: PortRange{53, 53}, Action: Action{Kind: 1 - kind}})
+		}
+		for i := range rules {
+			rules[i].ID = uint32(i + 1)
+		}
+		f := load(t, PolicyDeny, rules)
+		rng := rand.New(rand.NewPCG(5, 6))
+		flip := func(a netip.Addr) netip.Addr {
+			b := a.AsSlice()
+			bit := rng.IntN(len(b) * 8)
+			b[bit/8] ^= 0x80 >> (bit % 8)
+			x, _ := netip.AddrFromSlice(b)
+			return x
+		}
+		for range 400 {
+			p := packet{src: a4, dst: b4, proto: ProtoUDP, sport: 1, dport: 53}
+			if rng.IntN(2) == 0 {
+				p.src, p.dst = a6, b6
+			}
+			p.src, p.dst = flip(p.src), flip(p.dst)
+			want := uint32(xdpPass)
+			if r := reference(rules, p); r != nil && r.Action.Kind == Drop {
+				want = xdpDrop
+			}
+			if got := run(t, f, frame{packet: p}); got != want {
+				t.Fatalf("lengths %v: %v -> %v: verdict %d, want %d (%s)", lengths, p.src, p.dst, got, want, ruleStr(reference(rules, p)))
+			}
+		}
+		f.Close()
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/cilium/ebpf"
 )
@@ -18,6 +19,8 @@ type (
 	verdict  = xdpFilterXdpfVerdict
 	counter  = xdpFilterXdpfCounter
 	ruleRec  = xdpFilterXdpfRule
+	pfx4Key  = xdpFilterXdpfPfx4Key
+	pfx6Key  = xdpFilterXdpfPfx6Key
 	acVal    = xdpFilterXdpfAc
 	classVal = xdpFilterXdpfClass
 )
@@ -95,6 +98,10 @@ func (f *Filter) clearGen(gen uint32) error {
 		deleteGen(f.maps["dst4"], gen, func(k *lpm4Key) uint32 { return uint32(k.Gen) }),
 		deleteGen(f.maps["src6"], gen, func(k *lpm6Key) uint32 { return uint32(k.Gen) }),
 		deleteGen(f.maps["dst6"], gen, func(k *lpm6Key) uint32 { return uint32(k.Gen) }),
+		deleteGen(f.maps["src4h"], gen, func(k *pfx4Key) uint32 { return k.GenLen >> 8 }),
+		deleteGen(f.maps["dst4h"], gen, func(k *pfx4Key) uint32 { return k.GenLen >> 8 }),
+		deleteGen(f.maps["src6h"], gen, func(k *pfx6Key) uint32 { return k.GenLen >> 8 }),
+		deleteGen(f.maps["dst6h"], gen, func(k *pfx6Key) uint32 { return k.GenLen >> 8 }),
 		deleteGen(f.maps["addr_classes"], gen, func(k *addrKey) uint32 { return k.Gen }),
 		deleteGen(f.maps["port_classes"], gen, func(k *portKey) uint32 { return k.Gen }),
 		deleteGen(f.maps["matches"], gen, func(k *matchKey) uint32 { return k.Gen }),
@@ -139,8 +146,26 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 			if t.constClass[dim] != 0 {
 				continue // the program never looks this one up
 			}
+			// Few prefix lengths: a hash per length; else the trie.
+			var lens []int
+			for p := range t.lpm[dim] {
+				if !slices.Contains(lens, p.Bits()) {
+					lens = append(lens, p.Bits())
+				}
+			}
+			slices.Sort(lens)
+			slices.Reverse(lens)
+			byLength := len(lens) <= len(c.Lens[dim].Len)
+			if byLength {
+				c.Lens[dim].N = uint8(len(lens))
+				for i, l := range lens {
+					c.Lens[dim].Len[i] = uint8(l)
+				}
+			}
 			var keys4 []lpm4Key
 			var keys6 []lpm6Key
+			var hkeys4 []pfx4Key
+			var hkeys6 []pfx6Key
 			var vals []classVal
 			for p, class := range t.lpm[dim] {
 				v := classVal{Class: class}
@@ -150,18 +175,29 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 				case dim == dd && sConst != 0:
 					v.Ac = acOf(sConst, class)
 				}
-				if fam == 4 {
+				genLen := gen<<8 | uint32(p.Bits())
+				switch {
+				case fam == 4 && byLength:
+					hkeys4 = append(hkeys4, pfx4Key{GenLen: genLen, Addr: p.Addr().As4()})
+				case fam == 4:
 					keys4 = append(keys4, lpm4Key{Prefixlen: uint32(32 + p.Bits()), Gen: g8, Addr: p.Addr().As4()})
-				} else {
+				case byLength:
+					hkeys6 = append(hkeys6, pfx6Key{GenLen: genLen, Addr: p.Addr().As16()})
+				default:
 					keys6 = append(keys6, lpm6Key{Prefixlen: uint32(32 + p.Bits()), Gen: g8, Addr: p.Addr().As16()})
 				}
 				vals = append(vals, v)
 			}
-			m := f.maps[[]string{"src4", "dst4", "src6", "dst6"}[dim]]
-			if fam == 4 {
-				err = putAll(m, keys4, vals)
-			} else {
-				err = putAll(m, keys6, vals)
+			name := []string{"src4", "dst4", "src6", "dst6"}[dim]
+			switch {
+			case fam == 4 && byLength:
+				err = putAll(f.maps[name+"h"], hkeys4, vals)
+			case fam == 4:
+				err = putAll(f.maps[name], keys4, vals)
+			case byLength:
+				err = putAll(f.maps[name+"h"], hkeys6, vals)
+			default:
+				err = putAll(f.maps[name], keys6, vals)
 			}
 			if err != nil {
 				return err

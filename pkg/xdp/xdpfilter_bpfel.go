@@ -46,12 +46,20 @@ type xdpFilterXdpfConfig struct {
 	Mode      uint32
 	Ac4       xdpFilterXdpfAc
 	Ac6       xdpFilterXdpfAc
+	Lens      [4]xdpFilterXdpfLens
 }
 
 type xdpFilterXdpfCounter struct {
 	_       structs.HostLayout
 	Packets uint64
 	Bytes   uint64
+}
+
+type xdpFilterXdpfLens struct {
+	_   structs.HostLayout
+	N   uint8
+	Len [8]uint8
+	Pad [3]uint8
 }
 
 type xdpFilterXdpfLpm4Key struct {
@@ -75,6 +83,18 @@ type xdpFilterXdpfMatchKey struct {
 	Gen uint32
 	Ac  uint32
 	Pc  uint32
+}
+
+type xdpFilterXdpfPfx4Key struct {
+	_      structs.HostLayout
+	GenLen uint32
+	Addr   [4]uint8
+}
+
+type xdpFilterXdpfPfx6Key struct {
+	_      structs.HostLayout
+	GenLen uint32
+	Addr   [16]uint8
 }
 
 type xdpFilterXdpfPortKey struct {
@@ -118,14 +138,18 @@ const (
 	xdpFilterMapConfig      = "config"
 	xdpFilterMapDportClass  = "dport_class"
 	xdpFilterMapDst4        = "dst4"
+	xdpFilterMapDst4h       = "dst4h"
 	xdpFilterMapDst6        = "dst6"
+	xdpFilterMapDst6h       = "dst6h"
 	xdpFilterMapMatches     = "matches"
 	xdpFilterMapPortClasses = "port_classes"
 	xdpFilterMapRuleStats   = "rule_stats"
 	xdpFilterMapRules       = "rules"
 	xdpFilterMapSportClass  = "sport_class"
 	xdpFilterMapSrc4        = "src4"
+	xdpFilterMapSrc4h       = "src4h"
 	xdpFilterMapSrc6        = "src6"
+	xdpFilterMapSrc6h       = "src6h"
 	xdpFilterMapStats       = "stats"
 	xdpFilterMapTxPorts     = "tx_ports"
 	xdpFilterProgXdpFilter  = "xdp_filter"
@@ -186,14 +210,18 @@ type xdpFilterMapSpecs struct {
 	Config      *ebpf.MapSpec `ebpf:"config"`
 	DportClass  *ebpf.MapSpec `ebpf:"dport_class"`
 	Dst4        *ebpf.MapSpec `ebpf:"dst4"`
+	Dst4h       *ebpf.MapSpec `ebpf:"dst4h"`
 	Dst6        *ebpf.MapSpec `ebpf:"dst6"`
+	Dst6h       *ebpf.MapSpec `ebpf:"dst6h"`
 	Matches     *ebpf.MapSpec `ebpf:"matches"`
 	PortClasses *ebpf.MapSpec `ebpf:"port_classes"`
 	RuleStats   *ebpf.MapSpec `ebpf:"rule_stats"`
 	Rules       *ebpf.MapSpec `ebpf:"rules"`
 	SportClass  *ebpf.MapSpec `ebpf:"sport_class"`
 	Src4        *ebpf.MapSpec `ebpf:"src4"`
+	Src4h       *ebpf.MapSpec `ebpf:"src4h"`
 	Src6        *ebpf.MapSpec `ebpf:"src6"`
+	Src6h       *ebpf.MapSpec `ebpf:"src6h"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
 	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
 }
@@ -228,14 +256,18 @@ type xdpFilterMaps struct {
 	Config      *ebpf.Map `ebpf:"config"`
 	DportClass  *ebpf.Map `ebpf:"dport_class"`
 	Dst4        *ebpf.Map `ebpf:"dst4"`
+	Dst4h       *ebpf.Map `ebpf:"dst4h"`
 	Dst6        *ebpf.Map `ebpf:"dst6"`
+	Dst6h       *ebpf.Map `ebpf:"dst6h"`
 	Matches     *ebpf.Map `ebpf:"matches"`
 	PortClasses *ebpf.Map `ebpf:"port_classes"`
 	RuleStats   *ebpf.Map `ebpf:"rule_stats"`
 	Rules       *ebpf.Map `ebpf:"rules"`
 	SportClass  *ebpf.Map `ebpf:"sport_class"`
 	Src4        *ebpf.Map `ebpf:"src4"`
+	Src4h       *ebpf.Map `ebpf:"src4h"`
 	Src6        *ebpf.Map `ebpf:"src6"`
+	Src6h       *ebpf.Map `ebpf:"src6h"`
 	Stats       *ebpf.Map `ebpf:"stats"`
 	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
 }
@@ -246,14 +278,18 @@ func (m *xdpFilterMaps) Close() error {
 		m.Config,
 		m.DportClass,
 		m.Dst4,
+		m.Dst4h,
 		m.Dst6,
+		m.Dst6h,
 		m.Matches,
 		m.PortClasses,
 		m.RuleStats,
 		m.Rules,
 		m.SportClass,
 		m.Src4,
+		m.Src4h,
 		m.Src6,
+		m.Src6h,
 		m.Stats,
 		m.TxPorts,
 	)
