@@ -6,8 +6,8 @@
  * packet costs the same fixed number of lookups whatever the rule count:
  *   source and destination LPM tries   -> source class, destination class
  *   (source class, destination class)  -> address class
- *   port arrays, (proto, sport class, dport class) -> port class
- *   (address class, port class)        -> winning rule; on a miss
+ *   port arrays                        -> sport class, dport class
+ *   (address class, proto, sport class, dport class) -> winning rule; else
  *   (address class, proto)             -> best rule with no ports, then
  *   the address class's own entry      -> best rule with no protocol
  * Lookups that would always give the same answer are skipped: a constant
@@ -95,14 +95,6 @@ struct {
 	__type(key, u32);
 	__type(value, u32);
 } sport_class SEC(".maps"), dport_class SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 2 * XDPF_MAX_CLASSES);
-	__type(key, struct xdpf_port_key);
-	__type(value, u32);
-} port_classes SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -338,7 +330,7 @@ int xdp_filter(struct xdp_md *ctx)
 	struct xdpf_verdict *v = NULL;
 	struct xdpf_config *cfg, *live;
 	struct pkt p = {};
-	u32 zero = 0, *pc, eth_proto;
+	u32 zero = 0, eth_proto;
 	void *l3 = data + 14;
 	int fam;
 
@@ -400,7 +392,7 @@ int xdp_filter(struct xdp_md *ctx)
 	if (!ac)
 		goto dflt;
 
-	struct xdpf_match_key mk = { .gen = gen, .ac = ac->ac };
+	struct xdpf_match_key mk = { .gen = gen, .ac = ac->ac, .proto = p.proto };
 	if (p.ports && (ac->flags & XDPF_AC_PORTS)) {
 		u32 si = gen * XDPF_MAX_PORT_CLASSES + (p.sport & 0xffff);
 		u32 di = gen * XDPF_MAX_PORT_CLASSES + (p.dport & 0xffff);
@@ -408,17 +400,13 @@ int xdp_filter(struct xdp_md *ctx)
 		u32 *dpc = bpf_map_lookup_elem(&dport_class, &di);
 
 		if (spc && dpc) {
-			struct xdpf_port_key pk = { .gen = gen, .proto = p.proto, .spc = *spc, .dpc = *dpc };
-
-			pc = bpf_map_lookup_elem(&port_classes, &pk);
-			if (pc) {
-				mk.pc = *pc;
-				v = bpf_map_lookup_elem(&matches, &mk);
-			}
+			mk.spc = *spc;
+			mk.dpc = *dpc;
+			v = bpf_map_lookup_elem(&matches, &mk);
 		}
 	}
 	if (!v && (ac->flags & XDPF_AC_PROTO)) {
-		mk.pc = XDPF_PC_PROTO | (p.proto & 0xff);
+		mk.spc = mk.dpc = XDPF_NO_PORTS;
 		v = bpf_map_lookup_elem(&matches, &mk);
 	}
 	if (!v && (ac->flags & XDPF_AC_ANY))

@@ -11,9 +11,9 @@
 #define XDPF_MAX_CLASSES 524288	/* entries of each compiled table, per generation */
 #define XDPF_MAX_PORT_CLASSES 65536
 
-/* Special port class in the match table's pc field: | proto gives the best
- * rule with that protocol and no ports. */
-#define XDPF_PC_PROTO 0xffffff00u
+/* sport and dport class of the match entry that gives the best rule with a
+ * protocol and no ports. */
+#define XDPF_NO_PORTS 0xffffffffu
 
 enum xdpf_verdict_action {
 	XDPF_ACT_PASS = 0,
@@ -150,19 +150,14 @@ struct xdpf_addr_key {
 	__u32 dc;
 };
 
-/* (protocol, source-port class, destination-port class) -> port class. */
-struct xdpf_port_key {
-	__u32 gen;
-	__u32 proto;
-	__u32 spc;
-	__u32 dpc;
-};
-
-/* (address class, port class) -> the winning rule. */
+/* (address class, protocol, source-port class, destination-port class)
+ * -> the winning rule. */
 struct xdpf_match_key {
 	__u32 gen;
 	__u32 ac;
-	__u32 pc;
+	__u32 proto;
+	__u32 spc;
+	__u32 dpc;
 };
 
 #endif

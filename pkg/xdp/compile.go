@@ -155,6 +155,22 @@ func compile(rules []Rule) (*tables, error) {
 	if err := t.matchTable(acs, pcOfRule, pcProto); err != nil {
 		return nil, err
 	}
+	// The program's match table has an entry per port tuple of each class.
+	perPC := map[uint32]int{}
+	for _, pc := range t.ports {
+		perPC[pc]++
+	}
+	n := 0
+	for k := range t.matches {
+		if k[1] >= pcProtoBase {
+			n++
+		} else {
+			n += perPC[k[1]]
+		}
+	}
+	if n > maxEntries {
+		return nil, fmt.Errorf("rule set needs %d match entries, at most %d fit: use fewer overlapping port ranges", n, maxEntries)
+	}
 	return t, nil
 }
 

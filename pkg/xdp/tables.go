@@ -14,7 +14,6 @@ type (
 	lpm4Key  = xdpFilterXdpfLpm4Key
 	lpm6Key  = xdpFilterXdpfLpm6Key
 	addrKey  = xdpFilterXdpfAddrKey
-	portKey  = xdpFilterXdpfPortKey
 	matchKey = xdpFilterXdpfMatchKey
 	verdict  = xdpFilterXdpfVerdict
 	counter  = xdpFilterXdpfCounter
@@ -103,7 +102,6 @@ func (f *Filter) clearGen(gen uint32) error {
 		deleteGen(f.maps["src6h"], gen, func(k *pfx6Key) uint32 { return k.GenLen >> 8 }),
 		deleteGen(f.maps["dst6h"], gen, func(k *pfx6Key) uint32 { return k.GenLen >> 8 }),
 		deleteGen(f.maps["addr_classes"], gen, func(k *addrKey) uint32 { return k.Gen }),
-		deleteGen(f.maps["port_classes"], gen, func(k *portKey) uint32 { return k.Gen }),
 		deleteGen(f.maps["matches"], gen, func(k *matchKey) uint32 { return k.Gen }),
 	)
 }
@@ -224,26 +222,34 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 		if err := putAll(f.maps["dport_class"], idx, t.dport[:]); err != nil {
 			return err
 		}
-		var pks []portKey
-		var pvs []uint32
-		for k, pc := range t.ports {
-			pks = append(pks, portKey{Gen: gen, Proto: k[0], Spc: k[1], Dpc: k[2]})
-			pvs = append(pvs, pc)
-		}
-		if err := putAll(f.maps["port_classes"], pks, pvs); err != nil {
-			return err
-		}
 	}
 	for _, ifindex := range ifindexes {
 		if err := f.maps["tx_ports"].Put(uint32(ifindex), uint32(ifindex)); err != nil {
 			return fmt.Errorf("add redirect target %d: %w", ifindex, err)
 		}
 	}
+	// The match table is keyed by the port classes' tuples, which saves the
+	// program a lookup of the port class.
+	tuples := map[uint32][][3]uint32{}
+	for k, pc := range t.ports {
+		tuples[pc] = append(tuples[pc], k)
+	}
 	var mks []matchKey
 	var mvs []verdict
 	for k, r := range t.matches {
-		mks = append(mks, matchKey{Gen: gen, Ac: k[0], Pc: k[1]})
-		mvs = append(mvs, t.verdict(r, ifindexes))
+		v := t.verdict(r, ifindexes)
+		if k[1] >= pcProtoBase {
+			mks = append(mks, matchKey{Gen: gen, Ac: k[0], Proto: k[1] & 0xff, Spc: noPorts, Dpc: noPorts})
+			mvs = append(mvs, v)
+			continue
+		}
+		for _, tu := range tuples[k[1]] {
+			mks = append(mks, matchKey{Gen: gen, Ac: k[0], Proto: tu[0], Spc: tu[1], Dpc: tu[2]})
+			mvs = append(mvs, v)
+		}
+		if len(mks) > maxEntries {
+			return fmt.Errorf("rule set needs more than %d match entries: use fewer overlapping port ranges", maxEntries)
+		}
 	}
 	if err := putAll(f.maps["matches"], mks, mvs); err != nil {
 		return err
@@ -362,6 +368,9 @@ func decodeRule(id uint32, rec *ruleRec, ifname func(int) string) Rule {
 }
 
 // Flags of acVal (XDPF_AC_* in xdp_filter.h).
+// noPorts is the port classes of match entries for rules without ports.
+const noPorts = 0xffffffff
+
 const (
 	acValid = 1
 	acAny   = 2

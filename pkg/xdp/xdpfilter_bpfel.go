@@ -79,10 +79,12 @@ type xdpFilterXdpfLpm6Key struct {
 }
 
 type xdpFilterXdpfMatchKey struct {
-	_   structs.HostLayout
-	Gen uint32
-	Ac  uint32
-	Pc  uint32
+	_     structs.HostLayout
+	Gen   uint32
+	Ac    uint32
+	Proto uint32
+	Spc   uint32
+	Dpc   uint32
 }
 
 type xdpFilterXdpfPfx4Key struct {
@@ -95,14 +97,6 @@ type xdpFilterXdpfPfx6Key struct {
 	_      structs.HostLayout
 	GenLen uint32
 	Addr   [16]uint8
-}
-
-type xdpFilterXdpfPortKey struct {
-	_     structs.HostLayout
-	Gen   uint32
-	Proto uint32
-	Spc   uint32
-	Dpc   uint32
 }
 
 type xdpFilterXdpfRule struct {
@@ -142,7 +136,6 @@ const (
 	xdpFilterMapDst6        = "dst6"
 	xdpFilterMapDst6h       = "dst6h"
 	xdpFilterMapMatches     = "matches"
-	xdpFilterMapPortClasses = "port_classes"
 	xdpFilterMapRuleStats   = "rule_stats"
 	xdpFilterMapRules       = "rules"
 	xdpFilterMapSportClass  = "sport_class"
@@ -214,7 +207,6 @@ type xdpFilterMapSpecs struct {
 	Dst6        *ebpf.MapSpec `ebpf:"dst6"`
 	Dst6h       *ebpf.MapSpec `ebpf:"dst6h"`
 	Matches     *ebpf.MapSpec `ebpf:"matches"`
-	PortClasses *ebpf.MapSpec `ebpf:"port_classes"`
 	RuleStats   *ebpf.MapSpec `ebpf:"rule_stats"`
 	Rules       *ebpf.MapSpec `ebpf:"rules"`
 	SportClass  *ebpf.MapSpec `ebpf:"sport_class"`
@@ -260,7 +252,6 @@ type xdpFilterMaps struct {
 	Dst6        *ebpf.Map `ebpf:"dst6"`
 	Dst6h       *ebpf.Map `ebpf:"dst6h"`
 	Matches     *ebpf.Map `ebpf:"matches"`
-	PortClasses *ebpf.Map `ebpf:"port_classes"`
 	RuleStats   *ebpf.Map `ebpf:"rule_stats"`
 	Rules       *ebpf.Map `ebpf:"rules"`
 	SportClass  *ebpf.Map `ebpf:"sport_class"`
@@ -282,7 +273,6 @@ func (m *xdpFilterMaps) Close() error {
 		m.Dst6,
 		m.Dst6h,
 		m.Matches,
-		m.PortClasses,
 		m.RuleStats,
 		m.Rules,
 		m.SportClass,
