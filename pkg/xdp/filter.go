@@ -431,6 +431,9 @@ func (f *Filter) Unload() error {
 			errs = append(errs, err)
 		}
 		f.dir = ""
+		// Leave no empty directories behind either.
+		os.Remove(PinRoot)
+		os.Remove(filepath.Dir(PinRoot))
 	}
 	return errors.Join(errs...)
 }
