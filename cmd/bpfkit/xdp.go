@@ -51,15 +51,16 @@ func (a *attachFlags) options(iface string, rules []xdp.Rule, g *globalFlags) (x
 	if err != nil {
 		return xdp.Options{}, err
 	}
-	if err := checkSafety(iface, policy, rules, a.force); err != nil {
+	if err := checkSafety(iface, policy, rules, 0, true, a.force); err != nil {
 		return xdp.Options{}, err
 	}
 	return xdp.Options{Mode: mode, Policy: policy, Rules: rules, Debug: g.debug}, nil
 }
 
-// checkSafety refuses what could cut the operator off, unless forced.
-func checkSafety(iface string, policy xdp.Policy, rules []xdp.Rule, force bool) error {
-	hazards, err := xdp.Hazards(iface, policy, rules)
+// checkSafety refuses what could cut the operator off, unless forced
+// (see xdp.Hazards).
+func checkSafety(iface string, policy xdp.Policy, rules []xdp.Rule, firstNew int, loading, force bool) error {
+	hazards, err := xdp.Hazards(iface, policy, rules, firstNew, loading)
 	if err != nil {
 		return err
 	}

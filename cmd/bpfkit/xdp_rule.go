@@ -56,7 +56,7 @@ func newXDPRuleAddCmd(_ *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := checkSafety(args[0], f.Policy, append(rules, r), force); err != nil {
+			if err := checkSafety(args[0], f.Policy, append(rules, r), len(rules), false, force); err != nil {
 				return err
 			}
 			r, err = f.AddRule(r)
@@ -119,7 +119,7 @@ func newXDPRuleLoadCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			if err := checkSafety(args[0], f.Policy, rules, force); err != nil {
+			if err := checkSafety(args[0], f.Policy, rules, 0, false, force); err != nil {
 				return err
 			}
 			if err := f.ReplaceRules(rules); err != nil {

@@ -262,4 +262,14 @@ func TestXDPErrors(t *testing.T) {
 	if out != "rule 2: --src 198.18.0.0/24 --proto tcp --action drop\n" {
 		t.Errorf("forced add said %q", out)
 	}
+
+	// A drop rule on the interface of the default route needs --force.
+	ns.IP(t, "route", "add", "default", "via", "198.18.0.1", "dev", "vb")
+	r = bpfkit(t, ns, nil, "xdp", "rule", "add", "vb", "--proto", "udp", "--dport", "9", "--action", "drop")
+	want = `bpfkit: vb carries the default route, and rule "--proto udp --dport 9 --action drop" would drop some of its traffic: add --force if that is what you want`
+	if r.code != 1 || strings.TrimSpace(r.stderr) != want {
+		t.Errorf("default route: exit %d, %q", r.code, r.stderr)
+	}
+	ok(t, bpfkit(t, ns, nil, "xdp", "rule", "add", "vb", "--proto", "udp", "--dport", "9", "--action", "drop", "--force"))
+	ok(t, bpfkit(t, ns, nil, "xdp", "rule", "add", "vb", "--proto", "udp", "--dport", "10", "--action", "pass"))
 }

@@ -12,10 +12,12 @@ import (
 
 // Hazards says why a policy and rule set on iface could cut the operator
 // off the machine; each needs --force. It checks the SSH session in
-// $SSH_CONNECTION and the interface of the default route.
-func Hazards(iface string, policy Policy, rules []Rule) ([]string, error) {
+// $SSH_CONNECTION against the whole set, and the interface of the default
+// route against the new rules, rules[firstNew:]. loading says the policy is
+// new too.
+func Hazards(iface string, policy Policy, rules []Rule, firstNew int, loading bool) ([]string, error) {
 	var out []string
-	if policy == PolicyAllow {
+	if loading && policy == PolicyAllow {
 		out = append(out, fmt.Sprintf("--policy allow drops every packet on %s that no rule passes", iface))
 	}
 	prepared, err := prepare(rules)
@@ -36,7 +38,7 @@ func Hazards(iface string, policy Policy, rules []Rule) ([]string, error) {
 		}
 	}
 	if defaultRouteIface(iface) {
-		for _, r := range prepared {
+		for _, r := range prepared[min(firstNew, len(prepared)):] {
 			if r.Action.Kind != Pass {
 				out = append(out, fmt.Sprintf("%s carries the default route, and rule %q would %s some of its traffic", iface, r.String(), r.Action.verb()))
 				break
