@@ -11,7 +11,9 @@
  *   (address class, proto)             -> best rule with no ports, then
  *   the address class's own entry      -> best rule with no protocol
  * Lookups that would always give the same answer are skipped: a constant
- * class lives in the config, an address class in an LPM value.
+ * class lives in the config, an address class in an LPM value, and a class
+ * with at most XDPF_INLINE rules besides its catch-all carries them, to be
+ * compared in place.
  * Every table holds two generations; the config entry says which one is
  * live, so a new rule set replaces the old one atomically.
  */
@@ -392,6 +394,22 @@ int xdp_filter(struct xdp_md *ctx)
 	if (!ac)
 		goto dflt;
 
+	if (ac->flags & XDPF_AC_INLINE) {
+		for (int i = 0; i < XDPF_INLINE; i++) {
+			struct xdpf_inline *e = &ac->in[i];
+
+			if (i >= ac->n_inline)
+				break;
+			if (e->proto ? e->proto != p.proto : p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP)
+				continue;
+			if (e->ports && (!p.ports || p.sport < e->sport_lo || p.sport > e->sport_hi ||
+					 p.dport < e->dport_lo || p.dport > e->dport_hi))
+				continue;
+			v = &e->v;
+			break;
+		}
+		goto fallback;
+	}
 	struct xdpf_match_key mk = { .gen = gen, .ac = ac->ac, .proto = p.proto };
 	if (p.ports && (ac->flags & XDPF_AC_PORTS)) {
 		u32 si = gen * XDPF_MAX_PORT_CLASSES + (p.sport & 0xffff);
@@ -409,6 +427,7 @@ int xdp_filter(struct xdp_md *ctx)
 		mk.spc = mk.dpc = XDPF_NO_PORTS;
 		v = bpf_map_lookup_elem(&matches, &mk);
 	}
+fallback:
 	if (!v && (ac->flags & XDPF_AC_ANY))
 		v = &ac->any;
 	if (!v)

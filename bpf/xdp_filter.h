@@ -46,18 +46,34 @@ struct xdpf_verdict {
 	__u32 ifindex;	/* redirect target */
 };
 
+/* A rule compared in place, without a lookup: the protocol (0: TCP or
+ * UDP, for a rule with ports and no protocol) and port ranges. */
+struct xdpf_inline {
+	__u8 proto;
+	__u8 ports;	/* the ranges apply (TCP or UDP with ports only) */
+	__u16 sport_lo, sport_hi;
+	__u16 dport_lo, dport_hi;
+	__u16 pad;
+	struct xdpf_verdict v;
+};
+
+#define XDPF_INLINE 2
+
 /* An address class and what the program needs to know about it without
  * another lookup. */
 struct xdpf_ac {
 	__u32 ac;
 	__u32 flags;			/* XDPF_AC_* */
 	struct xdpf_verdict any;	/* best rule without protocol or ports */
+	__u32 n_inline;			/* with XDPF_AC_INLINE: how many of in */
+	struct xdpf_inline in[XDPF_INLINE];	/* every other rule of the class, best first */
 };
 
 #define XDPF_AC_VALID	1	/* this entry holds the address class */
 #define XDPF_AC_ANY	2	/* any is set */
 #define XDPF_AC_PROTO	4	/* the match table has protocol entries for it */
 #define XDPF_AC_PORTS	8	/* the match table has port entries for it */
+#define XDPF_AC_INLINE	16	/* in[] holds all its rules but any: no table lookup */
 
 /* LPM value: the field's class; when the other address field is the same
  * for every packet, also the address class (ac.flags has XDPF_AC_VALID). */

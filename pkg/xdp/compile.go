@@ -40,9 +40,10 @@ type tables struct {
 
 // acInfo is what an address class's entry carries besides its id.
 type acInfo struct {
-	any      int32 // best rule without protocol or ports, -1 for none
-	hasProto bool  // the match table has protocol entries for it
-	hasPorts bool  // and port entries
+	set      []int32 // its rules, best first
+	any      int32   // best rule without protocol or ports, -1 for none
+	hasProto bool    // the match table has protocol entries for it
+	hasPorts bool    // and port entries
 }
 
 // Dimensions of tables.lpm.
@@ -399,7 +400,7 @@ func (t *tables) matchTable(acs *interner, pcOfRule map[int32][]uint32, pcProto 
 				}
 			}
 		}
-		info := &acInfo{any: bestAny, hasProto: len(bestProto) > 0}
+		info := &acInfo{set: set, any: bestAny, hasProto: len(bestProto) > 0}
 		t.acs[ac] = info
 		for p, r := range bestProto {
 			t.matches[[2]uint32{ac, pcProtoBase | uint32(p)}] = r

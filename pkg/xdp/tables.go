@@ -372,10 +372,11 @@ func decodeRule(id uint32, rec *ruleRec, ifname func(int) string) Rule {
 const noPorts = 0xffffffff
 
 const (
-	acValid = 1
-	acAny   = 2
-	acProto = 4
-	acPorts = 8
+	acValid  = 1
+	acAny    = 2
+	acProto  = 4
+	acPorts  = 8
+	acInline = 16
 )
 
 func (t *tables) verdict(r int32, ifindexes map[string]int) verdict {
@@ -400,5 +401,31 @@ func (t *tables) acValue(ac uint32, ifindexes map[string]int) acVal {
 	if info.hasPorts {
 		v.Flags |= acPorts
 	}
+	// Few rules besides the catch-all (which is last): compare them in place.
+	rest := info.set
+	if info.any >= 0 {
+		rest = rest[:len(rest)-1]
+	}
+	if len(rest) <= len(v.In) {
+		v.Flags |= acInline
+		v.N_inline = uint32(len(rest))
+		for i, r := range rest {
+			rule := t.rules[r]
+			e := &v.In[i]
+			e.Proto, e.V = rule.Proto, t.verdict(r, ifindexes)
+			if rule.hasPorts() {
+				e.Ports = 1
+				e.SportLo, e.SportHi = portBounds(rule.SPort)
+				e.DportLo, e.DportHi = portBounds(rule.DPort)
+			}
+		}
+	}
 	return v
+}
+
+func portBounds(r PortRange) (uint16, uint16) {
+	if r.Any() {
+		return 0, 65535
+	}
+	return r.Lo, r.Hi
 }

@@ -14,10 +14,12 @@ import (
 )
 
 type xdpFilterXdpfAc struct {
-	_     structs.HostLayout
-	Ac    uint32
-	Flags uint32
-	Any   xdpFilterXdpfVerdict
+	_        structs.HostLayout
+	Ac       uint32
+	Flags    uint32
+	Any      xdpFilterXdpfVerdict
+	N_inline uint32
+	In       [2]xdpFilterXdpfInline
 }
 
 type xdpFilterXdpfAddrKey struct {
@@ -53,6 +55,18 @@ type xdpFilterXdpfCounter struct {
 	_       structs.HostLayout
 	Packets uint64
 	Bytes   uint64
+}
+
+type xdpFilterXdpfInline struct {
+	_       structs.HostLayout
+	Proto   uint8
+	Ports   uint8
+	SportLo uint16
+	SportHi uint16
+	DportLo uint16
+	DportHi uint16
+	Pad     uint16
+	V       xdpFilterXdpfVerdict
 }
 
 type xdpFilterXdpfLens struct {
