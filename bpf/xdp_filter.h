@@ -116,7 +116,7 @@ struct xdpf_config {
 	__u32 dst4_class;
 	__u32 src6_class;
 	__u32 dst6_class;
-	__u32 have_ports;	/* some rule matches ports */
+	__u32 pad;
 	__u32 mode;		/* how it is attached, for status (entry 0; user space only) */
 	struct xdpf_ac ac4;	/* valid when both IPv4 fields are constant */
 	struct xdpf_ac ac6;

@@ -271,10 +271,6 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 
 	c.Src4Class, c.Dst4Class = t.constClass[dimSrc4], t.constClass[dimDst4]
 	c.Src6Class, c.Dst6Class = t.constClass[dimSrc6], t.constClass[dimDst6]
-	c.HavePorts = 0
-	if t.havePorts {
-		c.HavePorts = 1
-	}
 	if err := f.maps["config"].Put(1+gen, &c); err != nil {
 		return fmt.Errorf("write the new rule set's config: %w", err)
 	}

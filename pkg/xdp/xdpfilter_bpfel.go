@@ -44,7 +44,7 @@ type xdpFilterXdpfConfig struct {
 	Dst4Class uint32
 	Src6Class uint32
 	Dst6Class uint32
-	HavePorts uint32
+	Pad       uint32
 	Mode      uint32
 	Ac4       xdpFilterXdpfAc
 	Ac6       xdpFilterXdpfAc
