@@ -15,6 +15,7 @@ import (
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
+	"github.com/bpfkit/bpfkit/pkg/xdp"
 )
 
 // tools lists every tracer with the BPF objects it loads, for check.
@@ -24,6 +25,7 @@ var tools = []struct {
 	alsoAttach map[string][]string
 }{
 	{"opensnoop", opensnoop.Spec, opensnoop.AlsoAttach},
+	{"xdp", xdp.Spec, nil},
 }
 
 func newCheckCmd(_ *globalFlags) *cobra.Command {

@@ -33,6 +33,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newOpensnoopCmd(g),
 		newCheckCmd(g),
+		newXDPCmd(g),
 	)
 	return root
 }

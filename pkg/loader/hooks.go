@@ -9,6 +9,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 )
 
@@ -19,6 +20,9 @@ const (
 	HookTracepoint    HookKind = iota + 1 // tracepoint/GROUP/NAME
 	HookBTFTracepoint                     // tp_btf/NAME
 	HookRawTracepoint                     // raw_tracepoint/NAME
+	// HookXDP is a network interface's XDP hook (section "xdp"). Load does
+	// not attach it: pkg/xdp attaches to the interface it is given.
+	HookXDP
 )
 
 // Hook is the attach point a program's ELF section names.
@@ -36,6 +40,8 @@ func (h Hook) String() string {
 		return "BTF tracepoint " + h.Name
 	case HookRawTracepoint:
 		return "raw tracepoint " + h.Name
+	case HookXDP:
+		return "XDP"
 	}
 	return "unknown hook"
 }
@@ -54,6 +60,8 @@ func HookOf(p *ebpf.ProgramSpec) (Hook, error) {
 		return Hook{Kind: HookBTFTracepoint, Name: rest}, nil
 	case "raw_tracepoint", "raw_tp":
 		return Hook{Kind: HookRawTracepoint, Name: rest}, nil
+	case "xdp":
+		return Hook{Kind: HookXDP, Name: "xdp"}, nil
 	}
 	return Hook{}, fmt.Errorf("program %s: unsupported section %q", p.Name, p.SectionName)
 }
@@ -81,6 +89,11 @@ func (h Hook) Available() error {
 			return fmt.Errorf("this kernel has no raw tracepoint %s", h.Name)
 		}
 		return nil
+	case HookXDP:
+		if err := features.HaveProgramType(ebpf.XDP); err != nil {
+			return fmt.Errorf("this kernel has no XDP: %w", err)
+		}
+		return nil
 	}
 	return fmt.Errorf("unknown hook kind %d", h.Kind)
 }
@@ -94,6 +107,8 @@ func (h Hook) attach(prog *ebpf.Program) (link.Link, error) {
 		return link.AttachTracing(link.TracingOptions{Program: prog})
 	case HookRawTracepoint:
 		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: h.Name, Program: prog})
+	case HookXDP:
+		return nil, fmt.Errorf("XDP programs attach to an interface: use pkg/xdp")
 	}
 	return nil, fmt.Errorf("unknown hook kind %d", h.Kind)
 }

@@ -64,7 +64,7 @@ func Preflight() error {
 		return err
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
-		return explain("lift the memlock limit", err, false)
+		return Explain("lift the memlock limit", err, false)
 	}
 	return nil
 }
@@ -91,7 +91,7 @@ func Load(spec *ebpf.CollectionSpec, opts Options) (_ *Objects, err error) {
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, collOpts)
 	if err != nil {
-		return nil, explain("load BPF programs", err, opts.Debug)
+		return nil, Explain("load BPF programs", err, opts.Debug)
 	}
 	o := &Objects{Collection: coll, Dropped: dropped}
 	defer func() {
@@ -104,7 +104,7 @@ func Load(spec *ebpf.CollectionSpec, opts Options) (_ *Objects, err error) {
 		for _, h := range hooks[name] {
 			l, err := h.attach(coll.Programs[name])
 			if err != nil {
-				return nil, explain(fmt.Sprintf("attach %s to %s", name, h), err, opts.Debug)
+				return nil, Explain(fmt.Sprintf("attach %s to %s", name, h), err, opts.Debug)
 			}
 			o.links = append(o.links, l)
 		}

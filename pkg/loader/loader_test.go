@@ -20,13 +20,14 @@ func TestHookOf(t *testing.T) {
 		"tp_btf/sched_switch":                  {Kind: HookBTFTracepoint, Name: "sched_switch"},
 		"raw_tracepoint/sched_switch":          {Kind: HookRawTracepoint, Name: "sched_switch"},
 		"raw_tp/sched_wakeup":                  {Kind: HookRawTracepoint, Name: "sched_wakeup"},
+		"xdp":                                  {Kind: HookXDP, Name: "xdp"},
 	} {
 		got, err := HookOf(&ebpf.ProgramSpec{Name: "p", SectionName: section})
 		if err != nil || got != want {
 			t.Errorf("%s: %+v, %v; want %+v", section, got, err, want)
 		}
 	}
-	for _, bad := range []string{"tracepoint/nogroup", "kprobe/do_sys_open", "xdp", ""} {
+	for _, bad := range []string{"tracepoint/nogroup", "kprobe/do_sys_open", "tc", ""} {
 		if _, err := HookOf(&ebpf.ProgramSpec{Name: "p", SectionName: bad}); err == nil {
 			t.Errorf("section %q parsed", bad)
 		}
