@@ -37,9 +37,18 @@ func bpfkit(t *testing.T, args ...string) *exec.Cmd {
 // runBpfkit runs bpfkit to the end and returns stdout, stderr, exit code.
 func runBpfkit(t *testing.T, cmd *exec.Cmd) (string, string, int) {
 	t.Helper()
+	return runCmd(t, cmd, (*exec.Cmd).Start)
+}
+
+// runCmd is runBpfkit with a way to start the command (in a netns, say).
+func runCmd(t *testing.T, cmd *exec.Cmd, start func(*exec.Cmd) error) (string, string, int) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	err := start(cmd)
+	if err == nil {
+		err = cmd.Wait()
+	}
 	code := 0
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {

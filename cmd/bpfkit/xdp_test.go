@@ -24,9 +24,9 @@ type result struct {
 // bpfkitIn runs the CLI (this test binary re-executed) inside ns.
 func bpfkitIn(t *testing.T, ns *testkit.NetNS, env []string, args ...string) result {
 	t.Helper()
-	cmd := ns.Wrap(bpfkit(t, args...))
+	cmd := bpfkit(t, args...)
 	cmd.Env = append(cmd.Env, env...)
-	stdout, stderr, code := runBpfkit(t, cmd)
+	stdout, stderr, code := runCmd(t, cmd, ns.Start)
 	return result{stdout: stdout, stderr: stderr, code: code}
 }
 
@@ -171,8 +171,8 @@ func TestXDPRunKilled(t *testing.T) {
 	ns := xdpNS(t)
 	rules := filepath.Join(t.TempDir(), "rules")
 	os.WriteFile(rules, []byte("--proto udp --dport 9 --action drop\n"), 0o600)
-	cmd := ns.Wrap(testkit.Command(t, "bpfkit", "xdp", "run", "vb", "--rules", rules))
-	if err := cmd.Start(); err != nil {
+	cmd := bpfkit(t, "xdp", "run", "vb", "--rules", rules)
+	if err := ns.Start(cmd); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
@@ -186,7 +186,6 @@ func TestXDPRunKilled(t *testing.T) {
 	if _, err := os.Stat(pinDir(t, ns, "vb")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("run pinned state: %v", err)
 	}
-	// nsenter execs the child, so this is bpfkit itself.
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +244,7 @@ func TestXDPErrors(t *testing.T) {
 	}
 
 	// A drop rule on the interface of the default route needs --force.
-	ns.IP(t, "route", "add", "default", "via", "198.18.0.1", "dev", "vb")
+	ns.DefaultRoute(t, "198.18.0.1", "vb")
 	r = bpfkitIn(t, ns, nil, "xdp", "rule", "add", "vb", "--proto", "udp", "--dport", "9", "--action", "drop")
 	want = `bpfkit: vb carries the default route, and rule "--proto udp --dport 9 --action drop" would drop some of its traffic: add --force if that is what you want`
 	if r.code != 1 || strings.TrimSpace(r.stderr) != want {

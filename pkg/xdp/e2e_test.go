@@ -329,7 +329,7 @@ func TestE2ERedirect(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	c.IP(t, "link", "set", "vc", "address", mac.String())
+	c.SetMAC(t, "vc", mac)
 	f := attach(t, p.b, "vb", Options{Rules: []Rule{mustRule(t, "--src 198.18.0.1 --proto udp --dport 5004 --action redirect:vb2")}})
 	// A veth accepts redirected frames only if its peer runs XDP.
 	if err := c.Do(func() error {

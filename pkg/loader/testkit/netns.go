@@ -2,18 +2,21 @@ package testkit
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
 
 // NetNS is a network namespace that a test created; it is deleted, with
-// its interfaces, when the test ends, also on failure.
+// its interfaces, when the test ends, also on failure. Everything here is
+// done through netlink, so tests need no `ip` binary (there is none in the
+// VMs of vmtest).
 type NetNS struct {
 	Name string
 	Path string // /run/netns/NAME
@@ -21,82 +24,152 @@ type NetNS struct {
 
 var nsSeq atomic.Uint32
 
-// NewNetNS creates a network namespace with loopback up.
+// NewNetNS creates a named network namespace with loopback up.
 func NewNetNS(t testing.TB, tag string) *NetNS {
 	t.Helper()
 	RequireRoot(t)
 	name := fmt.Sprintf("bpfkit-%s-%d-%d", tag, os.Getpid(), nsSeq.Add(1))
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	if err := onThread(func() error {
+		orig, err := netns.Get()
+		if err != nil {
+			return err
+		}
+		defer orig.Close()
+		created, err := netns.NewNamed(name) // switches this thread into it
+		if err != nil {
+			return fmt.Errorf("create netns %s: %w", name, err)
+		}
+		created.Close()
+		return netns.Set(orig)
+	}); err != nil {
+		t.Fatal(err)
 	}
 	ns := &NetNS{Name: name, Path: "/run/netns/" + name}
 	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
+		if err := netns.DeleteNamed(name); err != nil {
+			t.Errorf("delete netns %s: %v", name, err)
 		}
 	})
-	ns.IP(t, "link", "set", "lo", "up")
+	ns.must(t, func() error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(lo)
+	})
 	return ns
 }
 
-// IP runs `ip -n NAME args...` and fails the test if it fails.
-func (n *NetNS) IP(t testing.TB, args ...string) {
-	t.Helper()
-	args = append([]string{"-n", n.Name}, args...)
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
+// onThread runs fn locked to one OS thread. If fn fails to restore the
+// thread's namespace, the thread stays locked and dies with the goroutine.
+func onThread(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		errc <- fn()
+	}()
+	return <-errc
 }
 
 // Do runs fn on a thread switched into the namespace. Sockets and links
 // that fn creates stay in the namespace afterwards.
 func (n *NetNS) Do(fn func() error) error {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
 	target, err := netns.GetFromPath(n.Path)
 	if err != nil {
-		runtime.UnlockOSThread()
 		return err
 	}
 	defer target.Close()
-	if err := netns.Set(target); err != nil {
+	return onThread(func() error {
+		orig, err := netns.Get()
+		if err != nil {
+			return err
+		}
+		defer orig.Close()
+		if err := netns.Set(target); err != nil {
+			return err
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			return fmt.Errorf("return to the test's namespace: %w", err)
+		}
 		runtime.UnlockOSThread()
-		return err
-	}
-	ferr := fn()
-	if err := netns.Set(orig); err != nil {
-		// Leave the thread locked: the runtime drops it with the goroutine.
-		return fmt.Errorf("return to the test's namespace: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return ferr
+		return ferr
+	})
 }
 
-// Wrap makes cmd run inside the namespace (with nsenter, which, unlike
-// `ip netns exec`, keeps the mounts, /sys/fs/bpf included).
-func (n *NetNS) Wrap(cmd *exec.Cmd) *exec.Cmd {
-	cmd.Args = append([]string{"nsenter", "--net=" + n.Path, "--", cmd.Path}, cmd.Args[1:]...)
-	cmd.Path, _ = exec.LookPath("nsenter")
-	return cmd
+func (n *NetNS) must(t testing.TB, fn func() error) {
+	t.Helper()
+	if err := n.Do(fn); err != nil {
+		t.Fatalf("in netns %s: %v", n.Name, err)
+	}
+}
+
+// Start starts cmd inside the namespace: it is forked from a thread that
+// has entered it, so the whole child process lives there, with the test's
+// mounts (/sys/fs/bpf included).
+func (n *NetNS) Start(cmd *exec.Cmd) error {
+	return n.Do(cmd.Start)
+}
+
+// SetMAC sets an interface's hardware address.
+func (n *NetNS) SetMAC(t testing.TB, iface string, mac net.HardwareAddr) {
+	t.Helper()
+	n.must(t, func() error {
+		l, err := netlink.LinkByName(iface)
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetHardwareAddr(l, mac)
+	})
+}
+
+// DefaultRoute routes everything through gateway on iface.
+func (n *NetNS) DefaultRoute(t testing.TB, gateway, iface string) {
+	t.Helper()
+	n.must(t, func() error {
+		l, err := netlink.LinkByName(iface)
+		if err != nil {
+			return err
+		}
+		return netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: net.ParseIP(gateway)})
+	})
 }
 
 // Veth connects namespaces a and b with a veth pair, names the ends, gives
 // them addresses (CIDR, empty for none) and brings them up.
 func Veth(t testing.TB, a *NetNS, aName, aAddr string, b *NetNS, bName, bAddr string) {
 	t.Helper()
-	a.IP(t, "link", "add", aName, "type", "veth", "peer", "name", bName, "netns", b.Name)
+	peer, err := netns.GetFromPath(b.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	a.must(t, func() error {
+		return netlink.LinkAdd(&netlink.Veth{
+			LinkAttrs:     netlink.LinkAttrs{Name: aName},
+			PeerName:      bName,
+			PeerNamespace: netlink.NsFd(peer),
+		})
+	})
 	for _, end := range []struct {
 		ns         *NetNS
 		name, addr string
 	}{{a, aName, aAddr}, {b, bName, bAddr}} {
-		if end.addr != "" {
-			end.ns.IP(t, "addr", "add", end.addr, "dev", end.name)
-		}
-		end.ns.IP(t, "link", "set", end.name, "up")
+		end.ns.must(t, func() error {
+			l, err := netlink.LinkByName(end.name)
+			if err != nil {
+				return err
+			}
+			if end.addr != "" {
+				addr, err := netlink.ParseAddr(end.addr)
+				if err != nil {
+					return err
+				}
+				if err := netlink.AddrAdd(l, addr); err != nil {
+					return fmt.Errorf("address %s on %s: %w", end.addr, end.name, err)
+				}
+			}
+			return netlink.LinkSetUp(l)
+		})
 	}
 }
