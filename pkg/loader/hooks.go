@@ -19,6 +19,10 @@ const (
 	HookTracepoint    HookKind = iota + 1 // tracepoint/GROUP/NAME
 	HookBTFTracepoint                     // tp_btf/NAME
 	HookRawTracepoint                     // raw_tracepoint/NAME
+	// HookTailCall is a tracepoint program that is not attached: other
+	// programs reach it with bpf_tail_call through a program array
+	// initialised in C. Section tracepoint/tail_call.
+	HookTailCall
 )
 
 // Hook is the attach point a program's ELF section names.
@@ -36,6 +40,8 @@ func (h Hook) String() string {
 		return "BTF tracepoint " + h.Name
 	case HookRawTracepoint:
 		return "raw tracepoint " + h.Name
+	case HookTailCall:
+		return "tail call"
 	}
 	return "unknown hook"
 }
@@ -45,6 +51,9 @@ func HookOf(p *ebpf.ProgramSpec) (Hook, error) {
 	kind, rest, _ := strings.Cut(p.SectionName, "/")
 	switch kind {
 	case "tracepoint", "tp":
+		if rest == "tail_call" {
+			return Hook{Kind: HookTailCall}, nil
+		}
 		group, name, ok := strings.Cut(rest, "/")
 		if !ok {
 			break
@@ -70,6 +79,8 @@ func (h Hook) Available() error {
 			}
 			return fmt.Errorf("look up tracepoint %s:%s: %w", h.Group, h.Name, err)
 		}
+		return nil
+	case HookTailCall:
 		return nil
 	case HookBTFTracepoint, HookRawTracepoint:
 		spec, err := btf.LoadKernelSpec()

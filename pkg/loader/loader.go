@@ -95,6 +95,9 @@ func Load(spec *ebpf.CollectionSpec, opts Options) (_ *Objects, err error) {
 	}()
 
 	for _, name := range slices.Sorted(maps.Keys(hooks)) {
+		if hooks[name].Kind == HookTailCall {
+			continue
+		}
 		l, err := hooks[name].attach(coll.Programs[name])
 		if err != nil {
 			return nil, explain(fmt.Sprintf("attach %s to %s", name, hooks[name]), err, opts.Debug)
@@ -164,7 +167,13 @@ func pruneMissingHooks(spec *ebpf.CollectionSpec) (map[string]Hook, map[string]e
 		}
 		hooks[name] = h
 	}
-	if len(hooks) == 0 {
+	attachable := 0
+	for _, h := range hooks {
+		if h.Kind != HookTailCall {
+			attachable++
+		}
+	}
+	if attachable == 0 {
 		var why []string
 		for _, err := range dropped {
 			why = append(why, err.Error())

@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * filetop: reads and writes per thread and file, added up in the kernel from
+ * the syscalls tracepoints of read, write, pread64, pwrite64, readv, writev,
+ * preadv, pwritev, preadv2 and pwritev2. The fd is remembered at entry; at
+ * exit the file is looked up in the task's fd table and the call is added to
+ * the `stats` map. User space reads and clears the map (and `paths`) every
+ * interval.
+ *
+ * A call counts as one read or write when it returns >= 0 (0 at end of file
+ * counts too); failed calls are not counted. The path is resolved (in a tail
+ * call) only when a key is first inserted in an interval and the file's path
+ * is not in `paths`.
+ */
+#include "kernel.h"
+#include "common.h"
+#include "path.h"
+#include "filetop.h"
+
+_Static_assert(sizeof(((struct file_path *)0)->path) == PATH_ROOM, "path room");
+
+const volatile bool all_files = false;	/* also sockets, pipes and others */
+const volatile bool per_process = false;	/* one key per process, tid 0 */
+
+/* The counters of the current interval. Inserts that fail (map full) are
+ * counted in common.h's `lost`. max_entries is set by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, struct file_key);
+	__type(value, struct file_stat);
+} stats SEC(".maps");
+
+/* Paths of the files seen since user space last read this map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct file_id);
+	__type(value, struct file_path);
+} paths SEC(".maps");
+
+/* The fd of each thread's read or write in progress. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, u32);
+	__type(value, u32);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct file_path);
+} path_scratch SEC(".maps");
+
+static __always_inline int enter(u64 fd)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tid = (u32)id, f = (u32)fd;
+
+	if (!task_wanted(id))
+		return 0;
+	bpf_map_update_elem(&inflight, &tid, &f, BPF_ANY);
+	return 0;
+}
+
+static __always_inline u8 type_of(u16 mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return FILE_REGULAR;
+	case S_IFSOCK:
+		return FILE_SOCKET;
+	case S_IFIFO:
+		return FILE_PIPE;
+	}
+	return FILE_OTHER;
+}
+
+/*
+ * resolve_path resolves the path of the file the current thread's call (its
+ * fd still in inflight) used, unless it is known. It runs as a tail call, so
+ * the dentry walk is verified once, not once per hook. Sockets and pipes
+ * have no path worth walking: user space names them by inode.
+ */
+SEC("tracepoint/tail_call")
+int resolve_path(void *ctx)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid(), zero = 0;
+	u32 *fdp = bpf_map_lookup_elem(&inflight, &tid);
+	struct file_id id = {};
+	struct file_path *p;
+	struct inode *inode;
+	struct file *f;
+	bool truncated = false;
+	u8 type;
+
+	if (!fdp)
+		return 0;
+	f = task_file(*fdp);
+	bpf_map_delete_elem(&inflight, &tid);
+	if (!f)
+		return 0;
+	inode = BPF_CORE_READ(f, f_inode);
+	id.ino = BPF_CORE_READ(inode, i_ino);
+	id.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	if (bpf_map_lookup_elem(&paths, &id))
+		return 0;
+	p = bpf_map_lookup_elem(&path_scratch, &zero);
+	if (!p)
+		return 0;
+	type = type_of(BPF_CORE_READ(inode, i_mode));
+	p->len = 0;
+	p->flags = 0;
+	if (type == FILE_REGULAR || type == FILE_OTHER)
+		p->len = path_write(&f->f_path, p->path, &truncated) & PATH_MASK;
+	if (truncated)
+		p->flags |= FILE_PATH_TRUNCATED;
+	if (type == FILE_REGULAR && BPF_CORE_READ(inode, i_nlink) == 0)
+		p->flags |= FILE_DELETED;
+	bpf_map_update_elem(&paths, &id, p, BPF_NOEXIST);
+	return 0;
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__array(values, int(void *));
+} tail_calls SEC(".maps") = {
+	.values = { [0] = (void *)&resolve_path },
+};
+
+static __always_inline void add(struct file_stat *s, long ret, bool write)
+{
+	if (write) {
+		__sync_fetch_and_add(&s->writes, 1);
+		__sync_fetch_and_add(&s->write_bytes, ret);
+	} else {
+		__sync_fetch_and_add(&s->reads, 1);
+		__sync_fetch_and_add(&s->read_bytes, ret);
+	}
+}
+
+static __always_inline int leave(void *ctx, long ret, bool write)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tid = (u32)id;
+	u32 *fdp = bpf_map_lookup_elem(&inflight, &tid);
+	struct file_key k = {};
+	struct file_stat *s;
+	struct inode *inode;
+	struct file *f;
+	int fd;
+	u8 type;
+
+	if (!fdp)
+		return 0;
+	fd = *fdp;
+	if (ret < 0)
+		goto out;
+	f = task_file(fd);
+	if (!f)
+		goto out;
+	inode = BPF_CORE_READ(f, f_inode);
+	type = type_of(BPF_CORE_READ(inode, i_mode));
+	if (type != FILE_REGULAR && !all_files)
+		goto out;
+
+	k.file.ino = BPF_CORE_READ(inode, i_ino);
+	k.file.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	k.pid = id >> 32;
+	k.tid = per_process ? 0 : tid;
+	s = bpf_map_lookup_elem(&stats, &k);
+	if (!s) {
+		struct file_stat zero = { .type = type };
+		long err;
+
+		bpf_get_current_comm(zero.comm, sizeof(zero.comm));
+		err = bpf_map_update_elem(&stats, &k, &zero, BPF_NOEXIST);
+		if (err && err != -EEXIST) {
+			count_lost();	/* map full */
+			goto out;
+		}
+		s = bpf_map_lookup_elem(&stats, &k);
+		if (!s)
+			goto out;
+		add(s, ret, write);
+		/* A new key: resolve the path, which deletes inflight. */
+		bpf_tail_call(ctx, &tail_calls, 0);
+		goto out;
+	}
+	add(s, ret, write);
+out:
+	bpf_map_delete_elem(&inflight, &tid);
+	return 0;
+}
+
+/* Every call here has the fd as its first argument. */
+#define HOOK(name, write)						\
+SEC("tracepoint/syscalls/sys_enter_" #name)				\
+int enter_##name(struct syscall_enter_ctx *ctx)				\
+{									\
+	return enter(ctx->args[0]);					\
+}									\
+SEC("tracepoint/syscalls/sys_exit_" #name)				\
+int exit_##name(struct syscall_exit_ctx *ctx)				\
+{									\
+	return leave(ctx, ctx->ret, write);					\
+}
+
+HOOK(read, false)
+HOOK(readv, false)
+HOOK(pread64, false)
+HOOK(preadv, false)
+HOOK(preadv2, false)
+HOOK(write, true)
+HOOK(writev, true)
+HOOK(pwrite64, true)
+HOOK(pwritev, true)
+HOOK(pwritev2, true)
