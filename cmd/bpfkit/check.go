@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
 )
 
@@ -24,6 +25,7 @@ var tools = []struct {
 	spec func() (*ebpf.CollectionSpec, error)
 }{
 	{"opensnoop", opensnoop.Spec},
+	{"filetop", filetop.Spec},
 }
 
 func newCheckCmd(_ *globalFlags) *cobra.Command {
@@ -71,6 +73,9 @@ func runCheck() error {
 		var have, lack []string
 		for _, name := range slices.Sorted(maps.Keys(spec.Programs)) {
 			h, err := loader.HookOf(spec.Programs[name])
+			if err == nil && h.Kind == loader.HookTailCall {
+				continue
+			}
 			if err == nil {
 				err = h.Available()
 			}

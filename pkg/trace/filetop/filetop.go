@@ -8,6 +8,7 @@
 package filetop
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -216,4 +217,34 @@ func decodePath(v *filetopFilePath) name {
 		deleted:   v.Flags&fileDeleted != 0,
 		used:      true,
 	}
+}
+
+// Run calls show with a Snapshot every interval, count times (0: until ctx
+// ends). When ctx ends first, the interval in progress is shown too, so
+// nothing counted is left unseen.
+func (t *Tracer) Run(ctx context.Context, interval time.Duration, count int, show func(Snapshot) error) error {
+	if interval <= 0 {
+		return fmt.Errorf("interval %s: must be positive", interval)
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for n := 0; count <= 0 || n < count; n++ {
+		done := false
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-tick.C:
+		}
+		s, err := t.Drain()
+		if err != nil {
+			return err
+		}
+		if err := show(s); err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+	return nil
 }
