@@ -40,12 +40,20 @@ struct {
 	__type(value, struct file_path);
 } paths SEC(".maps");
 
-/* The fd of each thread's read or write in progress. */
+/* Each thread's read or write in progress. An entry stays while its thread
+ * lives (updating it in place is much cheaper than inserting and deleting
+ * per call) and goes when the thread exits. */
+struct call {
+	u32 fd;
+	u32 active;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 10240);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, u32);
-	__type(value, u32);
+	__type(value, struct call);
 } inflight SEC(".maps");
 
 struct {
@@ -58,11 +66,29 @@ struct {
 static __always_inline int enter(u64 fd)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	u32 tid = (u32)id, f = (u32)fd;
+	u32 tid = (u32)id;
+	struct call *c;
 
 	if (!task_wanted(id))
 		return 0;
-	bpf_map_update_elem(&inflight, &tid, &f, BPF_ANY);
+	c = bpf_map_lookup_elem(&inflight, &tid);
+	if (c) {
+		c->fd = fd;
+		c->active = 1;
+		return 0;
+	}
+	struct call n = { .fd = fd, .active = 1 };
+	if (bpf_map_update_elem(&inflight, &tid, &n, BPF_NOEXIST))
+		count_lost();	/* more threads than inflight holds */
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int thread_exit(void *ctx)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&inflight, &tid);
 	return 0;
 }
 
@@ -81,7 +107,7 @@ static __always_inline u8 type_of(u16 mode)
 
 /*
  * resolve_path resolves the path of the file the current thread's call (its
- * fd still in inflight) used, unless it is known. It runs as a tail call, so
+ * fd in inflight) used, unless it is known. It runs as a tail call, so
  * the dentry walk is verified once, not once per hook. Sockets and pipes
  * have no path worth walking: user space names them by inode.
  */
@@ -89,7 +115,7 @@ SEC("tracepoint/tail_call")
 int resolve_path(void *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid(), zero = 0;
-	u32 *fdp = bpf_map_lookup_elem(&inflight, &tid);
+	struct call *c = bpf_map_lookup_elem(&inflight, &tid);
 	struct file_id id = {};
 	struct file_path *p;
 	struct inode *inode;
@@ -97,10 +123,9 @@ int resolve_path(void *ctx)
 	bool truncated = false;
 	u8 type;
 
-	if (!fdp)
+	if (!c)
 		return 0;
-	f = task_file(*fdp);
-	bpf_map_delete_elem(&inflight, &tid);
+	f = task_file(c->fd);
 	if (!f)
 		return 0;
 	inode = BPF_CORE_READ(f, f_inode);
@@ -148,7 +173,7 @@ static __always_inline int leave(void *ctx, long ret, bool write)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tid = (u32)id;
-	u32 *fdp = bpf_map_lookup_elem(&inflight, &tid);
+	struct call *c = bpf_map_lookup_elem(&inflight, &tid);
 	struct file_key k = {};
 	struct file_stat *s;
 	struct inode *inode;
@@ -156,18 +181,19 @@ static __always_inline int leave(void *ctx, long ret, bool write)
 	int fd;
 	u8 type;
 
-	if (!fdp)
+	if (!c || !c->active)
 		return 0;
-	fd = *fdp;
+	c->active = 0;
+	fd = c->fd;
 	if (ret < 0)
-		goto out;
+		return 0;
 	f = task_file(fd);
 	if (!f)
-		goto out;
+		return 0;
 	inode = BPF_CORE_READ(f, f_inode);
 	type = type_of(BPF_CORE_READ(inode, i_mode));
 	if (type != FILE_REGULAR && !all_files)
-		goto out;
+		return 0;
 
 	k.file.ino = BPF_CORE_READ(inode, i_ino);
 	k.file.dev = BPF_CORE_READ(inode, i_sb, s_dev);
@@ -182,19 +208,17 @@ static __always_inline int leave(void *ctx, long ret, bool write)
 		err = bpf_map_update_elem(&stats, &k, &zero, BPF_NOEXIST);
 		if (err && err != -EEXIST) {
 			count_lost();	/* map full */
-			goto out;
+			return 0;
 		}
 		s = bpf_map_lookup_elem(&stats, &k);
 		if (!s)
-			goto out;
+			return 0;
 		add(s, ret, write);
-		/* A new key: resolve the path, which deletes inflight. */
+		/* A new key: resolve the path. */
 		bpf_tail_call(ctx, &tail_calls, 0);
-		goto out;
+		return 0;
 	}
 	add(s, ret, write);
-out:
-	bpf_map_delete_elem(&inflight, &tid);
 	return 0;
 }
 

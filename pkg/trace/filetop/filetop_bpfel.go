@@ -80,6 +80,7 @@ const (
 	filetopProgExitWrite     = "exit_write"
 	filetopProgExitWritev    = "exit_writev"
 	filetopProgResolvePath   = "resolve_path"
+	filetopProgThreadExit    = "thread_exit"
 	filetopVarAllFiles       = "all_files"
 	filetopVarFilterCgroup   = "filter_cgroup"
 	filetopVarFilterComm     = "filter_comm"
@@ -154,6 +155,7 @@ type filetopProgramSpecs struct {
 	ExitWrite     *ebpf.ProgramSpec `ebpf:"exit_write"`
 	ExitWritev    *ebpf.ProgramSpec `ebpf:"exit_writev"`
 	ResolvePath   *ebpf.ProgramSpec `ebpf:"resolve_path"`
+	ThreadExit    *ebpf.ProgramSpec `ebpf:"thread_exit"`
 }
 
 // filetopMapSpecs contains maps before they are loaded into the kernel.
@@ -268,6 +270,7 @@ type filetopPrograms struct {
 	ExitWrite     *ebpf.Program `ebpf:"exit_write"`
 	ExitWritev    *ebpf.Program `ebpf:"exit_writev"`
 	ResolvePath   *ebpf.Program `ebpf:"resolve_path"`
+	ThreadExit    *ebpf.Program `ebpf:"thread_exit"`
 }
 
 func (p *filetopPrograms) Close() error {
@@ -293,6 +296,7 @@ func (p *filetopPrograms) Close() error {
 		p.ExitWrite,
 		p.ExitWritev,
 		p.ResolvePath,
+		p.ThreadExit,
 	)
 }
 
