@@ -65,7 +65,8 @@ type Snapshot struct {
 	Time time.Time
 	Rows []Row
 	// Lost counts, since the start, calls not counted because the map was
-	// full (raise Config.MapSize).
+	// full (raise Config.MapSize) or, rarer, more than 65536 live threads
+	// made calls.
 	Lost uint64
 }
 
