@@ -2,9 +2,10 @@
 # Cost of filetop per read: N 4 KiB preads from a cached file with no
 # tracer, with `bpfkit filetop` (JSON to a file, every second) and with
 # bench/filetop/filetop.bt, bpftrace doing the same aggregation on the same
-# tracepoints. Reports ns per pread, added ns, and how many of the loop's
-# preads each tracer counted (it must be all of them). Rounds alternate the
-# tracers; compare the medians.
+# tracepoints. Reports the loop's CPU ns per pread (the BPF programs run in
+# its syscalls, so they count; waiting for a CPU does not), the ns added,
+# and how many of the loop's preads each tracer counted (it must be all of
+# them). Rounds alternate the tracers; compare the medians.
 #
 # Usage (root): bench/filetop/run.sh [N] [ROUNDS]
 set -euo pipefail
@@ -25,7 +26,7 @@ ino=$(stat -c %i "$target")
 cc -O2 -o "$work/preadloop" bench/filetop/preadloop.c
 [ -x "$BPFKIT" ] || go build -o "$BPFKIT" ./cmd/bpfkit
 
-row() { printf '%-22s %10s %10s %10s\n' "$@"; }
+row() { printf '%-22s %12s %10s %10s\n' "$@"; }
 
 # start NAME CMD...: starts a tracer in the background with output in
 # $work/NAME.out and waits until it is attached.
@@ -48,12 +49,12 @@ start() {
 stop() {
 	sleep 1.2 # one more interval, so the last preads are printed
 	kill -INT "$tracer"
-	wait "$tracer" || true
+	wait "$tracer" || echo "tracer failed: $(grep -v -e '^Tracing' -e RLIMIT "$work"/*.err)" >&2
 	tracer=""
 }
 
 echo "pread 4 KiB x $N, $(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)"
-row "tracer" "ns/pread" "added ns" "counted"
+row "tracer" "cpu ns/pread" "added ns" "counted"
 declare -A all
 for r in $(seq 1 "$ROUNDS"); do
 	base=$("$work/preadloop" "$N" "$target")
