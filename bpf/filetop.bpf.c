@@ -4,8 +4,7 @@
  * the syscalls tracepoints of read, write, pread64, pwrite64, readv, writev,
  * preadv, pwritev, preadv2 and pwritev2. The fd is remembered at entry; at
  * exit the file is looked up in the task's fd table and the call is added to
- * the `stats` map. User space reads and clears the map (and `paths`) every
- * interval.
+ * a `stats` map. User space takes the counts (and `paths`) every interval.
  *
  * A call counts as one read or write when it returns >= 0 (0 at end of file
  * counts too); failed calls are not counted. The path is resolved (in a tail
@@ -22,14 +21,27 @@ _Static_assert(sizeof(((struct file_path *)0)->path) == PATH_ROOM, "path room");
 const volatile bool all_files = false;	/* also sockets, pipes and others */
 const volatile bool per_process = false;	/* one key per process, tid 0 */
 
-/* The counters of the current interval. Inserts that fail (map full) are
+/* The counters, double-buffered: the programs add to stats0 or stats1, as
+ * `side` says, while user space drains the other one, so that no call is
+ * added to an element being deleted. Inserts that fail (map full) are
  * counted in common.h's `lost`. max_entries is set by user space. */
+#define STATS_MAP(name)					\
+struct {						\
+	__uint(type, BPF_MAP_TYPE_HASH);		\
+	__uint(max_entries, 10240);			\
+	__type(key, struct file_key);			\
+	__type(value, struct file_stat);		\
+} name SEC(".maps")
+
+STATS_MAP(stats0);
+STATS_MAP(stats1);
+
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 10240);
-	__type(key, struct file_key);
-	__type(value, struct file_stat);
-} stats SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u32);
+} side SEC(".maps");
 
 /* Paths of the files seen since user space last read this map. */
 struct {
@@ -169,15 +181,43 @@ static __always_inline void add(struct file_stat *s, long ret, bool write)
 	}
 }
 
+/* count adds a call to stats, a stats0 or stats1. */
+static __always_inline int count(void *ctx, void *stats, struct file_key *k,
+				 u8 type, long ret, bool write)
+{
+	struct file_stat *s = bpf_map_lookup_elem(stats, k);
+
+	if (!s) {
+		struct file_stat zero = { .type = type };
+		long err;
+
+		bpf_get_current_comm(zero.comm, sizeof(zero.comm));
+		err = bpf_map_update_elem(stats, k, &zero, BPF_NOEXIST);
+		if (err && err != -EEXIST) {
+			count_lost();	/* map full */
+			return 0;
+		}
+		s = bpf_map_lookup_elem(stats, k);
+		if (!s)
+			return 0;
+		add(s, ret, write);
+		/* A new key: resolve the path. */
+		bpf_tail_call(ctx, &tail_calls, 0);
+		return 0;
+	}
+	add(s, ret, write);
+	return 0;
+}
+
 static __always_inline int leave(void *ctx, long ret, bool write)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	u32 tid = (u32)id;
+	u32 tid = (u32)id, zero = 0;
 	struct call *c = bpf_map_lookup_elem(&inflight, &tid);
 	struct file_key k = {};
-	struct file_stat *s;
 	struct inode *inode;
 	struct file *f;
+	u32 *sd;
 	int fd;
 	u8 type;
 
@@ -199,27 +239,10 @@ static __always_inline int leave(void *ctx, long ret, bool write)
 	k.file.dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	k.pid = id >> 32;
 	k.tid = per_process ? 0 : tid;
-	s = bpf_map_lookup_elem(&stats, &k);
-	if (!s) {
-		struct file_stat zero = { .type = type };
-		long err;
-
-		bpf_get_current_comm(zero.comm, sizeof(zero.comm));
-		err = bpf_map_update_elem(&stats, &k, &zero, BPF_NOEXIST);
-		if (err && err != -EEXIST) {
-			count_lost();	/* map full */
-			return 0;
-		}
-		s = bpf_map_lookup_elem(&stats, &k);
-		if (!s)
-			return 0;
-		add(s, ret, write);
-		/* A new key: resolve the path. */
-		bpf_tail_call(ctx, &tail_calls, 0);
-		return 0;
-	}
-	add(s, ret, write);
-	return 0;
+	sd = bpf_map_lookup_elem(&side, &zero);
+	if (sd && *sd)
+		return count(ctx, &stats1, &k, type, ret, write);
+	return count(ctx, &stats0, &k, type, ret, write);
 }
 
 /* Every call here has the fd as its first argument. */

@@ -73,10 +73,16 @@ type Snapshot struct {
 // Spec returns the BPF objects filetop loads, for `bpfkit check`.
 func Spec() (*ebpf.CollectionSpec, error) { return loadFiletop() }
 
+// switchGrace is how long Drain waits after switching the kernel to the
+// other counter map before it takes the full one: far longer than the few
+// hundred nanoseconds a program that read the old side still runs.
+const switchGrace = 2 * time.Millisecond
+
 // Tracer is attached from New until Close.
 type Tracer struct {
 	objs  *loader.Objects
-	stats *ebpf.Map
+	stats [2]*ebpf.Map // double-buffered: the kernel adds to stats[side]
+	side  uint32
 	paths *ebpf.Map
 	// names holds paths read from the kernel, by file, until a row
 	// that needs them has come (the kernel hands each path over once per
@@ -110,7 +116,8 @@ func New(cfg Config) (*Tracer, error) {
 	if size < 1 || size > 1<<24 {
 		return nil, fmt.Errorf("map size %d: give a number of entries from 1 to 16777216", size)
 	}
-	spec.Maps["stats"].MaxEntries = uint32(size)
+	spec.Maps["stats0"].MaxEntries = uint32(size)
+	spec.Maps["stats1"].MaxEntries = uint32(size)
 	spec.Maps["paths"].MaxEntries = uint32(size)
 	// filetop sends no events: the shared ring buffer is not needed.
 	delete(spec.Maps, "events")
@@ -120,7 +127,7 @@ func New(cfg Config) (*Tracer, error) {
 	}
 	return &Tracer{
 		objs:  objs,
-		stats: objs.Collection.Maps["stats"],
+		stats: [2]*ebpf.Map{objs.Collection.Maps["stats0"], objs.Collection.Maps["stats1"]},
 		paths: objs.Collection.Maps["paths"],
 		names: map[filetopFileId]name{},
 	}, nil
@@ -136,7 +143,15 @@ func (t *Tracer) Close() error { return t.objs.Close() }
 // starts a new interval. Rows are in no particular order: see Sort.
 func (t *Tracer) Drain() (Snapshot, error) {
 	s := Snapshot{Time: time.Now()}
-	err := loader.Drain(t.stats, func(k *filetopFileKey, v *filetopFileStat) {
+	// Switch the kernel to the other map, let the programs that still
+	// use this one finish, then take it.
+	full := t.stats[t.side]
+	if err := t.objs.Collection.Maps["side"].Update(uint32(0), t.side^1, ebpf.UpdateAny); err != nil {
+		return s, fmt.Errorf("switch counter maps: %w", err)
+	}
+	t.side ^= 1
+	time.Sleep(switchGrace)
+	err := loader.Drain(full, func(k *filetopFileKey, v *filetopFileStat) {
 		s.Rows = append(s.Rows, Row{
 			Time:       s.Time,
 			PID:        k.Pid,

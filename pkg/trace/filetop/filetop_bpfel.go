@@ -57,7 +57,9 @@ const (
 	filetopMapPathScratch    = "path_scratch"
 	filetopMapPathWalks      = "path_walks"
 	filetopMapPaths          = "paths"
-	filetopMapStats          = "stats"
+	filetopMapSide           = "side"
+	filetopMapStats0         = "stats0"
+	filetopMapStats1         = "stats1"
 	filetopMapTailCalls      = "tail_calls"
 	filetopProgEnterPread64  = "enter_pread64"
 	filetopProgEnterPreadv   = "enter_preadv"
@@ -168,7 +170,9 @@ type filetopMapSpecs struct {
 	PathScratch *ebpf.MapSpec `ebpf:"path_scratch"`
 	PathWalks   *ebpf.MapSpec `ebpf:"path_walks"`
 	Paths       *ebpf.MapSpec `ebpf:"paths"`
-	Stats       *ebpf.MapSpec `ebpf:"stats"`
+	Side        *ebpf.MapSpec `ebpf:"side"`
+	Stats0      *ebpf.MapSpec `ebpf:"stats0"`
+	Stats1      *ebpf.MapSpec `ebpf:"stats1"`
 	TailCalls   *ebpf.MapSpec `ebpf:"tail_calls"`
 }
 
@@ -213,7 +217,9 @@ type filetopMaps struct {
 	PathScratch *ebpf.Map `ebpf:"path_scratch"`
 	PathWalks   *ebpf.Map `ebpf:"path_walks"`
 	Paths       *ebpf.Map `ebpf:"paths"`
-	Stats       *ebpf.Map `ebpf:"stats"`
+	Side        *ebpf.Map `ebpf:"side"`
+	Stats0      *ebpf.Map `ebpf:"stats0"`
+	Stats1      *ebpf.Map `ebpf:"stats1"`
 	TailCalls   *ebpf.Map `ebpf:"tail_calls"`
 }
 
@@ -225,7 +231,9 @@ func (m *filetopMaps) Close() error {
 		m.PathScratch,
 		m.PathWalks,
 		m.Paths,
-		m.Stats,
+		m.Side,
+		m.Stats0,
+		m.Stats1,
 		m.TailCalls,
 	)
 }
