@@ -7,7 +7,7 @@ BIN       := bin/bpfkit
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 # Debian packages the build and the tests need.
-APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool iproute2 qemu-system-x86 cpio
+APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool iproute2 qemu-system-x86 cpio xz-utils zstd
 # Extra arguments for `make run`, e.g. make run ARGS="-F -p 1234".
 ARGS ?=
 
@@ -53,8 +53,11 @@ lint:
 bench: build
 	./bench/run.sh
 
-## ci: what .ci/run does on a fresh machine: install, check, test.
-ci: deps check-generated lint test
+## ci: what .ci/run does on a fresh machine: install, check, test here and
+## in VMs on every kernel of vmtest/vmtest.mk.
+ci: deps check-generated lint test vmtest
 
 clean:
 	rm -rf bin
+
+include vmtest/vmtest.mk

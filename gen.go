@@ -6,4 +6,5 @@ package bpfkit
 // Run with `make generate` (needs clang-19, llvm-19 and libbpf-dev).
 
 //go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -no-global-types -cflags "-O2 -g -Wall -Werror -Ibpf/include -Ibpf" -output-dir pkg/trace/opensnoop -go-package opensnoop -type open_event opensnoop bpf/opensnoop.bpf.c
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -no-global-types -cflags "-O2 -g -Wall -Werror -Ibpf/include -Ibpf" -output-dir pkg/xdp -go-package xdp -type xdpf_config -type xdpf_lpm4_key -type xdpf_lpm6_key -type xdpf_addr_key -type xdpf_match_key -type xdpf_verdict -type xdpf_ac -type xdpf_inline -type xdpf_class -type xdpf_lens -type xdpf_pfx4_key -type xdpf_pfx6_key -type xdpf_counter -type xdpf_rule xdpFilter bpf/xdp_filter.bpf.c
 //go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -no-global-types -cflags "-O2 -g -Wall -Werror -Ibpf/include -Ibpf" -output-dir pkg/trace/filetop -go-package filetop -type file_key -type file_stat -type file_id -type file_path filetop bpf/filetop.bpf.c

@@ -150,20 +150,10 @@ out:
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_open")
-int exit_open(struct syscall_exit_ctx *ctx)
-{
-	return leave(ctx->ret);
-}
-
+/* One program for every exit hook (the loader attaches it to sys_exit_open
+ * and sys_exit_openat2 too), so the path walk is verified once. */
 SEC("tracepoint/syscalls/sys_exit_openat")
-int exit_openat(struct syscall_exit_ctx *ctx)
-{
-	return leave(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_exit_openat2")
-int exit_openat2(struct syscall_exit_ctx *ctx)
+int exit_open(struct syscall_exit_ctx *ctx)
 {
 	return leave(ctx->ret);
 }

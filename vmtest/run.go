@@ -239,12 +239,18 @@ func run(ctx context.Context, o *Options) (Result, error) {
 	switch {
 	case gotSt && st.ok:
 		res.Code = st.code
+	case timedOut && ctx.Err() == context.Canceled:
+		res.Code = ExitInfra
+		rerr = fmt.Errorf("interrupted: VM (kernel %s) killed", o.Kernel.Release)
 	case timedOut:
 		res.Code = ExitTimeout
 		rerr = fmt.Errorf("timeout: VM (kernel %s) did not finish within %v", o.Kernel.Release, o.Timeout)
 	default:
 		res.Code = ExitInfra
 		rerr = fmt.Errorf("VM (kernel %s) stopped without reporting an exit status (qemu: %v)", o.Kernel.Release, waitErr)
+	}
+	if rerr != nil {
+		o.logf("%v", rerr)
 	}
 	showConsole := o.Verbose || rerr != nil || res.Code == ExitNoExec || strings.Contains(res.Console, "Call Trace:")
 	if showConsole {
@@ -253,7 +259,7 @@ func run(ctx context.Context, o *Options) (Result, error) {
 		}
 		o.logf("kernel console (%s):\n%s", o.Kernel.Release, tail(res.Console, 60))
 	}
-	return res, rerr
+	return res, nil
 }
 
 func tail(s string, lines int) string {

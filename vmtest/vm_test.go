@@ -144,7 +144,7 @@ func TestVMExitCode(t *testing.T) {
 
 func TestVMTimeout(t *testing.T) {
 	t.Parallel()
-	res, out := runFixture(t, "sleep", func(o *Options) { o.Timeout = 15 * time.Second })
+	res, out := runFixture(t, "sleep", func(o *Options) { o.Timeout = 25 * time.Second })
 	if res.Code != ExitTimeout {
 		t.Fatalf("exit %d, want %d\n%s", res.Code, ExitTimeout, out)
 	}

@@ -83,6 +83,18 @@ struct syscall_exit_ctx {
 	long ret;
 };
 
+/* XDP program context and verdicts from <linux/bpf.h> (stable ABI; the
+ * verifier rewrites ctx accesses, so no CO-RE here). */
+struct xdp_md {
+	__u32 data;
+	__u32 data_end;
+	__u32 data_meta;
+	__u32 ingress_ifindex;
+	__u32 rx_queue_index;
+	__u32 egress_ifindex;
+};
+enum xdp_action { XDP_ABORTED = 0, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT };
+
 /* Kernel structures, relocated by CO-RE. */
 #pragma clang attribute push (__attribute__((preserve_access_index)), apply_to = record)
 

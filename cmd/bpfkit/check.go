@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -17,15 +16,18 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
+	"github.com/bpfkit/bpfkit/pkg/xdp"
 )
 
 // tools lists every tracer with the BPF objects it loads, for check.
 var tools = []struct {
-	name string
-	spec func() (*ebpf.CollectionSpec, error)
+	name       string
+	spec       func() (*ebpf.CollectionSpec, error)
+	alsoAttach map[string][]string
 }{
-	{"opensnoop", opensnoop.Spec},
-	{"filetop", filetop.Spec},
+	{"opensnoop", opensnoop.Spec, opensnoop.AlsoAttach},
+	{"filetop", filetop.Spec, nil},
+	{"xdp", xdp.Spec, nil},
 }
 
 func newCheckCmd(_ *globalFlags) *cobra.Command {
@@ -70,21 +72,24 @@ func runCheck() error {
 			line(t.name, err, "")
 			continue
 		}
+		hooks, missing, err := loader.Probe(spec, t.alsoAttach)
+		if err != nil {
+			line(t.name, err, "")
+			continue
+		}
 		var have, lack []string
-		for _, name := range slices.Sorted(maps.Keys(spec.Programs)) {
-			h, err := loader.HookOf(spec.Programs[name])
-			if err == nil && h.Kind == loader.HookTailCall {
-				continue
-			}
-			if err == nil {
-				err = h.Available()
-			}
-			if err != nil {
-				lack = append(lack, err.Error())
-			} else {
-				have = append(have, h.Name)
+		for _, hs := range hooks {
+			for _, h := range hs {
+				if h.Kind != loader.HookTailCall {
+					have = append(have, h.Name)
+				}
 			}
 		}
+		for _, err := range missing {
+			lack = append(lack, err.Error())
+		}
+		slices.Sort(have)
+		slices.Sort(lack)
 		switch {
 		case len(have) == 0:
 			line(t.name, fmt.Errorf("%s", strings.Join(lack, "; ")), "")

@@ -283,3 +283,12 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestDuration: --duration ends the run by itself, with a summary.
+func TestDuration(t *testing.T) {
+	testkit.RequireRoot(t)
+	stdout, stderr, code := runBpfkit(t, bpfkit(t, "opensnoop", "-n", "no-such-task-x", "-d", "300ms"))
+	if code != 0 || !strings.HasPrefix(stdout, "    PID ") || stderr != "bpfkit: 0 events, 0 lost\n" {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}

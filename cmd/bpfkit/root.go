@@ -34,6 +34,7 @@ func newRootCmd() *cobra.Command {
 		newOpensnoopCmd(g),
 		newFiletopCmd(g),
 		newCheckCmd(g),
+		newXDPCmd(g),
 	)
 	return root
 }

@@ -16,9 +16,10 @@ var ErrNoBTF = errors.New("the kernel has no BTF (/sys/kernel/btf/vmlinux is mis
 // verifierTail is how many lines of a verifier log a one-line error shows.
 const verifierTail = 3
 
-// explain turns a load or attach error into one line that says what to do.
+// Explain turns a load or attach error into one line that says what to do
+// (also for packages that load programs themselves, like pkg/xdp).
 // With debug, a verifier rejection carries the whole log instead.
-func explain(what string, err error, debug bool) error {
+func Explain(what string, err error, debug bool) error {
 	var ve *ebpf.VerifierError
 	switch {
 	case errors.As(err, &ve):

@@ -45,7 +45,7 @@ func (o *Objects) Stream(ctx context.Context, opts StreamOptions, handle func(ra
 	lost := o.Collection.Maps[lostMap]
 	rd, err := ringbuf.NewReader(events)
 	if err != nil {
-		return st, explain("open ring buffer", err, false)
+		return st, Explain("open ring buffer", err, false)
 	}
 	defer rd.Close()
 

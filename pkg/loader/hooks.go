@@ -9,6 +9,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 )
 
@@ -19,8 +20,11 @@ const (
 	HookTracepoint    HookKind = iota + 1 // tracepoint/GROUP/NAME
 	HookBTFTracepoint                     // tp_btf/NAME
 	HookRawTracepoint                     // raw_tracepoint/NAME
-	// HookTailCall is a tracepoint program that is not attached: other
-	// programs reach it with bpf_tail_call through a program array
+	// HookXDP is a network interface's XDP hook (section "xdp"). Load does
+	// not attach it: pkg/xdp attaches to the interface it is given.
+	HookXDP
+	// HookTailCall is a tracepoint program that Load does not attach:
+	// other programs reach it with bpf_tail_call through a program array
 	// initialised in C. Section tracepoint/tail_call.
 	HookTailCall
 )
@@ -40,6 +44,8 @@ func (h Hook) String() string {
 		return "BTF tracepoint " + h.Name
 	case HookRawTracepoint:
 		return "raw tracepoint " + h.Name
+	case HookXDP:
+		return "XDP"
 	case HookTailCall:
 		return "tail call"
 	}
@@ -52,7 +58,7 @@ func HookOf(p *ebpf.ProgramSpec) (Hook, error) {
 	switch kind {
 	case "tracepoint", "tp":
 		if rest == "tail_call" {
-			return Hook{Kind: HookTailCall}, nil
+			return Hook{Kind: HookTailCall, Name: "tail_call"}, nil
 		}
 		group, name, ok := strings.Cut(rest, "/")
 		if !ok {
@@ -63,6 +69,8 @@ func HookOf(p *ebpf.ProgramSpec) (Hook, error) {
 		return Hook{Kind: HookBTFTracepoint, Name: rest}, nil
 	case "raw_tracepoint", "raw_tp":
 		return Hook{Kind: HookRawTracepoint, Name: rest}, nil
+	case "xdp":
+		return Hook{Kind: HookXDP, Name: "xdp"}, nil
 	}
 	return Hook{}, fmt.Errorf("program %s: unsupported section %q", p.Name, p.SectionName)
 }
@@ -80,8 +88,6 @@ func (h Hook) Available() error {
 			return fmt.Errorf("look up tracepoint %s:%s: %w", h.Group, h.Name, err)
 		}
 		return nil
-	case HookTailCall:
-		return nil
 	case HookBTFTracepoint, HookRawTracepoint:
 		spec, err := btf.LoadKernelSpec()
 		if err != nil {
@@ -91,6 +97,13 @@ func (h Hook) Available() error {
 		if err := spec.TypeByName("btf_trace_"+h.Name, &fn); err != nil {
 			return fmt.Errorf("this kernel has no raw tracepoint %s", h.Name)
 		}
+		return nil
+	case HookXDP:
+		if err := features.HaveProgramType(ebpf.XDP); err != nil {
+			return fmt.Errorf("this kernel has no XDP: %w", err)
+		}
+		return nil
+	case HookTailCall:
 		return nil
 	}
 	return fmt.Errorf("unknown hook kind %d", h.Kind)
@@ -105,6 +118,10 @@ func (h Hook) attach(prog *ebpf.Program) (link.Link, error) {
 		return link.AttachTracing(link.TracingOptions{Program: prog})
 	case HookRawTracepoint:
 		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: h.Name, Program: prog})
+	case HookXDP:
+		return nil, fmt.Errorf("XDP programs attach to an interface: use pkg/xdp")
+	case HookTailCall:
+		return nil, fmt.Errorf("tail call targets are not attached")
 	}
 	return nil, fmt.Errorf("unknown hook kind %d", h.Kind)
 }

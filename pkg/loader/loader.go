@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -34,13 +35,18 @@ type Options struct {
 	RingSize int
 	// Debug puts the whole verifier log into errors.
 	Debug bool
+	// AlsoAttach attaches a program to more hooks than its section names,
+	// given in the same syntax ("tracepoint/syscalls/sys_exit_open"). One
+	// program on many hooks is verified once, not once per hook. Hooks
+	// this kernel lacks are skipped and listed in Objects.Dropped.
+	AlsoAttach map[string][]string
 }
 
 // Objects is a loaded and attached tool.
 type Objects struct {
 	Collection *ebpf.Collection
-	// Dropped lists the programs left out because this kernel lacks their
-	// hook, with the reason.
+	// Dropped lists the hooks left out because this kernel lacks them,
+	// with the reason, by "program@hook".
 	Dropped map[string]error
 	links   []link.Link
 }
@@ -58,7 +64,7 @@ func Preflight() error {
 		return err
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
-		return explain("lift the memlock limit", err, false)
+		return Explain("lift the memlock limit", err, false)
 	}
 	return nil
 }
@@ -74,7 +80,7 @@ func Load(spec *ebpf.CollectionSpec, opts Options) (_ *Objects, err error) {
 	if err := configure(spec, opts); err != nil {
 		return nil, err
 	}
-	hooks, dropped, err := pruneMissingHooks(spec)
+	hooks, dropped, err := pruneMissingHooks(spec, opts.AlsoAttach)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +91,7 @@ func Load(spec *ebpf.CollectionSpec, opts Options) (_ *Objects, err error) {
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, collOpts)
 	if err != nil {
-		return nil, explain("load BPF programs", err, opts.Debug)
+		return nil, Explain("load BPF programs", err, opts.Debug)
 	}
 	o := &Objects{Collection: coll, Dropped: dropped}
 	defer func() {
@@ -95,14 +101,16 @@ func Load(spec *ebpf.CollectionSpec, opts Options) (_ *Objects, err error) {
 	}()
 
 	for _, name := range slices.Sorted(maps.Keys(hooks)) {
-		if hooks[name].Kind == HookTailCall {
-			continue
+		for _, h := range hooks[name] {
+			if h.Kind == HookTailCall {
+				continue
+			}
+			l, err := h.attach(coll.Programs[name])
+			if err != nil {
+				return nil, Explain(fmt.Sprintf("attach %s to %s", name, h), err, opts.Debug)
+			}
+			o.links = append(o.links, l)
 		}
-		l, err := hooks[name].attach(coll.Programs[name])
-		if err != nil {
-			return nil, explain(fmt.Sprintf("attach %s to %s", name, hooks[name]), err, opts.Debug)
-		}
-		o.links = append(o.links, l)
 	}
 	return o, nil
 }
@@ -150,30 +158,46 @@ func ValidRingSize(size int) error {
 	return nil
 }
 
-// pruneMissingHooks removes programs whose hook is missing from spec and
-// returns the hooks of the remaining ones.
-func pruneMissingHooks(spec *ebpf.CollectionSpec) (map[string]Hook, map[string]error, error) {
-	hooks := map[string]Hook{}
+// Probe tells which of a tool's hooks this kernel has (by program name)
+// and why the others are missing (by "program@hook"), without loading.
+func Probe(spec *ebpf.CollectionSpec, also map[string][]string) (map[string][]Hook, map[string]error, error) {
+	return pruneMissingHooks(spec.Copy(), also)
+}
+
+// pruneMissingHooks returns the hooks of each program that this kernel
+// has, and removes from spec the programs that have none.
+func pruneMissingHooks(spec *ebpf.CollectionSpec, also map[string][]string) (map[string][]Hook, map[string]error, error) {
+	for name := range also {
+		if _, ok := spec.Programs[name]; !ok {
+			return nil, nil, fmt.Errorf("BPF object has no program %q to attach", name)
+		}
+	}
+	hooks := map[string][]Hook{}
 	dropped := map[string]error{}
 	for name, p := range spec.Programs {
-		h, err := HookOf(p)
-		if err != nil {
-			return nil, nil, err
+		sections := append([]string{p.SectionName}, also[name]...)
+		for _, section := range sections {
+			h, err := HookOf(&ebpf.ProgramSpec{Name: name, SectionName: section})
+			if err != nil {
+				return nil, nil, err
+			}
+			if err := h.Available(); err != nil {
+				dropped[name+"@"+section] = err
+				continue
+			}
+			hooks[name] = append(hooks[name], h)
 		}
-		if err := h.Available(); err != nil {
-			dropped[name] = err
+		if len(hooks[name]) == 0 {
 			delete(spec.Programs, name)
-			continue
-		}
-		hooks[name] = h
-	}
-	attachable := 0
-	for _, h := range hooks {
-		if h.Kind != HookTailCall {
-			attachable++
 		}
 	}
-	if attachable == 0 {
+	attachable := false
+	for _, hs := range hooks {
+		for _, h := range hs {
+			attachable = attachable || h.Kind != HookTailCall
+		}
+	}
+	if !attachable {
 		var why []string
 		for _, err := range dropped {
 			why = append(why, err.Error())
@@ -184,12 +208,20 @@ func pruneMissingHooks(spec *ebpf.CollectionSpec) (map[string]Hook, map[string]e
 	return hooks, dropped, nil
 }
 
-// Close detaches every program, then frees maps and programs.
+// Close detaches every program, then frees maps and programs. Links are
+// closed concurrently: each detach waits for an RCU grace period, and one
+// after the other they would take a good part of a second.
 func (o *Objects) Close() error {
-	var errs []error
-	for _, l := range o.links {
-		errs = append(errs, l.Close())
+	errs := make([]error, len(o.links))
+	var wg sync.WaitGroup
+	for i, l := range o.links {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.Close()
+		}()
 	}
+	wg.Wait()
 	o.links = nil
 	if o.Collection != nil {
 		o.Collection.Close()

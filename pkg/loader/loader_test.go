@@ -20,13 +20,14 @@ func TestHookOf(t *testing.T) {
 		"tp_btf/sched_switch":                  {Kind: HookBTFTracepoint, Name: "sched_switch"},
 		"raw_tracepoint/sched_switch":          {Kind: HookRawTracepoint, Name: "sched_switch"},
 		"raw_tp/sched_wakeup":                  {Kind: HookRawTracepoint, Name: "sched_wakeup"},
+		"xdp":                                  {Kind: HookXDP, Name: "xdp"},
 	} {
 		got, err := HookOf(&ebpf.ProgramSpec{Name: "p", SectionName: section})
 		if err != nil || got != want {
 			t.Errorf("%s: %+v, %v; want %+v", section, got, err, want)
 		}
 	}
-	for _, bad := range []string{"tracepoint/nogroup", "kprobe/do_sys_open", "xdp", ""} {
+	for _, bad := range []string{"tracepoint/nogroup", "kprobe/do_sys_open", "tc", ""} {
 		if _, err := HookOf(&ebpf.ProgramSpec{Name: "p", SectionName: bad}); err == nil {
 			t.Errorf("section %q parsed", bad)
 		}
@@ -99,11 +100,12 @@ func TestLoadDropsMissingHooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer o.Close()
-	if len(o.Dropped) != 2 || o.Dropped["absent"] == nil || o.Dropped["absent2"] == nil {
+	absent := o.Dropped["absent@tracepoint/syscalls/sys_enter_no_such_call"]
+	if len(o.Dropped) != 2 || absent == nil || o.Dropped["absent2@tracepoint/no_such_group/no_such_tracepoint"] == nil {
 		t.Errorf("dropped %v", o.Dropped)
 	}
-	if !strings.Contains(o.Dropped["absent"].Error(), "syscalls:sys_enter_no_such_call") {
-		t.Errorf("reason %v", o.Dropped["absent"])
+	if absent == nil || !strings.Contains(absent.Error(), "syscalls:sys_enter_no_such_call") {
+		t.Errorf("reason %v", absent)
 	}
 	if len(o.links) != 1 {
 		t.Errorf("%d links, want 1", len(o.links))
@@ -112,6 +114,26 @@ func TestLoadDropsMissingHooks(t *testing.T) {
 	_, err = Load(spec(map[string]asm.Instructions{"absent@tracepoint/syscalls/sys_enter_no_such_call": ret0}), Options{})
 	if err == nil || !strings.Contains(err.Error(), "none of this tool's hooks exist") {
 		t.Errorf("all hooks missing: %v", err)
+	}
+}
+
+func TestAlsoAttach(t *testing.T) {
+	testkit.RequireRoot(t)
+	o, err := Load(spec(map[string]asm.Instructions{"p@tracepoint/syscalls/sys_enter_getpid": ret0}), Options{
+		AlsoAttach: map[string][]string{"p": {"tracepoint/syscalls/sys_enter_getppid", "tracepoint/syscalls/sys_enter_no_such_call"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if len(o.links) != 2 || len(o.Dropped) != 1 || o.Dropped["p@tracepoint/syscalls/sys_enter_no_such_call"] == nil {
+		t.Errorf("%d links, dropped %v", len(o.links), o.Dropped)
+	}
+	_, err = Load(spec(map[string]asm.Instructions{"p@tracepoint/syscalls/sys_enter_getpid": ret0}), Options{
+		AlsoAttach: map[string][]string{"q": {"tracepoint/syscalls/sys_enter_getppid"}},
+	})
+	if err == nil || !strings.Contains(err.Error(), `no program "q"`) {
+		t.Errorf("unknown program: %v", err)
 	}
 }
 

@@ -209,3 +209,28 @@ func checkJSON(t *testing.T, out []byte, full bool) {
 		t.Errorf("first line decoded to %v", m)
 	}
 }
+
+// BenchmarkDecodePrint is the user-space cost of one event: decode the
+// record and print it, as bpfkit opensnoop does.
+func BenchmarkDecodePrint(b *testing.B) {
+	raw := record(opensnoopOpenEvent{BootNs: 123456789, Pid: 4242, Tid: 4243, Ret: 3,
+		Flags: unix.O_RDONLY | unix.O_CLOEXEC, PathSource: pathFile, Comm: comm("nginx")},
+		"conf.d/default.conf", "/etc/nginx/conf.d/default.conf")
+	for _, format := range []output.Format{output.Table, output.JSON} {
+		b.Run(format.String(), func(b *testing.B) {
+			tr := &Tracer{clock: trace.NewClock()}
+			p := output.NewPrinter(discard{}, format, Fields(FieldOptions{FullPath: true}))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := tr.decode(raw); err != nil {
+					b.Fatal(err)
+				}
+				p.Print(&tr.ev)
+			}
+		})
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }

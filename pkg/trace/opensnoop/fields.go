@@ -19,7 +19,7 @@ func Fields(o FieldOptions) []output.Field[Event] {
 	var fs []output.Field[Event]
 	timeField := output.Field[Event]{
 		Key:  "time",
-		Text: func(b []byte, e *Event) []byte { return e.Time.AppendFormat(b, "15:04:05.000000") },
+		Text: func(b []byte, e *Event) []byte { return output.AppendClock(b, e.Time) },
 		JSON: func(b []byte, e *Event) []byte { return output.AppendJSONTime(b, e.Time) },
 	}
 	if o.Timestamps {

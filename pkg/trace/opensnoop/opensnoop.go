@@ -48,6 +48,11 @@ type Event struct {
 // Spec returns the BPF objects opensnoop loads, for `bpfkit check`.
 func Spec() (*ebpf.CollectionSpec, error) { return loadOpensnoop() }
 
+// AlsoAttach puts the one exit program on every open syscall's exit.
+var AlsoAttach = map[string][]string{
+	"exit_open": {"tracepoint/syscalls/sys_exit_open", "tracepoint/syscalls/sys_exit_openat2"},
+}
+
 // Tracer is attached from New until Close.
 type Tracer struct {
 	objs  *loader.Objects
@@ -69,7 +74,12 @@ func New(cfg Config) (*Tracer, error) {
 	}
 	vars["only_failed"] = cfg.FailedOnly
 	vars["want_full_path"] = cfg.FullPath
-	objs, err := loader.Load(spec, loader.Options{Variables: vars, RingSize: cfg.RingSize, Debug: cfg.Debug})
+	objs, err := loader.Load(spec, loader.Options{
+		Variables:  vars,
+		RingSize:   cfg.RingSize,
+		Debug:      cfg.Debug,
+		AlsoAttach: AlsoAttach,
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -43,8 +43,6 @@ const (
 	opensnoopProgEnterOpenat  = "enter_openat"
 	opensnoopProgEnterOpenat2 = "enter_openat2"
 	opensnoopProgExitOpen     = "exit_open"
-	opensnoopProgExitOpenat   = "exit_openat"
-	opensnoopProgExitOpenat2  = "exit_openat2"
 	opensnoopVarFilterCgroup  = "filter_cgroup"
 	opensnoopVarFilterComm    = "filter_comm"
 	opensnoopVarFilterPid     = "filter_pid"
@@ -102,8 +100,6 @@ type opensnoopProgramSpecs struct {
 	EnterOpenat  *ebpf.ProgramSpec `ebpf:"enter_openat"`
 	EnterOpenat2 *ebpf.ProgramSpec `ebpf:"enter_openat2"`
 	ExitOpen     *ebpf.ProgramSpec `ebpf:"exit_open"`
-	ExitOpenat   *ebpf.ProgramSpec `ebpf:"exit_openat"`
-	ExitOpenat2  *ebpf.ProgramSpec `ebpf:"exit_openat2"`
 }
 
 // opensnoopMapSpecs contains maps before they are loaded into the kernel.
@@ -192,8 +188,6 @@ type opensnoopPrograms struct {
 	EnterOpenat  *ebpf.Program `ebpf:"enter_openat"`
 	EnterOpenat2 *ebpf.Program `ebpf:"enter_openat2"`
 	ExitOpen     *ebpf.Program `ebpf:"exit_open"`
-	ExitOpenat   *ebpf.Program `ebpf:"exit_openat"`
-	ExitOpenat2  *ebpf.Program `ebpf:"exit_openat2"`
 }
 
 func (p *opensnoopPrograms) Close() error {
@@ -202,8 +196,6 @@ func (p *opensnoopPrograms) Close() error {
 		p.EnterOpenat,
 		p.EnterOpenat2,
 		p.ExitOpen,
-		p.ExitOpenat,
-		p.ExitOpenat2,
 	)
 }
 

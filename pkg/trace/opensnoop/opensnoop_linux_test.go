@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 
 // step is what the child did for one open, reported on its stdout.
 type step struct {
+	PID   int    `json:"pid"`
 	Name  string `json:"name"`
 	Dir   string `json:"dir"`   // directory the name is relative to
 	Flags uint32 `json:"flags"` // as passed
@@ -48,7 +49,7 @@ func childOpens(args []string) int {
 	out := json.NewEncoder(os.Stdout)
 	do := func(dirfd int, dir, name string, flags, mode uint32) int {
 		fd, err := unix.Openat(dirfd, name, int(flags), mode)
-		s := step{Name: name, Dir: dir, Flags: flags, Mode: mode, FD: fd}
+		s := step{PID: os.Getpid(), Name: name, Dir: dir, Flags: flags, Mode: mode, FD: fd}
 		if err != nil {
 			s.FD, s.Errno = -1, int(err.(syscall.Errno))
 		}
@@ -183,13 +184,20 @@ func trace(t *testing.T, cfg opensnoop.Config, name string, args ...string) ([]c
 	return collect(t, cfg, c)
 }
 
-func TestOpensnoopCases(t *testing.T) {
-	testkit.RequireRoot(t)
+// openFixture makes the files childOpens opens and returns their root.
+func openFixture(t *testing.T) string {
+	t.Helper()
 	root := t.TempDir()
 	mkfile(t, filepath.Join(root, "abs.txt"))
 	mkfile(t, filepath.Join(root, "cwd", "rel.txt"))
 	mkfile(t, filepath.Join(root, "other", "sub", "at.txt"))
 	mkfile(t, longPath(root))
+	return root
+}
+
+func TestOpensnoopCases(t *testing.T) {
+	testkit.RequireRoot(t)
+	root := openFixture(t)
 
 	events, lines, st := trace(t, opensnoop.Config{FullPath: true}, "opens", root)
 	if st.Lost != 0 {
@@ -219,7 +227,7 @@ func TestOpensnoopCases(t *testing.T) {
 			wantFull = filepath.Join(s.Dir, s.Name)
 		}
 		if e.path != s.Name || e.full != wantFull || int(e.FD) != s.FD || int(e.Errno) != s.Errno ||
-			e.Flags != s.Flags || e.Mode != s.Mode || e.PID != cfgPID(events) || e.TID == 0 ||
+			e.Flags != s.Flags || e.Mode != s.Mode || int(e.PID) != s.PID || e.TID == 0 ||
 			e.FullPathFromName != (s.Errno != 0) || e.PathTruncated || e.FullPathTruncated {
 			t.Errorf("open %d: got path=%q full=%q fd=%d errno=%d flags=%#o mode=%#o fromName=%v\n"+
 				"                  want path=%q full=%q fd=%d errno=%d flags=%#o mode=%#o fromName=%v",
@@ -238,16 +246,9 @@ func TestOpensnoopCases(t *testing.T) {
 	}
 }
 
-// cfgPID is the pid every event of one traced child shares.
-func cfgPID(events []copied) uint32 { return events[0].PID }
-
 func TestOpensnoopFailedOnly(t *testing.T) {
 	testkit.RequireRoot(t)
-	root := t.TempDir()
-	mkfile(t, filepath.Join(root, "abs.txt"))
-	mkfile(t, filepath.Join(root, "cwd", "rel.txt"))
-	mkfile(t, filepath.Join(root, "other", "sub", "at.txt"))
-	mkfile(t, longPath(root))
+	root := openFixture(t)
 
 	events, _, _ := trace(t, opensnoop.Config{FailedOnly: true}, "opens", root)
 	var names []string

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -110,6 +111,23 @@ func BenchmarkPrintJSON(b *testing.B) {
 		p.Print(&r)
 		if buf.Len() > 1<<20 {
 			buf.Reset()
+		}
+	}
+}
+
+func TestAppendTimes(t *testing.T) {
+	east := time.FixedZone("X", 5*3600+30*60)
+	for _, tm := range []time.Time{
+		time.Date(2026, 11, 26, 7, 30, 1, 123456789, time.UTC),
+		time.Date(2026, 11, 26, 7, 30, 1, 5, time.UTC), // same second: cached
+		time.Date(2026, 11, 26, 7, 30, 2, 0, time.UTC),
+		time.Date(1999, 12, 31, 23, 59, 59, 999999999, east),
+	} {
+		if got, want := string(AppendJSONTime(nil, tm)), `"`+tm.Format(RFC3339Nano)+`"`; got != want {
+			t.Errorf("JSON time %s, want %s", got, want)
+		}
+		if got, want := string(AppendClock(nil, tm)), tm.Format("15:04:05.000000"); got != want {
+			t.Errorf("clock %s, want %s", got, want)
 		}
 	}
 }

@@ -72,6 +72,9 @@ func fetch(ctx context.Context, args []string) int {
 		if s == "host" {
 			continue
 		}
+		if _, err := os.Stat(s); err == nil {
+			continue // a local kernel image or tree, nothing to fetch
+		}
 		k, err := c.Fetch(ctx, s, *update)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "vmtest: %s: %v\n", s, err)
@@ -134,14 +137,18 @@ func matrix(ctx context.Context, args []string) int {
 			rc = 1
 			continue
 		}
-		m.Releases[s] = k.Release
+		label := s
+		if strings.ContainsRune(s, '/') && k.Release != "" {
+			label = k.Release // a path: show the release instead
+		}
+		m.Releases[label] = k.Release
 		// The unpacked package root, so vmrun finds modules and config
 		// without resolving the prefix again.
-		kernelArg[s] = k.Root
+		kernelArg[label] = k.Root
 		if k.Root == "" {
-			kernelArg[s] = k.Image
+			kernelArg[label] = k.Image
 		}
-		m.Kernels = append(m.Kernels, s)
+		m.Kernels = append(m.Kernels, label)
 	}
 
 	// Packages with tests.
@@ -150,9 +157,9 @@ func matrix(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "vmtest: %v\n", err)
 		return 2
 	}
-	m.Packages = pkgs
-	if len(pkgs) == 0 {
-		fmt.Fprintln(os.Stderr, "vmtest: no packages with tests")
+	if len(pkgs) == 0 || len(m.Kernels) == 0 {
+		fmt.Fprintln(os.Stderr, "vmtest: no packages with tests or no kernels")
+		return 1
 	}
 
 	// Tools.
@@ -201,6 +208,14 @@ func matrix(ctx context.Context, args []string) int {
 			bins[p] = bin
 		}
 	}
+	// A package whose tests vanished since go list (no binary) has no row.
+	var rows []string
+	for _, p := range pkgs {
+		if bins[p] != "" || m.Get(m.Kernels[0], p) != nil {
+			rows = append(rows, p)
+		}
+	}
+	m.Packages = rows
 
 	var jobs []job
 	for _, k := range m.Kernels {

@@ -1,0 +1,185 @@
+// Package xdpbench measures bpfkit's XDP filter per packet with
+// BPF_PROG_TEST_RUN against a trivial XDP_DROP (the floor) and xdp-tools'
+// xdp-filter. Run as root:
+//
+//	BENCH_ROUNDS=10 go test -run '^$' -bench . -benchtime 3000000x ./bench/xdp/
+package xdpbench
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/vishvananda/netlink"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+	"github.com/bpfkit/bpfkit/pkg/xdp"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+// udpFrame is Ethernet + IPv4 + UDP with a 18-byte payload (64 bytes).
+func udpFrame(src, dst netip.Addr, sport, dport uint16) []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, 2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00)
+	b = append(b, 0x45, 0, 0, 50, 0, 1, 0, 0, 64, 17, 0, 0)
+	b = append(b, src.AsSlice()...)
+	b = append(b, dst.AsSlice()...)
+	b = binary.BigEndian.AppendUint16(b, sport)
+	b = binary.BigEndian.AppendUint16(b, dport)
+	b = append(b, 0, 30, 0, 0)
+	return append(b, make([]byte, 22)...)
+}
+
+var (
+	// Matches rule 3*256+9 of xdp.ManyRules (src 198.18.3.9, udp dport 1777).
+	hit  = udpFrame(netip.MustParseAddr("198.18.3.9"), netip.MustParseAddr("198.19.255.1"), 4000, 1000+(3*256+9)%1000)
+	miss = udpFrame(netip.MustParseAddr("198.19.250.9"), netip.MustParseAddr("198.19.255.1"), 4000, 9)
+	// Matches xdp-filter's rule for port 1000.
+	xdpfHit = udpFrame(netip.MustParseAddr("198.19.250.9"), netip.MustParseAddr("198.19.255.1"), 4000, 1000)
+)
+
+func bench(b *testing.B, prog *ebpf.Program, frame []byte) {
+	b.Helper()
+	ret, perPacket, err := prog.Benchmark(frame, b.N, b.ResetTimer)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The kernel's own time per run leaves out the time the thread was
+	// scheduled out, which on a shared machine is most of the noise.
+	b.ReportMetric(float64(perPacket.Nanoseconds()), "ns/pkt")
+	b.ReportMetric(float64(ret), "verdict")
+}
+
+func floor(b *testing.B) *ebpf.Program {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: "xdp_drop", Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { prog.Close() })
+	return prog
+}
+
+// xdpFilter loads xdp-tools' xdp-filter with features on a veth in a
+// namespace of its own, adds rules, and returns the program on the
+// interface (libxdp's dispatcher, which calls xdp-filter: what runs when it
+// is deployed) and a function that unloads it. One at a time: xdp-filter
+// keeps one global state.
+func xdpFilter(b *testing.B, features string) (*ebpf.Program, func()) {
+	if _, err := exec.LookPath("xdp-filter"); err != nil {
+		testkit.Skip(b, "xdp-filter is not installed (Debian package xdp-tools)")
+	}
+	a, ns := testkit.NewNetNS(b, "ba"), testkit.NewNetNS(b, "bb")
+	testkit.Veth(b, a, "va", "", ns, "vb", "")
+	xf := func(args ...string) error {
+		args = append([]string{"--net=" + ns.Path, "--", "xdp-filter"}, args...)
+		if out, err := exec.Command("nsenter", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("xdp-filter %s: %v: %s", strings.Join(args[3:], " "), err, out)
+		}
+		return nil
+	}
+	must := func(args ...string) {
+		b.Helper()
+		if err := xf(args...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	loaded := true
+	unload := func() {
+		if loaded {
+			loaded = false
+			if err := xf("unload", "vb"); err != nil {
+				b.Error(err)
+			}
+			os.Remove(loader.BPFFSPath + "/xdp") // libxdp's directory, if it is empty
+		}
+	}
+	must("load", "-f", features, "-p", "allow", "vb")
+	b.Cleanup(unload)
+	for i := range 5 {
+		must("port", fmt.Sprint(1000+i), "-p", "udp,tcp")
+		must("ip", fmt.Sprintf("198.18.0.%d", i+1))
+	}
+	var prog *ebpf.Program
+	if err := ns.Do(func() error {
+		l, err := netlink.LinkByName("vb")
+		if err != nil {
+			return err
+		}
+		prog, err = ebpf.NewProgramFromID(ebpf.ProgramID(l.Attrs().Xdp.ProgId))
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { prog.Close() })
+	return prog, unload
+}
+
+func bpfkit(b *testing.B, rules int) *ebpf.Program {
+	f, err := xdp.Load(xdp.Options{Rules: xdp.ManyRules(rules)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	return f.Program()
+}
+
+// BenchmarkXDP reports ns/pkt (the kernel's BPF_PROG_TEST_RUN time per run)
+// for a 64-byte UDP frame that a rule matches (hit) and one that none does
+// (miss). Every program is loaded first, then the variants run in turns
+// (rounds), so that the work of loading and freeing 100,000-rule maps does
+// not land inside another variant's measurement.
+func BenchmarkXDP(b *testing.B) {
+	testkit.RequireRoot(b)
+	type variant struct {
+		name  string
+		prog  *ebpf.Program
+		frame []byte
+	}
+	var vs []variant
+	for _, n := range []int{10, 10_000, 100_000} {
+		prog := bpfkit(b, n)
+		name := fmt.Sprintf("bpfkit-%d-rules", n)
+		if n > 3*256+9 {
+			vs = append(vs, variant{name + "/hit", prog, hit})
+		}
+		vs = append(vs, variant{name + "/miss", prog, miss})
+	}
+	vs = append(vs, variant{"floor-XDP_DROP", floor(b), hit})
+	// One phase per xdp-filter feature set, with every other variant
+	// measured in turns beside it.
+	for _, feat := range []string{"udp,ipv4", "all"} {
+		prog, unload := xdpFilter(b, feat)
+		name := "xdp-filter-" + strings.ReplaceAll(feat, ",", "+")
+		phase := append([]variant{{name + "/hit", prog, xdpfHit}, {name + "/miss", prog, miss}}, vs...)
+		runtime.GC()
+		time.Sleep(2 * time.Second) // let the kernel finish freeing what setup dropped
+		for range rounds {
+			for _, v := range phase {
+				b.Run(v.name, func(b *testing.B) { bench(b, v.prog, v.frame) })
+			}
+		}
+		unload()
+	}
+}
+
+// rounds is how many turns each variant gets ($BENCH_ROUNDS, default 5).
+var rounds = func() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return 5
+}()

@@ -1,0 +1,457 @@
+package xdp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+)
+
+// Every end to end test uses 198.18.0.0/15 inside namespaces it creates;
+// traffic never leaves them.
+const (
+	addrA  = "198.18.0.1"
+	addrB  = "198.18.0.2"
+	settle = 2 * time.Second // how long a receiver waits for stragglers
+)
+
+// pair is a sender namespace a and a receiver namespace b joined by a
+// veth pair va (in a) and vb (in b).
+type pair struct {
+	a, b *testkit.NetNS
+}
+
+func newPair(t *testing.T) pair {
+	t.Helper()
+	testkit.RequireRoot(t)
+	p := pair{a: testkit.NewNetNS(t, "xa"), b: testkit.NewNetNS(t, "xb")}
+	testkit.Veth(t, p.a, "va", addrA+"/24", p.b, "vb", addrB+"/24")
+	return p
+}
+
+// attach attaches a filter to iface inside ns, detached at cleanup.
+func attach(t *testing.T, ns *testkit.NetNS, iface string, opts Options) *Filter {
+	t.Helper()
+	var f *Filter
+	if err := ns.Do(func() (err error) { f, err = Attach(iface, opts); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if f.Mode != ModeNative {
+		t.Errorf("auto mode on veth gave %s, want native", f.Mode)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// udpSocket opens a UDP socket bound to addr:port inside ns.
+func udpSocket(t *testing.T, ns *testkit.NetNS, addr string, port int) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	err := ns.Do(func() (err error) {
+		c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(addr), Port: port})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// receiver collects the sequence numbers that arrive on c until stop.
+type receiver struct {
+	mu   sync.Mutex
+	seen map[uint32]bool
+	done chan struct{}
+}
+
+func receive(c *net.UDPConn) *receiver {
+	r := &receiver{seen: map[uint32]bool{}, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		buf := make([]byte, 2048)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			if n >= 4 {
+				r.mu.Lock()
+				r.seen[binary.BigEndian.Uint32(buf)] = true
+				r.mu.Unlock()
+			}
+		}
+	}()
+	return r
+}
+
+func (r *receiver) count(from, to uint32) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for s := from; s < to; s++ {
+		if r.seen[s] {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor polls cond for up to settle.
+func waitFor(cond func() bool) bool {
+	deadline := time.Now().Add(settle)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cond()
+}
+
+// sendUDP sends n datagrams numbered from seq to addrB:port from ns a,
+// paced so that no queue overflows.
+func sendUDP(t *testing.T, c *net.UDPConn, port int, seq uint32, n int, size int) {
+	t.Helper()
+	buf := make([]byte, size)
+	dst := &net.UDPAddr{IP: net.ParseIP(addrB), Port: port}
+	for i := range n {
+		binary.BigEndian.PutUint32(buf, seq+uint32(i))
+		if _, err := c.WriteToUDP(buf, dst); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 49 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+func ruleCount(t *testing.T, f *Filter, id uint32) Counter {
+	t.Helper()
+	s, err := f.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.Rules {
+		if r.ID == id {
+			return r.Counter
+		}
+	}
+	t.Fatalf("no rule %d", id)
+	return Counter{}
+}
+
+// TestE2ETraffic: UDP, ICMP and TCP from one namespace to another; the
+// receiver gets exactly what the rules let through and the counters equal
+// what was sent.
+func TestE2ETraffic(t *testing.T) {
+	p := newPair(t)
+	f := attach(t, p.b, "vb", Options{Rules: []Rule{
+		mustRule(t, "--src 198.18.0.1 --proto udp --dport 5001 --action drop"), // 1
+		mustRule(t, "--src 198.18.0.0/24 --proto icmp --action drop"),          // 2
+		mustRule(t, "--dst 198.18.0.2 --proto tcp --dport 6001 --action drop"), // 3
+		mustRule(t, "--src 198.18.0.1 --proto udp --dport 5002 --action pass"), // 4
+	}})
+	send := udpSocket(t, p.a, addrA, 0)
+	dropped, passed := udpSocket(t, p.b, addrB, 5001), udpSocket(t, p.b, addrB, 5002)
+	rd, rp := receive(dropped), receive(passed)
+	const n, size = 500, 100
+	sendUDP(t, send, 5001, 0, n, size)
+	sendUDP(t, send, 5002, 0, n, size)
+	if !waitFor(func() bool { return rp.count(0, n) == n }) {
+		t.Errorf("port 5002: received %d of %d", rp.count(0, n), n)
+	}
+	if got := rd.count(0, n); got != 0 {
+		t.Errorf("port 5001: received %d, want 0", got)
+	}
+	frame := uint64(size + 8 + 20 + 14)
+	if c := ruleCount(t, f, 1); c != (Counter{n, n * frame}) {
+		t.Errorf("drop rule counted %+v, want %d packets, %d bytes", c, n, n*frame)
+	}
+	if c := ruleCount(t, f, 4); c.Packets != n {
+		t.Errorf("pass rule counted %d, want %d", c.Packets, n)
+	}
+
+	// ICMP: echo requests get no reply, and the rule counts every one.
+	if got := ping(t, p.a, 5); got != 0 {
+		t.Errorf("%d ICMP echo replies through a drop rule", got)
+	}
+	if c := ruleCount(t, f, 2); c.Packets != 5 {
+		t.Errorf("icmp rule counted %d, want 5", c.Packets)
+	}
+	if err := f.DeleteRule(2); err != nil {
+		t.Fatal(err)
+	}
+	if got := ping(t, p.a, 5); got != 5 {
+		t.Errorf("%d of 5 ICMP echo replies without the drop rule", got)
+	}
+
+	// TCP: the dropped port never connects; another port does.
+	var ln net.Listener
+	if err := p.b.Do(func() (err error) { ln, err = net.Listen("tcp4", addrB+":0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	dial := func(port int) error {
+		return p.a.Do(func() error {
+			c, err := net.DialTimeout("tcp4", fmt.Sprintf("%s:%d", addrB, port), time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+	}
+	if err := dial(6001); err == nil {
+		t.Errorf("TCP to the dropped port 6001 connected")
+	}
+	if err := dial(ln.Addr().(*net.TCPAddr).Port); err != nil {
+		t.Errorf("TCP to an open port: %v", err)
+	}
+	if c := ruleCount(t, f, 3); c.Packets == 0 {
+		t.Errorf("tcp rule counted no SYN")
+	}
+}
+
+// TestE2ERulesChangeUnderTraffic adds and deletes a rule while a sender
+// runs: what is sent while the rule is in place is dropped, the rest gets
+// through, and the rule's counter is exactly the number dropped.
+func TestE2ERulesChangeUnderTraffic(t *testing.T) {
+	p := newPair(t)
+	f := attach(t, p.b, "vb", Options{})
+	send := udpSocket(t, p.a, addrA, 0)
+	r := receive(udpSocket(t, p.b, addrB, 5003))
+
+	var (
+		mu                    sync.Mutex
+		seq                   uint32
+		addedAt, deletingAt   uint32
+		deletedAt, stopSeqEnd uint32
+	)
+	stop := make(chan struct{})
+	senderDone := make(chan struct{})
+	go func() {
+		defer close(senderDone)
+		buf := make([]byte, 64)
+		dst := &net.UDPAddr{IP: net.ParseIP(addrB), Port: 5003}
+		deadline := time.Now().Add(20 * time.Second)
+		for i := 0; i < 100_000 && time.Now().Before(deadline); i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			mu.Lock()
+			binary.BigEndian.PutUint32(buf, seq)
+			_, err := send.WriteToUDP(buf, dst)
+			seq++
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	now := func() uint32 { mu.Lock(); defer mu.Unlock(); return seq }
+	time.Sleep(100 * time.Millisecond)
+	var rule Rule
+	if err := p.b.Do(func() (err error) {
+		rule, err = f.AddRule(mustRule(t, "--proto udp --dport 5003 --action drop"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	addedAt = now()
+	time.Sleep(200 * time.Millisecond)
+	deletingAt = now()
+	if err := f.DeleteRule(rule.ID); err != nil {
+		t.Fatal(err)
+	}
+	deletedAt = now()
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	<-senderDone
+	stopSeqEnd = now()
+	if deletingAt-addedAt < 10 || stopSeqEnd-deletedAt < 10 {
+		t.Fatalf("the sender was too slow: %d packets with the rule, %d after", deletingAt-addedAt, stopSeqEnd-deletedAt)
+	}
+	if !waitFor(func() bool { return r.count(deletedAt, stopSeqEnd) == int(stopSeqEnd-deletedAt) }) {
+		t.Errorf("after delete: received %d of %d", r.count(deletedAt, stopSeqEnd), stopSeqEnd-deletedAt)
+	}
+	if got := r.count(addedAt, deletingAt); got != 0 {
+		t.Errorf("while the rule was in place: received %d of %d", got, deletingAt-addedAt)
+	}
+	lost := int(stopSeqEnd) - r.count(0, stopSeqEnd)
+	s, err := f.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The deleted rule's counter is gone with it; the default counted the rest.
+	if int(s.DefaultPass.Packets) < r.count(0, stopSeqEnd) {
+		t.Errorf("default pass counted %d, fewer than the %d received", s.DefaultPass.Packets, r.count(0, stopSeqEnd))
+	}
+	if lost < int(deletingAt-addedAt) {
+		t.Errorf("only %d lost, but %d were sent with the drop rule in place", lost, deletingAt-addedAt)
+	}
+}
+
+// TestE2ERedirect: packets arriving in namespace b are redirected out of a
+// second veth into namespace c, where a socket receives every one.
+func TestE2ERedirect(t *testing.T) {
+	p := newPair(t)
+	c := testkit.NewNetNS(t, "xc")
+	testkit.Veth(t, p.b, "vb2", "", c, "vc", addrB+"/24")
+	// vc takes vb's MAC, so the redirected frames are addressed to it.
+	var mac net.HardwareAddr
+	if err := p.b.Do(func() error {
+		l, err := netlink.LinkByName("vb")
+		if err == nil {
+			mac = l.Attrs().HardwareAddr
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.IP(t, "link", "set", "vc", "address", mac.String())
+	f := attach(t, p.b, "vb", Options{Rules: []Rule{mustRule(t, "--src 198.18.0.1 --proto udp --dport 5004 --action redirect:vb2")}})
+	// A veth accepts redirected frames only if its peer runs XDP.
+	if err := c.Do(func() error {
+		l, err := netlink.LinkByName("vc")
+		if err != nil {
+			return err
+		}
+		pass, err := link.AttachXDP(link.XDPOptions{Program: f.coll.Programs["xdp_pass"], Interface: l.Attrs().Index})
+		if err == nil {
+			t.Cleanup(func() { pass.Close() })
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	inB, inC := receive(udpSocket(t, p.b, addrB, 5004)), receive(udpSocket(t, c, addrB, 5004))
+	send := udpSocket(t, p.a, addrA, 0)
+	// Locally sent datagrams leave the checksum to the (veth) NIC, which an
+	// XDP redirect skips: send them without one, as UDP over IPv4 allows.
+	raw, err := send.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_NO_CHECK, 1) }); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	const n = 300
+	sendUDP(t, send, 5004, 0, n, 64)
+	if !waitFor(func() bool { return inC.count(0, n) == n }) {
+		t.Errorf("namespace c received %d of %d", inC.count(0, n), n)
+	}
+	if got := inB.count(0, n); got != 0 {
+		t.Errorf("namespace b received %d, want 0 (all redirected)", got)
+	}
+	if cnt := ruleCount(t, f, 1); cnt.Packets != n {
+		t.Errorf("redirect rule counted %d, want %d", cnt.Packets, n)
+	}
+}
+
+// TestE2EDetach: Close of a foreground filter leaves no XDP program on the
+// interface; attaching over another program fails naming it.
+func TestE2EDetach(t *testing.T) {
+	p := newPair(t)
+	f := attach(t, p.b, "vb", Options{})
+	err := p.b.Do(func() error { _, err := Attach("vb", Options{}); return err })
+	if err == nil || !containsAll(err.Error(), "vb already has the XDP program", `"xdp_filter"`) {
+		t.Fatalf("second attach: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.b.Do(func() error {
+		l, err := netlink.LinkByName("vb")
+		if err != nil {
+			return err
+		}
+		if x := l.Attrs().Xdp; x != nil && x.Attached {
+			return errors.New("an XDP program is still attached after Close")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	err = p.b.Do(func() error { _, err := Attach("nope0", Options{}); return err })
+	if err == nil || err.Error() != `interface "nope0" not found (`+"`ip link`"+` lists the interfaces)` {
+		t.Fatalf("unknown interface: %v", err)
+	}
+}
+
+func containsAll(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
+
+// ping sends n ICMP echo requests from ns to addrB and returns how many
+// replies came back within a second of the last.
+func ping(t *testing.T, ns *testkit.NetNS, n int) int {
+	t.Helper()
+	var c net.PacketConn
+	if err := ns.Do(func() (err error) { c, err = net.ListenPacket("ip4:icmp", addrA); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dst := &net.IPAddr{IP: net.ParseIP(addrB)}
+	for i := range n {
+		msg := []byte{8, 0, 0, 0, 0x12, 0x34, 0, byte(i + 1)}
+		sum := uint32(0)
+		for j := 0; j < len(msg); j += 2 {
+			sum += uint32(msg[j])<<8 | uint32(msg[j+1])
+		}
+		for sum > 0xffff {
+			sum = sum&0xffff + sum>>16
+		}
+		binary.BigEndian.PutUint16(msg[2:], ^uint16(sum))
+		if _, err := c.WriteTo(msg, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replies := 0
+	buf := make([]byte, 1500)
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	for {
+		m, _, err := c.ReadFrom(buf)
+		if err != nil {
+			return replies
+		}
+		if m >= 8 && buf[0] == 0 { // echo reply (Go strips the IPv4 header)
+			replies++
+		}
+	}
+}

@@ -1,0 +1,427 @@
+package xdp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/cilium/ebpf"
+)
+
+type (
+	cfgT     = xdpFilterXdpfConfig
+	lpm4Key  = xdpFilterXdpfLpm4Key
+	lpm6Key  = xdpFilterXdpfLpm6Key
+	addrKey  = xdpFilterXdpfAddrKey
+	matchKey = xdpFilterXdpfMatchKey
+	verdict  = xdpFilterXdpfVerdict
+	counter  = xdpFilterXdpfCounter
+	ruleRec  = xdpFilterXdpfRule
+	pfx4Key  = xdpFilterXdpfPfx4Key
+	pfx6Key  = xdpFilterXdpfPfx6Key
+	acVal    = xdpFilterXdpfAc
+	classVal = xdpFilterXdpfClass
+)
+
+const portClassesPerGen = 65536
+
+func (f *Filter) config() (cfgT, error) {
+	var c cfgT
+	if err := f.maps["config"].Lookup(uint32(0), &c); err != nil {
+		return c, fmt.Errorf("read the filter's config: %w", err)
+	}
+	return c, nil
+}
+
+func (f *Filter) setConfig(edit func(*cfgT)) error {
+	c, err := f.config()
+	if err != nil {
+		return err
+	}
+	edit(&c)
+	if err := f.maps["config"].Put(uint32(0), &c); err != nil {
+		return fmt.Errorf("write the filter's config: %w", err)
+	}
+	return nil
+}
+
+// putAll writes keys[i] -> vals[i], in batches where the kernel can.
+func putAll[K, V any](m *ebpf.Map, keys []K, vals []V) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	const batch = 8192
+	for i := 0; i < len(keys); i += batch {
+		j := min(i+batch, len(keys))
+		if _, err := m.BatchUpdate(keys[i:j], vals[i:j], nil); err != nil {
+			if !errors.Is(err, ebpf.ErrNotSupported) {
+				return fmt.Errorf("update %s: %w", m, err)
+			}
+			for k := i; k < j; k++ {
+				if err := m.Put(&keys[k], &vals[k]); err != nil {
+					return fmt.Errorf("update %s: %w", m, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// deleteGen removes the entries of generation gen from a table whose keys
+// start with it (gen is the first byte of every key after LPM's prefixlen).
+func deleteGen[K any](m *ebpf.Map, gen uint32, genOf func(*K) uint32) error {
+	var k K
+	var keys []K
+	var v []byte
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		if genOf(&k) == gen {
+			keys = append(keys, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", m, err)
+	}
+	for i := range keys {
+		if err := m.Delete(&keys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("clean %s: %w", m, err)
+		}
+	}
+	return nil
+}
+
+func (f *Filter) clearGen(gen uint32) error {
+	return errors.Join(
+		deleteGen(f.maps["src4"], gen, func(k *lpm4Key) uint32 { return uint32(k.Gen) }),
+		deleteGen(f.maps["dst4"], gen, func(k *lpm4Key) uint32 { return uint32(k.Gen) }),
+		deleteGen(f.maps["src6"], gen, func(k *lpm6Key) uint32 { return uint32(k.Gen) }),
+		deleteGen(f.maps["dst6"], gen, func(k *lpm6Key) uint32 { return uint32(k.Gen) }),
+		deleteGen(f.maps["src4h"], gen, func(k *pfx4Key) uint32 { return k.GenLen >> 8 }),
+		deleteGen(f.maps["dst4h"], gen, func(k *pfx4Key) uint32 { return k.GenLen >> 8 }),
+		deleteGen(f.maps["src6h"], gen, func(k *pfx6Key) uint32 { return k.GenLen >> 8 }),
+		deleteGen(f.maps["dst6h"], gen, func(k *pfx6Key) uint32 { return k.GenLen >> 8 }),
+		deleteGen(f.maps["addr_classes"], gen, func(k *addrKey) uint32 { return k.Gen }),
+		deleteGen(f.maps["matches"], gen, func(k *matchKey) uint32 { return k.Gen }),
+	)
+}
+
+// write installs compiled tables as the inactive generation, switches to
+// it, then removes the old one: packets see either the old rule set or the
+// new one, never a mix. old is the rule set being replaced (nil at load).
+func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []Rule) error {
+	live, err := f.config()
+	if err != nil {
+		return err
+	}
+	cur := live.Gen & 1
+	gen := cur ^ 1
+	var c cfgT
+	if err := f.clearGen(gen); err != nil {
+		return err
+	}
+	g8 := uint8(gen)
+	acOf := func(sc, dc uint32) acVal {
+		v := acVal{Flags: acValid}
+		if ac, ok := t.addr[[2]uint32{sc, dc}]; ok {
+			v = t.acValue(ac, ifindexes)
+		}
+		return v
+	}
+	for fam, dims := range map[int][2]int{4: {dimSrc4, dimDst4}, 6: {dimSrc6, dimDst6}} {
+		sd, dd := dims[0], dims[1]
+		sConst, dConst := t.constClass[sd], t.constClass[dd]
+		both := acVal{}
+		if sConst != 0 && dConst != 0 {
+			both = acOf(sConst, dConst)
+		}
+		if fam == 4 {
+			c.Ac4 = both
+		} else {
+			c.Ac6 = both
+		}
+		for _, dim := range dims {
+			if t.constClass[dim] != 0 {
+				continue // the program never looks this one up
+			}
+			// Few prefix lengths: a hash per length; else the trie.
+			var lens []int
+			for p := range t.lpm[dim] {
+				if !slices.Contains(lens, p.Bits()) {
+					lens = append(lens, p.Bits())
+				}
+			}
+			slices.Sort(lens)
+			slices.Reverse(lens)
+			byLength := len(lens) <= len(c.Lens[dim].Len)
+			if byLength {
+				c.Lens[dim].N = uint8(len(lens))
+				for i, l := range lens {
+					c.Lens[dim].Len[i] = uint8(l)
+				}
+			}
+			var keys4 []lpm4Key
+			var keys6 []lpm6Key
+			var hkeys4 []pfx4Key
+			var hkeys6 []pfx6Key
+			var vals []classVal
+			for p, class := range t.lpm[dim] {
+				v := classVal{Class: class}
+				switch {
+				case dim == sd && dConst != 0:
+					v.Ac = acOf(class, dConst)
+				case dim == dd && sConst != 0:
+					v.Ac = acOf(sConst, class)
+				}
+				genLen := gen<<8 | uint32(p.Bits())
+				switch {
+				case fam == 4 && byLength:
+					hkeys4 = append(hkeys4, pfx4Key{GenLen: genLen, Addr: p.Addr().As4()})
+				case fam == 4:
+					keys4 = append(keys4, lpm4Key{Prefixlen: uint32(32 + p.Bits()), Gen: g8, Addr: p.Addr().As4()})
+				case byLength:
+					hkeys6 = append(hkeys6, pfx6Key{GenLen: genLen, Addr: p.Addr().As16()})
+				default:
+					keys6 = append(keys6, lpm6Key{Prefixlen: uint32(32 + p.Bits()), Gen: g8, Addr: p.Addr().As16()})
+				}
+				vals = append(vals, v)
+			}
+			name := []string{"src4", "dst4", "src6", "dst6"}[dim]
+			switch {
+			case fam == 4 && byLength:
+				err = putAll(f.maps[name+"h"], hkeys4, vals)
+			case fam == 4:
+				err = putAll(f.maps[name], keys4, vals)
+			case byLength:
+				err = putAll(f.maps[name+"h"], hkeys6, vals)
+			default:
+				err = putAll(f.maps[name], keys6, vals)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	var aks []addrKey
+	var avs []acVal
+	for k, ac := range t.addr {
+		aks = append(aks, addrKey{Gen: gen, Sc: k[0], Dc: k[1]})
+		avs = append(avs, t.acValue(ac, ifindexes))
+	}
+	if err := putAll(f.maps["addr_classes"], aks, avs); err != nil {
+		return err
+	}
+	if t.havePorts {
+		idx := make([]uint32, portClassesPerGen)
+		for p := range idx {
+			idx[p] = gen*portClassesPerGen + uint32(p)
+		}
+		if err := putAll(f.maps["sport_class"], idx, t.sport[:]); err != nil {
+			return err
+		}
+		if err := putAll(f.maps["dport_class"], idx, t.dport[:]); err != nil {
+			return err
+		}
+	}
+	for _, ifindex := range ifindexes {
+		if err := f.maps["tx_ports"].Put(uint32(ifindex), uint32(ifindex)); err != nil {
+			return fmt.Errorf("add redirect target %d: %w", ifindex, err)
+		}
+	}
+	// The match table is keyed by the port classes' tuples, which saves the
+	// program a lookup of the port class.
+	tuples := map[uint32][][3]uint32{}
+	for k, pc := range t.ports {
+		tuples[pc] = append(tuples[pc], k)
+	}
+	var mks []matchKey
+	var mvs []verdict
+	for k, r := range t.matches {
+		v := t.verdict(r, ifindexes)
+		if k[1] >= pcProtoBase {
+			mks = append(mks, matchKey{Gen: gen, Ac: k[0], Proto: k[1] & 0xff, Spc: noPorts, Dpc: noPorts})
+			mvs = append(mvs, v)
+			continue
+		}
+		for _, tu := range tuples[k[1]] {
+			mks = append(mks, matchKey{Gen: gen, Ac: k[0], Proto: tu[0], Spc: tu[1], Dpc: tu[2]})
+			mvs = append(mvs, v)
+		}
+		if len(mks) > maxEntries {
+			return fmt.Errorf("rule set needs more than %d match entries: use fewer overlapping port ranges", maxEntries)
+		}
+	}
+	if err := putAll(f.maps["matches"], mks, mvs); err != nil {
+		return err
+	}
+
+	// Counters of rules that are new start from zero.
+	had := map[uint32]bool{}
+	for _, r := range old {
+		had[r.ID] = true
+	}
+	zero := make([]counter, ebpf.MustPossibleCPU())
+	for _, r := range rules {
+		if !had[r.ID] {
+			if err := f.maps["rule_stats"].Put(r.ID, zero); err != nil {
+				return fmt.Errorf("reset the counters of rule %d: %w", r.ID, err)
+			}
+		}
+	}
+
+	c.Src4Class, c.Dst4Class = t.constClass[dimSrc4], t.constClass[dimDst4]
+	c.Src6Class, c.Dst6Class = t.constClass[dimSrc6], t.constClass[dimDst6]
+	if err := f.maps["config"].Put(1+gen, &c); err != nil {
+		return fmt.Errorf("write the new rule set's config: %w", err)
+	}
+	live.Gen, live.Policy = gen, uint32(f.Policy)
+	if err := f.maps["config"].Put(uint32(0), &live); err != nil {
+		return fmt.Errorf("switch to the new rule set: %w", err)
+	}
+	if err := f.clearGen(cur); err != nil {
+		return err
+	}
+	return f.storeRules(rules, old, ifindexes)
+}
+
+// storeRules keeps the rule set in the rules map.
+func (f *Filter) storeRules(rules, old []Rule, ifindexes map[string]int) error {
+	m := f.maps["rules"]
+	keep := map[uint32]bool{}
+	for _, r := range rules {
+		keep[r.ID] = true
+		rec := encodeRule(&r)
+		rec.Ifindex = uint32(ifindexes[r.Action.Iface])
+		if err := m.Put(r.ID, &rec); err != nil {
+			return fmt.Errorf("store rule %d: %w", r.ID, err)
+		}
+	}
+	for _, r := range old {
+		if !keep[r.ID] {
+			if err := m.Delete(r.ID); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return fmt.Errorf("remove rule %d: %w", r.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+func encodeRule(r *Rule) ruleRec {
+	var rec ruleRec
+	if r.Src.IsValid() {
+		rec.SrcLen = uint8(r.Src.Bits())
+		copy(rec.Src[:], r.Src.Addr().AsSlice())
+	}
+	if r.Dst.IsValid() {
+		rec.DstLen = uint8(r.Dst.Bits())
+		copy(rec.Dst[:], r.Dst.Addr().AsSlice())
+	}
+	rec.Family = uint8(r.Family())
+	if r.Src.IsValid() {
+		rec.Flags |= 4
+	}
+	if r.Dst.IsValid() {
+		rec.Flags |= 8
+	}
+	rec.Proto = r.Proto
+	if !r.SPort.Any() {
+		rec.Flags |= 1
+		rec.SportLo, rec.SportHi = r.SPort.Lo, r.SPort.Hi
+	}
+	if !r.DPort.Any() {
+		rec.Flags |= 2
+		rec.DportLo, rec.DportHi = r.DPort.Lo, r.DPort.Hi
+	}
+	rec.Priority = r.Priority
+	rec.Action = uint32(r.Action.Kind)
+	return rec
+}
+
+func decodeRule(id uint32, rec *ruleRec, ifname func(int) string) Rule {
+	r := Rule{ID: id, Proto: rec.Proto, Priority: rec.Priority, Action: Action{Kind: ActionKind(rec.Action)}}
+	addr := func(b [16]uint8) netip.Addr {
+		if rec.Family == 4 {
+			return netip.AddrFrom4([4]byte(b[:4]))
+		}
+		return netip.AddrFrom16(b)
+	}
+	if rec.Flags&4 != 0 {
+		r.Src = netip.PrefixFrom(addr(rec.Src), int(rec.SrcLen))
+	}
+	if rec.Flags&8 != 0 {
+		r.Dst = netip.PrefixFrom(addr(rec.Dst), int(rec.DstLen))
+	}
+	if rec.Flags&1 != 0 {
+		r.SPort = PortRange{rec.SportLo, rec.SportHi}
+	}
+	if rec.Flags&2 != 0 {
+		r.DPort = PortRange{rec.DportLo, rec.DportHi}
+	}
+	if r.Action.Kind == Redirect {
+		r.Action.Iface = ifname(int(rec.Ifindex))
+	}
+	return r
+}
+
+// Flags of acVal (XDPF_AC_* in xdp_filter.h).
+// noPorts is the port classes of match entries for rules without ports.
+const noPorts = 0xffffffff
+
+const (
+	acValid  = 1
+	acAny    = 2
+	acProto  = 4
+	acPorts  = 8
+	acInline = 16
+)
+
+func (t *tables) verdict(r int32, ifindexes map[string]int) verdict {
+	rule := t.rules[r]
+	return verdict{Rule: rule.ID, Action: uint32(rule.Action.Kind), Ifindex: uint32(ifindexes[rule.Action.Iface])}
+}
+
+// acValue is the entry of address class ac.
+func (t *tables) acValue(ac uint32, ifindexes map[string]int) acVal {
+	v := acVal{Ac: ac, Flags: acValid}
+	info := t.acs[ac]
+	if info == nil {
+		return v
+	}
+	if info.any >= 0 {
+		v.Flags |= acAny
+		v.Any = t.verdict(info.any, ifindexes)
+	}
+	if info.hasProto {
+		v.Flags |= acProto
+	}
+	if info.hasPorts {
+		v.Flags |= acPorts
+	}
+	// Few rules besides the catch-all (which is last): compare them in place.
+	rest := info.set
+	if info.any >= 0 {
+		rest = rest[:len(rest)-1]
+	}
+	if len(rest) <= len(v.In) {
+		v.Flags |= acInline
+		v.N_inline = uint32(len(rest))
+		for i, r := range rest {
+			rule := t.rules[r]
+			e := &v.In[i]
+			e.Proto, e.V = rule.Proto, t.verdict(r, ifindexes)
+			if rule.hasPorts() {
+				e.Ports = 1
+				e.SportLo, e.SportHi = portBounds(rule.SPort)
+				e.DportLo, e.DportHi = portBounds(rule.DPort)
+			}
+		}
+	}
+	return v
+}
+
+func portBounds(r PortRange) (uint16, uint16) {
+	if r.Any() {
+		return 0, 65535
+	}
+	return r.Lo, r.Hi
+}
