@@ -26,7 +26,7 @@ var tools = []struct {
 	alsoAttach map[string][]string
 }{
 	{"opensnoop", opensnoop.Spec, opensnoop.AlsoAttach},
-	{"filetop", filetop.Spec, nil},
+	{"filetop", filetop.Spec, filetop.AlsoAttach},
 	{"xdp", xdp.Spec, nil},
 }
 

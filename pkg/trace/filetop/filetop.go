@@ -70,6 +70,23 @@ type Snapshot struct {
 	Lost uint64
 }
 
+// AlsoAttach puts filetop's three programs on every call it counts: one
+// on all entries, one on the exits of reads, one on the exits of writes.
+var AlsoAttach = map[string][]string{
+	"enter_fd_call": syscalls("enter", "readv", "pread64", "preadv", "preadv2",
+		"write", "writev", "pwrite64", "pwritev", "pwritev2"),
+	"exit_read_call":  syscalls("exit", "readv", "pread64", "preadv", "preadv2"),
+	"exit_write_call": syscalls("exit", "writev", "pwrite64", "pwritev", "pwritev2"),
+}
+
+func syscalls(dir string, names ...string) []string {
+	var sections []string
+	for _, n := range names {
+		sections = append(sections, "tracepoint/syscalls/sys_"+dir+"_"+n)
+	}
+	return sections
+}
+
 // Spec returns the BPF objects filetop loads, for `bpfkit check`.
 func Spec() (*ebpf.CollectionSpec, error) { return loadFiletop() }
 
@@ -121,7 +138,7 @@ func New(cfg Config) (*Tracer, error) {
 	spec.Maps["paths"].MaxEntries = uint32(size)
 	// filetop sends no events: the shared ring buffer is not needed.
 	delete(spec.Maps, "events")
-	objs, err := loader.Load(spec, loader.Options{Variables: vars, Debug: cfg.Debug})
+	objs, err := loader.Load(spec, loader.Options{Variables: vars, Debug: cfg.Debug, AlsoAttach: AlsoAttach})
 	if err != nil {
 		return nil, err
 	}

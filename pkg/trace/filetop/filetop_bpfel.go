@@ -61,26 +61,9 @@ const (
 	filetopMapStats0         = "stats0"
 	filetopMapStats1         = "stats1"
 	filetopMapTailCalls      = "tail_calls"
-	filetopProgEnterPread64  = "enter_pread64"
-	filetopProgEnterPreadv   = "enter_preadv"
-	filetopProgEnterPreadv2  = "enter_preadv2"
-	filetopProgEnterPwrite64 = "enter_pwrite64"
-	filetopProgEnterPwritev  = "enter_pwritev"
-	filetopProgEnterPwritev2 = "enter_pwritev2"
-	filetopProgEnterRead     = "enter_read"
-	filetopProgEnterReadv    = "enter_readv"
-	filetopProgEnterWrite    = "enter_write"
-	filetopProgEnterWritev   = "enter_writev"
-	filetopProgExitPread64   = "exit_pread64"
-	filetopProgExitPreadv    = "exit_preadv"
-	filetopProgExitPreadv2   = "exit_preadv2"
-	filetopProgExitPwrite64  = "exit_pwrite64"
-	filetopProgExitPwritev   = "exit_pwritev"
-	filetopProgExitPwritev2  = "exit_pwritev2"
-	filetopProgExitRead      = "exit_read"
-	filetopProgExitReadv     = "exit_readv"
-	filetopProgExitWrite     = "exit_write"
-	filetopProgExitWritev    = "exit_writev"
+	filetopProgEnterFdCall   = "enter_fd_call"
+	filetopProgExitReadCall  = "exit_read_call"
+	filetopProgExitWriteCall = "exit_write_call"
 	filetopProgResolvePath   = "resolve_path"
 	filetopProgThreadExit    = "thread_exit"
 	filetopVarAllFiles       = "all_files"
@@ -136,26 +119,9 @@ type filetopSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type filetopProgramSpecs struct {
-	EnterPread64  *ebpf.ProgramSpec `ebpf:"enter_pread64"`
-	EnterPreadv   *ebpf.ProgramSpec `ebpf:"enter_preadv"`
-	EnterPreadv2  *ebpf.ProgramSpec `ebpf:"enter_preadv2"`
-	EnterPwrite64 *ebpf.ProgramSpec `ebpf:"enter_pwrite64"`
-	EnterPwritev  *ebpf.ProgramSpec `ebpf:"enter_pwritev"`
-	EnterPwritev2 *ebpf.ProgramSpec `ebpf:"enter_pwritev2"`
-	EnterRead     *ebpf.ProgramSpec `ebpf:"enter_read"`
-	EnterReadv    *ebpf.ProgramSpec `ebpf:"enter_readv"`
-	EnterWrite    *ebpf.ProgramSpec `ebpf:"enter_write"`
-	EnterWritev   *ebpf.ProgramSpec `ebpf:"enter_writev"`
-	ExitPread64   *ebpf.ProgramSpec `ebpf:"exit_pread64"`
-	ExitPreadv    *ebpf.ProgramSpec `ebpf:"exit_preadv"`
-	ExitPreadv2   *ebpf.ProgramSpec `ebpf:"exit_preadv2"`
-	ExitPwrite64  *ebpf.ProgramSpec `ebpf:"exit_pwrite64"`
-	ExitPwritev   *ebpf.ProgramSpec `ebpf:"exit_pwritev"`
-	ExitPwritev2  *ebpf.ProgramSpec `ebpf:"exit_pwritev2"`
-	ExitRead      *ebpf.ProgramSpec `ebpf:"exit_read"`
-	ExitReadv     *ebpf.ProgramSpec `ebpf:"exit_readv"`
-	ExitWrite     *ebpf.ProgramSpec `ebpf:"exit_write"`
-	ExitWritev    *ebpf.ProgramSpec `ebpf:"exit_writev"`
+	EnterFdCall   *ebpf.ProgramSpec `ebpf:"enter_fd_call"`
+	ExitReadCall  *ebpf.ProgramSpec `ebpf:"exit_read_call"`
+	ExitWriteCall *ebpf.ProgramSpec `ebpf:"exit_write_call"`
 	ResolvePath   *ebpf.ProgramSpec `ebpf:"resolve_path"`
 	ThreadExit    *ebpf.ProgramSpec `ebpf:"thread_exit"`
 }
@@ -257,52 +223,18 @@ type filetopVariables struct {
 //
 // It can be passed to loadFiletopObjects or ebpf.CollectionSpec.LoadAndAssign.
 type filetopPrograms struct {
-	EnterPread64  *ebpf.Program `ebpf:"enter_pread64"`
-	EnterPreadv   *ebpf.Program `ebpf:"enter_preadv"`
-	EnterPreadv2  *ebpf.Program `ebpf:"enter_preadv2"`
-	EnterPwrite64 *ebpf.Program `ebpf:"enter_pwrite64"`
-	EnterPwritev  *ebpf.Program `ebpf:"enter_pwritev"`
-	EnterPwritev2 *ebpf.Program `ebpf:"enter_pwritev2"`
-	EnterRead     *ebpf.Program `ebpf:"enter_read"`
-	EnterReadv    *ebpf.Program `ebpf:"enter_readv"`
-	EnterWrite    *ebpf.Program `ebpf:"enter_write"`
-	EnterWritev   *ebpf.Program `ebpf:"enter_writev"`
-	ExitPread64   *ebpf.Program `ebpf:"exit_pread64"`
-	ExitPreadv    *ebpf.Program `ebpf:"exit_preadv"`
-	ExitPreadv2   *ebpf.Program `ebpf:"exit_preadv2"`
-	ExitPwrite64  *ebpf.Program `ebpf:"exit_pwrite64"`
-	ExitPwritev   *ebpf.Program `ebpf:"exit_pwritev"`
-	ExitPwritev2  *ebpf.Program `ebpf:"exit_pwritev2"`
-	ExitRead      *ebpf.Program `ebpf:"exit_read"`
-	ExitReadv     *ebpf.Program `ebpf:"exit_readv"`
-	ExitWrite     *ebpf.Program `ebpf:"exit_write"`
-	ExitWritev    *ebpf.Program `ebpf:"exit_writev"`
+	EnterFdCall   *ebpf.Program `ebpf:"enter_fd_call"`
+	ExitReadCall  *ebpf.Program `ebpf:"exit_read_call"`
+	ExitWriteCall *ebpf.Program `ebpf:"exit_write_call"`
 	ResolvePath   *ebpf.Program `ebpf:"resolve_path"`
 	ThreadExit    *ebpf.Program `ebpf:"thread_exit"`
 }
 
 func (p *filetopPrograms) Close() error {
 	return _FiletopClose(
-		p.EnterPread64,
-		p.EnterPreadv,
-		p.EnterPreadv2,
-		p.EnterPwrite64,
-		p.EnterPwritev,
-		p.EnterPwritev2,
-		p.EnterRead,
-		p.EnterReadv,
-		p.EnterWrite,
-		p.EnterWritev,
-		p.ExitPread64,
-		p.ExitPreadv,
-		p.ExitPreadv2,
-		p.ExitPwrite64,
-		p.ExitPwritev,
-		p.ExitPwritev2,
-		p.ExitRead,
-		p.ExitReadv,
-		p.ExitWrite,
-		p.ExitWritev,
+		p.EnterFdCall,
+		p.ExitReadCall,
+		p.ExitWriteCall,
 		p.ResolvePath,
 		p.ThreadExit,
 	)
