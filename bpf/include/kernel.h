@@ -40,6 +40,7 @@ typedef _Bool bool;
 enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_PROG_ARRAY = 3,
 	BPF_MAP_TYPE_PERCPU_HASH = 5,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_STACK_TRACE = 7,
@@ -55,6 +56,13 @@ enum { BPF_RB_NO_WAKEUP = 1, BPF_RB_FORCE_WAKEUP = 2 };
 enum { BPF_RB_AVAIL_DATA = 0, BPF_RB_RING_SIZE = 1 };
 
 #define AT_FDCWD -100
+#define EEXIST 17
+
+/* File types of inode i_mode (<linux/stat.h>). */
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define S_IFREG 0100000
+#define S_IFIFO 0010000
 
 /* Tracepoint contexts of syscalls:sys_enter_* and sys_exit_* (the layout of
  * the format files, fixed ABI): common header, syscall nr, then arguments. */
@@ -110,8 +118,18 @@ struct path {
 	struct vfsmount *mnt;
 	struct dentry *dentry;
 };
+struct super_block {
+	u32 s_dev;		/* dev_t */
+};
+struct inode {
+	u16 i_mode;		/* umode_t */
+	unsigned int i_nlink;	/* in an anonymous union; 0 once unlinked */
+	unsigned long i_ino;
+	struct super_block *i_sb;
+};
 struct file {
 	struct path f_path;
+	struct inode *f_inode;
 };
 struct fdtable {
 	unsigned int max_fds;

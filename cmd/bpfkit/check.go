@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
 	"github.com/bpfkit/bpfkit/pkg/xdp"
 )
@@ -25,6 +26,7 @@ var tools = []struct {
 	alsoAttach map[string][]string
 }{
 	{"opensnoop", opensnoop.Spec, opensnoop.AlsoAttach},
+	{"filetop", filetop.Spec, filetop.AlsoAttach},
 	{"xdp", xdp.Spec, nil},
 }
 
@@ -78,7 +80,9 @@ func runCheck() error {
 		var have, lack []string
 		for _, hs := range hooks {
 			for _, h := range hs {
-				have = append(have, h.Name)
+				if h.Kind != loader.HookTailCall {
+					have = append(have, h.Name)
+				}
 			}
 		}
 		for _, err := range missing {

@@ -32,6 +32,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(
 		newOpensnoopCmd(g),
+		newFiletopCmd(g),
 		newCheckCmd(g),
 		newXDPCmd(g),
 	)

@@ -23,6 +23,10 @@ const (
 	// HookXDP is a network interface's XDP hook (section "xdp"). Load does
 	// not attach it: pkg/xdp attaches to the interface it is given.
 	HookXDP
+	// HookTailCall is a tracepoint program that Load does not attach:
+	// other programs reach it with bpf_tail_call through a program array
+	// initialised in C. Section tracepoint/tail_call.
+	HookTailCall
 )
 
 // Hook is the attach point a program's ELF section names.
@@ -42,6 +46,8 @@ func (h Hook) String() string {
 		return "raw tracepoint " + h.Name
 	case HookXDP:
 		return "XDP"
+	case HookTailCall:
+		return "tail call"
 	}
 	return "unknown hook"
 }
@@ -51,6 +57,9 @@ func HookOf(p *ebpf.ProgramSpec) (Hook, error) {
 	kind, rest, _ := strings.Cut(p.SectionName, "/")
 	switch kind {
 	case "tracepoint", "tp":
+		if rest == "tail_call" {
+			return Hook{Kind: HookTailCall, Name: "tail_call"}, nil
+		}
 		group, name, ok := strings.Cut(rest, "/")
 		if !ok {
 			break
@@ -94,6 +103,8 @@ func (h Hook) Available() error {
 			return fmt.Errorf("this kernel has no XDP: %w", err)
 		}
 		return nil
+	case HookTailCall:
+		return nil
 	}
 	return fmt.Errorf("unknown hook kind %d", h.Kind)
 }
@@ -109,6 +120,8 @@ func (h Hook) attach(prog *ebpf.Program) (link.Link, error) {
 		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: h.Name, Program: prog})
 	case HookXDP:
 		return nil, fmt.Errorf("XDP programs attach to an interface: use pkg/xdp")
+	case HookTailCall:
+		return nil, fmt.Errorf("tail call targets are not attached")
 	}
 	return nil, fmt.Errorf("unknown hook kind %d", h.Kind)
 }

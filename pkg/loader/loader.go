@@ -102,6 +102,9 @@ func Load(spec *ebpf.CollectionSpec, opts Options) (_ *Objects, err error) {
 
 	for _, name := range slices.Sorted(maps.Keys(hooks)) {
 		for _, h := range hooks[name] {
+			if h.Kind == HookTailCall {
+				continue
+			}
 			l, err := h.attach(coll.Programs[name])
 			if err != nil {
 				return nil, Explain(fmt.Sprintf("attach %s to %s", name, h), err, opts.Debug)
@@ -188,7 +191,13 @@ func pruneMissingHooks(spec *ebpf.CollectionSpec, also map[string][]string) (map
 			delete(spec.Programs, name)
 		}
 	}
-	if len(hooks) == 0 {
+	attachable := false
+	for _, hs := range hooks {
+		for _, h := range hs {
+			attachable = attachable || h.Kind != HookTailCall
+		}
+	}
+	if !attachable {
 		var why []string
 		for _, err := range dropped {
 			why = append(why, err.Error())

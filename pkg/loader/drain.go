@@ -1,0 +1,81 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+)
+
+// Lost returns how many records the kernel counted in the per-CPU "lost"
+// counter of bpf/include/common.h: events the ring had no room for, or, for
+// tools that aggregate in maps, inserts into a full map.
+func (o *Objects) Lost() uint64 { return sumLost(o.Collection.Maps[lostMap]) }
+
+// drainBatch is how many elements one batch call moves at most.
+const drainBatch = 256
+
+// Drain reads every element of a hash map and deletes it, calling fn for
+// each (key and value are reused: copy what must outlive the call). Elements
+// added while it runs may be read now or left for the next Drain. It uses
+// BPF_MAP_LOOKUP_AND_DELETE_BATCH (Linux 5.6) and falls back to iterating
+// and deleting one by one.
+func Drain[K, V any](m *ebpf.Map, fn func(k *K, v *V)) error {
+	err := drainBatched(m, fn)
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		return drainEach(m, fn)
+	}
+	return err
+}
+
+func drainBatched[K, V any](m *ebpf.Map, fn func(k *K, v *V)) error {
+	keys := make([]K, drainBatch)
+	values := make([]V, drainBatch)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := m.BatchLookupAndDelete(&cursor, keys, values, nil)
+		for i := range n {
+			fn(&keys[i], &values[i])
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("drain map %s: %w", m, err)
+		}
+	}
+}
+
+func drainEach[K, V any](m *ebpf.Map, fn func(k *K, v *V)) error {
+	var (
+		k    K
+		v    V
+		keys []K
+	)
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		keys = append(keys, k)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read map %s: %w", m, err)
+	}
+	for i := range keys {
+		// Read again as it is deleted: the kernel may have added to it.
+		if err := m.LookupAndDelete(&keys[i], &v); err != nil {
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				continue
+			}
+			if !errors.Is(err, ebpf.ErrNotSupported) {
+				return fmt.Errorf("drain map %s: %w", m, err)
+			}
+			if err := m.Lookup(&keys[i], &v); err != nil {
+				continue
+			}
+			if err := m.Delete(&keys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return fmt.Errorf("drain map %s: %w", m, err)
+			}
+		}
+		fn(&keys[i], &v)
+	}
+	return nil
+}
