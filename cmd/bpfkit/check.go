@@ -15,7 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/cswitch"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
+	"github.com/bpfkit/bpfkit/pkg/trace/runqlat"
 )
 
 // tools lists every tracer with the BPF objects it loads, for check.
@@ -24,6 +26,8 @@ var tools = []struct {
 	spec func() (*ebpf.CollectionSpec, error)
 }{
 	{"opensnoop", opensnoop.Spec},
+	{"cswitch", cswitch.Spec},
+	{"runqlat", runqlat.Spec},
 }
 
 func newCheckCmd(_ *globalFlags) *cobra.Command {
@@ -80,6 +84,8 @@ func runCheck() error {
 				have = append(have, h.Name)
 			}
 		}
+		slices.Sort(have)
+		have = slices.Compact(have) // alternatives share a hook name
 		switch {
 		case len(have) == 0:
 			line(t.name, fmt.Errorf("%s", strings.Join(lack, "; ")), "")

@@ -34,6 +34,12 @@ type Options struct {
 	RingSize int
 	// Debug puts the whole verifier log into errors.
 	Debug bool
+	// Alternatives lists groups of programs that do the same work on
+	// different hooks, in order of preference (e.g. {"switch_btf",
+	// "switch_raw"}: a BTF tracepoint, else a raw one). Of each group only
+	// the first program whose hook this kernel has is loaded; the others
+	// are removed before load and are not reported in Objects.Dropped.
+	Alternatives [][]string
 }
 
 // Objects is a loaded and attached tool.
@@ -74,7 +80,7 @@ func Load(spec *ebpf.CollectionSpec, opts Options) (_ *Objects, err error) {
 	if err := configure(spec, opts); err != nil {
 		return nil, err
 	}
-	hooks, dropped, err := pruneMissingHooks(spec)
+	hooks, dropped, err := pruneMissingHooks(spec, opts.Alternatives)
 	if err != nil {
 		return nil, err
 	}
@@ -147,11 +153,38 @@ func ValidRingSize(size int) error {
 	return nil
 }
 
-// pruneMissingHooks removes programs whose hook is missing from spec and
+// pruneMissingHooks removes programs whose hook is missing from spec, and
+// all but the first available program of each group of alternatives, and
 // returns the hooks of the remaining ones.
-func pruneMissingHooks(spec *ebpf.CollectionSpec) (map[string]Hook, map[string]error, error) {
+func pruneMissingHooks(spec *ebpf.CollectionSpec, alternatives [][]string) (map[string]Hook, map[string]error, error) {
 	hooks := map[string]Hook{}
 	dropped := map[string]error{}
+	for _, group := range alternatives {
+		var why []string
+		chosen := ""
+		for _, name := range group {
+			p, ok := spec.Programs[name]
+			if !ok {
+				return nil, nil, fmt.Errorf("alternative %q is not a program of this BPF object", name)
+			}
+			h, err := HookOf(p)
+			if err != nil {
+				return nil, nil, err
+			}
+			if chosen == "" {
+				if err := h.Available(); err != nil {
+					why = append(why, err.Error())
+				} else {
+					chosen = name
+					continue
+				}
+			}
+			delete(spec.Programs, name)
+		}
+		if chosen == "" && len(group) > 0 {
+			dropped[group[0]] = errors.New(strings.Join(why, "; "))
+		}
+	}
 	for name, p := range spec.Programs {
 		h, err := HookOf(p)
 		if err != nil {

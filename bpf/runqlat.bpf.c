@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * runqlat: how long runnable tasks wait for a CPU. A task becomes runnable
+ * at sched_wakeup / sched_wakeup_new, or at sched_switch when it is switched
+ * out while still runnable (preempted: it goes back to the run queue); the
+ * wait ends when sched_switch switches it in. Latencies go into log2
+ * histograms in the kernel; only the histograms cross to user space.
+ */
+#include "kernel.h"
+#include "sched.h"
+#include "runqlat.h"
+
+const volatile u32 key_by = KEY_ALL;
+const volatile bool in_ms = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, u32);	/* tid */
+	__type(value, u64);	/* enqueue time, ns */
+} start SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, u32);
+	__type(value, struct runqlat_hist);
+} hists SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, u32);
+	__type(value, u64);
+} stats SEC(".maps");
+
+static __always_inline void stat_inc(u32 i)
+{
+	u64 *n = bpf_map_lookup_elem(&stats, &i);
+
+	if (n)
+		(*n)++;
+}
+
+static __always_inline void enqueue(struct task_struct *t)
+{
+	u32 tid = BPF_CORE_READ(t, pid);
+	u64 now;
+
+	if (!tid || !task_selected(t))
+		return;
+	now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&start, &tid, &now, BPF_ANY);
+}
+
+static __always_inline int on_wakeup(u64 *ctx)
+{
+	enqueue((void *)ctx[0]);
+	return 0;
+}
+
+/* log2 is floor(log2(v)), 0 for 0. */
+static __always_inline u32 log2(u64 v)
+{
+	u32 r = 0, shift;
+
+	shift = (v > 0xFFFFFFFF) << 5; v >>= shift; r |= shift;
+	shift = (v > 0xFFFF) << 4; v >>= shift; r |= shift;
+	shift = (v > 0xFF) << 3; v >>= shift; r |= shift;
+	shift = (v > 0xF) << 2; v >>= shift; r |= shift;
+	shift = (v > 0x3) << 1; v >>= shift; r |= shift;
+	r |= (v >> 1);
+	return r;
+}
+
+static __always_inline int on_switch(u64 *ctx)
+{
+	bool preempt = (u8)ctx[0];
+	struct task_struct *prev = (void *)ctx[1];
+	struct task_struct *next = (void *)ctx[2];
+	struct runqlat_hist *h;
+	u32 tid, key, slot;
+	u64 *ts, delta;
+
+	if (preempt || task_state(prev) == TASK_RUNNING)
+		enqueue(prev);
+
+	tid = BPF_CORE_READ(next, pid);
+	if (!tid || !task_selected(next))
+		return 0;
+	stat_inc(STAT_SWITCH_IN);
+	ts = bpf_map_lookup_elem(&start, &tid);
+	if (!ts) {
+		stat_inc(STAT_NO_START);
+		return 0;
+	}
+	delta = bpf_ktime_get_ns() - *ts;
+	bpf_map_delete_elem(&start, &tid);
+	if ((s64)delta < 0)
+		return 0;
+
+	switch (key_by) {
+	case KEY_PROCESS:
+		key = BPF_CORE_READ(next, tgid);
+		break;
+	case KEY_THREAD:
+		key = tid;
+		break;
+	case KEY_PIDNS:
+		key = task_pidns(next);
+		break;
+	default:
+		key = 0;
+	}
+	h = bpf_map_lookup_elem(&hists, &key);
+	if (!h) {
+		struct runqlat_hist zero = {};
+
+		if (key_by == KEY_PROCESS || key_by == KEY_THREAD)
+			bpf_probe_read_kernel_str(zero.comm, sizeof(zero.comm), next->comm);
+		bpf_map_update_elem(&hists, &key, &zero, BPF_NOEXIST);
+		h = bpf_map_lookup_elem(&hists, &key);
+		if (!h) {
+			count_lost();	/* map full */
+			return 0;
+		}
+	}
+	delta /= in_ms ? 1000000 : 1000;
+	slot = log2(delta);
+	if (slot >= RUNQLAT_SLOTS)
+		slot = RUNQLAT_SLOTS - 1;
+	__sync_fetch_and_add(&h->slots[slot], 1);
+	return 0;
+}
+
+SCHED_TP(sched_wakeup, on_wakeup)
+SCHED_TP(sched_wakeup_new, on_wakeup)
+SCHED_TP(sched_switch, on_switch)

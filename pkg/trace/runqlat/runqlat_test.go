@@ -1,0 +1,130 @@
+package runqlat
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+	"github.com/bpfkit/bpfkit/pkg/trace/output"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+// within reports the share of h's latencies in buckets [lo, hi].
+func within(h Hist, lo, hi int) float64 {
+	var n uint64
+	for i := lo; i <= hi; i++ {
+		n += h.Buckets[i]
+	}
+	return float64(n) / float64(h.Total())
+}
+
+// timeWithin reports the share of h's total wait time (estimated at each
+// bucket's middle) spent in waits of buckets [lo, hi].
+func timeWithin(h Hist, lo, hi int) float64 {
+	var in, all float64
+	for i, c := range h.Buckets {
+		low, high := output.Log2Bounds(i)
+		w := float64(c) * float64(low+high) / 2
+		all += w
+		if i >= lo && i <= hi {
+			in += w
+		}
+	}
+	return in / all
+}
+
+// TestContention: two CPU-bound workers on one CPU take turns; each waits
+// for the other's slice (a few ms) each time. Every switch-in of the worker
+// threads (selected by their comm) lands in a histogram.
+func TestContention(t *testing.T) {
+	testkit.RequireRoot(t)
+	cpu := runtime.NumCPU() - 1
+	s1 := testkit.Spin(t, cpu, 500*time.Millisecond)
+	s2 := testkit.Spin(t, cpu, 500*time.Millisecond)
+
+	var tracers []*Tracer
+	for _, s := range []*testkit.Worker{s1, s2} {
+		tr, err := New(Config{Filter: loader.TaskFilter{TID: uint32(s.TID)}, Key: ByThread})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		tracers = append(tracers, tr)
+	}
+	s1.Release(t)
+	s2.Release(t)
+	s1.Wait(t)
+	s2.Wait(t)
+
+	for i, s := range []*testkit.Worker{s1, s2} {
+		hists, err := tracers[i].Totals()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := tracers[i].Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hists) != 1 || hists[0].Key != uint32(s.TID) || hists[0].Comm != testkit.SpinComm {
+			t.Fatalf("want one histogram for tid %d, got %+v", s.TID, hists)
+		}
+		h := hists[0]
+		t.Logf("stats %+v\n%s", st, AppendText(nil, &Report{Unit: "usecs", By: ByThread, Hist: h}))
+		if st.NoStart != 0 || st.Lost != 0 {
+			t.Errorf("tid %d: switch-ins without an enqueue time: %d, lost: %d", s.TID, st.NoStart, st.Lost)
+		}
+		if h.Total() != st.SwitchIns {
+			t.Errorf("tid %d: histogram holds %d latencies, switched in %d times", s.TID, h.Total(), st.SwitchIns)
+		}
+		if h.Total() < 20 {
+			t.Errorf("tid %d: only %d switch-ins: the workers did not contend", s.TID, h.Total())
+		}
+		// The time spent waiting is in waits around the other's slice (a
+		// few ms): other tasks of a busy machine may add short waits, but
+		// those add little time.
+		if share := timeWithin(h, 8, 14); share < 0.75 {
+			t.Errorf("tid %d: %.0f%% of the wait time in waits of 256us..32ms, want most", s.TID, 100*share)
+		}
+	}
+}
+
+// TestIdle: a task that sleeps 1 ms at a time on a CPU nobody competes for
+// (much) gets it back quickly: most waits are under 128 µs.
+func TestIdle(t *testing.T) {
+	testkit.RequireRoot(t)
+	w := testkit.Nanosleep(t, 200, time.Millisecond)
+	tr, err := New(Config{Filter: loader.TaskFilter{TID: uint32(w.TID)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	w.Release(t)
+	w.Wait(t)
+	hists, err := tr.Totals()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := tr.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hists) != 1 || hists[0].Key != 0 {
+		t.Fatalf("want one global histogram, got %+v", hists)
+	}
+	h := hists[0]
+	t.Logf("\n%s", AppendText(nil, &Report{Unit: "usecs", Hist: h}))
+	if h.Total() != st.SwitchIns || st.NoStart != 0 {
+		t.Errorf("histogram holds %d, switch-ins %+v", h.Total(), st)
+	}
+	// A sleep whose timer fires before the task gets to schedule() makes
+	// no switch, a preemption makes one more: about 200.
+	if h.Total() < 100 {
+		t.Errorf("%d latencies for 200 sleeps", h.Total())
+	}
+	if share := within(h, 0, 6); share < 0.5 {
+		t.Errorf("%.0f%% of waits under 128us, want most", 100*share)
+	}
+}
