@@ -16,6 +16,7 @@ import (
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/cswitch"
+	"github.com/bpfkit/bpfkit/pkg/trace/offcputime"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
 	"github.com/bpfkit/bpfkit/pkg/trace/runqlat"
 )
@@ -28,6 +29,7 @@ var tools = []struct {
 	{"opensnoop", opensnoop.Spec},
 	{"cswitch", cswitch.Spec},
 	{"runqlat", runqlat.Spec},
+	{"offcputime", offcputime.Spec},
 }
 
 func newCheckCmd(_ *globalFlags) *cobra.Command {

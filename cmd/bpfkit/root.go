@@ -29,6 +29,7 @@ func newRootCmd() *cobra.Command {
 		newOpensnoopCmd(g),
 		newCswitchCmd(g),
 		newRunqlatCmd(g),
+		newOffcputimeCmd(g),
 		newCheckCmd(g),
 	)
 	return root
