@@ -19,6 +19,7 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/offcputime"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
 	"github.com/bpfkit/bpfkit/pkg/trace/runqlat"
+	"github.com/bpfkit/bpfkit/pkg/trace/schedrecord"
 )
 
 // tools lists every tracer with the BPF objects it loads, for check.
@@ -30,6 +31,7 @@ var tools = []struct {
 	{"cswitch", cswitch.Spec},
 	{"runqlat", runqlat.Spec},
 	{"offcputime", offcputime.Spec},
+	{"sched record", schedrecord.Spec},
 }
 
 func newCheckCmd(_ *globalFlags) *cobra.Command {

@@ -30,6 +30,7 @@ func newRootCmd() *cobra.Command {
 		newCswitchCmd(g),
 		newRunqlatCmd(g),
 		newOffcputimeCmd(g),
+		newSchedCmd(g),
 		newCheckCmd(g),
 	)
 	return root
