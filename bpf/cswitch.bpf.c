@@ -24,7 +24,7 @@ struct {
 	__type(value, struct cswitch_count);
 } counts SEC(".maps");
 
-static __always_inline int on_switch(u64 *ctx)
+static __always_inline int on_switch(u64 *ctx, bool btf)
 {
 	bool preempt = (u8)ctx[0];
 	struct task_struct *prev = (void *)ctx[1];
@@ -35,7 +35,7 @@ static __always_inline int on_switch(u64 *ctx)
 
 	if (!tid || !task_wanted(id))
 		return 0;
-	voluntary = !preempt && task_state(prev) != TASK_RUNNING;
+	voluntary = !preempt && task_state(prev, btf) != TASK_RUNNING;
 	c = bpf_map_lookup_elem(&counts, &tid);
 	if (c) {
 		/* A task is switched out on one CPU at a time: no race. */

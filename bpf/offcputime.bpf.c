@@ -54,7 +54,7 @@ static __always_inline bool state_wanted(bool preempt, long state)
 	return state & state_mask;
 }
 
-static __always_inline int on_switch(u64 *ctx)
+static __always_inline int on_switch(u64 *ctx, bool btf)
 {
 	bool preempt = (u8)ctx[0];
 	struct task_struct *prev = (void *)ctx[1];
@@ -64,7 +64,7 @@ static __always_inline int on_switch(u64 *ctx)
 	struct offcpu_start *s;
 	u64 now = bpf_ktime_get_ns(), delta;
 
-	if (tid && task_wanted(id) && state_wanted(preempt, task_state(prev))) {
+	if (tid && task_wanted(id) && state_wanted(preempt, task_state(prev, btf))) {
 		struct offcpu_start n = {
 			.ts = now,
 			.kstack = kernel_stacks ? bpf_get_stackid(ctx, &stacks, 0) : -1,
@@ -73,13 +73,13 @@ static __always_inline int on_switch(u64 *ctx)
 		bpf_map_update_elem(&start, &tid, &n, BPF_ANY);
 	}
 
-	tid = BPF_CORE_READ(next, pid);
+	tid = TASK_READ(btf, next, pid);
 	s = bpf_map_lookup_elem(&start, &tid);
 	if (!s)
 		return 0;
 	delta = now - s->ts;
 	struct offcpu_key key = {
-		.pid = BPF_CORE_READ(next, tgid),
+		.pid = TASK_READ(btf, next, tgid),
 		.tid = tid,
 		.kstack = s->kstack,
 		.ustack = s->ustack,

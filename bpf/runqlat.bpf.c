@@ -42,20 +42,20 @@ static __always_inline void stat_inc(u32 i)
 		(*n)++;
 }
 
-static __always_inline void enqueue(struct task_struct *t)
+static __always_inline void enqueue(struct task_struct *t, bool btf)
 {
-	u32 tid = BPF_CORE_READ(t, pid);
+	u32 tid = TASK_READ(btf, t, pid);
 	u64 now;
 
-	if (!tid || !task_selected(t))
+	if (!tid || !task_selected(t, btf))
 		return;
 	now = bpf_ktime_get_ns();
 	bpf_map_update_elem(&start, &tid, &now, BPF_ANY);
 }
 
-static __always_inline int on_wakeup(u64 *ctx)
+static __always_inline int on_wakeup(u64 *ctx, bool btf)
 {
-	enqueue((void *)ctx[0]);
+	enqueue((void *)ctx[0], btf);
 	return 0;
 }
 
@@ -73,7 +73,7 @@ static __always_inline u32 log2(u64 v)
 	return r;
 }
 
-static __always_inline int on_switch(u64 *ctx)
+static __always_inline int on_switch(u64 *ctx, bool btf)
 {
 	bool preempt = (u8)ctx[0];
 	struct task_struct *prev = (void *)ctx[1];
@@ -82,11 +82,11 @@ static __always_inline int on_switch(u64 *ctx)
 	u32 tid, key, slot;
 	u64 *ts, delta;
 
-	if (preempt || task_state(prev) == TASK_RUNNING)
-		enqueue(prev);
+	if (preempt || task_state(prev, btf) == TASK_RUNNING)
+		enqueue(prev, btf);
 
-	tid = BPF_CORE_READ(next, pid);
-	if (!tid || !task_selected(next))
+	tid = TASK_READ(btf, next, pid);
+	if (!tid || !task_selected(next, btf))
 		return 0;
 	stat_inc(STAT_SWITCH_IN);
 	ts = bpf_map_lookup_elem(&start, &tid);
@@ -101,7 +101,7 @@ static __always_inline int on_switch(u64 *ctx)
 
 	switch (key_by) {
 	case KEY_PROCESS:
-		key = BPF_CORE_READ(next, tgid);
+		key = TASK_READ(btf, next, tgid);
 		break;
 	case KEY_THREAD:
 		key = tid;

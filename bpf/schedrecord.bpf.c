@@ -13,7 +13,7 @@ const volatile bool want_wakeups = true;
 /* Keeps struct sched_event in BTF for bpf2go (it only lives on the stack). */
 const struct sched_event *unused_sched_event __attribute__((unused));
 
-static __always_inline int on_switch(u64 *ctx)
+static __always_inline int on_switch(u64 *ctx, bool btf)
 {
 	bool preempt = (u8)ctx[0];
 	struct task_struct *prev = (void *)ctx[1];
@@ -25,9 +25,9 @@ static __always_inline int on_switch(u64 *ctx)
 		.kind = SCHED_SWITCH,
 		.prev_tid = (u32)id,
 		.prev_pid = id >> 32,
-		.next_tid = BPF_CORE_READ(next, pid),
-		.next_pid = BPF_CORE_READ(next, tgid),
-		.prev_state = preempt ? -1 : task_state(prev),
+		.next_tid = TASK_READ(btf, next, pid),
+		.next_pid = TASK_READ(btf, next, tgid),
+		.prev_state = preempt ? -1 : task_state(prev, btf),
 	};
 
 	bpf_get_current_comm(e.prev_comm, sizeof(e.prev_comm));
@@ -36,15 +36,15 @@ static __always_inline int on_switch(u64 *ctx)
 	return 0;
 }
 
-static __always_inline int wakeup(u64 *ctx, u32 kind)
+static __always_inline int wakeup(u64 *ctx, bool btf, u32 kind)
 {
 	struct task_struct *p = (void *)ctx[0];
 	struct sched_event e = {
 		.ts = bpf_ktime_get_ns(),
 		.cpu = bpf_get_smp_processor_id(),
 		.kind = kind,
-		.next_tid = BPF_CORE_READ(p, pid),
-		.next_pid = BPF_CORE_READ(p, tgid),
+		.next_tid = TASK_READ(btf, p, pid),
+		.next_pid = TASK_READ(btf, p, tgid),
 	};
 
 	if (!want_wakeups)
@@ -54,8 +54,8 @@ static __always_inline int wakeup(u64 *ctx, u32 kind)
 	return 0;
 }
 
-static __always_inline int on_wakeup(u64 *ctx) { return wakeup(ctx, SCHED_WAKEUP); }
-static __always_inline int on_wakeup_new(u64 *ctx) { return wakeup(ctx, SCHED_WAKEUP_NEW); }
+static __always_inline int on_wakeup(u64 *ctx, bool btf) { return wakeup(ctx, btf, SCHED_WAKEUP); }
+static __always_inline int on_wakeup_new(u64 *ctx, bool btf) { return wakeup(ctx, btf, SCHED_WAKEUP_NEW); }
 
 SCHED_TP(sched_switch, on_switch)
 SCHED_TP(sched_wakeup, on_wakeup)

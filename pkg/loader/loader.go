@@ -220,3 +220,17 @@ func (o *Objects) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Missed is the number of times the kernel skipped one of the programs
+// because it was already running on that CPU (a tracepoint hit from an
+// interrupt while the program ran, e.g. a wakeup from a timer interrupt
+// during a wakeup traced in process context): those events were not seen.
+func (o *Objects) Missed() uint64 {
+	var n uint64
+	for _, p := range o.Collection.Programs {
+		if st, err := p.Stats(); err == nil {
+			n += st.RecursionMisses
+		}
+	}
+	return n
+}

@@ -182,8 +182,9 @@ func (w *Worker) CPUTime(t testing.TB) time.Duration {
 }
 
 // PingPong starts two workers that pass a byte back and forth through two
-// pipes, rounds times: two voluntary switches per round trip at least.
-func PingPong(t testing.TB, rounds int) (a, b *Worker) {
+// pipes, rounds times: two switches per round trip at least. With cpu >= 0
+// both run on that CPU only.
+func PingPong(t testing.TB, rounds, cpu int) (a, b *Worker) {
 	t.Helper()
 	r1, w1, err := os.Pipe()
 	if err != nil {
@@ -193,9 +194,9 @@ func PingPong(t testing.TB, rounds int) (a, b *Worker) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := strconv.Itoa(rounds)
-	a = StartWorker(t, "testkit.pingpong", []*os.File{r2, w1}, "serve", n)
-	b = StartWorker(t, "testkit.pingpong", []*os.File{r1, w2}, "return", n)
+	n, c := strconv.Itoa(rounds), strconv.Itoa(cpu)
+	a = StartWorker(t, "testkit.pingpong", []*os.File{r2, w1}, "serve", n, c)
+	b = StartWorker(t, "testkit.pingpong", []*os.File{r1, w2}, "return", n, c)
 	for _, f := range []*os.File{r1, w1, r2, w2} {
 		f.Close()
 	}
@@ -244,11 +245,14 @@ func workerMain(comm string, run func(args []string) error) func([]string) int {
 	}
 }
 
-// pingPong: args role ("serve" writes first) and rounds; reads fd 3,
-// writes fd 4.
+// pingPong: args role ("serve" writes first), rounds and cpu (-1: any);
+// reads fd 3, writes fd 4.
 func pingPong(args []string) error {
 	rounds, err := strconv.Atoi(args[1])
 	if err != nil {
+		return err
+	}
+	if err := pin(args[2]); err != nil {
 		return err
 	}
 	b := []byte{0}
@@ -272,21 +276,49 @@ func pingPong(args []string) error {
 
 // spin: args cpu and duration.
 func spin(args []string) error {
-	cpu, err := strconv.Atoi(args[0])
-	if err != nil {
+	if err := pin(args[0]); err != nil {
 		return err
 	}
 	d, err := time.ParseDuration(args[1])
 	if err != nil {
 		return err
 	}
-	var set unix.CPUSet
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return err
-	}
 	spinFor(int64(d))
 	return nil
+}
+
+// pin keeps the calling thread on one CPU (a number; negative: any).
+func pin(arg string) error {
+	cpu, err := strconv.Atoi(arg)
+	if err != nil || cpu < 0 {
+		return err
+	}
+	var set unix.CPUSet
+	set.Set(cpu)
+	return unix.SchedSetaffinity(0, &set)
+}
+
+// StealTime is the time the hypervisor ran something else while this
+// CPU's tasks were runnable (/proc/stat, 10 ms resolution). Task CPU time
+// leaves it out, wall-clock measures of a run include it.
+func StealTime(t testing.TB, cpu int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 8 && f[0] == "cpu"+strconv.Itoa(cpu) {
+			ticks, err := strconv.ParseInt(f[8], 10, 64)
+			if err != nil {
+				t.Fatalf("/proc/stat: %q", line)
+			}
+			return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100
+		}
+	}
+	t.Fatalf("/proc/stat has no cpu%d", cpu)
+	return 0
 }
 
 // spinFor burns CPU for ns nanoseconds. It calls nothing the Go runtime

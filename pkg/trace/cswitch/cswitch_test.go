@@ -1,6 +1,7 @@
 package cswitch
 
 import (
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -16,9 +17,17 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 // (voluntary switches) and two CPU-bound workers on one CPU (involuntary
 // ones). The window is opened and closed while every worker thread is
 // blocked in read(2) on its stdin, so neither side can be mid-switch.
-func TestExact(t *testing.T) {
+func TestExact(t *testing.T) { exact(t) }
+
+// TestExactRawTracepoint: the same with the raw tracepoint fallback.
+func TestExactRawTracepoint(t *testing.T) {
+	t.Setenv(loader.NoBTFTracepointsEnv, "1")
+	exact(t)
+}
+
+func exact(t *testing.T) {
 	testkit.RequireRoot(t)
-	a, b := testkit.PingPong(t, 5000)
+	a, b := testkit.PingPong(t, 5000, -1)
 	cpu := runtime.NumCPU() - 1
 	s1 := testkit.Spin(t, cpu, 300*time.Millisecond)
 	s2 := testkit.Spin(t, cpu, 300*time.Millisecond)
@@ -29,6 +38,9 @@ func TestExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer all.Close()
+	if _, raw := all.objs.Collection.Programs["sched_switch_raw"]; raw != (os.Getenv(loader.NoBTFTracepointsEnv) != "") {
+		t.Fatalf("wrong program loaded: %v", all.objs.Collection.Programs)
+	}
 	onlyA, err := New(Config{Filter: loader.TaskFilter{PID: uint32(a.PID)}})
 	if err != nil {
 		t.Fatal(err)

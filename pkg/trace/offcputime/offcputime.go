@@ -174,6 +174,7 @@ func (t *Tracer) Read() ([]Entry, error) {
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read off-CPU totals: %w", err)
 	}
+	out = merge(out)
 	slices.SortFunc(out, func(a, b Entry) int {
 		if c := cmp.Compare(b.Total, a.Total); c != 0 {
 			return c
@@ -181,6 +182,24 @@ func (t *Tracer) Read() ([]Entry, error) {
 		return cmp.Compare(a.TID, b.TID)
 	})
 	return out, nil
+}
+
+// merge adds up the entries of a thread whose stacks read the same once
+// symbolized (different return addresses in the same functions).
+func merge(entries []Entry) []Entry {
+	seen := map[string]int{}
+	var out []Entry
+	for _, e := range entries {
+		k := fmt.Sprint(e.PID, e.TID, e.Comm, e.KernelLost, e.UserLost, e.Kernel, "|", e.User)
+		if i, ok := seen[k]; ok {
+			out[i].Total += e.Total
+			out[i].Count += e.Count
+			continue
+		}
+		seen[k] = len(out)
+		out = append(out, e)
+	}
+	return out
 }
 
 // trimTracing drops the innermost frames that are the tracing machinery

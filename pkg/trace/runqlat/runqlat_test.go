@@ -1,6 +1,7 @@
 package runqlat
 
 import (
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -39,7 +40,15 @@ func timeWithin(h Hist, lo, hi int) float64 {
 // TestContention: two CPU-bound workers on one CPU take turns; each waits
 // for the other's slice (a few ms) each time. Every switch-in of the worker
 // threads (selected by their comm) lands in a histogram.
-func TestContention(t *testing.T) {
+func TestContention(t *testing.T) { contention(t) }
+
+// TestContentionRawTracepoint: the same with the raw tracepoint fallback.
+func TestContentionRawTracepoint(t *testing.T) {
+	t.Setenv(loader.NoBTFTracepointsEnv, "1")
+	contention(t)
+}
+
+func contention(t *testing.T) {
 	testkit.RequireRoot(t)
 	cpu := runtime.NumCPU() - 1
 	s1 := testkit.Spin(t, cpu, 500*time.Millisecond)
@@ -52,6 +61,9 @@ func TestContention(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tr.Close()
+		if _, raw := tr.objs.Collection.Programs["sched_wakeup_raw"]; raw != (os.Getenv(loader.NoBTFTracepointsEnv) != "") {
+			t.Fatalf("wrong programs loaded: %v", tr.objs.Collection.Programs)
+		}
 		tracers = append(tracers, tr)
 	}
 	s1.Release(t)
@@ -73,20 +85,31 @@ func TestContention(t *testing.T) {
 		}
 		h := hists[0]
 		t.Logf("stats %+v\n%s", st, AppendText(nil, &Report{Unit: "usecs", By: ByThread, Hist: h}))
-		if st.NoStart != 0 || st.Lost != 0 {
+		if st.NoStart*100 > st.SwitchIns || st.Lost != 0 {
 			t.Errorf("tid %d: switch-ins without an enqueue time: %d, lost: %d", s.TID, st.NoStart, st.Lost)
 		}
-		if h.Total() != st.SwitchIns {
+		if h.Total() != st.SwitchIns-st.NoStart {
 			t.Errorf("tid %d: histogram holds %d latencies, switched in %d times", s.TID, h.Total(), st.SwitchIns)
 		}
 		if h.Total() < 20 {
 			t.Errorf("tid %d: only %d switch-ins: the workers did not contend", s.TID, h.Total())
 		}
-		// The time spent waiting is in waits around the other's slice (a
-		// few ms): other tasks of a busy machine may add short waits, but
-		// those add little time.
-		if share := timeWithin(h, 8, 14); share < 0.75 {
-			t.Errorf("tid %d: %.0f%% of the wait time in waits of 256us..32ms, want most", s.TID, 100*share)
+		// The time spent waiting is in waits for the other's slice (ms):
+		// other tasks of a busy machine add short waits (little time) and
+		// may stretch some long ones, but the most common long wait is
+		// slice-sized, 1 to 16 ms.
+		if share := timeWithin(h, 8, Slots-1); share < 0.75 {
+			t.Errorf("tid %d: %.0f%% of the wait time in waits of 256us or more, want most", s.TID, 100*share)
+		}
+		mode := 8
+		for i := 8; i < Slots; i++ {
+			if h.Buckets[i] > h.Buckets[mode] {
+				mode = i
+			}
+		}
+		if mode < 10 || mode > 13 {
+			low, high := output.Log2Bounds(mode)
+			t.Errorf("tid %d: most waits of 256us or more are %d-%dus, want 1-16ms", s.TID, low, high)
 		}
 	}
 }
@@ -116,9 +139,17 @@ func TestIdle(t *testing.T) {
 	}
 	h := hists[0]
 	t.Logf("\n%s", AppendText(nil, &Report{Unit: "usecs", Hist: h}))
-	if h.Total() != st.SwitchIns || st.NoStart != 0 {
+	// Every switch-in is in the histogram but those without an enqueue
+	// time (NoStart). The worker blocked in read(2) before tracing began
+	// and every later switch-in follows a traced wakeup or preemption,
+	// except, rarely, on 6.12+ kernels: a task switched out blocked (state
+	// S) is switched in again before the sched_wakeup of its timer fires
+	// (seen about once in 2000 switches here; see KNOWN_ISSUES in the
+	// package doc). Those cannot be measured and are NoStart: allow 1%.
+	if h.Total() != st.SwitchIns-st.NoStart || st.NoStart*100 > st.SwitchIns {
 		t.Errorf("histogram holds %d, switch-ins %+v", h.Total(), st)
 	}
+	t.Logf("%+v", st)
 	// A sleep whose timer fires before the task gets to schedule() makes
 	// no switch, a preemption makes one more: about 200.
 	if h.Total() < 100 {

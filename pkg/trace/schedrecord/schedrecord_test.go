@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"math"
 	"runtime"
 	"testing"
 	"time"
@@ -34,7 +33,7 @@ func TestRecord(t *testing.T) {
 	cpu := runtime.NumCPU() - 1
 	s1 := testkit.Spin(t, cpu, 300*time.Millisecond)
 	s2 := testkit.Spin(t, cpu, 300*time.Millisecond)
-	a, b := testkit.PingPong(t, 2000)
+	a, b := testkit.PingPong(t, 2000, (cpu+1)%runtime.NumCPU())
 	workers := []*testkit.Worker{s1, s2, a, b}
 
 	r, err := New(Config{Wakeups: true, MaxEvents: DefaultMaxEvents})
@@ -56,6 +55,10 @@ func TestRecord(t *testing.T) {
 	for _, w := range workers {
 		cpuBefore[w.TID] = w.CPUTime(t)
 	}
+	stealBefore := map[int]time.Duration{}
+	for c := 0; c < runtime.NumCPU(); c++ {
+		stealBefore[c] = testkit.StealTime(t, c)
+	}
 	for _, w := range workers {
 		w.Release(t)
 	}
@@ -65,6 +68,10 @@ func TestRecord(t *testing.T) {
 	cpuUsed := map[int]time.Duration{}
 	for _, w := range workers {
 		cpuUsed[w.TID] = w.CPUTime(t) - cpuBefore[w.TID]
+	}
+	steal := map[int]time.Duration{}
+	for c := 0; c < runtime.NumCPU(); c++ {
+		steal[c] = testkit.StealTime(t, c) - stealBefore[c]
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -114,19 +121,27 @@ func TestRecord(t *testing.T) {
 		t.Errorf("no track for CPU %d", cpu)
 	}
 	// Slices run from one sched_switch to the next; the kernel's CPU time
-	// runs from picking the task to putting it back and leaves out the
-	// interrupts handled meanwhile. For the spinners (runs of ms) that is
-	// well under 5%. For ping-pong (runs of 2-3 µs) the switch itself is
-	// a sizeable part of each run: 15% is allowed.
+	// runs from picking the task to putting it back. For the spinners
+	// (runs of ms) that is well under 5%. For ping-pong (runs of 2-3 µs)
+	// the switch itself is a sizeable part of each run: 15% is allowed.
+	// In a VM, CPU time also leaves out steal time (the hypervisor ran
+	// another guest), which wall-clock slices include: the slices may
+	// exceed CPU time by as much as the CPU's steal time in the window
+	// (plus its 10 ms resolution).
 	for _, w := range workers {
 		got, want := ran[w.TID], cpuUsed[w.TID]
-		tolerance := 0.05
+		tolerance, c := 0.05, cpu
 		if w == a || w == b {
-			tolerance = 0.15
+			tolerance, c = 0.15, (cpu+1)%runtime.NumCPU()
 		}
-		t.Logf("tid %d: slices %s, CPU time %s (%+.1f%%)", w.TID, got, want, 100*float64(got-want)/float64(want))
-		if math.Abs(float64(got-want)) > tolerance*float64(want) {
-			t.Errorf("tid %d: slices add up to %s, CPU time is %s (more than %.0f%% apart)", w.TID, got, want, 100*tolerance)
+		extra := time.Duration(0)
+		if steal[c] > 0 {
+			extra = steal[c] + 10*time.Millisecond
+		}
+		t.Logf("tid %d: slices %s, CPU time %s (%+.1f%%), steal on CPU %d %s", w.TID, got, want, 100*float64(got-want)/float64(want), c, steal[c])
+		low, high := time.Duration((1-tolerance)*float64(want)), time.Duration((1+tolerance)*float64(want))+extra
+		if got < low || got > high {
+			t.Errorf("tid %d: slices add up to %s, CPU time is %s: want %s..%s", w.TID, got, want, low, high)
 		}
 	}
 }
