@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -203,9 +204,13 @@ func PingPong(t testing.TB, rounds, cpu int) (a, b *Worker) {
 	return a, b
 }
 
-// Spin starts a worker that burns CPU for d on the given CPU only.
+// Spin starts a worker that burns CPU for d on the given CPU only. The
+// first Spin of a test takes a machine-wide lock (held until the test
+// ends), so that the CPU-bound workers of test packages running in
+// parallel do not compete with each other.
 func Spin(t testing.TB, cpu int, d time.Duration) *Worker {
 	t.Helper()
+	lockCPUs(t)
 	return StartWorker(t, "testkit.spin", nil, strconv.Itoa(cpu), d.String())
 }
 
@@ -285,6 +290,34 @@ func spin(args []string) error {
 	}
 	spinFor(int64(d))
 	return nil
+}
+
+var (
+	cpuMu     sync.Mutex
+	cpuLocked = map[testing.TB]bool{}
+)
+
+// lockCPUs takes the lock on CPU-bound workloads for the rest of the test.
+func lockCPUs(t testing.TB) {
+	cpuMu.Lock()
+	defer cpuMu.Unlock()
+	if cpuLocked[t] {
+		return
+	}
+	f, err := os.OpenFile(os.TempDir()+"/bpfkit-testkit-cpu.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatalf("lock for CPU-bound workers: %v", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatalf("lock for CPU-bound workers: %v", err)
+	}
+	cpuLocked[t] = true
+	t.Cleanup(func() {
+		cpuMu.Lock()
+		defer cpuMu.Unlock()
+		delete(cpuLocked, t)
+		f.Close() // releases the lock
+	})
 }
 
 // pin keeps the calling thread on one CPU (a number; negative: any).

@@ -51,13 +51,15 @@ func TestNanosleep(t *testing.T) {
 	if sleep.Count == 0 {
 		t.Fatalf("no entry with do_nanosleep or hrtimer_nanosleep in the kernel stack")
 	}
-	if sleep.Count != 50 {
+	// A sleep whose timer expires before the task reaches schedule() (a
+	// busy host can stall a vCPU that long) makes no switch: allow a few.
+	if sleep.Count < 45 || sleep.Count > 50 {
 		t.Errorf("slept %d times, want 50", sleep.Count)
 	}
-	// Each sleep lasts at least 20 ms from before the switch-out; a busy
-	// machine may add to it.
-	if sleep.Total < 990*time.Millisecond || sleep.Total > 2*time.Second {
-		t.Errorf("off CPU %s in nanosleep, want about 1s", sleep.Total)
+	// Each sleep lasts at least 20 ms from just before the switch-out; a
+	// busy machine may add to it.
+	if min := time.Duration(sleep.Count) * 19800 * time.Microsecond; sleep.Total < min || sleep.Total > 2*time.Second {
+		t.Errorf("off CPU %s in nanosleep, want about 1s (at least %s)", sleep.Total, min)
 	}
 	if !slices.ContainsFunc(sleep.User, func(f string) bool { return strings.HasSuffix(f, "testkit.nanosleep") }) {
 		t.Errorf("user stack does not show the worker's function: %q", sleep.User)
