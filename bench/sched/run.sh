@@ -23,6 +23,7 @@
 # TASK_RUNNING = 0, nothing else changed.
 #
 # Usage (root): bench/sched/run.sh [N] [CPU] [ROUNDS]
+#   ONLY=REGEX bench/sched/run.sh ... runs the tracers whose name matches.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-1000000}
@@ -70,6 +71,7 @@ min() { printf '%s\n' "$@" | sort -g | head -1; }
 printf '%-34s %9s %9s %9s | %12s %11s\n' tracer "us/rt-off" "us/rt-on" "ns/sw+" "switches" "bpf-ns/sw"
 run() {
 	local name=$1; shift
+	if [ -n "${ONLY:-}" ] && ! [[ $name =~ $ONLY ]]; then return; fi
 	local offs=() ons=() sws=0 us sw ids=() t0 c0 t1 c1 bpf=-
 	for _ in $(seq "$ROUNDS"); do
 		read -r us _ < <(pingpong)

@@ -73,13 +73,7 @@ static __always_inline bool task_selected(struct task_struct *t, bool btf)
 	if (!filter_comm[0])
 		return true;
 	bpf_probe_read_kernel_str(comm, sizeof(comm), t->comm);
-	for (int i = 0; i < 16; i++) {
-		if (comm[i] != filter_comm[i])
-			return false;
-		if (!comm[i])
-			break;
-	}
-	return true;
+	return comm_is_filter(comm);
 }
 
 #endif

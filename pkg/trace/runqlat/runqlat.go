@@ -86,6 +86,7 @@ var alternatives = [][]string{
 type Tracer struct {
 	objs  *loader.Objects
 	hists *ebpf.Map
+	key   KeyBy
 	prev  map[uint32]Hist
 }
 
@@ -113,7 +114,7 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tracer{objs: objs, hists: objs.Collection.Maps["hists"], prev: map[uint32]Hist{}}, nil
+	return &Tracer{objs: objs, hists: objs.Collection.Maps["hists"], key: cfg.Key, prev: map[uint32]Hist{}}, nil
 }
 
 // Close detaches and frees everything.
@@ -126,6 +127,22 @@ func (t *Tracer) Totals() ([]Hist, error) {
 		raw runqlatRunqlatHist
 		out []Hist
 	)
+	if t.key == All {
+		var perCPU []runqlatRunqlatHist
+		if err := t.objs.Collection.Maps["hist_all"].Lookup(uint32(0), &perCPU); err != nil {
+			return nil, fmt.Errorf("read histogram: %w", err)
+		}
+		var h Hist
+		for _, c := range perCPU {
+			for i, n := range c.Slots {
+				h.Buckets[i] += n
+			}
+		}
+		if h.Total() == 0 {
+			return nil, nil
+		}
+		return []Hist{h}, nil
+	}
 	it := t.hists.Iterate()
 	for it.Next(&key, &raw) {
 		h := Hist{Key: key, Comm: string(trace.CString(raw.Comm[:]))}

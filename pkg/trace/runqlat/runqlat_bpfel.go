@@ -24,6 +24,7 @@ type runqlatRunqlatHist struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	runqlatMapEvents             = "events"
+	runqlatMapHistAll            = "hist_all"
 	runqlatMapHists              = "hists"
 	runqlatMapLost               = "lost"
 	runqlatMapStart              = "start"
@@ -99,11 +100,12 @@ type runqlatProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type runqlatMapSpecs struct {
-	Events *ebpf.MapSpec `ebpf:"events"`
-	Hists  *ebpf.MapSpec `ebpf:"hists"`
-	Lost   *ebpf.MapSpec `ebpf:"lost"`
-	Start  *ebpf.MapSpec `ebpf:"start"`
-	Stats  *ebpf.MapSpec `ebpf:"stats"`
+	Events  *ebpf.MapSpec `ebpf:"events"`
+	HistAll *ebpf.MapSpec `ebpf:"hist_all"`
+	Hists   *ebpf.MapSpec `ebpf:"hists"`
+	Lost    *ebpf.MapSpec `ebpf:"lost"`
+	Start   *ebpf.MapSpec `ebpf:"start"`
+	Stats   *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // runqlatVariableSpecs contains global variables before they are loaded into the kernel.
@@ -141,16 +143,18 @@ func (o *runqlatObjects) Close() error {
 //
 // It can be passed to loadRunqlatObjects or ebpf.CollectionSpec.LoadAndAssign.
 type runqlatMaps struct {
-	Events *ebpf.Map `ebpf:"events"`
-	Hists  *ebpf.Map `ebpf:"hists"`
-	Lost   *ebpf.Map `ebpf:"lost"`
-	Start  *ebpf.Map `ebpf:"start"`
-	Stats  *ebpf.Map `ebpf:"stats"`
+	Events  *ebpf.Map `ebpf:"events"`
+	HistAll *ebpf.Map `ebpf:"hist_all"`
+	Hists   *ebpf.Map `ebpf:"hists"`
+	Lost    *ebpf.Map `ebpf:"lost"`
+	Start   *ebpf.Map `ebpf:"start"`
+	Stats   *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *runqlatMaps) Close() error {
 	return _RunqlatClose(
 		m.Events,
+		m.HistAll,
 		m.Hists,
 		m.Lost,
 		m.Start,
