@@ -170,16 +170,30 @@ func (w *Worker) CtxSwitches(t testing.TB) (voluntary, involuntary uint64) {
 // CPUTime is the thread's time on CPU so far (schedstat's first field).
 func (w *Worker) CPUTime(t testing.TB) time.Duration {
 	t.Helper()
+	cpu, _, _ := w.SchedStat(t)
+	return cpu
+}
+
+// SchedStat reads /proc/PID/task/TID/schedstat: the thread's time on CPU,
+// its time runnable on a run queue waiting for a CPU, and the number of
+// times it was switched in.
+func (w *Worker) SchedStat(t testing.TB) (onCPU, waiting time.Duration, switchIns uint64) {
+	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/schedstat", w.PID, w.TID))
 	if err != nil {
 		t.Fatalf("worker %d: %v", w.PID, err)
 	}
 	f := strings.Fields(string(b))
-	ns, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil {
+	if len(f) != 3 {
 		t.Fatalf("worker %d schedstat %q", w.PID, b)
 	}
-	return time.Duration(ns)
+	var n [3]uint64
+	for i := range n {
+		if n[i], err = strconv.ParseUint(f[i], 10, 64); err != nil {
+			t.Fatalf("worker %d schedstat %q", w.PID, b)
+		}
+	}
+	return time.Duration(n[0]), time.Duration(n[1]), n[2]
 }
 
 // PingPong starts two workers that pass a byte back and forth through two

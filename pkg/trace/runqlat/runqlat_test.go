@@ -66,6 +66,10 @@ func contention(t *testing.T) {
 		}
 		tracers = append(tracers, tr)
 	}
+	var insBefore [2]uint64
+	for i, s := range []*testkit.Worker{s1, s2} {
+		_, _, insBefore[i] = s.SchedStat(t)
+	}
 	s1.Release(t)
 	s2.Release(t)
 	s1.Wait(t)
@@ -91,19 +95,34 @@ func contention(t *testing.T) {
 		if h.Total() != st.SwitchIns-st.NoStart {
 			t.Errorf("tid %d: histogram holds %d latencies, switched in %d times", s.TID, h.Total(), st.SwitchIns)
 		}
-		if h.Total() < 20 {
+		if h.Total() < 4 {
 			t.Errorf("tid %d: only %d switch-ins: the workers did not contend", s.TID, h.Total())
 		}
-		// The time spent waiting is in waits for the other's slice (ms):
-		// other tasks of a busy machine add short waits, which add little
-		// time, and may stretch some long ones. Half the wait time is in
-		// waits of at least 512 us and half in waits of at most 32 ms.
-		if share := timeWithin(h, 9, Slots-1); share < 0.5 {
-			t.Errorf("tid %d: %.0f%% of the wait time in waits of 512us or more, want half at least", s.TID, 100*share)
+		// The kernel keeps its own count of switch-ins (schedstat).
+		_, _, ins := s.SchedStat(t)
+		checkSchedStat(t, h, st, ins-insBefore[i])
+		// CPU-bound tasks wait for whole slices, not µs: most of the wait
+		// time is in waits of 256 us or more. (How long exactly depends on
+		// what else the machine runs on that CPU.)
+		if share := timeWithin(h, 8, Slots-1); share < 0.75 {
+			t.Errorf("tid %d: %.0f%% of the wait time in waits of 256us or more, want most", s.TID, 100*share)
 		}
-		if share := timeWithin(h, 0, 14); share < 0.5 {
-			t.Errorf("tid %d: %.0f%% of the wait time in waits up to 32ms, want half at least", s.TID, 100*share)
-		}
+	}
+}
+
+// checkSchedStat compares a histogram with the kernel's schedstat of the
+// same thread over the same window: the switch-ins are equal (but for
+// NoStart ones, which schedstat counts and the histogram cannot). Seen
+// here: now and then schedstat counts one switch-in more than sched_switch
+// showed (not explained yet), so one of difference is allowed. The time
+// waiting is not compared: on 6.12+ kernels schedstat leaves out the wait
+// of a task woken while its dequeue was delayed, which runqlat counts.
+func checkSchedStat(t *testing.T, h Hist, st Stats, ins uint64) {
+	t.Helper()
+	got := h.Total() + st.NoStart
+	t.Logf("schedstat: %d switch-ins; histogram: %d (+%d without enqueue time)", ins, h.Total(), st.NoStart)
+	if got != ins && got+1 != ins {
+		t.Errorf("histogram holds %d latencies (+%d without enqueue time), schedstat counts %d switch-ins", h.Total(), st.NoStart, ins)
 	}
 }
 
@@ -117,8 +136,10 @@ func TestIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close()
+	_, _, ins0 := w.SchedStat(t)
 	w.Release(t)
 	w.Wait(t)
+	_, _, ins1 := w.SchedStat(t)
 	hists, err := tr.Totals()
 	if err != nil {
 		t.Fatal(err)
@@ -143,6 +164,7 @@ func TestIdle(t *testing.T) {
 		t.Errorf("histogram holds %d, switch-ins %+v", h.Total(), st)
 	}
 	t.Logf("%+v", st)
+	checkSchedStat(t, h, st, ins1-ins0)
 	// A sleep whose timer fires before the task gets to schedule() makes
 	// no switch, a preemption makes one more: about 200.
 	if h.Total() < 100 {
