@@ -62,13 +62,9 @@ const volatile u32 filter_uid = 0;
 const volatile u64 filter_cgroup = 0;	/* cgroup v2 id */
 const volatile char filter_comm[16] = {};
 
-static __always_inline bool comm_matches(void)
+/* comm_is_filter reports whether a task name equals filter_comm. */
+static __always_inline bool comm_is_filter(const char comm[16])
 {
-	char comm[16];
-
-	if (!filter_comm[0])
-		return true;
-	bpf_get_current_comm(comm, sizeof(comm));
 	for (int i = 0; i < 16; i++) {
 		if (comm[i] != filter_comm[i])
 			return false;
@@ -76,6 +72,16 @@ static __always_inline bool comm_matches(void)
 			break;
 	}
 	return true;
+}
+
+static __always_inline bool comm_matches(void)
+{
+	char comm[16];
+
+	if (!filter_comm[0])
+		return true;
+	bpf_get_current_comm(comm, sizeof(comm));
+	return comm_is_filter(comm);
 }
 
 /* task_wanted applies the task filters to the current task. */

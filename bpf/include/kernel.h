@@ -142,11 +142,37 @@ struct fs_struct {
 	struct path root;
 	struct path pwd;
 };
+struct kernfs_node {
+	u64 id;			/* the cgroup id (5.5+) */
+};
+struct cgroup {
+	struct kernfs_node *kn;
+};
+struct css_set {
+	struct cgroup *dfl_cgrp;
+};
+struct ns_common {
+	unsigned int inum;
+};
+struct pid_namespace {
+	struct ns_common ns;
+};
+struct nsproxy {
+	struct pid_namespace *pid_ns_for_children;
+};
 struct task_struct {
+	unsigned int __state;	/* 5.14+; before: long state (task_struct___old) */
 	int pid;
 	int tgid;
+	char comm[16];
 	struct files_struct *files;
 	struct fs_struct *fs;
+	struct css_set *cgroups;
+	struct nsproxy *nsproxy;
+};
+/* task_struct before 5.14, for reading its state field. */
+struct task_struct___old {
+	long state;
 };
 
 #pragma clang attribute pop

@@ -14,20 +14,28 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/cswitch"
 	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
+	"github.com/bpfkit/bpfkit/pkg/trace/offcputime"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
+	"github.com/bpfkit/bpfkit/pkg/trace/runqlat"
+	"github.com/bpfkit/bpfkit/pkg/trace/schedrecord"
 	"github.com/bpfkit/bpfkit/pkg/xdp"
 )
 
 // tools lists every tracer with the BPF objects it loads, for check.
 var tools = []struct {
-	name       string
-	spec       func() (*ebpf.CollectionSpec, error)
-	alsoAttach map[string][]string
+	name  string
+	spec  func() (*ebpf.CollectionSpec, error)
+	hooks loader.Options // how the tool attaches: AlsoAttach, Alternatives
 }{
-	{"opensnoop", opensnoop.Spec, opensnoop.AlsoAttach},
-	{"filetop", filetop.Spec, filetop.AlsoAttach},
-	{"xdp", xdp.Spec, nil},
+	{"opensnoop", opensnoop.Spec, loader.Options{AlsoAttach: opensnoop.AlsoAttach}},
+	{"filetop", filetop.Spec, loader.Options{AlsoAttach: filetop.AlsoAttach}},
+	{"cswitch", cswitch.Spec, loader.Options{}},
+	{"runqlat", runqlat.Spec, loader.Options{}},
+	{"offcputime", offcputime.Spec, loader.Options{}},
+	{"sched record", schedrecord.Spec, loader.Options{}},
+	{"xdp", xdp.Spec, loader.Options{}},
 }
 
 func newCheckCmd(_ *globalFlags) *cobra.Command {
@@ -72,7 +80,7 @@ func runCheck() error {
 			line(t.name, err, "")
 			continue
 		}
-		hooks, missing, err := loader.Probe(spec, t.alsoAttach)
+		hooks, missing, err := loader.Probe(spec, t.hooks)
 		if err != nil {
 			line(t.name, err, "")
 			continue
@@ -89,6 +97,7 @@ func runCheck() error {
 			lack = append(lack, err.Error())
 		}
 		slices.Sort(have)
+		have = slices.Compact(have) // alternatives share a hook name
 		slices.Sort(lack)
 		switch {
 		case len(have) == 0:

@@ -33,6 +33,10 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newOpensnoopCmd(g),
 		newFiletopCmd(g),
+		newCswitchCmd(g),
+		newRunqlatCmd(g),
+		newOffcputimeCmd(g),
+		newSchedCmd(g),
 		newCheckCmd(g),
 		newXDPCmd(g),
 	)

@@ -7,11 +7,6 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// Lost returns how many records the kernel counted in the per-CPU "lost"
-// counter of bpf/include/common.h: events the ring had no room for, or, for
-// tools that aggregate in maps, inserts into a full map.
-func (o *Objects) Lost() uint64 { return sumLost(o.Collection.Maps[lostMap]) }
-
 // drainBatch is how many elements one batch call moves at most.
 const drainBatch = 256
 

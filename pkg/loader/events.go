@@ -125,3 +125,8 @@ func sumLost(m *ebpf.Map) uint64 {
 	}
 	return n
 }
+
+// Lost is the sum of the per-CPU `lost` counter of common.h: records the
+// ring buffer had no room for, or, for tools that keep their results in
+// maps, entries those maps had no room for.
+func (o *Objects) Lost() uint64 { return sumLost(o.Collection.Maps[lostMap]) }

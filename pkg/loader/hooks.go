@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf/link"
 )
 
+// NoBTFTracepointsEnv, when set in the environment, makes every BTF
+// tracepoint (tp_btf) count as missing, so that tools fall back to their
+// raw tracepoint alternatives (Options.Alternatives): for tests of the
+// fallback, and for kernels whose BTF tracepoints misbehave.
+const NoBTFTracepointsEnv = "BPFKIT_NO_TP_BTF"
+
 // HookKind is where in the kernel a program runs.
 type HookKind int
 
@@ -89,6 +95,9 @@ func (h Hook) Available() error {
 		}
 		return nil
 	case HookBTFTracepoint, HookRawTracepoint:
+		if h.Kind == HookBTFTracepoint && os.Getenv(NoBTFTracepointsEnv) != "" {
+			return fmt.Errorf("BTF tracepoint %s: turned off by %s", h.Name, NoBTFTracepointsEnv)
+		}
 		spec, err := btf.LoadKernelSpec()
 		if err != nil {
 			return fmt.Errorf("%s: %w", h, ErrNoBTF)

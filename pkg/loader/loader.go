@@ -40,6 +40,12 @@ type Options struct {
 	// program on many hooks is verified once, not once per hook. Hooks
 	// this kernel lacks are skipped and listed in Objects.Dropped.
 	AlsoAttach map[string][]string
+	// Alternatives lists groups of programs that do the same work on
+	// different hooks, in order of preference (e.g. {"switch_btf",
+	// "switch_raw"}: a BTF tracepoint, else a raw one). Of each group only
+	// the first program whose hook this kernel has is loaded; the others
+	// are removed before load and are not reported in Objects.Dropped.
+	Alternatives [][]string
 }
 
 // Objects is a loaded and attached tool.
@@ -80,7 +86,7 @@ func Load(spec *ebpf.CollectionSpec, opts Options) (_ *Objects, err error) {
 	if err := configure(spec, opts); err != nil {
 		return nil, err
 	}
-	hooks, dropped, err := pruneMissingHooks(spec, opts.AlsoAttach)
+	hooks, dropped, err := pruneMissingHooks(spec, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -160,13 +166,16 @@ func ValidRingSize(size int) error {
 
 // Probe tells which of a tool's hooks this kernel has (by program name)
 // and why the others are missing (by "program@hook"), without loading.
-func Probe(spec *ebpf.CollectionSpec, also map[string][]string) (map[string][]Hook, map[string]error, error) {
-	return pruneMissingHooks(spec.Copy(), also)
+// Only the hook options (AlsoAttach, Alternatives) of opts matter.
+func Probe(spec *ebpf.CollectionSpec, opts Options) (map[string][]Hook, map[string]error, error) {
+	return pruneMissingHooks(spec.Copy(), opts)
 }
 
 // pruneMissingHooks returns the hooks of each program that this kernel
-// has, and removes from spec the programs that have none.
-func pruneMissingHooks(spec *ebpf.CollectionSpec, also map[string][]string) (map[string][]Hook, map[string]error, error) {
+// has; it removes from spec the programs that have none, and all but the
+// first available program of each group of alternatives.
+func pruneMissingHooks(spec *ebpf.CollectionSpec, opts Options) (map[string][]Hook, map[string]error, error) {
+	also, alternatives := opts.AlsoAttach, opts.Alternatives
 	for name := range also {
 		if _, ok := spec.Programs[name]; !ok {
 			return nil, nil, fmt.Errorf("BPF object has no program %q to attach", name)
@@ -174,6 +183,32 @@ func pruneMissingHooks(spec *ebpf.CollectionSpec, also map[string][]string) (map
 	}
 	hooks := map[string][]Hook{}
 	dropped := map[string]error{}
+	for _, group := range alternatives {
+		var why []string
+		chosen := ""
+		for _, name := range group {
+			p, ok := spec.Programs[name]
+			if !ok {
+				return nil, nil, fmt.Errorf("alternative %q is not a program of this BPF object", name)
+			}
+			h, err := HookOf(p)
+			if err != nil {
+				return nil, nil, err
+			}
+			if chosen == "" {
+				if err := h.Available(); err != nil {
+					why = append(why, err.Error())
+				} else {
+					chosen = name
+					continue
+				}
+			}
+			delete(spec.Programs, name)
+		}
+		if chosen == "" && len(group) > 0 {
+			dropped[group[0]] = errors.New(strings.Join(why, "; "))
+		}
+	}
 	for name, p := range spec.Programs {
 		sections := append([]string{p.SectionName}, also[name]...)
 		for _, section := range sections {
@@ -227,4 +262,18 @@ func (o *Objects) Close() error {
 		o.Collection.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// Missed is the number of times the kernel skipped one of the programs
+// because it was already running on that CPU (a tracepoint hit from an
+// interrupt while the program ran, e.g. a wakeup from a timer interrupt
+// during a wakeup traced in process context): those events were not seen.
+func (o *Objects) Missed() uint64 {
+	var n uint64
+	for _, p := range o.Collection.Programs {
+		if st, err := p.Stats(); err == nil {
+			n += st.RecursionMisses
+		}
+	}
+	return n
 }

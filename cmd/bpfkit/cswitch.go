@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bpfkit/bpfkit/pkg/trace/cswitch"
+	"github.com/bpfkit/bpfkit/pkg/trace/output"
+)
+
+func newCswitchCmd(g *globalFlags) *cobra.Command {
+	var (
+		cfg        cswitch.Config
+		perProcess bool
+		rows       int
+	)
+	cmd := &cobra.Command{
+		Use:   "cswitch [interval] [count]",
+		Short: "Count voluntary and involuntary context switches per thread, exactly (like pidstat -w)",
+		Long: `Count context switches per thread in the kernel at sched_switch, split like
+/proc/PID/status: voluntary (the task blocked: I/O, locks, sleeps) and
+involuntary (it was preempted while runnable: CPU contention). Every
+interval (default 1s) the busiest threads are shown as rates per second;
+JSON lines give the exact counts and the interval.`,
+		Example: `  bpfkit cswitch                 # every second, top 20 threads
+  bpfkit cswitch --per-process 5 3
+  bpfkit cswitch -p 1234 -o json`,
+		Args: cobra.MaximumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := g.format()
+			if err != nil {
+				return err
+			}
+			ia, err := parseIntervalArgs(args, time.Second)
+			if err != nil {
+				return err
+			}
+			cfg.Debug = g.debug
+			t, err := cswitch.New(cfg)
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			p := output.NewPrinter(os.Stdout, format, cswitch.Fields(perProcess))
+			uncounted := uint64(0)
+			return ia.every(cmd.Context(), func(now time.Time, elapsed time.Duration) error {
+				counts, err := t.Delta()
+				if err != nil {
+					return err
+				}
+				if perProcess {
+					counts = cswitch.PerProcess(counts)
+				}
+				if format == output.Table {
+					fmt.Fprintln(os.Stdout)
+					if err := p.Header(); err != nil {
+						return err
+					}
+				}
+				for _, c := range cswitch.Top(counts, rows) {
+					if err := p.Print(&cswitch.Row{Time: now, Interval: elapsed, Count: c}); err != nil {
+						return err
+					}
+				}
+				if n := t.Uncounted(); n > uncounted {
+					fmt.Fprintf(os.Stderr, "bpfkit: %d threads not counted: the kernel table (32768 threads) is full\n", n)
+					uncounted = n
+				}
+				return p.Flush()
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.Uint32VarP(&cfg.Filter.PID, "pid", "p", 0, "count this process only")
+	f.Uint32VarP(&cfg.Filter.TID, "tid", "t", 0, "count this thread only")
+	f.StringVarP(&cfg.Filter.Comm, "name", "n", "", "count tasks with this name (comm) only")
+	f.StringVar(&cfg.Filter.Cgroup, "cgroup", "", "count tasks in this cgroup v2 directory only")
+	f.BoolVar(&perProcess, "per-process", false, "add up the threads of each process")
+	f.IntVarP(&rows, "rows", "r", 20, "show this many busiest rows per interval (0: all)")
+	return cmd
+}

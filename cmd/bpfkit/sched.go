@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/schedrecord"
+)
+
+func newSchedCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sched",
+		Short: "Scheduler timelines",
+	}
+	cmd.AddCommand(newSchedRecordCmd(g))
+	return cmd
+}
+
+func newSchedRecordCmd(g *globalFlags) *cobra.Command {
+	var (
+		cfg      = schedrecord.Config{Wakeups: true, MaxEvents: schedrecord.DefaultMaxEvents}
+		path     string
+		duration time.Duration
+		noWakeup bool
+	)
+	cmd := &cobra.Command{
+		Use:   "record",
+		Short: "Record every context switch and wakeup into a trace for Perfetto",
+		Long: `Record the context switches (and wakeups) of every CPU and write them in the
+trace-event JSON format that ui.perfetto.dev and chrome://tracing open: one
+track per CPU, with a slice for each time a task ran, named "comm (tid)",
+and its end state (S sleeping, D uninterruptible, R+ preempted).`,
+		Example: `  bpfkit sched record -o trace.json --duration 5s
+  bpfkit sched record -o trace.json --max-events 200000   # until Ctrl-C or the cap`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if path == "" || path == "table" || path == "json" {
+				return fmt.Errorf("give the trace file to write with -o, e.g. -o trace.json")
+			}
+			if duration < 0 {
+				return fmt.Errorf("--duration %s: must not be negative", duration)
+			}
+			cfg.Wakeups = !noWakeup
+			cfg.Debug = g.debug
+			f, err := os.Create(path)
+			if err != nil {
+				return fmt.Errorf("create the trace file: %w", err)
+			}
+			defer f.Close()
+			r, err := schedrecord.New(cfg)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			ctx := cmd.Context()
+			if duration > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, duration)
+				defer cancel()
+			}
+			fmt.Fprintf(os.Stderr, "Recording context switches into %s... Hit Ctrl-C to end.\n", path)
+			st, err := r.Record(ctx, f, func(total uint64) {
+				fmt.Fprintf(os.Stderr, "bpfkit: lost %d events (raise --ring-size)\n", total)
+			})
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+			if st.Capped {
+				fmt.Fprintf(os.Stderr, "bpfkit: stopped at the cap of %d events (--max-events)\n", cfg.MaxEvents)
+			}
+			fmt.Fprintf(os.Stderr, "bpfkit: %d switches, %d wakeups, %d trace events written to %s, %d lost\n",
+				st.Switches, st.Wakeups, st.Written, path, st.Lost)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&path, "output", "o", "", "trace file to write (trace-event JSON)")
+	f.DurationVarP(&duration, "duration", "d", 0, "stop after this long (e.g. 5s)")
+	f.Uint64Var(&cfg.MaxEvents, "max-events", cfg.MaxEvents, "stop after writing this many trace events (0: no cap)")
+	f.BoolVar(&noWakeup, "no-wakeups", false, "record switches only")
+	f.IntVar(&cfg.RingSize, "ring-size", loader.DefaultRingSize, "ring buffer size in bytes (a power of two)")
+	return cmd
+}

@@ -1,0 +1,405 @@
+package testkit
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	osexec "os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Workers are child processes that run a scheduler workload on one OS
+// thread, so that a test can compare what a tracer saw of that thread with
+// the kernel's own counters. A worker starts blocked in read(2) on its
+// stdin; Release lets it run its workload; when done it says so and blocks
+// in read(2) on stdin again until Stop. While blocked it makes no context
+// switch, so counters read then are stable (see WaitBlocked).
+func init() {
+	Register("testkit.pingpong", workerMain(PingPongComm, pingPong))
+	Register("testkit.spin", workerMain(SpinComm, spin))
+	Register("testkit.nanosleep", workerMain(NanosleepComm, nanosleep))
+}
+
+// The names (comm) of the worker threads, so a tracer can select them
+// alone with a comm filter (the other threads of the child keep the test
+// binary's name).
+const (
+	PingPongComm  = "bk-pingpong"
+	SpinComm      = "bk-spin"
+	NanosleepComm = "bk-nanosleep"
+)
+
+// Worker is a running workload child.
+type Worker struct {
+	PID, TID int
+	cmd      *osexec.Cmd
+	in       io.WriteCloser
+	out      *bufio.Reader
+}
+
+// StartWorker starts the worker workload name ("testkit.spin", ...) with
+// args and extra files (fd 3 onwards), and waits until it is blocked
+// before its workload. Stop is registered as a cleanup.
+func StartWorker(t testing.TB, name string, extra []*os.File, args ...string) *Worker {
+	t.Helper()
+	cmd := Command(t, name, args...)
+	cmd.ExtraFiles = extra
+	// No signals from the Go runtime to preempt a busy worker thread.
+	cmd.Env = append(cmd.Env, "GODEBUG=asyncpreemptoff=1")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatalf("worker stdin: %v", err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatalf("worker stdout: %v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start worker %s: %v", name, err)
+	}
+	w := &Worker{PID: cmd.Process.Pid, cmd: cmd, in: in, out: bufio.NewReader(out)}
+	t.Cleanup(w.Stop)
+	line, err := w.out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("worker %s did not start: %v", name, err)
+	}
+	if w.TID, err = strconv.Atoi(strings.TrimSpace(line)); err != nil {
+		t.Fatalf("worker %s said %q, not its thread id", name, line)
+	}
+	w.WaitBlocked(t)
+	return w
+}
+
+// Release lets the worker run its workload.
+func (w *Worker) Release(t testing.TB) {
+	t.Helper()
+	if _, err := w.in.Write([]byte{'g'}); err != nil {
+		t.Fatalf("release worker %d: %v", w.PID, err)
+	}
+}
+
+// Wait waits until the worker has finished its workload and is blocked
+// again, making no more switches.
+func (w *Worker) Wait(t testing.TB) {
+	t.Helper()
+	line, err := w.out.ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "done" {
+		t.Fatalf("worker %d: %q, %v", w.PID, line, err)
+	}
+	w.WaitBlocked(t)
+}
+
+// WaitBlocked waits until the worker's thread is off CPU, asleep in
+// read(2) on its stdin.
+func (w *Worker) WaitBlocked(t testing.TB) {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/task/%d/", w.PID, w.TID)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		// The syscall file shows the call only while the task is off CPU.
+		sc, err1 := os.ReadFile(dir + "syscall")
+		st, err2 := os.ReadFile(dir + "stat")
+		if err1 != nil || err2 != nil {
+			t.Fatalf("worker %d: %v %v", w.PID, err1, err2)
+		}
+		if bytes.HasPrefix(sc, []byte(strconv.Itoa(unix.SYS_READ)+" 0x0 ")) && procState(st) == 'S' {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("worker %d did not block on its stdin", w.PID)
+}
+
+// procState is the state letter of a /proc stat line.
+func procState(stat []byte) byte {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return 0
+	}
+	return stat[i+2]
+}
+
+// Stop ends the worker (closing its stdin) and reaps it.
+func (w *Worker) Stop() {
+	if w.cmd == nil {
+		return
+	}
+	w.in.Close()
+	done := make(chan struct{})
+	go func() { w.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		w.cmd.Process.Kill()
+		<-done
+	}
+	w.cmd = nil
+}
+
+// CtxSwitches reads a thread's voluntary and involuntary context switches
+// from /proc/PID/task/TID/status.
+func (w *Worker) CtxSwitches(t testing.TB) (voluntary, involuntary uint64) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/status", w.PID, w.TID))
+	if err != nil {
+		t.Fatalf("worker %d: %v", w.PID, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		switch k {
+		case "voluntary_ctxt_switches":
+			voluntary = n
+		case "nonvoluntary_ctxt_switches":
+			involuntary = n
+		}
+	}
+	return voluntary, involuntary
+}
+
+// CPUTime is the thread's time on CPU so far (schedstat's first field).
+func (w *Worker) CPUTime(t testing.TB) time.Duration {
+	t.Helper()
+	cpu, _, _ := w.SchedStat(t)
+	return cpu
+}
+
+// SchedStat reads /proc/PID/task/TID/schedstat: the thread's time on CPU,
+// its time runnable on a run queue waiting for a CPU, and the number of
+// times it was switched in.
+func (w *Worker) SchedStat(t testing.TB) (onCPU, waiting time.Duration, switchIns uint64) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/schedstat", w.PID, w.TID))
+	if err != nil {
+		t.Fatalf("worker %d: %v", w.PID, err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 3 {
+		t.Fatalf("worker %d schedstat %q", w.PID, b)
+	}
+	var n [3]uint64
+	for i := range n {
+		if n[i], err = strconv.ParseUint(f[i], 10, 64); err != nil {
+			t.Fatalf("worker %d schedstat %q", w.PID, b)
+		}
+	}
+	return time.Duration(n[0]), time.Duration(n[1]), n[2]
+}
+
+// PingPong starts two workers that pass a byte back and forth through two
+// pipes, rounds times: two switches per round trip at least. With cpu >= 0
+// both run on that CPU only.
+func PingPong(t testing.TB, rounds, cpu int) (a, b *Worker) {
+	t.Helper()
+	r1, w1, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, w2, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, c := strconv.Itoa(rounds), strconv.Itoa(cpu)
+	a = StartWorker(t, "testkit.pingpong", []*os.File{r2, w1}, "serve", n, c)
+	b = StartWorker(t, "testkit.pingpong", []*os.File{r1, w2}, "return", n, c)
+	for _, f := range []*os.File{r1, w1, r2, w2} {
+		f.Close()
+	}
+	return a, b
+}
+
+// Spin starts a worker that burns CPU for d on the given CPU only. The
+// first Spin of a test takes a machine-wide lock (held until the test
+// ends), so that the CPU-bound workers of test packages running in
+// parallel do not compete with each other.
+func Spin(t testing.TB, cpu int, d time.Duration) *Worker {
+	t.Helper()
+	lockCPUs(t)
+	return StartWorker(t, "testkit.spin", nil, strconv.Itoa(cpu), d.String())
+}
+
+// Nanosleep starts a worker that sleeps n times for d with nanosleep(2).
+func Nanosleep(t testing.TB, n int, d time.Duration) *Worker {
+	t.Helper()
+	return StartWorker(t, "testkit.nanosleep", nil, strconv.Itoa(n), d.String())
+}
+
+// workerMain wraps a workload into the worker protocol, on one locked OS
+// thread using raw system calls (no Go runtime poller).
+func workerMain(comm string, run func(args []string) error) func([]string) int {
+	return func(args []string) int {
+		runtime.LockOSThread()
+		name := append([]byte(comm), 0)
+		if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		say := func(s string) { unix.Write(1, []byte(s+"\n")) }
+		wait := func() bool {
+			var b [1]byte
+			n, _ := unix.Read(0, b[:])
+			return n == 1
+		}
+		say(strconv.Itoa(unix.Gettid()))
+		if !wait() {
+			return 1
+		}
+		if err := run(args); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		say("done")
+		wait()
+		return 0
+	}
+}
+
+// pingPong: args role ("serve" writes first), rounds and cpu (-1: any);
+// reads fd 3, writes fd 4.
+func pingPong(args []string) error {
+	rounds, err := strconv.Atoi(args[1])
+	if err != nil {
+		return err
+	}
+	if err := pin(args[2]); err != nil {
+		return err
+	}
+	b := []byte{0}
+	for i := 0; i < rounds; i++ {
+		if args[0] == "serve" {
+			if _, err := unix.Write(4, b); err != nil {
+				return err
+			}
+		}
+		if n, err := unix.Read(3, b); n != 1 {
+			return fmt.Errorf("pingpong read: %d %v", n, err)
+		}
+		if args[0] != "serve" {
+			if _, err := unix.Write(4, b); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// spin: args cpu and duration.
+func spin(args []string) error {
+	if err := pin(args[0]); err != nil {
+		return err
+	}
+	d, err := time.ParseDuration(args[1])
+	if err != nil {
+		return err
+	}
+	spinFor(int64(d))
+	return nil
+}
+
+var (
+	cpuMu     sync.Mutex
+	cpuLocked = map[testing.TB]bool{}
+)
+
+// lockCPUs takes the lock on CPU-bound workloads for the rest of the test.
+func lockCPUs(t testing.TB) {
+	cpuMu.Lock()
+	defer cpuMu.Unlock()
+	if cpuLocked[t] {
+		return
+	}
+	f, err := os.OpenFile(os.TempDir()+"/bpfkit-testkit-cpu.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatalf("lock for CPU-bound workers: %v", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatalf("lock for CPU-bound workers: %v", err)
+	}
+	cpuLocked[t] = true
+	t.Cleanup(func() {
+		cpuMu.Lock()
+		defer cpuMu.Unlock()
+		delete(cpuLocked, t)
+		f.Close() // releases the lock
+	})
+}
+
+// pin keeps the calling thread on one CPU (a number; negative: any).
+func pin(arg string) error {
+	cpu, err := strconv.Atoi(arg)
+	if err != nil || cpu < 0 {
+		return err
+	}
+	var set unix.CPUSet
+	set.Set(cpu)
+	return unix.SchedSetaffinity(0, &set)
+}
+
+// StealTime is the time the hypervisor ran something else while this
+// CPU's tasks were runnable (/proc/stat, 10 ms resolution). Task CPU time
+// leaves it out, wall-clock measures of a run include it.
+func StealTime(t testing.TB, cpu int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 8 && f[0] == "cpu"+strconv.Itoa(cpu) {
+			ticks, err := strconv.ParseInt(f[8], 10, 64)
+			if err != nil {
+				t.Fatalf("/proc/stat: %q", line)
+			}
+			return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100
+		}
+	}
+	t.Fatalf("/proc/stat has no cpu%d", cpu)
+	return 0
+}
+
+// spinFor burns CPU for ns nanoseconds. It calls nothing the Go runtime
+// could preempt it at (nanotime is nosplit), so with asyncpreemptoff the
+// thread runs until the kernel switches it out.
+//
+//go:nosplit
+func spinFor(ns int64) {
+	end := nanotime() + ns
+	for nanotime() < end {
+	}
+}
+
+//go:linkname nanotime runtime.nanotime
+func nanotime() int64
+
+// nanosleep: args n and duration.
+func nanosleep(args []string) error {
+	n, err := strconv.Atoi(args[0])
+	if err != nil {
+		return err
+	}
+	d, err := time.ParseDuration(args[1])
+	if err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		ts := unix.NsecToTimespec(d.Nanoseconds())
+		for {
+			err := unix.Nanosleep(&ts, &ts)
+			if err != unix.EINTR {
+				break
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,147 @@
+package schedrecord
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+type traceFile struct {
+	TraceEvents []struct {
+		Name string          `json:"name"`
+		Ph   string          `json:"ph"`
+		Ts   float64         `json:"ts"`
+		Dur  float64         `json:"dur"`
+		Pid  *int            `json:"pid"`
+		Tid  int             `json:"tid"`
+		Args json.RawMessage `json:"args"`
+	} `json:"traceEvents"`
+}
+
+// TestRecord: while two CPU-bound workers share a CPU and two others play
+// ping-pong, the recording is valid trace-event JSON in which each
+// worker's slices add up to its CPU time (schedstat) within 5%.
+func TestRecord(t *testing.T) {
+	testkit.RequireRoot(t)
+	cpu := runtime.NumCPU() - 1
+	s1 := testkit.Spin(t, cpu, 300*time.Millisecond)
+	s2 := testkit.Spin(t, cpu, 300*time.Millisecond)
+	a, b := testkit.PingPong(t, 2000, (cpu+1)%runtime.NumCPU())
+	workers := []*testkit.Worker{s1, s2, a, b}
+
+	r, err := New(Config{Wakeups: true, MaxEvents: DefaultMaxEvents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	var st Stats
+	go func() {
+		var err error
+		st, err = r.Record(ctx, &out, nil)
+		done <- err
+	}()
+
+	cpuBefore := map[int]time.Duration{}
+	for _, w := range workers {
+		cpuBefore[w.TID] = w.CPUTime(t)
+	}
+	stealBefore := map[int]time.Duration{}
+	for c := 0; c < runtime.NumCPU(); c++ {
+		stealBefore[c] = testkit.StealTime(t, c)
+	}
+	for _, w := range workers {
+		w.Release(t)
+	}
+	for _, w := range workers {
+		w.Wait(t)
+	}
+	cpuUsed := map[int]time.Duration{}
+	for _, w := range workers {
+		cpuUsed[w.TID] = w.CPUTime(t) - cpuBefore[w.TID]
+	}
+	steal := map[int]time.Duration{}
+	for c := 0; c < runtime.NumCPU(); c++ {
+		steal[c] = testkit.StealTime(t, c) - stealBefore[c]
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v, %d bytes", st, out.Len())
+	if st.Lost != 0 || st.Capped {
+		t.Fatalf("lost %d events, capped %v", st.Lost, st.Capped)
+	}
+
+	var tf traceFile
+	if err := json.Unmarshal(out.Bytes(), &tf); err != nil {
+		t.Fatalf("not valid JSON: %v", err)
+	}
+	ran := map[int]time.Duration{}
+	runs := map[int]int{}
+	cpuTracks := map[int]bool{}
+	var slices, wakeups uint64
+	for _, e := range tf.TraceEvents {
+		if e.Pid == nil || e.Ph == "" || e.Name == "" {
+			t.Fatalf("event without ph, name or pid: %+v", e)
+		}
+		switch e.Ph {
+		case "M":
+			if e.Name == "thread_name" {
+				cpuTracks[e.Tid] = true
+			}
+		case "X":
+			slices++
+			var args struct{ Tid int }
+			if err := json.Unmarshal(e.Args, &args); err != nil {
+				t.Fatal(err)
+			}
+			if e.Dur < 0 || !cpuTracks[e.Tid] {
+				t.Fatalf("slice %+v", e)
+			}
+			ran[args.Tid] += time.Duration(e.Dur * 1000)
+			runs[args.Tid]++
+		case "i":
+			wakeups++
+		default:
+			t.Fatalf("unexpected event %+v", e)
+		}
+	}
+	if slices+wakeups != st.Written || wakeups != st.Wakeups {
+		t.Errorf("%d slices, %d wakeups in the file; stats %+v", slices, wakeups, st)
+	}
+	if !cpuTracks[cpu] {
+		t.Errorf("no track for CPU %d", cpu)
+	}
+	// Slices run from one sched_switch to the next; the kernel's CPU time
+	// of the next task starts when it is picked, a little before the
+	// tracepoint (and the BPF program) runs: each slice boundary may move
+	// up to ~1 µs from prev to next. For the spinners (runs of ms) that is
+	// nothing; for ping-pong (runs of 2-3 µs) it is a sizeable part. In a
+	// VM, CPU time also leaves out steal time (the hypervisor ran another
+	// guest), which wall-clock slices include: /proc/stat counts it in
+	// 10 ms ticks, so the slices may exceed CPU time by the CPU's steal
+	// time plus 10 ms.
+	for _, w := range workers {
+		got, want := ran[w.TID], cpuUsed[w.TID]
+		c := cpu
+		if w == a || w == b {
+			c = (cpu + 1) % runtime.NumCPU()
+		}
+		margin := want/20 + time.Duration(runs[w.TID])*time.Microsecond
+		low, high := want-margin, want+margin+steal[c]+10*time.Millisecond
+		t.Logf("tid %d: %d slices %s, CPU time %s (%+.1f%%), steal on CPU %d %s", w.TID, runs[w.TID], got, want, 100*float64(got-want)/float64(want), c, steal[c])
+		if got < low || got > high {
+			t.Errorf("tid %d: slices add up to %s, CPU time is %s: want %s..%s", w.TID, got, want, low, high)
+		}
+	}
+}
