@@ -107,18 +107,18 @@ type mapping struct {
 type elfFile struct {
 	syms  table
 	loads []elf.ProgHeader
-	gosym *gosym.Table // Go binaries without a symbol table (go test, -s)
+	gosym *gosym.Table // Go binaries (.gopclntab), tried first
 }
 
 // name is the function at vaddr.
 func (f *elfFile) name(vaddr uint64) (string, bool) {
-	if s, _, ok := f.syms.find(vaddr); ok {
-		return s.name, true
-	}
 	if f.gosym != nil {
 		if fn := f.gosym.PCToFunc(vaddr); fn != nil {
 			return fn.Name, true
 		}
+	}
+	if s, _, ok := f.syms.find(vaddr); ok {
+		return s.name, true
 	}
 	return "", false
 }
@@ -218,9 +218,10 @@ func (u *User) file(pid uint32, path string) *elfFile {
 		}
 		slices.SortFunc(ef.syms, byAddr)
 		ef.syms = slices.CompactFunc(ef.syms, func(a, b sym) bool { return a.addr == b.addr })
-		if len(ef.syms) == 0 {
-			ef.gosym = goTable(e)
-		}
+		// Go binaries: the runtime's own function table names every Go
+		// function, whatever the symbol table holds (it may be stripped,
+		// or hold only the few C or assembly symbols of a dependency).
+		ef.gosym = goTable(e)
 	}
 	u.files[key] = ef
 	return ef
