@@ -414,6 +414,11 @@ func (f *Filter) Close() error {
 func (f *Filter) Unload() error {
 	var errs []error
 	if f.link != nil {
+		// Detach now: dropping the last reference (the pin) only detaches
+		// once the kernel has freed the pin's inode, some time later.
+		if err := f.link.Detach(); err != nil && !errors.Is(err, ebpf.ErrNotSupported) {
+			errs = append(errs, err)
+		}
 		if f.dir != "" {
 			if err := f.link.Unpin(); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, err)
