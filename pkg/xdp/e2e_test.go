@@ -64,6 +64,19 @@ func udpSocket(t *testing.T, ns *testkit.NetNS, addr string, port int) *net.UDPC
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	// A receive buffer that holds a whole test's datagrams, so a slow
+	// reader (an emulated VM) never drops one: SO_RCVBUFFORCE, as root,
+	// goes past net.core.rmem_max.
+	raw, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 16<<20)
+	}); err != nil || serr != nil {
+		t.Fatalf("receive buffer: %v %v", err, serr)
+	}
 	return c
 }
 
@@ -129,7 +142,7 @@ func sendUDP(t *testing.T, c *net.UDPConn, port int, seq uint32, n int, size int
 		if _, err := c.WriteToUDP(buf, dst); err != nil {
 			t.Fatal(err)
 		}
-		if i%50 == 49 {
+		if i%10 == 9 {
 			time.Sleep(time.Millisecond)
 		}
 	}

@@ -138,6 +138,12 @@ func TestRecord(t *testing.T) {
 			c = (cpu + 1) % runtime.NumCPU()
 		}
 		margin := want/20 + time.Duration(runs[w.TID])*time.Microsecond
+		if n := runs[w.TID]; n > 0 && want/time.Duration(n) < 50*time.Microsecond {
+			// Runs of a few µs (ping-pong): the boundary shift is a large
+			// part of each, and far larger in an emulated VM (vmtest under
+			// TCG) where every instruction is slower: allow a fifth.
+			margin = want/5 + time.Duration(n)*time.Microsecond
+		}
 		low, high := want-margin, want+margin+steal[c]+10*time.Millisecond
 		t.Logf("tid %d: %d slices %s, CPU time %s (%+.1f%%), steal on CPU %d %s", w.TID, runs[w.TID], got, want, 100*float64(got-want)/float64(want), c, steal[c])
 		if got < low || got > high {
