@@ -75,6 +75,14 @@ struct syscall_exit_ctx {
 	long ret;
 };
 
+/* sched:sched_process_exec (format file, fixed ABI). */
+struct sched_process_exec_ctx {
+	struct trace_entry ent;
+	u32 filename_loc;	/* __data_loc: offset in the low 16 bits, length in the high */
+	int pid;
+	int old_pid;
+};
+
 /* Kernel structures, relocated by CO-RE. */
 #pragma clang attribute push (__attribute__((preserve_access_index)), apply_to = record)
 
@@ -112,9 +120,26 @@ struct fs_struct {
 	struct path root;
 	struct path pwd;
 };
+typedef struct {
+	int counter;
+} atomic_t;
+struct mm_struct {
+	unsigned long arg_start;
+	unsigned long arg_end;
+};
+struct signal_struct {
+	atomic_t live;		/* threads not yet exited */
+};
 struct task_struct {
 	int pid;
 	int tgid;
+	int exit_code;
+	u64 start_time;		/* monotonic ns */
+	u64 start_boottime;	/* boot-time ns; 5.5+ */
+	struct task_struct *real_parent;
+	struct task_struct *group_leader;
+	struct mm_struct *mm;
+	struct signal_struct *signal;
 	struct files_struct *files;
 	struct fs_struct *fs;
 };
