@@ -123,6 +123,11 @@ struct fs_struct {
 typedef struct {
 	int counter;
 } atomic_t;
+/* The context of sched:sched_process_exit, relocated because it has grown:
+ * group_dead appeared in 6.16. */
+struct trace_event_raw_sched_process_exit {
+	bool group_dead;
+};
 struct mm_struct {
 	unsigned long arg_start;
 	unsigned long arg_end;

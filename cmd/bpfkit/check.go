@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/execsnoop"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
 )
 
@@ -24,6 +25,8 @@ var tools = []struct {
 	spec func() (*ebpf.CollectionSpec, error)
 }{
 	{"opensnoop", opensnoop.Spec},
+	{"execsnoop", execsnoop.Spec},
+	{"exitsnoop", execsnoop.Spec},
 }
 
 func newCheckCmd(_ *globalFlags) *cobra.Command {

@@ -27,6 +27,8 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(
 		newOpensnoopCmd(g),
+		newExecsnoopCmd(g),
+		newExitsnoopCmd(g),
 		newCheckCmd(g),
 	)
 	return root

@@ -51,6 +51,7 @@ type execsnoopExitEvent struct {
 const (
 	execsnoopMapEvents          = "events"
 	execsnoopMapExecScratch     = "exec_scratch"
+	execsnoopMapExited          = "exited"
 	execsnoopMapInflight        = "inflight"
 	execsnoopMapLost            = "lost"
 	execsnoopMapPathWalks       = "path_walks"
@@ -132,6 +133,7 @@ type execsnoopProgramSpecs struct {
 type execsnoopMapSpecs struct {
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch *ebpf.MapSpec `ebpf:"exec_scratch"`
+	Exited      *ebpf.MapSpec `ebpf:"exited"`
 	Inflight    *ebpf.MapSpec `ebpf:"inflight"`
 	Lost        *ebpf.MapSpec `ebpf:"lost"`
 	PathWalks   *ebpf.MapSpec `ebpf:"path_walks"`
@@ -179,6 +181,7 @@ func (o *execsnoopObjects) Close() error {
 type execsnoopMaps struct {
 	Events      *ebpf.Map `ebpf:"events"`
 	ExecScratch *ebpf.Map `ebpf:"exec_scratch"`
+	Exited      *ebpf.Map `ebpf:"exited"`
 	Inflight    *ebpf.Map `ebpf:"inflight"`
 	Lost        *ebpf.Map `ebpf:"lost"`
 	PathWalks   *ebpf.Map `ebpf:"path_walks"`
@@ -188,6 +191,7 @@ func (m *execsnoopMaps) Close() error {
 	return _ExecsnoopClose(
 		m.Events,
 		m.ExecScratch,
+		m.Exited,
 		m.Inflight,
 		m.Lost,
 		m.PathWalks,
