@@ -318,7 +318,12 @@ int task_exit(void *ctx)
 		return 0;
 	if (!wanted(id, task))
 		return 0;
+	/* What wait(2) reports for the process: the group's code once the
+	 * group exits (only it has the core-dumped bit when another thread
+	 * dumped the core), else this thread's. */
 	e.code = BPF_CORE_READ(task, exit_code);
+	if (e.group_dead && (BPF_CORE_READ(task, signal, flags) & SIGNAL_GROUP_EXIT))
+		e.code = BPF_CORE_READ(task, signal, group_exit_code);
 	if (only_failed_exits && e.code == 0)
 		return 0;
 	e.kind = RECORD_EXIT;

@@ -134,7 +134,10 @@ struct mm_struct {
 };
 struct signal_struct {
 	atomic_t live;		/* threads not yet exited */
+	int group_exit_code;
+	unsigned int flags;	/* SIGNAL_* */
 };
+#define SIGNAL_GROUP_EXIT 0x00000004	/* exit_group or a fatal signal */
 struct task_struct {
 	int pid;
 	int tgid;

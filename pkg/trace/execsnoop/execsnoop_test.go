@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"slices"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -368,5 +368,222 @@ func TestExecveat(t *testing.T) {
 		if r.PID != want[i].PID || r.Ret != 0 || fn != want[i].Filename || !slices.Equal(r.Args, want[i].Args) {
 			t.Errorf("exec %d: got %+v, want %+v", i, r, want[i])
 		}
+	}
+}
+
+func TestFailedExec(t *testing.T) {
+	var cmd *exec.Cmd
+	var failed []execRec
+	args := []string{"bpfkit-missing", "arg one", `"two"`}
+	all, _ := traceExecs(t, Config{PPID: uint32(os.Getpid())}, func() {
+		failed, _ = traceExecs(t, Config{PPID: uint32(os.Getpid()), FailedOnly: true}, func() {
+			cmd = runChild(t, "missing", args...)
+		})
+	})
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("child exited %d, want 0 (its exec failed with ENOENT)", code)
+	}
+	pid := uint32(cmd.Process.Pid)
+	want := execRec{PID: pid, PPID: uint32(os.Getpid()), Filename: missingFile, Args: args, Ret: -int32(syscall.ENOENT)}
+	check := func(name string, recs []execRec, n int) {
+		if len(recs) != n {
+			t.Fatalf("%s: got %d events, want %d: %+v", name, len(recs), n, recs)
+		}
+		r := recs[n-1]
+		if r.PID != want.PID || r.PPID != want.PPID || r.Filename != want.Filename || r.Ret != want.Ret ||
+			!slices.Equal(r.Args, want.Args) || r.Truncated {
+			t.Errorf("%s: got %+v, want %+v", name, r, want)
+		}
+		if r.JSON["ret"] != float64(-2) {
+			t.Errorf("%s: JSON ret = %v, want -2", name, r.JSON["ret"])
+		}
+	}
+	check("all execs", all, 2) // the child's own exec, then the failed one
+	check("--failed", failed, 1)
+}
+
+func TestTruncatedArgs(t *testing.T) {
+	self := selfPath(t)
+	big := make([]byte, 100<<10)
+	for i := range big {
+		big[i] = 'a' + byte(i%26)
+	}
+	var cmd *exec.Cmd
+	recs, _ := traceExecs(t, Config{PPID: uint32(os.Getpid())}, func() {
+		cmd = runChild(t, "exit", string(big))
+	})
+	if len(recs) != 1 {
+		t.Fatalf("got %d events, want 1", len(recs))
+	}
+	r := recs[0]
+	keep := DefaultArgsLimit - len(self) - 1 // argv[0] and its NUL come first
+	if r.PID != uint32(cmd.Process.Pid) || !r.Truncated || len(r.Args) != 2 || r.Args[0] != self ||
+		r.Args[1] != string(big[:keep]) {
+		t.Errorf("got pid %d truncated %v %d args (%d bytes in the last), want pid %d truncated, [%s, the first %d bytes of the argument]",
+			r.PID, r.Truncated, len(r.Args), len(r.Args[len(r.Args)-1]), cmd.Process.Pid, self, keep)
+	}
+	if r.JSON["truncated"] != true {
+		t.Errorf("JSON has no \"truncated\": true")
+	}
+}
+
+func TestArgsJSONRoundTrip(t *testing.T) {
+	self := selfPath(t)
+	arg := "with space \"double\" 'single' back\\slash tab\t nl\n bad\xff\xfe utf8 é end"
+	recs, _ := traceExecs(t, Config{PPID: uint32(os.Getpid()), Cwd: true}, func() {
+		runChild(t, "exit", arg, "")
+	})
+	if len(recs) != 1 {
+		t.Fatalf("got %d events, want 1", len(recs))
+	}
+	r := recs[0]
+	if !slices.Equal(r.Args, []string{self, arg, ""}) {
+		t.Errorf("args %q, want %q", r.Args, []string{self, arg, ""})
+	}
+	// JSON strings hold Unicode: each invalid byte becomes U+FFFD; every
+	// other byte comes back exactly.
+	wantJSON := []any{self, strings.ReplaceAll(arg, "\xff\xfe", "\ufffd\ufffd"), ""}
+	if got := r.JSON["args"]; fmt.Sprint(got) != fmt.Sprint(wantJSON) || len(got.([]any)) != 3 {
+		t.Errorf("JSON args %q, want %q", got, wantJSON)
+	}
+	for _, key := range []string{"time", "pid", "ppid", "uid", "comm", "filename", "args", "ret", "cwd"} {
+		if _, ok := r.JSON[key]; !ok {
+			t.Errorf("JSON has no %q: %v", key, r.JSON)
+		}
+	}
+	wd, _ := os.Getwd()
+	if r.Cwd != wd || r.JSON["cwd"] != wd {
+		t.Errorf("cwd %q, want %q", r.Cwd, wd)
+	}
+}
+
+func TestLineFilter(t *testing.T) {
+	recs, _ := traceExecs(t, Config{PPID: uint32(os.Getpid()), Line: "needle-2 x"}, func() {
+		runChild(t, "exit", "needle-1", "x")
+		runChild(t, "exit", "needle-2", "x")
+		runChild(t, "exit", "needle-3", "x")
+	})
+	if len(recs) != 1 || recs[0].Args[1] != "needle-2" {
+		t.Errorf("got %+v, want only the exec of needle-2", recs)
+	}
+}
+
+// within checks the kernel's lifetime of a child against what the test
+// measured around it: the kernel's must be shorter, by at most 10ms.
+func within(t *testing.T, name string, age, measured time.Duration) {
+	t.Helper()
+	if age <= 0 || age > measured || measured-age > 10*time.Millisecond {
+		t.Errorf("%s: age %v, measured %v: want at most 10ms less", name, age, measured)
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	self := selfPath(t)
+	dir := t.TempDir()
+	type child struct {
+		name     string
+		cmd      *exec.Cmd
+		measured time.Duration
+		want     exitRec
+	}
+	coreOK := coreDumpsPossible(t)
+	kids := []*child{
+		{name: "exit3", cmd: testkit.Command(t, "sleep-exit", "100", "3"), want: exitRec{ExitCode: 3}},
+		{name: "sigkill", cmd: testkit.Command(t, "block"), want: exitRec{Signal: syscall.SIGKILL}},
+		{name: "core", cmd: testkit.Command(t, "crash"), want: exitRec{Signal: syscall.SIGABRT, Core: coreOK}},
+	}
+	kids[2].cmd.Dir = dir
+	kids[2].cmd.Stderr = nil
+	exits, st := traceExits(t, ExitConfig{PPID: uint32(os.Getpid())}, func() {
+		for _, k := range kids {
+			var stdin interface{ Close() error }
+			if k.name == "sigkill" {
+				w, err := k.cmd.StdinPipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				stdin = w
+			}
+			start := time.Now()
+			if err := k.cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if k.name == "sigkill" {
+				time.Sleep(100 * time.Millisecond)
+				k.cmd.Process.Kill()
+			}
+			k.cmd.Wait()
+			k.measured = time.Since(start)
+			if stdin != nil {
+				stdin.Close()
+			}
+		}
+	})
+	if st.Lost != 0 {
+		t.Errorf("lost %d events", st.Lost)
+	}
+	for _, k := range kids {
+		var got *exitRec
+		for i := range exits {
+			if exits[i].PID == uint32(k.cmd.Process.Pid) {
+				if got != nil {
+					t.Errorf("%s: exit reported twice", k.name)
+				}
+				got = &exits[i]
+			}
+		}
+		if got == nil {
+			t.Errorf("%s: no exit reported", k.name)
+			continue
+		}
+		if got.ExitCode != k.want.ExitCode || got.Signal != k.want.Signal || got.Core != k.want.Core {
+			t.Errorf("%s: exit_code %d signal %v core %v, want %d %v %v",
+				k.name, got.ExitCode, got.Signal, got.Core, k.want.ExitCode, k.want.Signal, k.want.Core)
+		}
+		if len(got.Args) == 0 || got.Args[0] != self {
+			t.Errorf("%s: args %q, want the child's command line", k.name, got.Args)
+		}
+		ws := k.cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if ws.ExitStatus() != max(got.ExitCode, -1) && !ws.Signaled() || ws.Signaled() && ws.Signal() != got.Signal || ws.CoreDump() != got.Core {
+			t.Errorf("%s: wait(2) says %v, exitsnoop %+v", k.name, k.cmd.ProcessState, got)
+		}
+		within(t, k.name, got.Age, k.measured)
+	}
+}
+
+// coreDumpsPossible reports whether a crashing child here leaves a core:
+// core_pattern must name a file (not a pipe to a helper we can't see).
+func coreDumpsPossible(t *testing.T) bool {
+	b, err := os.ReadFile("/proc/sys/kernel/core_pattern")
+	if err != nil || len(b) == 0 || b[0] == '|' {
+		t.Logf("core dumps: core_pattern %q is not a file: not checking core=true", b)
+		return false
+	}
+	return true
+}
+
+func TestThreadExits(t *testing.T) {
+	var cmd *exec.Cmd
+	var procs []exitRec
+	threads, _ := traceExits(t, ExitConfig{PPID: uint32(os.Getpid()), Threads: true}, func() {
+		procs, _ = traceExits(t, ExitConfig{PPID: uint32(os.Getpid())}, func() {
+			cmd = runChild(t, "threads", "3")
+		})
+	})
+	pid := uint32(cmd.Process.Pid)
+	count := func(recs []exitRec) (n int) {
+		for _, r := range recs {
+			if r.PID == pid {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(procs); n != 1 {
+		t.Errorf("process exits: %d events for pid %d, want 1", n, pid)
+	}
+	// Three threads that ended on their own, and the rest at exit_group.
+	if n := count(threads); n < 4 {
+		t.Errorf("--threads: %d events for pid %d, want at least 4: %+v", n, pid, threads)
 	}
 }

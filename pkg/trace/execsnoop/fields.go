@@ -16,7 +16,6 @@ type FieldOptions struct {
 	Cwd        bool // CWD column; JSON adds cwd
 }
 
-
 // Fields describes an exec Event for every output format.
 func Fields(o FieldOptions) []output.Field[Event] {
 	timeField := output.Field[Event]{
