@@ -451,6 +451,9 @@ func TestArgsJSONRoundTrip(t *testing.T) {
 			t.Errorf("JSON has no %q: %v", key, r.JSON)
 		}
 	}
+	if r.JSON["pid"] != float64(r.PID) || r.JSON["ppid"] != float64(os.Getpid()) || r.JSON["ret"] != float64(0) {
+		t.Errorf("JSON numbers: %v", r.JSON)
+	}
 	wd, _ := os.Getwd()
 	if r.Cwd != wd || r.JSON["cwd"] != wd {
 		t.Errorf("cwd %q, want %q", r.Cwd, wd)
