@@ -62,7 +62,7 @@ func newExecsnoopCmd(g *globalFlags) *cobra.Command {
 	f.BoolVar(&fields.Cwd, "cwd", false, "show the working directory")
 	f.BoolVarP(&fields.Quote, "quote", "q", false, "quote each argument")
 	f.BoolVarP(&fields.Timestamps, "timestamp", "T", false, "show a time column")
-	f.IntVar(&cfg.RingSize, "ring-size", loader.DefaultRingSize, "ring buffer size in bytes (a power of two)")
+	f.IntVar(&cfg.RingSize, "ring-size", execsnoop.DefaultRingSize, "ring buffer size in bytes (a power of two)")
 	run.register(cmd)
 	return cmd
 }

@@ -53,7 +53,7 @@ func newExitsnoopCmd(g *globalFlags) *cobra.Command {
 	f.BoolVar(&cfg.Threads, "threads", false, "show every thread's exit, not only each process's")
 	f.IntVar(&cfg.ArgsLimit, "max-args", execsnoop.DefaultArgsLimit, "bytes of argv remembered per exec (at most 131072)")
 	f.BoolVarP(&fields.Timestamps, "timestamp", "T", false, "show a time column")
-	f.IntVar(&cfg.RingSize, "ring-size", loader.DefaultRingSize, "ring buffer size in bytes (a power of two)")
+	f.IntVar(&cfg.RingSize, "ring-size", execsnoop.DefaultRingSize, "ring buffer size in bytes (a power of two)")
 	run.register(cmd)
 	return cmd
 }

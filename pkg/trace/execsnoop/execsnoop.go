@@ -18,6 +18,13 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace"
 )
 
+// DefaultRingSize is the event ring's size unless Config.RingSize says
+// otherwise: smaller than loader.DefaultRingSize, since execs are far rarer
+// than opens; 4 MiB still holds over 20,000 typical execs, or 128 with the
+// largest argv, between two reads. (The reader maps the ring twice, so its
+// size shows twice in RSS.)
+const DefaultRingSize = 4 << 20
+
 // Limits on the bytes of argv read per exec.
 const (
 	DefaultArgsLimit = 32 << 10
@@ -33,7 +40,7 @@ type Config struct {
 	Cwd        bool              // report the working directory
 	ArgsLimit  int               // bytes of argv per event; 0 for DefaultArgsLimit
 	Line       string            // only execs whose argument line (args joined by spaces) contains this
-	RingSize   int               // bytes; 0 for loader.DefaultRingSize
+	RingSize   int               // bytes; 0 for DefaultRingSize
 	Debug      bool              // full verifier log on rejection
 }
 
@@ -89,6 +96,9 @@ func load(keep []string, vars map[string]any, argsLimit, ringSize int, debug boo
 		return nil, fmt.Errorf("argv limit %d: must be from 1 to %d bytes", argsLimit, MaxArgsLimit)
 	}
 	vars["args_limit"] = uint32(argsLimit)
+	if ringSize == 0 {
+		ringSize = DefaultRingSize
+	}
 	spec, err := loadExecsnoop()
 	if err != nil {
 		return nil, err

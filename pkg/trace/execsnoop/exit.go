@@ -18,7 +18,7 @@ type ExitConfig struct {
 	FailedOnly bool              // only non-zero exit statuses and deaths by signal
 	Threads    bool              // every thread's exit, not only each process's last
 	ArgsLimit  int               // bytes of argv remembered per exec; 0 for DefaultArgsLimit
-	RingSize   int               // bytes; 0 for loader.DefaultRingSize
+	RingSize   int               // bytes; 0 for DefaultRingSize
 	Debug      bool              // full verifier log on rejection
 }
 
