@@ -122,6 +122,7 @@ type execRec struct {
 }
 
 type exitRec struct {
+	Time           time.Time
 	PID, TID, PPID uint32
 	ExitCode       int
 	Signal         syscall.Signal
@@ -202,7 +203,7 @@ func traceExits(t *testing.T, cfg ExitConfig, work func()) ([]exitRec, loader.St
 	go func() {
 		defer close(done)
 		st, runErr = tr.Run(ctx, loader.StreamOptions{}, func(e *ExitEvent) error {
-			recs = append(recs, exitRec{PID: e.PID, TID: e.TID, PPID: e.PPID, ExitCode: e.ExitCode,
+			recs = append(recs, exitRec{Time: e.Time, PID: e.PID, TID: e.TID, PPID: e.PPID, ExitCode: e.ExitCode,
 				Signal: e.Signal, Core: e.Core, Age: e.Age, Args: strs(e.Args)})
 			return nil
 		})
@@ -471,12 +472,24 @@ func TestLineFilter(t *testing.T) {
 	}
 }
 
-// within checks the kernel's lifetime of a child against what the test
-// measured around it: the kernel's must be shorter, by at most 10ms.
-func within(t *testing.T, name string, age, measured time.Duration) {
+// lifetime checks the kernel's lifetime of a child against the test's
+// clock: the start it implies (exit time - age) must fall while cmd.Start
+// ran (it forks there), the exit before Wait returned, and the age must be
+// within 10ms of what the test measured from Start's return to Wait's.
+// 1ms of slack covers converting boot time to wall time.
+func lifetime(t *testing.T, name string, x exitRec, beforeStart, afterStart, afterWait time.Time) {
 	t.Helper()
-	if age <= 0 || age > measured || measured-age > 10*time.Millisecond {
-		t.Errorf("%s: age %v, measured %v: want at most 10ms less", name, age, measured)
+	const slack = time.Millisecond
+	start := x.Time.Add(-x.Age)
+	if start.Before(beforeStart.Add(-slack)) || start.After(afterStart.Add(slack)) {
+		t.Errorf("%s: started at %v by its age (%v), but the test forked it in [%v, %v]",
+			name, start.Format(time.StampMicro), x.Age, beforeStart.Format(time.StampMicro), afterStart.Format(time.StampMicro))
+	}
+	if x.Time.After(afterWait.Add(slack)) {
+		t.Errorf("%s: exited at %v, after Wait returned at %v", name, x.Time.Format(time.StampMicro), afterWait.Format(time.StampMicro))
+	}
+	if measured := afterWait.Sub(afterStart); x.Age < measured-10*time.Millisecond || x.Age > afterWait.Sub(beforeStart) {
+		t.Errorf("%s: age %v, measured %v (%v with Start)", name, x.Age, measured, afterWait.Sub(beforeStart))
 	}
 }
 
@@ -484,10 +497,10 @@ func TestExitStatus(t *testing.T) {
 	self := selfPath(t)
 	dir := t.TempDir()
 	type child struct {
-		name     string
-		cmd      *exec.Cmd
-		measured time.Duration
-		want     exitRec
+		name                string
+		cmd                 *exec.Cmd
+		before, start, done time.Time
+		want                exitRec
 	}
 	coreOK := coreDumpsPossible(t)
 	kids := []*child{
@@ -507,16 +520,17 @@ func TestExitStatus(t *testing.T) {
 				}
 				stdin = w
 			}
-			start := time.Now()
+			k.before = time.Now()
 			if err := k.cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
+			k.start = time.Now()
 			if k.name == "sigkill" {
 				time.Sleep(100 * time.Millisecond)
 				k.cmd.Process.Kill()
 			}
 			k.cmd.Wait()
-			k.measured = time.Since(start)
+			k.done = time.Now()
 			if stdin != nil {
 				stdin.Close()
 			}
@@ -550,7 +564,7 @@ func TestExitStatus(t *testing.T) {
 		if ws.ExitStatus() != max(got.ExitCode, -1) && !ws.Signaled() || ws.Signaled() && ws.Signal() != got.Signal || ws.CoreDump() != got.Core {
 			t.Errorf("%s: wait(2) says %v, exitsnoop %+v", k.name, k.cmd.ProcessState, got)
 		}
-		within(t, k.name, got.Age, k.measured)
+		lifetime(t, k.name, *got, k.before, k.start, k.done)
 	}
 }
 
