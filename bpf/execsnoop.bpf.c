@@ -29,8 +29,9 @@ struct exec_args {
 	u64 argv;
 };
 
+/* LRU: an exec whose caller dies inside it leaves its entry behind. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 10240);
 	__type(key, u32);
 	__type(value, struct exec_args);
@@ -122,7 +123,8 @@ int exec_done(struct sched_process_exec_ctx *ctx)
 	u32 old = ctx->old_pid;
 	struct exec_record *r;
 	u64 start, end, len;
-	u32 loc, n;
+	u32 loc;
+	long n;
 
 	/* An exec by a thread other than the leader takes the leader's id:
 	 * forget the entry under the old one. */

@@ -473,11 +473,12 @@ func TestLineFilter(t *testing.T) {
 }
 
 // lifetime checks the kernel's lifetime of a child against the test's
-// clock: the start it implies (exit time - age) must fall while cmd.Start
-// ran (it forks there), the exit before Wait returned, and the age must be
-// within 10ms of what the test measured from Start's return to Wait's.
-// 1ms of slack covers converting boot time to wall time.
-func lifetime(t *testing.T, name string, x exitRec, beforeStart, afterStart, afterWait time.Time) {
+// clock, by order rather than by a timed tolerance (this machine is noisy:
+// Wait can return 20ms after the exit): the start it implies (exit time -
+// age) must fall while cmd.Start ran (it forks there), and the exit between
+// a moment it cannot precede and Wait's return. 1ms of slack covers
+// converting boot time to wall time.
+func lifetime(t *testing.T, name string, x exitRec, beforeStart, afterStart, notBefore, afterWait time.Time) {
 	t.Helper()
 	const slack = time.Millisecond
 	start := x.Time.Add(-x.Age)
@@ -485,12 +486,11 @@ func lifetime(t *testing.T, name string, x exitRec, beforeStart, afterStart, aft
 		t.Errorf("%s: started at %v by its age (%v), but the test forked it in [%v, %v]",
 			name, start.Format(time.StampMicro), x.Age, beforeStart.Format(time.StampMicro), afterStart.Format(time.StampMicro))
 	}
-	if x.Time.After(afterWait.Add(slack)) {
-		t.Errorf("%s: exited at %v, after Wait returned at %v", name, x.Time.Format(time.StampMicro), afterWait.Format(time.StampMicro))
+	if x.Time.Before(notBefore.Add(-slack)) || x.Time.After(afterWait.Add(slack)) {
+		t.Errorf("%s: exited at %v, want in [%v, %v]", name, x.Time.Format(time.StampMicro),
+			notBefore.Format(time.StampMicro), afterWait.Format(time.StampMicro))
 	}
-	if measured := afterWait.Sub(afterStart); x.Age < measured-10*time.Millisecond || x.Age > afterWait.Sub(beforeStart) {
-		t.Errorf("%s: age %v, measured %v (%v with Start)", name, x.Age, measured, afterWait.Sub(beforeStart))
-	}
+	t.Logf("%s: age %v; the test measured %v from Start's return to Wait's", name, x.Age, afterWait.Sub(afterStart))
 }
 
 func TestExitStatus(t *testing.T) {
@@ -500,6 +500,7 @@ func TestExitStatus(t *testing.T) {
 		name                string
 		cmd                 *exec.Cmd
 		before, start, done time.Time
+		notBefore           time.Time // the exit cannot come earlier
 		want                exitRec
 	}
 	coreOK := coreDumpsPossible(t)
@@ -525,9 +526,15 @@ func TestExitStatus(t *testing.T) {
 				t.Fatal(err)
 			}
 			k.start = time.Now()
-			if k.name == "sigkill" {
+			switch k.name {
+			case "sigkill":
 				time.Sleep(100 * time.Millisecond)
+				k.notBefore = time.Now()
 				k.cmd.Process.Kill()
+			case "exit3":
+				k.notBefore = k.before.Add(100 * time.Millisecond) // it sleeps that long
+			default:
+				k.notBefore = k.before
 			}
 			k.cmd.Wait()
 			k.done = time.Now()
@@ -564,7 +571,7 @@ func TestExitStatus(t *testing.T) {
 		if ws.ExitStatus() != max(got.ExitCode, -1) && !ws.Signaled() || ws.Signaled() && ws.Signal() != got.Signal || ws.CoreDump() != got.Core {
 			t.Errorf("%s: wait(2) says %v, exitsnoop %+v", k.name, k.cmd.ProcessState, got)
 		}
-		lifetime(t, k.name, *got, k.before, k.start, k.done)
+		lifetime(t, k.name, *got, k.before, k.start, k.notBefore, k.done)
 	}
 }
 

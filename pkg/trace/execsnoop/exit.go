@@ -43,8 +43,12 @@ type ExitEvent struct {
 // Failed reports whether the exit is an error: a non-zero status or a signal.
 func (e *ExitEvent) Failed() bool { return e.ExitCode != 0 || e.Signal != 0 }
 
-// maxRemembered bounds the command lines kept for processes still running.
-const maxRemembered = 1 << 16
+// Bounds on the command lines kept for processes still running: beyond
+// them, exits come without args.
+const (
+	maxRemembered      = 1 << 16
+	maxRememberedBytes = 32 << 20
+)
 
 type cmdline struct {
 	raw       []byte
@@ -60,6 +64,7 @@ type ExitTracer struct {
 	args  [][]byte
 	// cmdlines holds the argv of processes seen exec'ing, until they exit.
 	cmdlines map[uint32]*cmdline
+	bytes    int // held in cmdlines
 	free     []*cmdline
 }
 
@@ -117,7 +122,7 @@ func (t *ExitTracer) remember(raw []byte) error {
 	}
 	c := t.cmdlines[t.exec.PID]
 	if c == nil {
-		if len(t.cmdlines) >= maxRemembered {
+		if len(t.cmdlines) >= maxRemembered || t.bytes >= maxRememberedBytes {
 			return nil
 		}
 		if n := len(t.free); n > 0 {
@@ -127,6 +132,7 @@ func (t *ExitTracer) remember(raw []byte) error {
 		}
 		t.cmdlines[t.exec.PID] = c
 	}
+	t.bytes -= len(c.raw)
 	c.raw = c.raw[:0]
 	for _, a := range t.exec.Args {
 		c.raw = append(append(c.raw, a...), 0)
@@ -135,12 +141,14 @@ func (t *ExitTracer) remember(raw []byte) error {
 		c.raw = c.raw[:len(c.raw)-1]
 	}
 	c.truncated = t.exec.Truncated
+	t.bytes += len(c.raw)
 	return nil
 }
 
 func (t *ExitTracer) forget(pid uint32) {
 	if c, ok := t.cmdlines[pid]; ok {
 		delete(t.cmdlines, pid)
+		t.bytes -= len(c.raw)
 		if cap(c.raw) <= DefaultArgsLimit {
 			t.free = append(t.free, c)
 		}
