@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -610,4 +611,70 @@ func TestThreadExits(t *testing.T) {
 	if n := count(threads); n < 4 {
 		t.Errorf("--threads: %d events for pid %d, want at least 4: %+v", n, pid, threads)
 	}
+}
+
+func TestExitFailedOnly(t *testing.T) {
+	var ok, bad *exec.Cmd
+	exits, _ := traceExits(t, ExitConfig{PPID: uint32(os.Getpid()), FailedOnly: true}, func() {
+		ok = runChild(t, "exit", "0")
+		bad = runChild(t, "exit", "7")
+	})
+	var got []uint32
+	for _, x := range exits {
+		if x.Args != nil {
+			got = append(got, x.PID)
+			if x.ExitCode != 7 {
+				t.Errorf("exit %+v, want code 7", x)
+			}
+		}
+	}
+	if !slices.Equal(got, []uint32{uint32(bad.Process.Pid)}) {
+		t.Errorf("--failed reported pids %v, want only %d (not %d, which exited 0)", got, bad.Process.Pid, ok.Process.Pid)
+	}
+}
+
+func TestCgroupFilter(t *testing.T) {
+	testkit.RequireRoot(t)
+	dir := filepath.Join(cgroup2Mount(t), fmt.Sprintf("bpfkit-exec-test-%d", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatalf("make a cgroup: %v", err)
+	}
+	defer os.Remove(dir)
+	cg, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cg.Close()
+	var inside *exec.Cmd
+	recs, _ := traceExecs(t, Config{Filter: loader.TaskFilter{Cgroup: dir}}, func() {
+		runChild(t, "exit", "outside")
+		inside = testkit.Command(t, "exit", "inside")
+		inside.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+		if err := inside.Run(); err != nil {
+			t.Fatalf("run a child in %s: %v", dir, err)
+		}
+	})
+	if len(recs) != 1 || recs[0].PID != uint32(inside.Process.Pid) || recs[0].Args[1] != "inside" {
+		t.Errorf("--cgroup: got %+v, want only the exec of the child inside %s", recs, dir)
+	}
+}
+
+// cgroup2Mount returns where the cgroup v2 hierarchy is mounted, mounting
+// it on a temporary directory (until the test ends) if it is nowhere.
+func cgroup2Mount(t *testing.T) string {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[2] == "cgroup2" {
+			return f[1]
+		}
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("cgroup2", dir, "cgroup2", 0, ""); err != nil {
+		testkit.Skip(t, "mount cgroup2: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
 }
