@@ -25,8 +25,8 @@ var tools = []struct {
 	spec func() (*ebpf.CollectionSpec, error)
 }{
 	{"opensnoop", opensnoop.Spec},
-	{"execsnoop", execsnoop.Spec},
-	{"exitsnoop", execsnoop.Spec},
+	{"execsnoop", execsnoop.ExecSpec},
+	{"exitsnoop", execsnoop.ExitSpec},
 }
 
 func newCheckCmd(_ *globalFlags) *cobra.Command {

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -63,8 +64,25 @@ type Event struct {
 	CwdTruncated      bool
 }
 
-// Spec returns the BPF objects execsnoop and exitsnoop load, for `bpfkit check`.
-func Spec() (*ebpf.CollectionSpec, error) { return loadExecsnoop() }
+// ExecSpec returns the BPF objects execsnoop loads, for `bpfkit check`.
+func ExecSpec() (*ebpf.CollectionSpec, error) { return spec(execPrograms) }
+
+// ExitSpec returns the BPF objects exitsnoop loads, for `bpfkit check`.
+func ExitSpec() (*ebpf.CollectionSpec, error) { return spec(exitPrograms) }
+
+// spec returns the BPF object with only the programs named in keep.
+func spec(keep []string) (*ebpf.CollectionSpec, error) {
+	cs, err := loadExecsnoop()
+	if err != nil {
+		return nil, err
+	}
+	for name := range cs.Programs {
+		if !slices.Contains(keep, name) {
+			delete(cs.Programs, name)
+		}
+	}
+	return cs, nil
+}
 
 // Values of enum record_kind and exec_event_flags in bpf/execsnoop.h.
 const (
@@ -99,30 +117,16 @@ func load(keep []string, vars map[string]any, argsLimit, ringSize int, debug boo
 	if ringSize == 0 {
 		ringSize = DefaultRingSize
 	}
-	spec, err := loadExecsnoop()
+	cs, err := spec(keep)
 	if err != nil {
 		return nil, err
-	}
-	for name := range spec.Programs {
-		if !contains(keep, name) {
-			delete(spec.Programs, name)
-		}
 	}
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
 		return nil, fmt.Errorf("count possible CPUs: %w", err)
 	}
-	spec.Maps["exec_scratch"].MaxEntries = uint32(cpus)
-	return loader.Load(spec, loader.Options{Variables: vars, RingSize: ringSize, Debug: debug})
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
+	cs.Maps["exec_scratch"].MaxEntries = uint32(cpus)
+	return loader.Load(cs, loader.Options{Variables: vars, RingSize: ringSize, Debug: debug})
 }
 
 // Tracer is attached from New until Close.
