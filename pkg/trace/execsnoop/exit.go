@@ -90,6 +90,9 @@ func (t *ExitTracer) Dropped() map[string]error { return t.objs.Dropped }
 // Run streams exits to emit until ctx ends (then drains what is queued) or
 // emit returns an error (loader.ErrStop ends it without one).
 func (t *ExitTracer) Run(ctx context.Context, opts loader.StreamOptions, emit func(*ExitEvent) error) (loader.Stats, error) {
+	if opts.FlushEvery == 0 {
+		opts.FlushEvery = FlushEvery
+	}
 	return t.objs.Stream(ctx, opts, func(raw []byte) error {
 		if len(raw) == 0 {
 			return nil
