@@ -681,3 +681,21 @@ func cgroup2Mount(t *testing.T) string {
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
 	return dir
 }
+
+func TestNameFilter(t *testing.T) {
+	comm := filepath.Base(selfPath(t))
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
+	for _, tc := range []struct {
+		name string
+		want int
+	}{{comm, 1}, {"bpfkit-nomatch", 0}} {
+		recs, _ := traceExecs(t, Config{PPID: uint32(os.Getpid()), Filter: loader.TaskFilter{Comm: tc.name}}, func() {
+			runChild(t, "exit", "name-filter")
+		})
+		if len(recs) != tc.want {
+			t.Errorf("-n %s: got %d events, want %d: %+v", tc.name, len(recs), tc.want, recs)
+		}
+	}
+}
