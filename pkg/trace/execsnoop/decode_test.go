@@ -2,6 +2,7 @@ package execsnoop
 
 import (
 	"bytes"
+	"embed"
 	"encoding/binary"
 	"flag"
 	"os"
@@ -17,6 +18,11 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// The golden files travel inside the test binary, which runs in VMs alone.
+//
+//go:embed testdata
+var testdata embed.FS
 
 func TestSplitArgs(t *testing.T) {
 	for _, tc := range []struct {
@@ -100,11 +106,11 @@ func golden(t *testing.T, name string, got []byte) {
 			t.Fatal(err)
 		}
 	}
-	want, err := os.ReadFile(path)
-	if err != nil {
+	want, err := testdata.ReadFile(path)
+	if err != nil && !*update {
 		t.Fatalf("%v (run go test -update to create it)", err)
 	}
-	if !bytes.Equal(got, want) {
+	if !*update && !bytes.Equal(got, want) {
 		t.Errorf("%s differs:\ngot:\n%s\nwant:\n%s", name, got, want)
 	}
 }

@@ -185,6 +185,10 @@ func traceExecs(t *testing.T, cfg Config, work func()) ([]execRec, loader.Stats)
 	if runErr != nil {
 		t.Fatalf("execsnoop: %v", runErr)
 	}
+	if m := tr.Missed(); m > 0 {
+		t.Logf("execsnoop: the kernel skipped its programs %d times", m)
+		st.Lost += m
+	}
 	return recs, st
 }
 
@@ -214,6 +218,10 @@ func traceExits(t *testing.T, cfg ExitConfig, work func()) ([]exitRec, loader.St
 	<-done
 	if runErr != nil {
 		t.Fatalf("exitsnoop: %v", runErr)
+	}
+	if m := tr.Missed(); m > 0 {
+		t.Logf("exitsnoop: the kernel skipped its programs %d times", m)
+		st.Lost += m
 	}
 	return recs, st
 }
@@ -332,6 +340,11 @@ func TestStorm(t *testing.T) {
 			}
 			if exited != total {
 				t.Errorf("exitsnoop reported %d of %d exits", exited, total)
+				for pid, arg := range byPID {
+					if !reported[pid] {
+						t.Errorf("no exit of pid %d (%s)", pid, arg)
+					}
+				}
 			}
 		})
 	}
