@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -46,9 +47,13 @@ func newExecsnoopCmd(g *globalFlags) *cobra.Command {
 			}
 			defer t.Close()
 			p := output.NewPrinter(os.Stdout, format, execsnoop.Fields(fields))
-			return stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*execsnoop.Event) error) (loader.Stats, error) {
+			err = stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*execsnoop.Event) error) (loader.Stats, error) {
 				return t.Run(ctx, opts, emit)
 			})
+			if m := t.Missed(); m > 0 {
+				fmt.Fprintf(os.Stderr, "bpfkit: the kernel skipped this tool's programs %d times (another BPF program was running on that CPU): events may be missing\n", m)
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
