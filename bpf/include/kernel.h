@@ -94,6 +94,13 @@ struct xdp_md {
 	__u32 egress_ifindex;
 };
 enum xdp_action { XDP_ABORTED = 0, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT };
+/* sched:sched_process_exec (format file, fixed ABI). */
+struct sched_process_exec_ctx {
+	struct trace_entry ent;
+	u32 filename_loc;	/* __data_loc: offset in the low 16 bits, length in the high */
+	int pid;
+	int old_pid;
+};
 
 /* Kernel structures, relocated by CO-RE. */
 #pragma clang attribute push (__attribute__((preserve_access_index)), apply_to = record)
@@ -160,11 +167,36 @@ struct pid_namespace {
 struct nsproxy {
 	struct pid_namespace *pid_ns_for_children;
 };
+typedef struct {
+	int counter;
+} atomic_t;
+/* The context of sched:sched_process_exit, relocated because it has grown:
+ * group_dead appeared in 6.16. */
+struct trace_event_raw_sched_process_exit {
+	bool group_dead;
+};
+struct mm_struct {
+	unsigned long arg_start;
+	unsigned long arg_end;
+};
+struct signal_struct {
+	atomic_t live;		/* threads not yet exited */
+	int group_exit_code;
+	unsigned int flags;	/* SIGNAL_* */
+};
+#define SIGNAL_GROUP_EXIT 0x00000004	/* exit_group or a fatal signal */
 struct task_struct {
 	unsigned int __state;	/* 5.14+; before: long state (task_struct___old) */
 	int pid;
 	int tgid;
 	char comm[16];
+	int exit_code;
+	u64 start_time;		/* monotonic ns */
+	u64 start_boottime;	/* boot-time ns; 5.5+ */
+	struct task_struct *real_parent;
+	struct task_struct *group_leader;
+	struct mm_struct *mm;
+	struct signal_struct *signal;
 	struct files_struct *files;
 	struct fs_struct *fs;
 	struct css_set *cgroups;

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/cswitch"
+	"github.com/bpfkit/bpfkit/pkg/trace/execsnoop"
 	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
 	"github.com/bpfkit/bpfkit/pkg/trace/offcputime"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
@@ -30,6 +31,8 @@ var tools = []struct {
 	hooks loader.Options // how the tool attaches: AlsoAttach, Alternatives
 }{
 	{"opensnoop", opensnoop.Spec, loader.Options{AlsoAttach: opensnoop.AlsoAttach}},
+	{"execsnoop", execsnoop.ExecSpec, loader.Options{}},
+	{"exitsnoop", execsnoop.ExitSpec, loader.Options{}},
 	{"filetop", filetop.Spec, loader.Options{AlsoAttach: filetop.AlsoAttach}},
 	{"cswitch", cswitch.Spec, loader.Options{}},
 	{"runqlat", runqlat.Spec, loader.Options{}},

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,6 +27,18 @@ func TestMain(m *testing.M) {
 		return run()
 	})
 	testkit.Register("open-as", childOpenAs)
+	// bpfkit without any capability, though root.
+	testkit.Register("bpfkit-nocaps", func(args []string) int {
+		runtime.LockOSThread() // capabilities are per thread
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			return 99
+		}
+		os.Args = append([]string{"bpfkit"}, args...)
+		return run()
+	})
+	testkit.Register("exit", func(args []string) int { return 0 })
 	testkit.Main(m)
 }
 

@@ -32,6 +32,8 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(
 		newOpensnoopCmd(g),
+		newExecsnoopCmd(g),
+		newExitsnoopCmd(g),
 		newFiletopCmd(g),
 		newCswitchCmd(g),
 		newRunqlatCmd(g),

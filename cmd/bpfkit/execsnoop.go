@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/execsnoop"
+	"github.com/bpfkit/bpfkit/pkg/trace/output"
+)
+
+func newExecsnoopCmd(g *globalFlags) *cobra.Command {
+	var (
+		cfg    execsnoop.Config
+		fields execsnoop.FieldOptions
+		run    runFlags
+		uid    int64
+	)
+	cmd := &cobra.Command{
+		Use:   "execsnoop",
+		Short: "Trace every exec (execve and execveat), successful or not, with its whole argv",
+		Example: `  bpfkit execsnoop                   # every exec on the machine
+  bpfkit execsnoop -x                # failed execs only, with -errno
+  bpfkit execsnoop -p 1234 --cwd     # children of 1234, with their working directory
+  bpfkit execsnoop -l cron -o json   # JSON lines of execs whose arguments mention cron`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := g.format()
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("uid") {
+				u := uint32(uid)
+				cfg.Filter.UID = &u
+			}
+			cfg.Cwd = fields.Cwd
+			cfg.Debug = g.debug
+			if err := run.validate(); err != nil {
+				return err
+			}
+			t, err := execsnoop.New(cfg)
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			p := output.NewPrinter(os.Stdout, format, execsnoop.Fields(fields))
+			err = stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*execsnoop.Event) error) (loader.Stats, error) {
+				return t.Run(ctx, opts, emit)
+			})
+			if m := t.Missed(); m > 0 {
+				fmt.Fprintf(os.Stderr, "bpfkit: the kernel skipped this tool's programs %d times (another BPF program was running on that CPU): events may be missing\n", m)
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.Uint32VarP(&cfg.PPID, "ppid", "p", 0, "trace children of this process only")
+	f.Int64VarP(&uid, "uid", "u", 0, "trace this user id only")
+	f.StringVarP(&cfg.Filter.Comm, "name", "n", "", "trace execs whose new name (comm) is this only")
+	f.StringVar(&cfg.Filter.Cgroup, "cgroup", "", "trace tasks in this cgroup v2 directory only")
+	f.BoolVarP(&cfg.FailedOnly, "failed", "x", false, "show failed execs only")
+	f.StringVarP(&cfg.Line, "line", "l", "", "show execs whose argument line contains this only")
+	f.IntVar(&cfg.ArgsLimit, "max-args", execsnoop.DefaultArgsLimit, "bytes of argv per exec; a longer argv is marked truncated (at most 131072)")
+	f.BoolVar(&fields.Cwd, "cwd", false, "show the working directory")
+	f.BoolVarP(&fields.Quote, "quote", "q", false, "quote each argument")
+	f.BoolVarP(&fields.Timestamps, "timestamp", "T", false, "show a time column")
+	f.IntVar(&cfg.RingSize, "ring-size", execsnoop.DefaultRingSize, "ring buffer size in bytes (a power of two)")
+	run.register(cmd)
+	return cmd
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/execsnoop"
+	"github.com/bpfkit/bpfkit/pkg/trace/output"
+)
+
+func newExitsnoopCmd(g *globalFlags) *cobra.Command {
+	var (
+		cfg    execsnoop.ExitConfig
+		fields execsnoop.ExitFieldOptions
+		run    runFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "exitsnoop",
+		Short: "Trace every process exit: status, signal, core dump, lifetime and command line",
+		Example: `  bpfkit exitsnoop                 # every process exit on the machine
+  bpfkit exitsnoop -x              # non-zero statuses and deaths by signal only
+  bpfkit exitsnoop -p 1234 --threads  # each thread of process 1234
+  bpfkit exitsnoop -o json | jq .  # JSON lines`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := g.format()
+			if err != nil {
+				return err
+			}
+			cfg.Debug = g.debug
+			if err := run.validate(); err != nil {
+				return err
+			}
+			t, err := execsnoop.NewExit(cfg)
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			p := output.NewPrinter(os.Stdout, format, execsnoop.ExitFields(fields))
+			err = stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*execsnoop.ExitEvent) error) (loader.Stats, error) {
+				return t.Run(ctx, opts, emit)
+			})
+			if m := t.Missed(); m > 0 {
+				fmt.Fprintf(os.Stderr, "bpfkit: the kernel skipped this tool's programs %d times (another BPF program was running on that CPU): events may be missing\n", m)
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.Uint32VarP(&cfg.Filter.PID, "pid", "p", 0, "trace this process only")
+	f.Uint32Var(&cfg.PPID, "ppid", 0, "trace children of this process only")
+	f.StringVar(&cfg.Filter.Cgroup, "cgroup", "", "trace tasks in this cgroup v2 directory only")
+	f.BoolVarP(&cfg.FailedOnly, "failed", "x", false, "show non-zero exits and deaths by signal only")
+	f.BoolVar(&cfg.Threads, "threads", false, "show every thread's exit, not only each process's")
+	f.IntVar(&cfg.ArgsLimit, "max-args", execsnoop.DefaultArgsLimit, "bytes of argv remembered per exec (at most 131072)")
+	f.BoolVarP(&fields.Timestamps, "timestamp", "T", false, "show a time column")
+	f.IntVar(&cfg.RingSize, "ring-size", execsnoop.DefaultRingSize, "ring buffer size in bytes (a power of two)")
+	run.register(cmd)
+	return cmd
+}

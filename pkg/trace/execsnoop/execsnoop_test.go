@@ -1,0 +1,716 @@
+package execsnoop
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+	"github.com/bpfkit/bpfkit/pkg/trace/output"
+)
+
+func TestMain(m *testing.M) {
+	// exit CODE: exit at once with CODE % 256 (any non-numeric prefix is
+	// skipped, so "storm-1234" exits 1234 % 256).
+	testkit.Register("exit", func(args []string) int {
+		if len(args) == 0 {
+			return 0
+		}
+		n, _ := strconv.Atoi(strings.TrimLeft(args[0], "abcdefghijklmnopqrstuvwxyz-"))
+		return n % 256
+	})
+	// sleep-exit MS CODE: sleep, then exit with CODE.
+	testkit.Register("sleep-exit", func(args []string) int {
+		ms, _ := strconv.Atoi(args[0])
+		code, _ := strconv.Atoi(args[1])
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		return code
+	})
+	// block: wait until stdin closes (or the test kills us).
+	testkit.Register("block", func([]string) int {
+		var b [1]byte
+		os.Stdin.Read(b[:])
+		return 0
+	})
+	// crash: dump core (the runtime raises SIGABRT with its default action).
+	testkit.Register("crash", func([]string) int {
+		unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY})
+		debug.SetTraceback("crash")
+		panic("bpfkit test: crash on purpose")
+	})
+	// fexecve ARGS...: execveat(fd of the test binary, "", ARGS, AT_EMPTY_PATH)
+	// as the "exit" child.
+	testkit.Register("fexecve", func(args []string) int {
+		self, _ := os.Executable()
+		fd, err := unix.Open(self, unix.O_RDONLY, 0)
+		if err != nil {
+			return 100
+		}
+		argv, _ := syscall.SlicePtrFromStrings(append([]string{self}, args...))
+		envv, _ := syscall.SlicePtrFromStrings(envWithChild("exit"))
+		empty, _ := unix.BytePtrFromString("")
+		_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(empty)),
+			uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])), unix.AT_EMPTY_PATH, 0)
+		fmt.Fprintf(os.Stderr, "execveat: %v\n", errno)
+		return 101
+	})
+	// missing ARGS...: execve a file that does not exist; exit 0 on ENOENT.
+	testkit.Register("missing", func(args []string) int {
+		err := syscall.Exec(missingFile, args, os.Environ())
+		if errors.Is(err, syscall.ENOENT) {
+			return 0
+		}
+		return 102
+	})
+	// threads N: start N threads that exit, then exit.
+	testkit.Register("threads", func(args []string) int {
+		n, _ := strconv.Atoi(args[0])
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+			}()
+		}
+		wg.Wait()
+		time.Sleep(50 * time.Millisecond)
+		return 0
+	})
+	testkit.Main(m)
+}
+
+const missingFile = "/nonexistent/bpfkit-test-missing"
+
+func envWithChild(name string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BPFKIT_TEST_CHILD=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "BPFKIT_TEST_CHILD="+name)
+}
+
+// execRec is an exec event copied out of the tracer's buffers.
+type execRec struct {
+	PID, PPID uint32
+	Comm      string
+	Filename  string
+	Args      []string
+	Ret       int32
+	Cwd       string
+	Truncated bool
+	JSON      map[string]any
+}
+
+type exitRec struct {
+	Time           time.Time
+	PID, TID, PPID uint32
+	ExitCode       int
+	Signal         syscall.Signal
+	Core           bool
+	Age            time.Duration
+	Args           []string
+}
+
+func strs(b [][]byte) []string {
+	if b == nil {
+		return nil
+	}
+	s := make([]string, len(b))
+	for i, a := range b {
+		s[i] = string(a)
+	}
+	return s
+}
+
+// traceExecs runs an execsnoop tracer while work runs and returns every
+// event, read to the end of the ring after work returned.
+func traceExecs(t *testing.T, cfg Config, work func()) ([]execRec, loader.Stats) {
+	t.Helper()
+	testkit.RequireRoot(t)
+	tr, err := New(cfg)
+	if err != nil {
+		t.Fatalf("start execsnoop: %v", err)
+	}
+	defer tr.Close()
+	var recs []execRec
+	var buf bytes.Buffer
+	p := output.NewPrinter(&buf, output.JSON, Fields(FieldOptions{Cwd: cfg.Cwd}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var st loader.Stats
+	var runErr error
+	go func() {
+		defer close(done)
+		st, runErr = tr.Run(ctx, loader.StreamOptions{}, func(e *Event) error {
+			buf.Reset()
+			if err := p.Print(e); err != nil {
+				return err
+			}
+			if err := p.Flush(); err != nil {
+				return err
+			}
+			r := execRec{PID: e.PID, PPID: e.PPID, Comm: string(e.Comm), Filename: string(e.Filename),
+				Args: strs(e.Args), Ret: e.Ret, Cwd: string(e.Cwd), Truncated: e.Truncated}
+			if err := json.Unmarshal(buf.Bytes(), &r.JSON); err != nil {
+				return fmt.Errorf("invalid JSON %q: %w", buf.String(), err)
+			}
+			recs = append(recs, r)
+			return nil
+		})
+	}()
+	work()
+	cancel()
+	<-done
+	if runErr != nil {
+		t.Fatalf("execsnoop: %v", runErr)
+	}
+	// Not in st.Lost: a skipped program loses an event only if it was one
+	// that makes events for this workload, which the exact counts show.
+	if m := tr.Missed(); m > 0 {
+		t.Logf("execsnoop: the kernel skipped its programs %d times (another BPF program held this CPU's guard)", m)
+	}
+	return recs, st
+}
+
+func traceExits(t *testing.T, cfg ExitConfig, work func()) ([]exitRec, loader.Stats) {
+	t.Helper()
+	testkit.RequireRoot(t)
+	tr, err := NewExit(cfg)
+	if err != nil {
+		t.Fatalf("start exitsnoop: %v", err)
+	}
+	defer tr.Close()
+	var recs []exitRec
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var st loader.Stats
+	var runErr error
+	go func() {
+		defer close(done)
+		st, runErr = tr.Run(ctx, loader.StreamOptions{}, func(e *ExitEvent) error {
+			recs = append(recs, exitRec{Time: e.Time, PID: e.PID, TID: e.TID, PPID: e.PPID, ExitCode: e.ExitCode,
+				Signal: e.Signal, Core: e.Core, Age: e.Age, Args: strs(e.Args)})
+			return nil
+		})
+	}()
+	work()
+	cancel()
+	<-done
+	if runErr != nil {
+		t.Fatalf("exitsnoop: %v", runErr)
+	}
+	// Not in st.Lost: a skipped program loses an event only if it was one
+	// that makes events for this workload, which the exact counts show.
+	if m := tr.Missed(); m > 0 {
+		t.Logf("exitsnoop: the kernel skipped its programs %d times (another BPF program held this CPU's guard)", m)
+	}
+	return recs, st
+}
+
+func selfPath(t *testing.T) string {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return self
+}
+
+func runChild(t *testing.T, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := testkit.Command(t, name, args...)
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("run child %s: %v", name, err)
+		}
+	}
+	return cmd
+}
+
+// storm fork+execs total "exit" children from spawners goroutines, each
+// with a unique argument, and returns each child's pid by argument.
+func storm(t *testing.T, total, spawners int) map[string]int {
+	var mu sync.Mutex
+	pids := map[string]int{}
+	var wg sync.WaitGroup
+	for s := range spawners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := s; i < total; i += spawners {
+				arg := fmt.Sprintf("storm-%d", i)
+				cmd := runChild(t, "exit", arg)
+				mu.Lock()
+				pids[arg] = cmd.Process.Pid
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return pids
+}
+
+func TestStorm(t *testing.T) {
+	total := 5000
+	if testing.Short() {
+		total = 500 // for emulated VMs, where 5,000 take minutes
+	}
+	for _, spawners := range []int{1, 4} {
+		t.Run(fmt.Sprintf("spawners=%d", spawners), func(t *testing.T) {
+			testkit.RequireRoot(t)
+			self := selfPath(t)
+			me := uint32(os.Getpid())
+			// One storm per tracer: each tracer alone, as a user runs it.
+			var pids, exitPIDs map[string]int
+			execs, execStats := traceExecs(t, Config{PPID: me}, func() {
+				pids = storm(t, total, spawners)
+			})
+			exits, exitStats := traceExits(t, ExitConfig{PPID: me}, func() {
+				exitPIDs = storm(t, total, spawners)
+			})
+			if execStats.Lost != 0 || exitStats.Lost != 0 {
+				t.Errorf("the ring lost %d exec and %d exit events, want 0", execStats.Lost, exitStats.Lost)
+			}
+			seen := map[string]bool{}
+			for _, e := range execs {
+				if len(e.Args) != 2 || e.Args[0] != self || !strings.HasPrefix(e.Args[1], "storm-") {
+					t.Errorf("unexpected exec: %+v", e)
+					continue
+				}
+				arg := e.Args[1]
+				if seen[arg] {
+					t.Errorf("exec of %s reported twice", arg)
+				}
+				seen[arg] = true
+				if pid, ok := pids[arg]; !ok || uint32(pid) != e.PID || e.PPID != me || e.Ret != 0 || e.Filename != self || e.Truncated {
+					t.Errorf("exec %s: got %+v, want pid %d ppid %d filename %s", arg, e, pid, me, self)
+				}
+			}
+			if len(seen) != total {
+				t.Errorf("execsnoop reported %d of %d execs", len(seen), total)
+			}
+
+			byPID := map[uint32]string{}
+			for arg, pid := range exitPIDs {
+				byPID[uint32(pid)] = arg
+			}
+			exited := 0
+			reported := map[uint32]bool{}
+			for _, x := range exits {
+				if reported[x.PID] {
+					t.Errorf("exit of %d reported twice: %+v", x.PID, x)
+				}
+				reported[x.PID] = true
+				arg, ok := byPID[x.PID]
+				if !ok {
+					// Not a child of the storm: os/exec forks one
+					// short-lived child of its own to probe pidfd support.
+					if x.Args != nil {
+						t.Errorf("unexpected exit: %+v", x)
+					}
+					continue
+				}
+				exited++
+				n, _ := strconv.Atoi(strings.TrimPrefix(arg, "storm-"))
+				if x.ExitCode != n%256 || x.Signal != 0 || x.Core || x.PPID != me {
+					t.Errorf("exit of %s: got %+v, want code %d", arg, x, n%256)
+				}
+				if len(x.Args) != 2 || x.Args[1] != arg {
+					t.Errorf("exit of %s: args %q", arg, x.Args)
+				}
+			}
+			if exited != total {
+				t.Errorf("exitsnoop reported %d of %d exits", exited, total)
+				for pid, arg := range byPID {
+					if !reported[pid] {
+						t.Errorf("no exit of pid %d (%s)", pid, arg)
+					}
+				}
+			}
+		})
+	}
+}
+
+func findExec(recs []execRec, pid int, arg1 string) *execRec {
+	for i := range recs {
+		r := &recs[i]
+		if r.PID == uint32(pid) && len(r.Args) > 1 && r.Args[1] == arg1 {
+			return r
+		}
+	}
+	return nil
+}
+
+func TestExecveat(t *testing.T) {
+	self := selfPath(t)
+	var cmd *exec.Cmd
+	recs, _ := traceExecs(t, Config{PPID: uint32(os.Getpid())}, func() {
+		cmd = runChild(t, "fexecve", "fexecve-42")
+	})
+	if code := cmd.ProcessState.ExitCode(); code != 42 {
+		t.Fatalf("fexecve child exited %d, want 42 (the code of what it exec'd)", code)
+	}
+	pid := uint32(cmd.Process.Pid)
+	// The child's own exec, then its execveat, in this order.
+	want := []execRec{
+		{PID: pid, Filename: self, Args: []string{self, "fexecve-42"}},
+		{PID: pid, Filename: "/dev/fd/N", Args: []string{self, "fexecve-42"}},
+	}
+	if len(recs) != len(want) {
+		t.Fatalf("got %d execs, want 2 (the child, then its execveat): %+v", len(recs), recs)
+	}
+	for i, r := range recs {
+		fn := r.Filename
+		if i == 1 && strings.HasPrefix(fn, "/dev/fd/") {
+			fn = "/dev/fd/N"
+		}
+		if r.PID != want[i].PID || r.Ret != 0 || fn != want[i].Filename || !slices.Equal(r.Args, want[i].Args) {
+			t.Errorf("exec %d: got %+v, want %+v", i, r, want[i])
+		}
+	}
+}
+
+func TestFailedExec(t *testing.T) {
+	var cmd *exec.Cmd
+	var failed []execRec
+	args := []string{"bpfkit-missing", "arg one", `"two"`}
+	all, _ := traceExecs(t, Config{PPID: uint32(os.Getpid())}, func() {
+		failed, _ = traceExecs(t, Config{PPID: uint32(os.Getpid()), FailedOnly: true}, func() {
+			cmd = runChild(t, "missing", args...)
+		})
+	})
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("child exited %d, want 0 (its exec failed with ENOENT)", code)
+	}
+	pid := uint32(cmd.Process.Pid)
+	want := execRec{PID: pid, PPID: uint32(os.Getpid()), Filename: missingFile, Args: args, Ret: -int32(syscall.ENOENT)}
+	check := func(name string, recs []execRec, n int) {
+		if len(recs) != n {
+			t.Fatalf("%s: got %d events, want %d: %+v", name, len(recs), n, recs)
+		}
+		r := recs[n-1]
+		if r.PID != want.PID || r.PPID != want.PPID || r.Filename != want.Filename || r.Ret != want.Ret ||
+			!slices.Equal(r.Args, want.Args) || r.Truncated {
+			t.Errorf("%s: got %+v, want %+v", name, r, want)
+		}
+		if r.JSON["ret"] != float64(-2) {
+			t.Errorf("%s: JSON ret = %v, want -2", name, r.JSON["ret"])
+		}
+	}
+	check("all execs", all, 2) // the child's own exec, then the failed one
+	check("--failed", failed, 1)
+}
+
+func TestTruncatedArgs(t *testing.T) {
+	self := selfPath(t)
+	big := make([]byte, 100<<10)
+	for i := range big {
+		big[i] = 'a' + byte(i%26)
+	}
+	var cmd *exec.Cmd
+	recs, _ := traceExecs(t, Config{PPID: uint32(os.Getpid())}, func() {
+		cmd = runChild(t, "exit", string(big))
+	})
+	if len(recs) != 1 {
+		t.Fatalf("got %d events, want 1", len(recs))
+	}
+	r := recs[0]
+	keep := DefaultArgsLimit - len(self) - 1 // argv[0] and its NUL come first
+	if r.PID != uint32(cmd.Process.Pid) || !r.Truncated || len(r.Args) != 2 || r.Args[0] != self ||
+		r.Args[1] != string(big[:keep]) {
+		t.Errorf("got pid %d truncated %v %d args (%d bytes in the last), want pid %d truncated, [%s, the first %d bytes of the argument]",
+			r.PID, r.Truncated, len(r.Args), len(r.Args[len(r.Args)-1]), cmd.Process.Pid, self, keep)
+	}
+	if r.JSON["truncated"] != true {
+		t.Errorf("JSON has no \"truncated\": true")
+	}
+}
+
+func TestArgsJSONRoundTrip(t *testing.T) {
+	self := selfPath(t)
+	arg := "with space \"double\" 'single' back\\slash tab\t nl\n bad\xff\xfe utf8 é end"
+	recs, _ := traceExecs(t, Config{PPID: uint32(os.Getpid()), Cwd: true}, func() {
+		runChild(t, "exit", arg, "")
+	})
+	if len(recs) != 1 {
+		t.Fatalf("got %d events, want 1", len(recs))
+	}
+	r := recs[0]
+	if !slices.Equal(r.Args, []string{self, arg, ""}) {
+		t.Errorf("args %q, want %q", r.Args, []string{self, arg, ""})
+	}
+	// JSON strings hold Unicode: each invalid byte becomes U+FFFD; every
+	// other byte comes back exactly.
+	wantJSON := []any{self, strings.ReplaceAll(arg, "\xff\xfe", "\ufffd\ufffd"), ""}
+	if got := r.JSON["args"]; fmt.Sprint(got) != fmt.Sprint(wantJSON) || len(got.([]any)) != 3 {
+		t.Errorf("JSON args %q, want %q", got, wantJSON)
+	}
+	for _, key := range []string{"time", "pid", "ppid", "uid", "comm", "filename", "args", "ret", "cwd"} {
+		if _, ok := r.JSON[key]; !ok {
+			t.Errorf("JSON has no %q: %v", key, r.JSON)
+		}
+	}
+	if r.JSON["pid"] != float64(r.PID) || r.JSON["ppid"] != float64(os.Getpid()) || r.JSON["ret"] != float64(0) {
+		t.Errorf("JSON numbers: %v", r.JSON)
+	}
+	wd, _ := os.Getwd()
+	if r.Cwd != wd || r.JSON["cwd"] != wd {
+		t.Errorf("cwd %q, want %q", r.Cwd, wd)
+	}
+}
+
+func TestLineFilter(t *testing.T) {
+	recs, _ := traceExecs(t, Config{PPID: uint32(os.Getpid()), Line: "needle-2 x"}, func() {
+		runChild(t, "exit", "needle-1", "x")
+		runChild(t, "exit", "needle-2", "x")
+		runChild(t, "exit", "needle-3", "x")
+	})
+	if len(recs) != 1 || recs[0].Args[1] != "needle-2" {
+		t.Errorf("got %+v, want only the exec of needle-2", recs)
+	}
+}
+
+// lifetime checks the kernel's lifetime of a child against the test's
+// clock, by order rather than by a timed tolerance (this machine is noisy:
+// Wait can return 20ms after the exit): the start it implies (exit time -
+// age) must fall while cmd.Start ran (it forks there), and the exit between
+// a moment it cannot precede and Wait's return. 1ms of slack covers
+// converting boot time to wall time.
+func lifetime(t *testing.T, name string, x exitRec, beforeStart, afterStart, notBefore, afterWait time.Time) {
+	t.Helper()
+	const slack = time.Millisecond
+	start := x.Time.Add(-x.Age)
+	if start.Before(beforeStart.Add(-slack)) || start.After(afterStart.Add(slack)) {
+		t.Errorf("%s: started at %v by its age (%v), but the test forked it in [%v, %v]",
+			name, start.Format(time.StampMicro), x.Age, beforeStart.Format(time.StampMicro), afterStart.Format(time.StampMicro))
+	}
+	if x.Time.Before(notBefore.Add(-slack)) || x.Time.After(afterWait.Add(slack)) {
+		t.Errorf("%s: exited at %v, want in [%v, %v]", name, x.Time.Format(time.StampMicro),
+			notBefore.Format(time.StampMicro), afterWait.Format(time.StampMicro))
+	}
+	t.Logf("%s: age %v; the test measured %v from Start's return to Wait's", name, x.Age, afterWait.Sub(afterStart))
+}
+
+func TestExitStatus(t *testing.T) {
+	self := selfPath(t)
+	dir := t.TempDir()
+	type child struct {
+		name                string
+		cmd                 *exec.Cmd
+		before, start, done time.Time
+		notBefore           time.Time // the exit cannot come earlier
+		want                exitRec
+	}
+	coreOK := coreDumpsPossible(t)
+	kids := []*child{
+		{name: "exit3", cmd: testkit.Command(t, "sleep-exit", "100", "3"), want: exitRec{ExitCode: 3}},
+		{name: "sigkill", cmd: testkit.Command(t, "block"), want: exitRec{Signal: syscall.SIGKILL}},
+		{name: "core", cmd: testkit.Command(t, "crash"), want: exitRec{Signal: syscall.SIGABRT, Core: coreOK}},
+	}
+	kids[2].cmd.Dir = dir
+	kids[2].cmd.Stderr = nil
+	exits, st := traceExits(t, ExitConfig{PPID: uint32(os.Getpid())}, func() {
+		for _, k := range kids {
+			var stdin interface{ Close() error }
+			if k.name == "sigkill" {
+				w, err := k.cmd.StdinPipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				stdin = w
+			}
+			k.before = time.Now()
+			if err := k.cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			k.start = time.Now()
+			switch k.name {
+			case "sigkill":
+				time.Sleep(100 * time.Millisecond)
+				k.notBefore = time.Now()
+				k.cmd.Process.Kill()
+			case "exit3":
+				k.notBefore = k.before.Add(100 * time.Millisecond) // it sleeps that long
+			default:
+				k.notBefore = k.before
+			}
+			k.cmd.Wait()
+			k.done = time.Now()
+			if stdin != nil {
+				stdin.Close()
+			}
+		}
+	})
+	if st.Lost != 0 {
+		t.Errorf("lost %d events", st.Lost)
+	}
+	for _, k := range kids {
+		var got *exitRec
+		for i := range exits {
+			if exits[i].PID == uint32(k.cmd.Process.Pid) {
+				if got != nil {
+					t.Errorf("%s: exit reported twice", k.name)
+				}
+				got = &exits[i]
+			}
+		}
+		if got == nil {
+			t.Errorf("%s: no exit reported", k.name)
+			continue
+		}
+		if got.ExitCode != k.want.ExitCode || got.Signal != k.want.Signal || got.Core != k.want.Core {
+			t.Errorf("%s: exit_code %d signal %v core %v, want %d %v %v",
+				k.name, got.ExitCode, got.Signal, got.Core, k.want.ExitCode, k.want.Signal, k.want.Core)
+		}
+		if len(got.Args) == 0 || got.Args[0] != self {
+			t.Errorf("%s: args %q, want the child's command line", k.name, got.Args)
+		}
+		ws := k.cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if ws.ExitStatus() != max(got.ExitCode, -1) && !ws.Signaled() || ws.Signaled() && ws.Signal() != got.Signal || ws.CoreDump() != got.Core {
+			t.Errorf("%s: wait(2) says %v, exitsnoop %+v", k.name, k.cmd.ProcessState, got)
+		}
+		lifetime(t, k.name, *got, k.before, k.start, k.notBefore, k.done)
+	}
+}
+
+// coreDumpsPossible reports whether a crashing child here leaves a core:
+// core_pattern must name a file (not a pipe to a helper we can't see).
+func coreDumpsPossible(t *testing.T) bool {
+	b, err := os.ReadFile("/proc/sys/kernel/core_pattern")
+	if err != nil || len(b) == 0 || b[0] == '|' {
+		t.Logf("core dumps: core_pattern %q is not a file: not checking core=true", b)
+		return false
+	}
+	return true
+}
+
+func TestThreadExits(t *testing.T) {
+	var cmd *exec.Cmd
+	var procs []exitRec
+	threads, _ := traceExits(t, ExitConfig{PPID: uint32(os.Getpid()), Threads: true}, func() {
+		procs, _ = traceExits(t, ExitConfig{PPID: uint32(os.Getpid())}, func() {
+			cmd = runChild(t, "threads", "3")
+		})
+	})
+	pid := uint32(cmd.Process.Pid)
+	count := func(recs []exitRec) (n int) {
+		for _, r := range recs {
+			if r.PID == pid {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(procs); n != 1 {
+		t.Errorf("process exits: %d events for pid %d, want 1", n, pid)
+	}
+	// Three threads that ended on their own, and the rest at exit_group.
+	if n := count(threads); n < 4 {
+		t.Errorf("--threads: %d events for pid %d, want at least 4: %+v", n, pid, threads)
+	}
+}
+
+func TestExitFailedOnly(t *testing.T) {
+	var ok, bad *exec.Cmd
+	exits, _ := traceExits(t, ExitConfig{PPID: uint32(os.Getpid()), FailedOnly: true}, func() {
+		ok = runChild(t, "exit", "0")
+		bad = runChild(t, "exit", "7")
+	})
+	var got []uint32
+	for _, x := range exits {
+		if x.Args != nil {
+			got = append(got, x.PID)
+			if x.ExitCode != 7 {
+				t.Errorf("exit %+v, want code 7", x)
+			}
+		}
+	}
+	if !slices.Equal(got, []uint32{uint32(bad.Process.Pid)}) {
+		t.Errorf("--failed reported pids %v, want only %d (not %d, which exited 0)", got, bad.Process.Pid, ok.Process.Pid)
+	}
+}
+
+func TestCgroupFilter(t *testing.T) {
+	testkit.RequireRoot(t)
+	dir := filepath.Join(cgroup2Mount(t), fmt.Sprintf("bpfkit-exec-test-%d", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatalf("make a cgroup: %v", err)
+	}
+	defer os.Remove(dir)
+	cg, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cg.Close()
+	var inside *exec.Cmd
+	recs, _ := traceExecs(t, Config{Filter: loader.TaskFilter{Cgroup: dir}}, func() {
+		runChild(t, "exit", "outside")
+		inside = testkit.Command(t, "exit", "inside")
+		inside.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+		if err := inside.Run(); err != nil {
+			t.Fatalf("run a child in %s: %v", dir, err)
+		}
+	})
+	if len(recs) != 1 || recs[0].PID != uint32(inside.Process.Pid) || recs[0].Args[1] != "inside" {
+		t.Errorf("--cgroup: got %+v, want only the exec of the child inside %s", recs, dir)
+	}
+}
+
+// cgroup2Mount returns where the cgroup v2 hierarchy is mounted, mounting
+// it on a temporary directory (until the test ends) if it is nowhere.
+func cgroup2Mount(t *testing.T) string {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[2] == "cgroup2" {
+			return f[1]
+		}
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("cgroup2", dir, "cgroup2", 0, ""); err != nil {
+		testkit.Skip(t, "mount cgroup2: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
+}
+
+func TestNameFilter(t *testing.T) {
+	comm := filepath.Base(selfPath(t))
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
+	for _, tc := range []struct {
+		name string
+		want int
+	}{{comm, 1}, {"bpfkit-nomatch", 0}} {
+		recs, _ := traceExecs(t, Config{PPID: uint32(os.Getpid()), Filter: loader.TaskFilter{Comm: tc.name}}, func() {
+			runChild(t, "exit", "name-filter")
+		})
+		if len(recs) != tc.want {
+			t.Errorf("-n %s: got %d events, want %d: %+v", tc.name, len(recs), tc.want, recs)
+		}
+	}
+}
