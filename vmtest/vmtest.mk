@@ -21,6 +21,9 @@ VMTEST_RUN    ?=
 VMTEST_TIMEOUT ?= 10m
 VMTEST_PARALLEL ?= $(shell nproc 2>/dev/null || echo 2)
 VMTEST_FLAGS  ?=
+# -test.short in the VMs: under emulation the heaviest tests (exec storms,
+# random rule sets) run smaller; the host run is always full.
+VMTEST_SHORT  ?= 1
 VMTEST_GO     ?= go
 
 export VMTEST_CACHE
@@ -39,6 +42,7 @@ vmtest: vmtest-fetch
 		-host=$(if $(filter 1 true yes,$(VMTEST_HOST)),true,false) \
 		-p $(VMTEST_PARALLEL) -timeout $(VMTEST_TIMEOUT) \
 		$(if $(VMTEST_RUN),-run '$(VMTEST_RUN)') \
+		$(if $(filter 1 true yes,$(VMTEST_SHORT)),-short) \
 		$(if $(VMTEST_OUT),-out $(VMTEST_OUT)) \
 		$(VMTEST_FLAGS) $(VMTEST_PKGS)
 

@@ -288,7 +288,11 @@ func TestRedirectVerdict(t *testing.T) {
 // with random overlapping rule sets and compares with a scan of the rules.
 func TestRandomAgainstReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for round := range 20 {
+	rounds := 20
+	if testing.Short() {
+		rounds = 4 // emulated VMs (vmtest -short): the same checks, fewer rule sets
+	}
+	for round := range rounds {
 		rules := randomRules(rng, 1+rng.IntN(60))
 		f := load(t, PolicyDeny, rules)
 		for range 200 {

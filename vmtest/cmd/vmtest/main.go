@@ -100,6 +100,7 @@ func matrix(ctx context.Context, args []string) int {
 	par := fs.Int("p", runtime.NumCPU(), "VMs to run in parallel")
 	run := fs.String("run", "", "-test.run pattern")
 	timeout := fs.Duration("timeout", 10*time.Minute, "-test.timeout per package")
+	short := fs.Bool("short", false, "pass -test.short to the tests in VMs (emulated VMs are slow; the host run stays full)")
 	verbose := fs.Bool("v", false, "print test output of every run, not only of failures")
 	withSelf := fs.Bool("self", false, "include vmtest's own packages (they start qemu; by default they run on the host only via go test ./vmtest/...)")
 	fs.Parse(args)
@@ -233,7 +234,7 @@ func matrix(ctx context.Context, args []string) int {
 		go func() {
 			defer wg.Done()
 			for j := range jobc {
-				o := runJob(ctx, j, *vmrun, kernelArg[j.kernel], *runner, *run, *timeout)
+				o := runJob(ctx, j, *vmrun, kernelArg[j.kernel], *runner, *run, *timeout, *short)
 				mu.Lock()
 				m.Set(j.kernel, j.pkg, o)
 				fmt.Fprintf(os.Stderr, "vmtest: %-6s %-50s %s (%.1fs)\n", j.kernel, strings.TrimPrefix(j.pkg, vmtest.ModulePath+"/"), o.Cell(), o.Elapsed)
@@ -269,11 +270,14 @@ func matrix(ctx context.Context, args []string) int {
 	return rc
 }
 
-func runJob(ctx context.Context, j job, vmrun, kernel, runner, run string, timeout time.Duration) *vmtest.Outcome {
+func runJob(ctx context.Context, j job, vmrun, kernel, runner, run string, timeout time.Duration, short bool) *vmtest.Outcome {
 	args := []string{"tool", "test2json", "-t", "-p", j.pkg, vmrun, "-kernel", kernel, "-runner", runner, j.bin,
 		"-test.v=test2json", "-test.count=1", "-test.timeout=" + timeout.String()}
 	if run != "" {
 		args = append(args, "-test.run="+run)
+	}
+	if short && kernel != "host" {
+		args = append(args, "-test.short")
 	}
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = j.dir
