@@ -72,3 +72,8 @@ func RequireFeature(t testing.TB, feature string, major, minor int, err error) {
 	}
 	Skip(t, "%s needs Linux %d.%d: %v", feature, major, minor, err)
 }
+
+// Emulated reports whether the tests run in a VM without hardware
+// acceleration (vmtest under TCG sets BPFKIT_VM_ACCEL), where every
+// instruction is many times slower and timing margins must be wider.
+func Emulated() bool { return os.Getenv("BPFKIT_VM_ACCEL") == "tcg" }

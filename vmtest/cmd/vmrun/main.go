@@ -90,6 +90,12 @@ func main() {
 		os.Exit(2)
 	}
 
+	// Tests may widen timing margins under emulation (testkit.Emulated).
+	guestAccel := *accel
+	if guestAccel == "" {
+		guestAccel = vmtest.Accel()
+	}
+	env = append(env, "BPFKIT_VM_ACCEL="+guestAccel)
 	files := append(vmtest.EnvFiles(env), include...)
 	res := vmtest.Run(ctx, vmtest.Options{
 		Kernel:  k,
