@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -68,10 +67,7 @@ func runCheck() error {
 	_ = unix.Uname(&uts)
 	fmt.Fprintf(w, "kernel\t%s\t%s\n", unix.ByteSliceToString(uts.Release[:]), unix.ByteSliceToString(uts.Machine[:]))
 	line("privileges", loader.CheckPrivileges(), "CAP_BPF and CAP_PERFMON (or root)")
-	_, err := btf.LoadKernelSpec()
-	if err != nil {
-		err = loader.ErrNoBTF
-	}
+	_, err := loader.KernelBTF()
 	line("BTF", err, "/sys/kernel/btf/vmlinux")
 	line("ring buffer", features.HaveMapType(ebpf.RingBuf), "BPF_MAP_TYPE_RINGBUF (5.8+)")
 	line("tracefs", loader.EnsureTracefs(), loader.TracefsPath)

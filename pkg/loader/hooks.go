@@ -98,7 +98,7 @@ func (h Hook) Available() error {
 		if h.Kind == HookBTFTracepoint && os.Getenv(NoBTFTracepointsEnv) != "" {
 			return fmt.Errorf("BTF tracepoint %s: turned off by %s", h.Name, NoBTFTracepointsEnv)
 		}
-		spec, err := btf.LoadKernelSpec()
+		spec, err := KernelBTF()
 		if err != nil {
 			return fmt.Errorf("%s: %w", h, ErrNoBTF)
 		}

@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 )
@@ -63,8 +62,8 @@ func Preflight() error {
 	if err := CheckPrivileges(); err != nil {
 		return err
 	}
-	if _, err := btf.LoadKernelSpec(); err != nil {
-		return ErrNoBTF
+	if _, err := KernelBTF(); err != nil {
+		return err
 	}
 	if err := EnsureTracefs(); err != nil {
 		return err
@@ -91,7 +90,12 @@ func Load(spec *ebpf.CollectionSpec, opts Options) (_ *Objects, err error) {
 		return nil, err
 	}
 
-	collOpts := ebpf.CollectionOptions{}
+	kernelTypes, err := KernelBTF()
+	if err != nil {
+		return nil, err
+	}
+	// The BTF Preflight read: otherwise the loader decodes it again.
+	collOpts := ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernelTypes}}
 	if opts.Debug {
 		collOpts.Programs.LogLevel = ebpf.LogLevelInstruction
 	}

@@ -52,8 +52,10 @@ func TestNanosleep(t *testing.T) {
 		t.Fatalf("no entry with do_nanosleep or hrtimer_nanosleep in the kernel stack")
 	}
 	// A sleep whose timer expires before the task reaches schedule() (a
-	// busy host can stall a vCPU that long) makes no switch: allow a few.
-	if sleep.Count < 45 || sleep.Count > 50 {
+	// busy host can stall a vCPU that long) makes no switch, and a task
+	// preempted on its way into the sleep makes one more under the same
+	// stacks: allow a few either way.
+	if sleep.Count < 45 || sleep.Count > 55 {
 		t.Errorf("slept %d times, want 50", sleep.Count)
 	}
 	// Each sleep lasts at least 20 ms from just before the switch-out; a
