@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -44,10 +43,11 @@ With --per-process, JSON rows have no tid.`,
 			if err != nil {
 				return err
 			}
-			interval, count, err := parseIntervalCount(args)
+			ia, err := parseIntervalArgs(args, time.Second)
 			if err != nil {
 				return err
 			}
+			interval, count := ia.interval, ia.count
 			key, err := filetop.ParseSortKey(sortBy)
 			if err != nil {
 				return err
@@ -114,34 +114,6 @@ With --per-process, JSON rows have no tid.`,
 	f.BoolVarP(&noClear, "noclear", "C", false, "don't clear the screen between intervals")
 	f.IntVar(&cfg.MapSize, "map-size", filetop.DefaultMapSize, "(thread, file) pairs one interval can hold")
 	return cmd
-}
-
-// parseIntervalCount reads bcc's [interval] [count] arguments: interval in
-// seconds (or a duration such as 500ms), count a number of intervals.
-func parseIntervalCount(args []string) (time.Duration, int, error) {
-	interval, count := time.Second, 0
-	if len(args) > 0 {
-		d, err := time.ParseDuration(args[0])
-		if err != nil {
-			secs, ferr := strconv.ParseFloat(args[0], 64)
-			if ferr != nil {
-				return 0, 0, fmt.Errorf("interval %q: give seconds (2, 0.5) or a duration (500ms)", args[0])
-			}
-			d = time.Duration(secs * float64(time.Second))
-		}
-		if d <= 0 {
-			return 0, 0, fmt.Errorf("interval %q: must be positive", args[0])
-		}
-		interval = d
-	}
-	if len(args) > 1 {
-		n, err := strconv.Atoi(args[1])
-		if err != nil || n <= 0 {
-			return 0, 0, fmt.Errorf("count %q: give a positive number of intervals", args[1])
-		}
-		count = n
-	}
-	return interval, count, nil
 }
 
 // loadavg returns the first three fields of /proc/loadavg, as top shows them.

@@ -158,27 +158,3 @@ func TestFiletopTable(t *testing.T) {
 		}
 	}
 }
-
-func TestParseIntervalCount(t *testing.T) {
-	for _, tc := range []struct {
-		args     []string
-		interval time.Duration
-		count    int
-		bad      bool
-	}{
-		{nil, time.Second, 0, false},
-		{[]string{"5"}, 5 * time.Second, 0, false},
-		{[]string{"0.5", "3"}, 500 * time.Millisecond, 3, false},
-		{[]string{"250ms", "1"}, 250 * time.Millisecond, 1, false},
-		{[]string{"0"}, 0, 0, true},
-		{[]string{"-1"}, 0, 0, true},
-		{[]string{"x"}, 0, 0, true},
-		{[]string{"1", "0"}, 0, 0, true},
-		{[]string{"1", "y"}, 0, 0, true},
-	} {
-		interval, count, err := parseIntervalCount(tc.args)
-		if (err != nil) != tc.bad || interval != tc.interval || count != tc.count {
-			t.Errorf("%q: got %s, %d, %v", tc.args, interval, count, err)
-		}
-	}
-}
