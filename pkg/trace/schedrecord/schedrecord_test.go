@@ -143,11 +143,19 @@ func TestRecord(t *testing.T) {
 		if testkit.Emulated() {
 			shift = 25 * time.Microsecond
 		}
+		// Under TCG the slices come out a few % under CPU time (seen: up
+		// to 9% on 7.2 while four VMs ran side by side). Slices are
+		// measured with ktime, CPU time with sched_clock; an emulated
+		// guest's clocksource and sched_clock likely advance at slightly
+		// different rates under load. Allow an eighth there.
 		margin := want/20 + time.Duration(runs[w.TID])*shift
+		if testkit.Emulated() {
+			margin = want/8 + time.Duration(runs[w.TID])*shift
+		}
 		if n := runs[w.TID]; n > 0 && want/time.Duration(n) < 50*time.Microsecond {
 			// Runs of a few µs (ping-pong): the boundary shift is a large
 			// part of each: allow a fifth.
-			margin = want/5 + time.Duration(n)*shift
+			margin = max(margin, want/5+time.Duration(n)*shift)
 		}
 		low, high := want-margin, want+margin+steal[c]+10*time.Millisecond
 		t.Logf("tid %d: %d slices %s, CPU time %s (%+.1f%%), steal on CPU %d %s", w.TID, runs[w.TID], got, want, 100*float64(got-want)/float64(want), c, steal[c])
