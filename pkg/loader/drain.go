@@ -16,29 +16,14 @@ const drainBatch = 256
 // BPF_MAP_LOOKUP_AND_DELETE_BATCH (Linux 5.6) and falls back to iterating
 // and deleting one by one.
 func Drain[K, V any](m *ebpf.Map, fn func(k *K, v *V)) error {
-	err := drainBatched(m, fn)
+	err := batches(m.BatchLookupAndDelete, drainBatch, fn)
 	if errors.Is(err, ebpf.ErrNotSupported) {
 		return drainEach(m, fn)
 	}
-	return err
-}
-
-func drainBatched[K, V any](m *ebpf.Map, fn func(k *K, v *V)) error {
-	keys := make([]K, drainBatch)
-	values := make([]V, drainBatch)
-	var cursor ebpf.MapBatchCursor
-	for {
-		n, err := m.BatchLookupAndDelete(&cursor, keys, values, nil)
-		for i := range n {
-			fn(&keys[i], &values[i])
-		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("drain map %s: %w", m, err)
-		}
+	if err != nil {
+		return fmt.Errorf("drain map %s: %w", m, err)
 	}
+	return nil
 }
 
 func drainEach[K, V any](m *ebpf.Map, fn func(k *K, v *V)) error {

@@ -9,6 +9,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
 )
 
 // lock serialises rule changes of separate invocations on a pinned filter.
@@ -36,17 +38,10 @@ func ifname(index int) string {
 
 // Rules returns the rule set, by id.
 func (f *Filter) Rules() ([]Rule, error) {
-	var (
-		id   uint32
-		rec  ruleRec
-		out  []Rule
-		m    = f.maps["rules"]
-		iter = m.Iterate()
-	)
-	for iter.Next(&id, &rec) {
-		out = append(out, decodeRule(id, &rec, ifname))
-	}
-	if err := iter.Err(); err != nil {
+	var out []Rule
+	if err := loader.ReadAll(f.maps["rules"], func(id *uint32, rec *ruleRec) {
+		out = append(out, decodeRule(*id, rec, ifname))
+	}); err != nil {
 		return nil, fmt.Errorf("read the rules: %w", err)
 	}
 	slices.SortFunc(out, func(a, b Rule) int { return int(a.ID) - int(b.ID) })

@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
 )
 
 type (
@@ -46,64 +48,52 @@ func (f *Filter) setConfig(edit func(*cfgT)) error {
 	return nil
 }
 
-// putAll writes keys[i] -> vals[i], in batches where the kernel can.
-func putAll[K, V any](m *ebpf.Map, keys []K, vals []V) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	const batch = 8192
-	for i := 0; i < len(keys); i += batch {
-		j := min(i+batch, len(keys))
-		if _, err := m.BatchUpdate(keys[i:j], vals[i:j], nil); err != nil {
-			if !errors.Is(err, ebpf.ErrNotSupported) {
-				return fmt.Errorf("update %s: %w", m, err)
-			}
-			for k := i; k < j; k++ {
-				if err := m.Put(&keys[k], &vals[k]); err != nil {
-					return fmt.Errorf("update %s: %w", m, err)
-				}
-			}
-		}
-	}
-	return nil
+// genKeys reads a table whose keys start with their generation (the first
+// byte after LPM's prefixlen) and returns, per generation, a function that
+// deletes that generation's entries.
+func genKeys[K, V any](m *ebpf.Map, genOf func(*K) uint32) ([2]func() error, error) {
+	var keys [2][]K
+	err := loader.ReadAll(m, func(k *K, _ *V) {
+		g := genOf(k) & 1
+		keys[g] = append(keys[g], *k)
+	})
+	return [2]func() error{
+		func() error { return loader.DeleteAll(m, keys[0]) },
+		func() error { return loader.DeleteAll(m, keys[1]) },
+	}, err
 }
 
-// deleteGen removes the entries of generation gen from a table whose keys
-// start with it (gen is the first byte of every key after LPM's prefixlen).
-func deleteGen[K any](m *ebpf.Map, gen uint32, genOf func(*K) uint32) error {
-	var k K
-	var keys []K
-	var v []byte
-	it := m.Iterate()
-	for it.Next(&k, &v) {
-		if genOf(&k) == gen {
-			keys = append(keys, k)
+// generations reads every compiled table once and returns, per generation,
+// a function that empties it. Both are needed by one change: the inactive
+// generation is empty unless a change was interrupted, and the old live one
+// goes once the new one is live. Only rule changes write these tables, one
+// at a time (the lock), so the keys read stay true until then.
+func (f *Filter) generations() (clear [2]func() error, err error) {
+	var dels [][2]func() error
+	add := func(d [2]func() error, e error) {
+		dels = append(dels, d)
+		err = errors.Join(err, e)
+	}
+	add(genKeys[lpm4Key, classVal](f.maps["src4"], func(k *lpm4Key) uint32 { return uint32(k.Gen) }))
+	add(genKeys[lpm4Key, classVal](f.maps["dst4"], func(k *lpm4Key) uint32 { return uint32(k.Gen) }))
+	add(genKeys[lpm6Key, classVal](f.maps["src6"], func(k *lpm6Key) uint32 { return uint32(k.Gen) }))
+	add(genKeys[lpm6Key, classVal](f.maps["dst6"], func(k *lpm6Key) uint32 { return uint32(k.Gen) }))
+	add(genKeys[pfx4Key, classVal](f.maps["src4h"], func(k *pfx4Key) uint32 { return k.GenLen >> 8 }))
+	add(genKeys[pfx4Key, classVal](f.maps["dst4h"], func(k *pfx4Key) uint32 { return k.GenLen >> 8 }))
+	add(genKeys[pfx6Key, classVal](f.maps["src6h"], func(k *pfx6Key) uint32 { return k.GenLen >> 8 }))
+	add(genKeys[pfx6Key, classVal](f.maps["dst6h"], func(k *pfx6Key) uint32 { return k.GenLen >> 8 }))
+	add(genKeys[addrKey, acVal](f.maps["addr_classes"], func(k *addrKey) uint32 { return k.Gen }))
+	add(genKeys[matchKey, verdict](f.maps["matches"], func(k *matchKey) uint32 { return k.Gen }))
+	for g := range clear {
+		clear[g] = func() error {
+			var errs []error
+			for _, d := range dels {
+				errs = append(errs, d[g]())
+			}
+			return errors.Join(errs...)
 		}
 	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("read %s: %w", m, err)
-	}
-	for i := range keys {
-		if err := m.Delete(&keys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("clean %s: %w", m, err)
-		}
-	}
-	return nil
-}
-
-func (f *Filter) clearGen(gen uint32) error {
-	return errors.Join(
-		deleteGen(f.maps["src4"], gen, func(k *lpm4Key) uint32 { return uint32(k.Gen) }),
-		deleteGen(f.maps["dst4"], gen, func(k *lpm4Key) uint32 { return uint32(k.Gen) }),
-		deleteGen(f.maps["src6"], gen, func(k *lpm6Key) uint32 { return uint32(k.Gen) }),
-		deleteGen(f.maps["dst6"], gen, func(k *lpm6Key) uint32 { return uint32(k.Gen) }),
-		deleteGen(f.maps["src4h"], gen, func(k *pfx4Key) uint32 { return k.GenLen >> 8 }),
-		deleteGen(f.maps["dst4h"], gen, func(k *pfx4Key) uint32 { return k.GenLen >> 8 }),
-		deleteGen(f.maps["src6h"], gen, func(k *pfx6Key) uint32 { return k.GenLen >> 8 }),
-		deleteGen(f.maps["dst6h"], gen, func(k *pfx6Key) uint32 { return k.GenLen >> 8 }),
-		deleteGen(f.maps["addr_classes"], gen, func(k *addrKey) uint32 { return k.Gen }),
-		deleteGen(f.maps["matches"], gen, func(k *matchKey) uint32 { return k.Gen }),
-	)
+	return clear, err
 }
 
 // write installs compiled tables as the inactive generation, switches to
@@ -117,7 +107,11 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 	cur := live.Gen & 1
 	gen := cur ^ 1
 	var c cfgT
-	if err := f.clearGen(gen); err != nil {
+	clear, err := f.generations()
+	if err != nil {
+		return err
+	}
+	if err := clear[gen](); err != nil {
 		return err
 	}
 	g8 := uint8(gen)
@@ -189,13 +183,13 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 			name := []string{"src4", "dst4", "src6", "dst6"}[dim]
 			switch {
 			case fam == 4 && byLength:
-				err = putAll(f.maps[name+"h"], hkeys4, vals)
+				err = loader.PutAll(f.maps[name+"h"], hkeys4, vals)
 			case fam == 4:
-				err = putAll(f.maps[name], keys4, vals)
+				err = loader.PutAll(f.maps[name], keys4, vals)
 			case byLength:
-				err = putAll(f.maps[name+"h"], hkeys6, vals)
+				err = loader.PutAll(f.maps[name+"h"], hkeys6, vals)
 			default:
-				err = putAll(f.maps[name], keys6, vals)
+				err = loader.PutAll(f.maps[name], keys6, vals)
 			}
 			if err != nil {
 				return err
@@ -208,7 +202,7 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 		aks = append(aks, addrKey{Gen: gen, Sc: k[0], Dc: k[1]})
 		avs = append(avs, t.acValue(ac, ifindexes))
 	}
-	if err := putAll(f.maps["addr_classes"], aks, avs); err != nil {
+	if err := loader.PutAll(f.maps["addr_classes"], aks, avs); err != nil {
 		return err
 	}
 	if t.havePorts {
@@ -216,10 +210,10 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 		for p := range idx {
 			idx[p] = gen*portClassesPerGen + uint32(p)
 		}
-		if err := putAll(f.maps["sport_class"], idx, t.sport[:]); err != nil {
+		if err := loader.PutAll(f.maps["sport_class"], idx, t.sport[:]); err != nil {
 			return err
 		}
-		if err := putAll(f.maps["dport_class"], idx, t.dport[:]); err != nil {
+		if err := loader.PutAll(f.maps["dport_class"], idx, t.dport[:]); err != nil {
 			return err
 		}
 	}
@@ -251,7 +245,7 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 			return fmt.Errorf("rule set needs more than %d match entries: use fewer overlapping port ranges", maxEntries)
 		}
 	}
-	if err := putAll(f.maps["matches"], mks, mvs); err != nil {
+	if err := loader.PutAll(f.maps["matches"], mks, mvs); err != nil {
 		return err
 	}
 
@@ -260,13 +254,15 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 	for _, r := range old {
 		had[r.ID] = true
 	}
-	zero := make([]counter, ebpf.MustPossibleCPU())
+	var fresh []uint32
 	for _, r := range rules {
 		if !had[r.ID] {
-			if err := f.maps["rule_stats"].Put(r.ID, zero); err != nil {
-				return fmt.Errorf("reset the counters of rule %d: %w", r.ID, err)
-			}
+			fresh = append(fresh, r.ID)
 		}
+	}
+	zeros := make([]counter, len(fresh)*ebpf.MustPossibleCPU())
+	if err := loader.PutAll(f.maps["rule_stats"], fresh, zeros); err != nil {
+		return fmt.Errorf("reset the counters of new rules: %w", err)
 	}
 
 	c.Src4Class, c.Dst4Class = t.constClass[dimSrc4], t.constClass[dimDst4]
@@ -278,30 +274,43 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 	if err := f.maps["config"].Put(uint32(0), &live); err != nil {
 		return fmt.Errorf("switch to the new rule set: %w", err)
 	}
-	if err := f.clearGen(cur); err != nil {
+	if err := clear[cur](); err != nil {
 		return err
 	}
 	return f.storeRules(rules, old, ifindexes)
 }
 
-// storeRules keeps the rule set in the rules map.
+// storeRules keeps the rule set in the rules map, writing only the rules
+// that are new or changed and removing those that are gone.
 func (f *Filter) storeRules(rules, old []Rule, ifindexes map[string]int) error {
 	m := f.maps["rules"]
-	keep := map[uint32]bool{}
-	for _, r := range rules {
-		keep[r.ID] = true
-		rec := encodeRule(&r)
+	encode := func(r *Rule) ruleRec {
+		rec := encodeRule(r)
 		rec.Ifindex = uint32(ifindexes[r.Action.Iface])
-		if err := m.Put(r.ID, &rec); err != nil {
-			return fmt.Errorf("store rule %d: %w", r.ID, err)
-		}
+		return rec
 	}
-	for _, r := range old {
-		if !keep[r.ID] {
-			if err := m.Delete(r.ID); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				return fmt.Errorf("remove rule %d: %w", r.ID, err)
-			}
+	had := make(map[uint32]ruleRec, len(old))
+	for i := range old {
+		had[old[i].ID] = encode(&old[i])
+	}
+	var ids []uint32
+	var recs []ruleRec
+	for i := range rules {
+		rec := encode(&rules[i])
+		if prev, ok := had[rules[i].ID]; !ok || prev != rec {
+			ids, recs = append(ids, rules[i].ID), append(recs, rec)
 		}
+		delete(had, rules[i].ID)
+	}
+	if err := loader.PutAll(m, ids, recs); err != nil {
+		return fmt.Errorf("store the rules: %w", err)
+	}
+	var gone []uint32
+	for id := range had {
+		gone = append(gone, id)
+	}
+	if err := loader.DeleteAll(m, gone); err != nil {
+		return fmt.Errorf("remove deleted rules: %w", err)
 	}
 	return nil
 }
