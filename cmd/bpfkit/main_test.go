@@ -39,6 +39,19 @@ func TestMain(m *testing.M) {
 		return run()
 	})
 	testkit.Register("exit", func(args []string) int { return 0 })
+	// bpfkit as `ip netns exec NAME bpfkit ...` runs it: in a mount
+	// namespace of its own (the caller unshares it) with a fresh /sys whose
+	// source is the network namespace's name, hiding /sys/fs/bpf.
+	testkit.Register("bpfkit-ipnetns", func(args []string) int {
+		if err := unix.Unmount("/sys", unix.MNT_DETACH); err != nil {
+			return 98
+		}
+		if err := unix.Mount(args[0], "/sys", "sysfs", 0, ""); err != nil {
+			return 98
+		}
+		os.Args = append([]string{"bpfkit"}, args[1:]...)
+		return run()
+	})
 	testkit.Main(m)
 }
 

@@ -229,11 +229,25 @@ func TestXDPErrors(t *testing.T) {
 		}
 	}
 
+	// Under `ip netns exec`, pins would go to a bpffs private to bpfkit's
+	// mount namespace and vanish with it: refused, naming nsenter.
+	cmd := testkit.Command(t, "bpfkit-ipnetns", ns.Name, "xdp", "load", "vb")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS} // Go makes / private in it
+	_, stderr, code := runCmd(t, cmd, ns.Start)
+	want := "bpfkit: /sys/fs/bpf is not mounted in this private mount namespace (as under `ip netns exec`), so pinned state would vanish when bpfkit exits: " +
+		"enter the namespace with `nsenter --net=/run/netns/NAME bpfkit ...` instead, or use `bpfkit xdp run`"
+	if code != 1 || strings.TrimSpace(stderr) != want {
+		t.Errorf("under ip netns exec: exit %d, stderr %q", code, stderr)
+	}
+	if id := xdpProgOn(t, ns, "vb"); id != 0 {
+		t.Fatalf("under ip netns exec: left program %d attached", id)
+	}
+
 	// A rule that would drop this SSH session needs --force.
 	t.Cleanup(func() { bpfkitIn(t, ns, nil, "xdp", "unload", "vb") })
 	ok(t, bpfkitIn(t, ns, nil, "xdp", "load", "vb"))
 	r := bpfkitIn(t, ns, ssh, "xdp", "rule", "add", "vb", "--src", "198.18.0.0/24", "--proto", "tcp", "--action", "drop")
-	want := `bpfkit: rule "--src 198.18.0.0/24 --proto tcp --action drop" would drop your SSH session from 198.18.0.1 (if it arrives on vb): add --force if that is what you want`
+	want = `bpfkit: rule "--src 198.18.0.0/24 --proto tcp --action drop" would drop your SSH session from 198.18.0.1 (if it arrives on vb): add --force if that is what you want`
 	if r.code != 1 || strings.TrimSpace(r.stderr) != want {
 		t.Errorf("ssh rule: exit %d, %q", r.code, r.stderr)
 	}

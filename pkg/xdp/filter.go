@@ -217,12 +217,44 @@ func checkPrivateMounts() error {
 	if err := unix.Statfs(loader.BPFFSPath, &st); err == nil && int64(st.Type) == unix.BPF_FS_MAGIC {
 		return nil
 	}
-	var self, init unix.Stat_t
-	if unix.Stat("/proc/self/ns/mnt", &self) != nil || unix.Stat("/proc/1/ns/mnt", &init) != nil || self.Ino == init.Ino {
+	if !privateSysfs() {
 		return nil
 	}
 	return fmt.Errorf("%s is not mounted in this private mount namespace (as under `ip netns exec`), so pinned state would vanish when bpfkit exits: "+
 		"enter the namespace with `nsenter --net=/run/netns/NAME bpfkit ...` instead, or use `bpfkit xdp run`", loader.BPFFSPath)
+}
+
+// privateSysfs tells whether this process runs in a mount namespace of its
+// own with a /sys of its own: a different mount namespace than PID 1's, or,
+// where PID 1's cannot be read (sandboxes), a /sys mounted the way
+// `ip netns exec` mounts it (sysfs whose source is the network namespace's
+// name, /run/netns/NAME).
+func privateSysfs() bool {
+	var self, init unix.Stat_t
+	if unix.Stat("/proc/self/ns/mnt", &self) == nil && unix.Stat("/proc/1/ns/mnt", &init) == nil {
+		return self.Ino != init.Ino
+	}
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(mounts)) {
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER
+		fields := strings.Fields(line)
+		if len(fields) < 5 || fields[4] != "/sys" {
+			continue
+		}
+		i := slices.Index(fields, "-")
+		if i < 0 || i+2 >= len(fields) || fields[i+1] != "sysfs" {
+			continue
+		}
+		if src := fields[i+2]; !strings.Contains(src, "/") {
+			if _, err := os.Stat("/run/netns/" + src); err == nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Attach loads the filter and attaches it to iface. Nothing stays attached
