@@ -11,6 +11,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // NetNS is a network namespace that a test created; it is deleted, with
@@ -161,15 +162,71 @@ func Veth(t testing.TB, a *NetNS, aName, aAddr string, b *NetNS, bName, bAddr st
 				return err
 			}
 			if end.addr != "" {
-				addr, err := netlink.ParseAddr(end.addr)
-				if err != nil {
+				if err := addAddr(l, end.addr); err != nil {
 					return err
-				}
-				if err := netlink.AddrAdd(l, addr); err != nil {
-					return fmt.Errorf("address %s on %s: %w", end.addr, end.name, err)
 				}
 			}
 			return netlink.LinkSetUp(l)
 		})
 	}
+}
+
+// AddAddr gives iface one more address (CIDR). An IPv6 address skips
+// duplicate address detection, so it is usable at once.
+func (n *NetNS) AddAddr(t testing.TB, iface, cidr string) {
+	t.Helper()
+	n.must(t, func() error {
+		l, err := netlink.LinkByName(iface)
+		if err != nil {
+			return err
+		}
+		return addAddr(l, cidr)
+	})
+}
+
+func addAddr(l netlink.Link, cidr string) error {
+	addr, err := netlink.ParseAddr(cidr)
+	if err != nil {
+		return err
+	}
+	if addr.IP.To4() == nil {
+		addr.Flags = unix.IFA_F_NODAD
+	}
+	if err := netlink.AddrAdd(l, addr); err != nil {
+		return fmt.Errorf("address %s on %s: %w", cidr, l.Attrs().Name, err)
+	}
+	return nil
+}
+
+// MAC returns an interface's hardware address.
+func (n *NetNS) MAC(t testing.TB, iface string) net.HardwareAddr {
+	t.Helper()
+	var mac net.HardwareAddr
+	n.must(t, func() error {
+		l, err := netlink.LinkByName(iface)
+		if err == nil {
+			mac = l.Attrs().HardwareAddr
+		}
+		return err
+	})
+	return mac
+}
+
+// Neighbor adds a permanent neighbour (ARP or NDP) entry: ip is at mac on
+// iface, so no neighbour discovery goes out for it.
+func (n *NetNS) Neighbor(t testing.TB, iface, ip string, mac net.HardwareAddr) {
+	t.Helper()
+	n.must(t, func() error {
+		l, err := netlink.LinkByName(iface)
+		if err != nil {
+			return err
+		}
+		addr := net.ParseIP(ip)
+		family := netlink.FAMILY_V6
+		if addr.To4() != nil {
+			family = netlink.FAMILY_V4
+		}
+		return netlink.NeighSet(&netlink.Neigh{LinkIndex: l.Attrs().Index, Family: family,
+			State: netlink.NUD_PERMANENT, IP: addr, HardwareAddr: mac})
+	})
 }
