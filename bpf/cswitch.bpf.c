@@ -1,17 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * cswitch: voluntary and involuntary context switches per thread, counted
- * at sched_switch for the task switched out, by the rule the kernel uses for
+ * at sched_switch for the task switched out, as the kernel counts them for
  * /proc/PID/status (kernel/sched/core.c, __schedule):
  *
  *	if (!preempt && prev_state) switch_count = &prev->nvcsw;  (voluntary)
  *	else                        switch_count = &prev->nivcsw; (involuntary)
+ *	...
+ *	++*switch_count; trace_sched_switch(...);
  *
- * The tracepoint's preempt argument is the kernel's, and the task's state
- * read here is the prev_state the kernel compares (a task that had a signal
- * pending when it tried to block is set back to TASK_RUNNING before the
- * tracepoint; the kernel still counts that switch as voluntary, cswitch as
- * involuntary — see pkg/trace/cswitch). The idle task (pid 0) is skipped.
+ * The tracepoint's arguments cannot always tell which: a task that tries to
+ * block with a signal pending is set back to TASK_RUNNING first (since 6.13
+ * the prev_state argument says so too), yet counted as voluntary. So the
+ * kernel's own voluntary counter, just incremented or not, decides: a
+ * thread's switch is voluntary when prev->nvcsw moved since its previous
+ * switch. The first switch seen of a thread has no previous value and is
+ * classified by the rule above from the task's state. The idle task (pid 0)
+ * is skipped.
  */
 #include "kernel.h"
 #include "sched.h"
@@ -32,24 +37,28 @@ static __always_inline int on_switch(u64 *ctx, bool btf)
 	u32 tid = (u32)id;
 	struct cswitch_count *c;
 	bool voluntary;
+	u64 nvcsw;
 
 	if (!tid || !task_wanted(id))
 		return 0;
-	voluntary = !preempt && task_state(prev, btf) != TASK_RUNNING;
+	nvcsw = TASK_READ(btf, prev, nvcsw);
 	c = bpf_map_lookup_elem(&counts, &tid);
 	if (c) {
 		/* A task is switched out on one CPU at a time: no race. */
-		if (voluntary)
+		if (nvcsw != c->nvcsw)
 			c->voluntary++;
 		else
 			c->involuntary++;
+		c->nvcsw = nvcsw;
 		return 0;
 	}
+	voluntary = !preempt && task_state(prev, btf) != TASK_RUNNING;
 	struct cswitch_count n = {
 		.voluntary = voluntary,
 		.involuntary = !voluntary,
 		.pid = id >> 32,
 		.tid = tid,
+		.nvcsw = nvcsw,
 	};
 	bpf_get_current_comm(n.comm, sizeof(n.comm));
 	if (bpf_map_update_elem(&counts, &tid, &n, BPF_NOEXIST))

@@ -10,6 +10,7 @@ struct cswitch_count {
 	__u32 pid;		/* thread group id */
 	__u32 tid;
 	char comm[16];		/* at the first switch seen */
+	__u64 nvcsw;		/* the kernel's voluntary count at the last switch */
 };
 
 #endif

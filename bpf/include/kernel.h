@@ -201,6 +201,7 @@ struct task_struct {
 	struct fs_struct *fs;
 	struct css_set *cgroups;
 	struct nsproxy *nsproxy;
+	unsigned long nvcsw;	/* voluntary switches, as /proc/PID/status */
 };
 /* task_struct before 5.14, for reading its state field. */
 struct task_struct___old {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -28,6 +29,7 @@ func init() {
 	Register("testkit.pingpong", workerMain(PingPongComm, pingPong))
 	Register("testkit.spin", workerMain(SpinComm, spin))
 	Register("testkit.nanosleep", workerMain(NanosleepComm, nanosleep))
+	Register("testkit.signalled", workerMain(SignalledComm, signalled))
 }
 
 // The names (comm) of the worker threads, so a tracer can select them
@@ -37,6 +39,7 @@ const (
 	PingPongComm  = "bk-pingpong"
 	SpinComm      = "bk-spin"
 	NanosleepComm = "bk-nanosleep"
+	SignalledComm = "bk-signalled"
 )
 
 // Worker is a running workload child.
@@ -234,6 +237,16 @@ func Nanosleep(t testing.TB, n int, d time.Duration) *Worker {
 	return StartWorker(t, "testkit.nanosleep", nil, strconv.Itoa(n), d.String())
 }
 
+// Signalled starts a worker that sleeps for d with nanosleep(2), again and
+// again, while another thread of its process sends it n signals: some
+// arrive as it is about to block, the case where the kernel puts a task
+// back to TASK_RUNNING inside the scheduler and still counts a voluntary
+// switch.
+func Signalled(t testing.TB, n int, d time.Duration) *Worker {
+	t.Helper()
+	return StartWorker(t, "testkit.signalled", nil, strconv.Itoa(n), d.String())
+}
+
 // workerMain wraps a workload into the worker protocol, on one locked OS
 // thread using raw system calls (no Go runtime poller).
 func workerMain(comm string, run func(args []string) error) func([]string) int {
@@ -400,6 +413,39 @@ func nanosleep(args []string) error {
 				break
 			}
 		}
+	}
+	return nil
+}
+
+// signalled: args n and d. The thread sleeps for d again and again while
+// a second thread of the process sends it n signals (SIGURG, which the Go
+// runtime takes and ignores with async preemption off), paced, then stops.
+func signalled(args []string) error {
+	n, err := strconv.Atoi(args[0])
+	if err != nil {
+		return err
+	}
+	d, err := time.ParseDuration(args[1])
+	if err != nil {
+		return err
+	}
+	pid, tid := unix.Getpid(), unix.Gettid()
+	// One quiet sleep first: a tracer's first sight of the thread is then
+	// a plain voluntary switch.
+	ts := unix.NsecToTimespec(d.Nanoseconds())
+	unix.Nanosleep(&ts, nil)
+	var done atomic.Bool
+	go func() {
+		runtime.LockOSThread()
+		for range n {
+			unix.Tgkill(pid, tid, unix.SIGURG)
+			spinFor(2000)
+		}
+		done.Store(true)
+	}()
+	for !done.Load() {
+		ts := unix.NsecToTimespec(d.Nanoseconds())
+		unix.Nanosleep(&ts, nil) // EINTR ends it early: the next one starts
 	}
 	return nil
 }

@@ -4,13 +4,14 @@
 // contention), the way `pidstat -w` shows them but exact: every switch is
 // counted in the kernel at sched_switch.
 //
-// The rule is the kernel's own (kernel/sched/core.c, __schedule): a switch
-// is voluntary when it is not a preemption and the task's state is not
-// TASK_RUNNING. One case differs: a task that tries to block with a signal
-// already pending is set back to TASK_RUNNING before the tracepoint fires,
-// and the kernel counts that switch as voluntary while cswitch sees a
-// runnable task and counts it as involuntary. Only tasks that receive
-// signals while blocking (rare) show this.
+// Each switch is classified as the kernel classifies it (kernel/sched/core.c,
+// __schedule): cswitch reads the kernel's own voluntary counter at the
+// switch and sees whether it moved. That also gets right the case the
+// tracepoint's arguments cannot show: a task that tries to block with a
+// signal pending is set back to TASK_RUNNING, looks preempted, and is
+// counted as voluntary. A thread's first switch after cswitch starts has no
+// previous counter and is classified by the kernel's rule from the task's
+// state (preempted or still runnable: involuntary).
 package cswitch
 
 import (

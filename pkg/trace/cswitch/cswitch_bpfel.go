@@ -20,6 +20,7 @@ type cswitchCswitchCount struct {
 	Pid         uint32
 	Tid         uint32
 	Comm        [16]int8
+	Nvcsw       uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -31,7 +31,8 @@ func exact(t *testing.T) {
 	cpu := runtime.NumCPU() - 1
 	s1 := testkit.Spin(t, cpu, 300*time.Millisecond)
 	s2 := testkit.Spin(t, cpu, 300*time.Millisecond)
-	workers := []*testkit.Worker{a, b, s1, s2}
+	sig := testkit.Signalled(t, 20000, 20*time.Microsecond)
+	workers := []*testkit.Worker{a, b, s1, s2, sig}
 
 	all, err := New(Config{})
 	if err != nil {
