@@ -310,12 +310,13 @@ func BenchmarkLive(b *testing.B) {
 	}
 
 	frames := 0 // per run
-	// run installs s, measures it in a sub-benchmark and returns the rate
-	// of its last run (the one with the full b.N).
-	run := func(s liveSink) float64 {
+	// run installs s and measures it in a sub-benchmark; it returns the
+	// rates of its last run (the one with the full b.N), per kernel time
+	// and per wall-clock time, and false if the sub-benchmark did not run
+	// (-bench did not select it).
+	run := func(s liveSink) (rate [2]float64, ran bool) {
 		drops, remove := s.setup(b)
 		defer remove()
-		var rate float64
 		b.Run(s.name, func(b *testing.B) {
 			if b.N > maxLiveFrames {
 				b.Fatalf("at most %d frames per run", maxLiveFrames)
@@ -328,64 +329,90 @@ func BenchmarkLive(b *testing.B) {
 				return n
 			}
 			before := count()
-			b.ResetTimer() // ns/op: the generator's time per frame
+			b.ResetTimer() // ns/op: the generator's wall-clock time per frame
 			kernel, wall := transmit(b, b.N)
 			b.StopTimer()
 			time.Sleep(50 * time.Millisecond) // let the receiving side drain its ring
-			dropped := count() - before
-			rate, frames = float64(dropped)/kernel.Seconds()/1e6, b.N
-			b.ReportMetric(rate, "Mpps-dropped")
-			b.ReportMetric(float64(dropped)/wall.Seconds()/1e6, "wall-Mpps-dropped")
-			b.ReportMetric(float64(dropped)/float64(b.N), "dropped/sent")
+			dropped := float64(count() - before)
+			rate = [2]float64{dropped / kernel.Seconds() / 1e6, dropped / wall.Seconds() / 1e6}
+			frames, ran = b.N, true
+			b.ReportMetric(rate[0], "Mpps-dropped")
+			b.ReportMetric(rate[1], "wall-Mpps-dropped")
+			b.ReportMetric(dropped/float64(b.N), "dropped/sent")
 		})
-		return rate
+		return rate, ran
 	}
 
 	time.Sleep(2 * time.Second) // let the kernel finish freeing what setup dropped
-	rates := map[string][]float64{}
-	ratios := map[string][]float64{}
+	rates := map[string][][2]float64{}
+	ratios := map[string][][2]float64{}
 	done := 0
 	for range rounds {
 		if time.Since(start) > liveBudget {
 			b.Logf("time budget %v spent: stopping after %d rounds", liveBudget, done)
 			break
 		}
-		prev := run(floor)
-		rates[floor.name] = append(rates[floor.name], prev)
+		prev, prevOK := run(floor)
+		if prevOK {
+			rates[floor.name] = append(rates[floor.name], prev)
+		}
 		for _, s := range sinks {
-			r := run(s)
-			next := run(floor)
-			rates[floor.name] = append(rates[floor.name], next)
-			rates[s.name] = append(rates[s.name], r)
-			if prev+next > 0 {
-				ratios[s.name] = append(ratios[s.name], r/((prev+next)/2))
+			r, ok := run(s)
+			next, nextOK := run(floor)
+			if nextOK {
+				rates[floor.name] = append(rates[floor.name], next)
 			}
-			prev = next
+			if ok {
+				rates[s.name] = append(rates[s.name], r)
+			}
+			if ok && prevOK && nextOK {
+				ratios[s.name] = append(ratios[s.name], [2]float64{
+					r[0] / ((prev[0] + next[0]) / 2),
+					r[1] / ((prev[1] + next[1]) / 2),
+				})
+			}
+			prev, prevOK = next, nextOK
 		}
 		done++
 	}
 
 	var sum strings.Builder
-	fmt.Fprintf(&sum, "%d rounds, %d frames per run; ratio = rate / mean of the floor runs just before and after\n", done, frames)
-	fmt.Fprintf(&sum, "%-22s %12s %12s %14s %14s\n", "sink", "median Mpps", "max Mpps", "median ratio", "ratio range")
+	fmt.Fprintf(&sum, "%d rounds, %d frames per run; Mpps per kernel time (per wall-clock time in the last two columns); "+
+		"ratio = rate / mean of the floor runs just before and after\n", done, frames)
+	fmt.Fprintf(&sum, "%-20s %8s %8s %8s %12s %10s %10s\n", "sink", "median", "max", "median", "ratio", "wall", "wall")
+	fmt.Fprintf(&sum, "%-20s %8s %8s %8s %12s %10s %10s\n", "", "Mpps", "Mpps", "ratio", "range", "median", "ratio")
 	for _, s := range append([]liveSink{floor}, sinks...) {
 		rs, qs := rates[s.name], ratios[s.name]
 		if len(rs) == 0 {
 			continue
 		}
-		line := fmt.Sprintf("%-22s %12.2f %12.2f", s.name, median(rs), slices.Max(rs))
+		k, w := column(rs, 0), column(rs, 1)
+		line := fmt.Sprintf("%-20s %8.2f %8.2f", s.name, median(k), slices.Max(k))
 		if len(qs) > 0 {
-			line += fmt.Sprintf(" %14.2f %8.2f-%.2f", median(qs), slices.Min(qs), slices.Max(qs))
+			kq := column(qs, 0)
+			line += fmt.Sprintf(" %8.2f %5.2f-%.2f %10.2f %10.2f", median(kq), slices.Min(kq), slices.Max(kq), median(w), median(column(qs, 1)))
+		} else {
+			line += fmt.Sprintf(" %8s %12s %10.2f", "", "", median(w))
 		}
 		fmt.Fprintln(&sum, line)
 		b.Run("summary/"+s.name, func(b *testing.B) {
-			b.ReportMetric(median(rs), "median-Mpps")
+			b.ReportMetric(median(k), "median-Mpps")
+			b.ReportMetric(median(w), "median-wall-Mpps")
 			if len(qs) > 0 {
-				b.ReportMetric(median(qs), "median-ratio-to-floor")
+				b.ReportMetric(median(column(qs, 0)), "median-ratio-to-floor")
+				b.ReportMetric(median(column(qs, 1)), "median-wall-ratio-to-floor")
 			}
 		})
 	}
 	fmt.Print(sum.String())
+}
+
+func column(v [][2]float64, i int) []float64 {
+	c := make([]float64, len(v))
+	for j := range v {
+		c[j] = v[j][i]
+	}
+	return c
 }
 
 func median(v []float64) float64 {
