@@ -346,12 +346,14 @@ func BenchmarkLive(b *testing.B) {
 	time.Sleep(2 * time.Second) // let the kernel finish freeing what setup dropped
 	rates := map[string][][2]float64{}
 	ratios := map[string][][2]float64{}
+	vsBpfkit := map[string][]float64{} // bpfkit's rate / the sink's, same round
 	done := 0
 	for range rounds {
 		if time.Since(start) > liveBudget {
 			b.Logf("time budget %v spent: stopping after %d rounds", liveBudget, done)
 			break
 		}
+		round := map[string]float64{}
 		prev, prevOK := run(floor)
 		if prevOK {
 			rates[floor.name] = append(rates[floor.name], prev)
@@ -364,6 +366,7 @@ func BenchmarkLive(b *testing.B) {
 			}
 			if ok {
 				rates[s.name] = append(rates[s.name], r)
+				round[s.name] = r[0]
 			}
 			if ok && prevOK && nextOK {
 				ratios[s.name] = append(ratios[s.name], [2]float64{
@@ -373,14 +376,20 @@ func BenchmarkLive(b *testing.B) {
 			}
 			prev, prevOK = next, nextOK
 		}
+		for name, r := range round {
+			if k, ok := round[sinks[0].name]; ok && name != sinks[0].name && r > 0 {
+				vsBpfkit[name] = append(vsBpfkit[name], k/r)
+			}
+		}
 		done++
 	}
 
 	var sum strings.Builder
 	fmt.Fprintf(&sum, "%d rounds, %d frames per run; Mpps per kernel time (per wall-clock time in the last two columns); "+
-		"ratio = rate / mean of the floor runs just before and after\n", done, frames)
-	fmt.Fprintf(&sum, "%-20s %8s %8s %8s %12s %10s %10s\n", "sink", "median", "max", "median", "ratio", "wall", "wall")
-	fmt.Fprintf(&sum, "%-20s %8s %8s %8s %12s %10s %10s\n", "", "Mpps", "Mpps", "ratio", "range", "median", "ratio")
+		"ratio = rate / mean of the floor runs just before and after; "+
+		"bpfkit/sink = bpfkit's rate / the sink's in the same round\n", done, frames)
+	fmt.Fprintf(&sum, "%-20s %8s %8s %8s %12s %8s %8s %12s\n", "sink", "median", "max", "median", "ratio", "wall", "wall", "bpfkit/sink")
+	fmt.Fprintf(&sum, "%-20s %8s %8s %8s %12s %8s %8s %12s\n", "", "Mpps", "Mpps", "ratio", "range", "median", "ratio", "median")
 	for _, s := range append([]liveSink{floor}, sinks...) {
 		rs, qs := rates[s.name], ratios[s.name]
 		if len(rs) == 0 {
@@ -390,9 +399,18 @@ func BenchmarkLive(b *testing.B) {
 		line := fmt.Sprintf("%-20s %8.2f %8.2f", s.name, median(k), slices.Max(k))
 		if len(qs) > 0 {
 			kq := column(qs, 0)
-			line += fmt.Sprintf(" %8.2f %5.2f-%.2f %10.2f %10.2f", median(kq), slices.Min(kq), slices.Max(kq), median(w), median(column(qs, 1)))
+			line += fmt.Sprintf(" %8.2f %5.2f-%.2f %8.2f %8.2f", median(kq), slices.Min(kq), slices.Max(kq), median(w), median(column(qs, 1)))
 		} else {
-			line += fmt.Sprintf(" %8s %12s %10.2f", "", "", median(w))
+			line += fmt.Sprintf(" %8s %12s %8.2f %8s", "", "", median(w), "")
+		}
+		if vs := vsBpfkit[s.name]; len(vs) > 0 {
+			faster := 0
+			for _, v := range vs {
+				if v > 1 {
+					faster++
+				}
+			}
+			line += fmt.Sprintf(" %12.2f (bpfkit faster in %d of %d rounds)", median(vs), faster, len(vs))
 		}
 		fmt.Fprintln(&sum, line)
 		b.Run("summary/"+s.name, func(b *testing.B) {
