@@ -6,8 +6,10 @@
 package xdpbench
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -28,25 +30,43 @@ import (
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
-// udpFrame is Ethernet + IPv4 + UDP with a 18-byte payload (64 bytes).
+// frameMAC is the destination MAC address of udpFrame (the live benchmark
+// gives it to the receiving veth, so that its stack takes the frames).
+var frameMAC = net.HardwareAddr{2, 0, 0, 0, 0, 2}
+
+// udpFrame is Ethernet + IPv4 + UDP with a 22-byte payload (64 bytes) and a
+// valid IPv4 header checksum (the stack drops frames without one before
+// nftables' prerouting hook; UDP's checksum 0 means none).
 func udpFrame(src, dst netip.Addr, sport, dport uint16) []byte {
 	b := make([]byte, 0, 64)
-	b = append(b, 2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00)
+	b = append(b, frameMAC...)
+	b = append(b, 2, 0, 0, 0, 0, 1, 0x08, 0x00)
 	b = append(b, 0x45, 0, 0, 50, 0, 1, 0, 0, 64, 17, 0, 0)
 	b = append(b, src.AsSlice()...)
 	b = append(b, dst.AsSlice()...)
+	var sum uint32
+	for i := 14; i < 34; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(b[24:], ^uint16(sum))
 	b = binary.BigEndian.AppendUint16(b, sport)
 	b = binary.BigEndian.AppendUint16(b, dport)
 	b = append(b, 0, 30, 0, 0)
 	return append(b, make([]byte, 22)...)
 }
 
+// hitRule is the rule of xdp.ManyRules that hit matches: src 198.18.7.209/32,
+// UDP dport 1001, which is also one of xdpFilter's port rules, so that every
+// filter compared drops the same frame by a rule.
+const hitRule = 2001
+
 var (
-	// Matches rule 3*256+9 of xdp.ManyRules (src 198.18.3.9, udp dport 1777).
-	hit  = udpFrame(netip.MustParseAddr("198.18.3.9"), netip.MustParseAddr("198.19.255.1"), 4000, 1000+(3*256+9)%1000)
-	miss = udpFrame(netip.MustParseAddr("198.19.250.9"), netip.MustParseAddr("198.19.255.1"), 4000, 9)
-	// Matches xdp-filter's rule for port 1000.
-	xdpfHit = udpFrame(netip.MustParseAddr("198.19.250.9"), netip.MustParseAddr("198.19.255.1"), 4000, 1000)
+	hitSrc = netip.AddrFrom4([4]byte{198, 18, hitRule >> 8, hitRule & 0xff})
+	hit    = udpFrame(hitSrc, netip.MustParseAddr("198.19.255.1"), 4000, 1000+hitRule%1000)
+	miss   = udpFrame(netip.MustParseAddr("198.19.250.9"), netip.MustParseAddr("198.19.255.1"), 4000, 9)
 )
 
 func bench(b *testing.B, prog *ebpf.Program, frame []byte) {
@@ -73,23 +93,31 @@ func floor(b *testing.B) *ebpf.Program {
 	return prog
 }
 
-// xdpFilter loads xdp-tools' xdp-filter with features on a veth in a
-// namespace of its own, adds rules, and returns the program on the
-// interface (libxdp's dispatcher, which calls xdp-filter: what runs when it
-// is deployed) and a function that unloads it. One at a time: xdp-filter
-// keeps one global state.
-func xdpFilter(b *testing.B, features string) (*ebpf.Program, func()) {
+// inNetNS runs a command inside ns (nsenter keeps the test's mounts, so
+// /sys/fs/bpf is the same; `ip netns exec` would remount /sys).
+func inNetNS(ns *testkit.NetNS, stdin string, name string, args ...string) ([]byte, error) {
+	cmd := exec.Command("nsenter", append([]string{"--net=" + ns.Path, "--", name}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return out, nil
+}
+
+// xdpFilter loads xdp-tools' xdp-filter with features and policy allow on
+// interface iface in namespace ns, adds rules for UDP/TCP ports 1000-1004 and
+// IPv4 addresses 198.18.0.1-5, and returns the program on the interface
+// (libxdp's dispatcher, which calls xdp-filter: what runs when it is
+// deployed) and a function that unloads it (also run when b ends). One at a
+// time: xdp-filter keeps one global state.
+func xdpFilter(b *testing.B, ns *testkit.NetNS, iface, features string) (*ebpf.Program, func()) {
 	if _, err := exec.LookPath("xdp-filter"); err != nil {
 		testkit.Skip(b, "xdp-filter is not installed (Debian package xdp-tools)")
 	}
-	a, ns := testkit.NewNetNS(b, "ba"), testkit.NewNetNS(b, "bb")
-	testkit.Veth(b, a, "va", "", ns, "vb", "")
 	xf := func(args ...string) error {
-		args = append([]string{"--net=" + ns.Path, "--", "xdp-filter"}, args...)
-		if out, err := exec.Command("nsenter", args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("xdp-filter %s: %v: %s", strings.Join(args[3:], " "), err, out)
-		}
-		return nil
+		_, err := inNetNS(ns, "", "xdp-filter", args...)
+		return err
 	}
 	must := func(args ...string) {
 		b.Helper()
@@ -97,25 +125,28 @@ func xdpFilter(b *testing.B, features string) (*ebpf.Program, func()) {
 			b.Fatal(err)
 		}
 	}
+	var prog *ebpf.Program
 	loaded := true
 	unload := func() {
 		if loaded {
 			loaded = false
-			if err := xf("unload", "vb"); err != nil {
+			if prog != nil {
+				prog.Close()
+			}
+			if err := xf("unload", iface); err != nil {
 				b.Error(err)
 			}
 			os.Remove(loader.BPFFSPath + "/xdp") // libxdp's directory, if it is empty
 		}
 	}
-	must("load", "-f", features, "-p", "allow", "vb")
+	must("load", "-f", features, "-p", "allow", iface)
 	b.Cleanup(unload)
 	for i := range 5 {
 		must("port", fmt.Sprint(1000+i), "-p", "udp,tcp")
 		must("ip", fmt.Sprintf("198.18.0.%d", i+1))
 	}
-	var prog *ebpf.Program
 	if err := ns.Do(func() error {
-		l, err := netlink.LinkByName("vb")
+		l, err := netlink.LinkByName(iface)
 		if err != nil {
 			return err
 		}
@@ -124,7 +155,6 @@ func xdpFilter(b *testing.B, features string) (*ebpf.Program, func()) {
 	}); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { prog.Close() })
 	return prog, unload
 }
 
@@ -153,7 +183,7 @@ func BenchmarkXDP(b *testing.B) {
 	for _, n := range []int{10, 10_000, 100_000} {
 		prog := bpfkit(b, n)
 		name := fmt.Sprintf("bpfkit-%d-rules", n)
-		if n > 3*256+9 {
+		if n > hitRule {
 			vs = append(vs, variant{name + "/hit", prog, hit})
 		}
 		vs = append(vs, variant{name + "/miss", prog, miss})
@@ -162,9 +192,11 @@ func BenchmarkXDP(b *testing.B) {
 	// One phase per xdp-filter feature set, with every other variant
 	// measured in turns beside it.
 	for _, feat := range []string{"udp,ipv4", "all"} {
-		prog, unload := xdpFilter(b, feat)
+		a, ns := testkit.NewNetNS(b, "ba"), testkit.NewNetNS(b, "bb")
+		testkit.Veth(b, a, "va", "", ns, "vb", "")
+		prog, unload := xdpFilter(b, ns, "vb", feat)
 		name := "xdp-filter-" + strings.ReplaceAll(feat, ",", "+")
-		phase := append([]variant{{name + "/hit", prog, xdpfHit}, {name + "/miss", prog, miss}}, vs...)
+		phase := append([]variant{{name + "/hit", prog, hit}, {name + "/miss", prog, miss}}, vs...)
 		runtime.GC()
 		time.Sleep(2 * time.Second) // let the kernel finish freeing what setup dropped
 		for range rounds {
