@@ -211,6 +211,8 @@ static __always_inline int parse_v6(void *l3, void *end, struct pkt *p,
 
 	if (l3 + 40 > end || (ip[0] >> 4) != 6)
 		return PARSE_MALFORMED;
+	__builtin_memset(s, 0, sizeof(*s));
+	__builtin_memset(d, 0, sizeof(*d));
 	__builtin_memcpy(s->addr, ip + 8, 16);
 	__builtin_memcpy(d->addr, ip + 24, 16);
 	nh = ip[6];
@@ -327,7 +329,7 @@ int xdp_filter(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	u64 bytes = end - data;
-	struct xdpf_lpm6_key s6 = {}, d6 = {};
+	struct xdpf_lpm6_key s6, d6;	/* set by parse_v6: IPv4 frames skip zeroing them */
 	struct xdpf_lpm4_key s4 = {}, d4 = {};
 	struct xdpf_verdict *v = NULL;
 	struct xdpf_config *cfg, *live;
