@@ -196,8 +196,9 @@ type liveSink struct {
 // BenchmarkLive transmits frames from namespace a over a veth with a
 // BPF_PROG_RUN live-frames generator (XDP_TX, xdp-trafficgen's mechanism)
 // and reports how many per second the sink on the far end (namespace b)
-// dropped: a trivial XDP_DROP (the floor), bpfkit with 100,000 rules,
-// xdp-tools' xdp-filter, and nftables. XDP drops are counted by the veth
+// dropped: a trivial XDP_DROP (the floor), bpfkit with 100,000 rules, the
+// reference sinks (ref_test.go: parsing and counting, and that plus one hash
+// lookup among 100,000 sources), xdp-tools' xdp-filter, and nftables. XDP drops are counted by the veth
 // itself (ethtool statistics), nftables' by an nft counter. Sinks run in
 // rounds with the floor before and after each, and each sink's rate is also
 // reported as a ratio to the mean of those two floor runs. Bounded: frames
@@ -274,6 +275,35 @@ func BenchmarkLive(b *testing.B) {
 	}
 	defer f.Close()
 	sinks := []liveSink{xdpSink("bpfkit-100000-rules", attached(f.Program()))}
+	// The reference sinks: their drops are vb's, checked against their own
+	// counters (every frame dropped was parsed, looked up and counted).
+	for _, ref := range []struct {
+		name string
+		key  uint32
+	}{{refParseCount, 0}, {refHash100k, refRuleID(hitRule)}} {
+		r := newRefSink(b, ref.name)
+		sinks = append(sinks, liveSink{ref.name, func(b *testing.B) (func() (uint64, error), func()) {
+			remove := attach(b, r.prog)
+			read := func() (drops, counted uint64, err error) {
+				if drops, err = xdpDrops(); err == nil {
+					counted, _, err = r.counted(ref.key)
+				}
+				return drops, counted, err
+			}
+			drops0, counted0, err := read()
+			if err != nil {
+				remove()
+				b.Fatal(err)
+			}
+			return func() (uint64, error) {
+				drops, counted, err := read()
+				if err == nil && drops-drops0 != counted-counted0 {
+					err = fmt.Errorf("%s: vb dropped %d frames, the sink counted %d", ref.name, drops-drops0, counted-counted0)
+				}
+				return drops, err
+			}, remove
+		}})
+	}
 	if _, err := exec.LookPath("xdp-filter"); err != nil {
 		b.Run("xdp-filter", func(b *testing.B) { testkit.Skip(b, "xdp-filter is not installed (Debian package xdp-tools)") })
 	} else {
@@ -360,15 +390,16 @@ func BenchmarkLive(b *testing.B) {
 		}
 		for _, s := range sinks {
 			r, ok := run(s)
+			if !ok {
+				continue // not selected: no floor run for it either
+			}
 			next, nextOK := run(floor)
 			if nextOK {
 				rates[floor.name] = append(rates[floor.name], next)
 			}
-			if ok {
-				rates[s.name] = append(rates[s.name], r)
-				round[s.name] = r[0]
-			}
-			if ok && prevOK && nextOK {
+			rates[s.name] = append(rates[s.name], r)
+			round[s.name] = r[0]
+			if prevOK && nextOK {
 				ratios[s.name] = append(ratios[s.name], [2]float64{
 					r[0] / ((prev[0] + next[0]) / 2),
 					r[1] / ((prev[1] + next[1]) / 2),
