@@ -188,7 +188,10 @@ func BenchmarkXDP(b *testing.B) {
 		}
 		vs = append(vs, variant{name + "/miss", prog, miss})
 	}
-	vs = append(vs, variant{"floor-XDP_DROP", floor(b), hit})
+	vs = append(vs, variant{"floor-XDP_DROP", floor(b), hit},
+		variant{refParseCount, newRefSink(b, refParseCount).prog, hit})
+	ref := newRefSink(b, refHash100k).prog
+	vs = append(vs, variant{refHash100k + "/hit", ref, hit}, variant{refHash100k + "/miss", ref, miss})
 	// One phase per xdp-filter feature set, with every other variant
 	// measured in turns beside it.
 	for _, feat := range []string{"udp,ipv4", "all"} {
