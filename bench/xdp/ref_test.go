@@ -8,6 +8,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
 
+	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
 	"github.com/bpfkit/bpfkit/pkg/xdp"
 )
@@ -131,6 +132,9 @@ func refCount(stats *ebpf.Map, off int16, verdict int32) asm.Instructions {
 // rule_stats) and drops it; it passes everything else.
 func newRefSink(tb testing.TB, name string) *refSink {
 	tb.Helper()
+	if err := loader.Preflight(); err != nil { // also lifts the memlock limit of kernels before 5.11
+		tb.Fatal(err)
+	}
 	newMap := func(spec *ebpf.MapSpec) *ebpf.Map {
 		m, err := ebpf.NewMap(spec)
 		if err != nil {
