@@ -106,24 +106,54 @@ func (w *Worker) Wait(t testing.TB) {
 // read(2) on its stdin.
 func (w *Worker) WaitBlocked(t testing.TB) {
 	t.Helper()
-	dir := fmt.Sprintf("/proc/%d/task/%d/", w.PID, w.TID)
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		// The syscall file shows the call only while the task is off CPU.
-		sc, err1 := os.ReadFile(dir + "syscall")
-		st, err2 := os.ReadFile(dir + "stat")
-		if err1 != nil || err2 != nil {
-			t.Fatalf("worker %d: %v %v", w.PID, err1, err2)
-		}
-		if bytes.HasPrefix(sc, []byte(strconv.Itoa(unix.SYS_READ)+" 0x0 ")) && procState(st) == 'S' {
-			return
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !waitFor(20*time.Second, func() bool { return readingStdin(t, w.PID, w.TID) }) {
+		t.Fatalf("worker %d did not block on its stdin", w.PID)
 	}
-	t.Fatalf("worker %d did not block on its stdin", w.PID)
 }
 
-// procState is the state letter of a /proc stat line.
+// WaitStdinRead waits until a thread of process pid is blocked reading its
+// stdin: a child that reads its stdin before its workload has then finished
+// starting (the Go runtime opens and reads files as it starts), so a tracer
+// attached now sees only the workload.
+func WaitStdinRead(t testing.TB, pid int) {
+	t.Helper()
+	if !waitFor(20*time.Second, func() bool {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			t.Fatalf("process %d: %v", pid, err)
+		}
+		for _, task := range tasks {
+			if tid, err := strconv.Atoi(task.Name()); err == nil && readingStdin(t, pid, tid) {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("process %d did not block on its stdin", pid)
+	}
+}
+
+func waitFor(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return false
+}
+
+// readingStdin tells whether thread tid of pid sleeps in read(2) on fd 0.
+func readingStdin(t testing.TB, pid, tid int) bool {
+	dir := fmt.Sprintf("/proc/%d/task/%d/", pid, tid)
+	// The syscall file shows the call only while the task is off CPU.
+	sc, err1 := os.ReadFile(dir + "syscall")
+	st, err2 := os.ReadFile(dir + "stat")
+	if err1 != nil || err2 != nil {
+		t.Fatalf("thread %d of %d: %v %v", tid, pid, err1, err2)
+	}
+	return bytes.HasPrefix(sc, []byte(strconv.Itoa(unix.SYS_READ)+" 0x0 ")) && procState(st) == 'S'
+}
+
 func procState(stat []byte) byte {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 || i+2 >= len(stat) {

@@ -120,6 +120,9 @@ func startChild(t *testing.T, cmd *exec.Cmd) *child {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// Tracers attach after this: not to the Go runtime's own opens as
+	// the child starts (cgroup files, which fail in a VM's root cgroup).
+	testkit.WaitStdinRead(t, cmd.Process.Pid)
 	return &child{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(stdout)}
 }
 
