@@ -145,7 +145,10 @@ func strs(b [][]byte) []string {
 
 // traceExecs runs an execsnoop tracer while work runs and returns every
 // event, read to the end of the ring after work returned.
-func traceExecs(t *testing.T, cfg Config, work func()) ([]execRec, loader.Stats) {
+// traceExecs runs work under execsnoop with cfg and returns what it
+// reported; missed, if given, receives how many times the kernel skipped
+// its programs (tracer.Missed).
+func traceExecs(t *testing.T, cfg Config, work func(), missed ...*uint64) ([]execRec, loader.Stats) {
 	t.Helper()
 	testkit.RequireRoot(t)
 	tr, err := New(cfg)
@@ -190,10 +193,14 @@ func traceExecs(t *testing.T, cfg Config, work func()) ([]execRec, loader.Stats)
 	if m := tr.Missed(); m > 0 {
 		t.Logf("execsnoop: the kernel skipped its programs %d times (another BPF program held this CPU's guard)", m)
 	}
+	for _, p := range missed {
+		*p = tr.Missed()
+	}
 	return recs, st
 }
 
-func traceExits(t *testing.T, cfg ExitConfig, work func()) ([]exitRec, loader.Stats) {
+// traceExits is traceExecs for exitsnoop.
+func traceExits(t *testing.T, cfg ExitConfig, work func(), missed ...*uint64) ([]exitRec, loader.Stats) {
 	t.Helper()
 	testkit.RequireRoot(t)
 	tr, err := NewExit(cfg)
@@ -224,6 +231,9 @@ func traceExits(t *testing.T, cfg ExitConfig, work func()) ([]exitRec, loader.St
 	// that makes events for this workload, which the exact counts show.
 	if m := tr.Missed(); m > 0 {
 		t.Logf("exitsnoop: the kernel skipped its programs %d times (another BPF program held this CPU's guard)", m)
+	}
+	for _, p := range missed {
+		*p = tr.Missed()
 	}
 	return recs, st
 }
@@ -283,12 +293,18 @@ func TestStorm(t *testing.T) {
 			me := uint32(os.Getpid())
 			// One storm per tracer: each tracer alone, as a user runs it.
 			var pids, exitPIDs map[string]int
+			// A program the kernel skipped (its per-CPU recursion guard was
+			// held: seen on 7.2 under emulation, where tracing programs run
+			// preemptible) may cost one event or one event's arguments; the
+			// tracers count those skips and bpfkit reports them. Every exec
+			// and exit must be reported or covered by a counted skip.
+			var execMissed, exitMissed uint64
 			execs, execStats := traceExecs(t, Config{PPID: me}, func() {
 				pids = storm(t, total, spawners)
-			})
+			}, &execMissed)
 			exits, exitStats := traceExits(t, ExitConfig{PPID: me}, func() {
 				exitPIDs = storm(t, total, spawners)
-			})
+			}, &exitMissed)
 			if execStats.Lost != 0 || exitStats.Lost != 0 {
 				t.Errorf("the ring lost %d exec and %d exit events, want 0", execStats.Lost, exitStats.Lost)
 			}
@@ -307,8 +323,8 @@ func TestStorm(t *testing.T) {
 					t.Errorf("exec %s: got %+v, want pid %d ppid %d filename %s", arg, e, pid, me, self)
 				}
 			}
-			if len(seen) != total {
-				t.Errorf("execsnoop reported %d of %d execs", len(seen), total)
+			if len(seen) > total || uint64(len(seen))+execMissed < uint64(total) {
+				t.Errorf("execsnoop reported %d of %d execs, with %d programs skipped by the kernel", len(seen), total, execMissed)
 			}
 
 			byPID := map[uint32]string{}
@@ -316,6 +332,7 @@ func TestStorm(t *testing.T) {
 				byPID[uint32(pid)] = arg
 			}
 			exited := 0
+			var noArgs uint64
 			reported := map[uint32]bool{}
 			for _, x := range exits {
 				if reported[x.PID] {
@@ -337,11 +354,16 @@ func TestStorm(t *testing.T) {
 					t.Errorf("exit of %s: got %+v, want code %d", arg, x, n%256)
 				}
 				if len(x.Args) != 2 || x.Args[1] != arg {
+					if len(x.Args) == 0 && noArgs < exitMissed {
+						noArgs++ // its exec was not seen: a counted skip
+						continue
+					}
 					t.Errorf("exit of %s: args %q", arg, x.Args)
 				}
 			}
-			if exited != total {
-				t.Errorf("exitsnoop reported %d of %d exits", exited, total)
+			// Each skip costs at most one exit or one exit's arguments.
+			if exited > total || uint64(total-exited)+noArgs > exitMissed {
+				t.Errorf("exitsnoop reported %d of %d exits (%d without arguments), with %d programs skipped by the kernel", exited, total, noArgs, exitMissed)
 				for pid, arg := range byPID {
 					if !reported[pid] {
 						t.Errorf("no exit of pid %d (%s)", pid, arg)
