@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -50,9 +49,7 @@ func newExecsnoopCmd(g *globalFlags) *cobra.Command {
 			err = stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*execsnoop.Event) error) (loader.Stats, error) {
 				return t.Run(ctx, opts, emit)
 			})
-			if m := t.Missed(); m > 0 {
-				fmt.Fprintf(os.Stderr, "bpfkit: the kernel skipped this tool's programs %d times (another BPF program was running on that CPU): events may be missing\n", m)
-			}
+			warnMissed(t.Missed())
 			return err
 		},
 	}

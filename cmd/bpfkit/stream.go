@@ -66,3 +66,11 @@ func stream[E any](ctx context.Context, r *runFlags, p *output.Printer[E],
 	fmt.Fprintf(os.Stderr, "bpfkit: %d events, %d lost\n", printed, st.Lost)
 	return err
 }
+
+// warnMissed says on stderr how many times the kernel skipped the tool's
+// programs (loader.Objects.Missed): events the ring buffer never saw.
+func warnMissed(m uint64) {
+	if m > 0 {
+		fmt.Fprintf(os.Stderr, "bpfkit: the kernel skipped this tool's programs %d times (another BPF program was running on that CPU): events may be missing\n", m)
+	}
+}

@@ -425,13 +425,19 @@ func spinFor(ns int64) {
 //go:linkname nanotime runtime.nanotime
 func nanotime() int64
 
-// nanosleep: args n and duration.
-func nanosleep(args []string) error {
+// countAndDuration parses the args n and d of nanosleep and signalled.
+func countAndDuration(args []string) (int, time.Duration, error) {
 	n, err := strconv.Atoi(args[0])
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	d, err := time.ParseDuration(args[1])
+	return n, d, err
+}
+
+// nanosleep: args n and duration.
+func nanosleep(args []string) error {
+	n, d, err := countAndDuration(args)
 	if err != nil {
 		return err
 	}
@@ -451,11 +457,7 @@ func nanosleep(args []string) error {
 // a second thread of the process sends it n signals (SIGURG, which the Go
 // runtime takes and ignores with async preemption off), paced, then stops.
 func signalled(args []string) error {
-	n, err := strconv.Atoi(args[0])
-	if err != nil {
-		return err
-	}
-	d, err := time.ParseDuration(args[1])
+	n, d, err := countAndDuration(args)
 	if err != nil {
 		return err
 	}

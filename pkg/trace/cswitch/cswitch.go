@@ -91,18 +91,12 @@ func (t *Tracer) Uncounted() uint64 { return t.objs.Lost() }
 // Totals returns every thread's switches since New, by thread id.
 func (t *Tracer) Totals() (map[uint32]Count, error) {
 	out := map[uint32]Count{}
-	var (
-		tid uint32
-		raw cswitchCswitchCount
-	)
-	it := t.counts.Iterate()
-	for it.Next(&tid, &raw) {
-		out[tid] = Count{
+	if err := loader.ReadAll(t.counts, func(tid *uint32, raw *cswitchCswitchCount) {
+		out[*tid] = Count{
 			PID: raw.Pid, TID: raw.Tid, Comm: string(trace.CString(raw.Comm[:])),
 			Voluntary: raw.Voluntary, Involuntary: raw.Involuntary,
 		}
-	}
-	if err := it.Err(); err != nil {
+	}); err != nil {
 		return nil, fmt.Errorf("read switch counts: %w", err)
 	}
 	return out, nil

@@ -145,9 +145,48 @@ func strs(b [][]byte) []string {
 
 // traceExecs runs an execsnoop tracer while work runs and returns every
 // event, read to the end of the ring after work returned.
+// tracer is what traceExecs and traceExits drive: execsnoop's Tracer or
+// exitsnoop's ExitTracer.
+type tracer[E any] interface {
+	Run(ctx context.Context, opts loader.StreamOptions, emit func(*E) error) (loader.Stats, error)
+	Missed() uint64
+	Close() error
+}
+
+// during streams tr's events to emit while work runs, then closes tr;
+// missed, if given, receives how many times the kernel skipped its
+// programs (tracer.Missed).
+func during[E any](t *testing.T, name string, tr tracer[E], work func(), emit func(*E) error, missed []*uint64) loader.Stats {
+	t.Helper()
+	defer tr.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var st loader.Stats
+	var runErr error
+	go func() {
+		defer close(done)
+		st, runErr = tr.Run(ctx, loader.StreamOptions{}, emit)
+	}()
+	work()
+	cancel()
+	<-done
+	if runErr != nil {
+		t.Fatalf("%s: %v", name, runErr)
+	}
+	// Not in st.Lost: a skipped program loses an event only if it was one
+	// that makes events for this workload, which the exact counts show.
+	if m := tr.Missed(); m > 0 {
+		t.Logf("%s: the kernel skipped its programs %d times (another BPF program held this CPU's guard)", name, m)
+	}
+	for _, p := range missed {
+		*p = tr.Missed()
+	}
+	return st
+}
+
 // traceExecs runs work under execsnoop with cfg and returns what it
 // reported; missed, if given, receives how many times the kernel skipped
-// its programs (tracer.Missed).
+// its programs.
 func traceExecs(t *testing.T, cfg Config, work func(), missed ...*uint64) ([]execRec, loader.Stats) {
 	t.Helper()
 	testkit.RequireRoot(t)
@@ -155,47 +194,25 @@ func traceExecs(t *testing.T, cfg Config, work func(), missed ...*uint64) ([]exe
 	if err != nil {
 		t.Fatalf("start execsnoop: %v", err)
 	}
-	defer tr.Close()
 	var recs []execRec
 	var buf bytes.Buffer
 	p := output.NewPrinter(&buf, output.JSON, Fields(FieldOptions{Cwd: cfg.Cwd}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var st loader.Stats
-	var runErr error
-	go func() {
-		defer close(done)
-		st, runErr = tr.Run(ctx, loader.StreamOptions{}, func(e *Event) error {
-			buf.Reset()
-			if err := p.Print(e); err != nil {
-				return err
-			}
-			if err := p.Flush(); err != nil {
-				return err
-			}
-			r := execRec{PID: e.PID, PPID: e.PPID, Comm: string(e.Comm), Filename: string(e.Filename),
-				Args: strs(e.Args), Ret: e.Ret, Cwd: string(e.Cwd), Truncated: e.Truncated}
-			if err := json.Unmarshal(buf.Bytes(), &r.JSON); err != nil {
-				return fmt.Errorf("invalid JSON %q: %w", buf.String(), err)
-			}
-			recs = append(recs, r)
-			return nil
-		})
-	}()
-	work()
-	cancel()
-	<-done
-	if runErr != nil {
-		t.Fatalf("execsnoop: %v", runErr)
-	}
-	// Not in st.Lost: a skipped program loses an event only if it was one
-	// that makes events for this workload, which the exact counts show.
-	if m := tr.Missed(); m > 0 {
-		t.Logf("execsnoop: the kernel skipped its programs %d times (another BPF program held this CPU's guard)", m)
-	}
-	for _, p := range missed {
-		*p = tr.Missed()
-	}
+	st := during(t, "execsnoop", tracer[Event](tr), work, func(e *Event) error {
+		buf.Reset()
+		if err := p.Print(e); err != nil {
+			return err
+		}
+		if err := p.Flush(); err != nil {
+			return err
+		}
+		r := execRec{PID: e.PID, PPID: e.PPID, Comm: string(e.Comm), Filename: string(e.Filename),
+			Args: strs(e.Args), Ret: e.Ret, Cwd: string(e.Cwd), Truncated: e.Truncated}
+		if err := json.Unmarshal(buf.Bytes(), &r.JSON); err != nil {
+			return fmt.Errorf("invalid JSON %q: %w", buf.String(), err)
+		}
+		recs = append(recs, r)
+		return nil
+	}, missed)
 	return recs, st
 }
 
@@ -207,34 +224,12 @@ func traceExits(t *testing.T, cfg ExitConfig, work func(), missed ...*uint64) ([
 	if err != nil {
 		t.Fatalf("start exitsnoop: %v", err)
 	}
-	defer tr.Close()
 	var recs []exitRec
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var st loader.Stats
-	var runErr error
-	go func() {
-		defer close(done)
-		st, runErr = tr.Run(ctx, loader.StreamOptions{}, func(e *ExitEvent) error {
-			recs = append(recs, exitRec{Time: e.Time, PID: e.PID, TID: e.TID, PPID: e.PPID, ExitCode: e.ExitCode,
-				Signal: e.Signal, Core: e.Core, Age: e.Age, Args: strs(e.Args)})
-			return nil
-		})
-	}()
-	work()
-	cancel()
-	<-done
-	if runErr != nil {
-		t.Fatalf("exitsnoop: %v", runErr)
-	}
-	// Not in st.Lost: a skipped program loses an event only if it was one
-	// that makes events for this workload, which the exact counts show.
-	if m := tr.Missed(); m > 0 {
-		t.Logf("exitsnoop: the kernel skipped its programs %d times (another BPF program held this CPU's guard)", m)
-	}
-	for _, p := range missed {
-		*p = tr.Missed()
-	}
+	st := during(t, "exitsnoop", tracer[ExitEvent](tr), work, func(e *ExitEvent) error {
+		recs = append(recs, exitRec{Time: e.Time, PID: e.PID, TID: e.TID, PPID: e.PPID, ExitCode: e.ExitCode,
+			Signal: e.Signal, Core: e.Core, Age: e.Age, Args: strs(e.Args)})
+		return nil
+	}, missed)
 	return recs, st
 }
 
