@@ -63,8 +63,3 @@ func (ia intervalArgs) every(ctx context.Context, fn func(now time.Time, elapsed
 	}
 	return nil
 }
-
-// contextWithTimeout is context.WithTimeout, for commands that only wait.
-func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, d)
-}

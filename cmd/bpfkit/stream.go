@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bpfkit/bpfkit/internal/flagval"
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
@@ -19,15 +20,8 @@ type runFlags struct {
 }
 
 func (r *runFlags) register(cmd *cobra.Command) {
-	cmd.Flags().DurationVarP(&r.duration, "duration", "d", 0, "stop after this long (e.g. 10s, 5m)")
+	cmd.Flags().VarP(flagval.Duration(&r.duration), "duration", "d", "stop after this long (e.g. 10s, 5m; 0: until Ctrl-C)")
 	cmd.Flags().Uint64Var(&r.count, "count", 0, "stop after this many events")
-}
-
-func (r *runFlags) validate() error {
-	if r.duration < 0 {
-		return fmt.Errorf("--duration %s: must not be negative", r.duration)
-	}
-	return nil
 }
 
 // stream runs a tracer into a printer until Ctrl-C, SIGTERM, --duration or

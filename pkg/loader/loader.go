@@ -221,6 +221,9 @@ func pruneMissingHooks(spec *ebpf.CollectionSpec, opts Options) (map[string][]Ho
 				return nil, nil, err
 			}
 			if err := h.Available(); err != nil {
+				if errors.Is(err, ErrTracefsAccess) {
+					return nil, nil, err // no hook is missing: bpfkit may not look
+				}
 				dropped[name+"@"+section] = err
 				continue
 			}
