@@ -20,6 +20,7 @@ deps:
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); }
 	$(GO) mod download
+	$(GO) build -o /dev/null honnef.co/go/tools/cmd/staticcheck
 
 ## generate: compile bpf/*.bpf.c with the pinned clang into the committed bpf2go outputs.
 generate:
@@ -44,10 +45,11 @@ check-generated: generate
 	@test -z "$$(git status --porcelain -- '*_bpfel.go' '*_bpfel.o')" || { \
 		git status --porcelain -- '*_bpfel.go' '*_bpfel.o'; echo "untracked generated files: commit them" >&2; exit 1; }
 
-## lint: gofmt and go vet.
+## lint: gofmt, go vet and staticcheck (pinned as a tool in go.mod).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 
 ## bench: the speed comparisons against peers (see bench/README.md).
 bench: build

@@ -369,16 +369,6 @@ func TestStorm(t *testing.T) {
 	}
 }
 
-func findExec(recs []execRec, pid int, arg1 string) *execRec {
-	for i := range recs {
-		r := &recs[i]
-		if r.PID == uint32(pid) && len(r.Args) > 1 && r.Args[1] == arg1 {
-			return r
-		}
-	}
-	return nil
-}
-
 func TestExecveat(t *testing.T) {
 	self := selfPath(t)
 	var cmd *exec.Cmd
