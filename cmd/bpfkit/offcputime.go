@@ -42,7 +42,7 @@ like bcc, or folded for flame graphs (-f).`,
 			if len(args) == 1 {
 				s, err := strconv.ParseFloat(args[0], 64)
 				if err != nil || s <= 0 {
-					return fmt.Errorf("duration %q: give seconds, e.g. 5", args[0])
+					return fmt.Errorf("duration %s: give seconds, e.g. 5", flagval.Quote(args[0]))
 				}
 				duration = time.Duration(s * float64(time.Second))
 			}

@@ -23,6 +23,9 @@ func Cut(s string) string {
 	return s[:max] + "…"
 }
 
+// Quote is Cut, quoted as Go quotes strings (control bytes escaped).
+func Quote(s string) string { return strconv.Quote(Cut(s)) }
+
 // DefaultPIDMax is the largest pid_max Linux allows (PID_MAX_LIMIT on
 // 64-bit), used when /proc/sys/kernel/pid_max cannot be read.
 const DefaultPIDMax = 4194304

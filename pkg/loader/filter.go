@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/bpfkit/bpfkit/internal/flagval"
 	"github.com/bpfkit/bpfkit/internal/userfs"
 )
 
@@ -32,7 +33,7 @@ func (f TaskFilter) Variables() (map[string]any, error) {
 	}
 	if f.Comm != "" {
 		if len(f.Comm) > 15 {
-			return nil, fmt.Errorf("task name %q is longer than the kernel's 15 bytes: give its first 15", f.Comm)
+			return nil, fmt.Errorf("task name %s is longer than the kernel's 15 bytes: give its first 15", flagval.Quote(f.Comm))
 		}
 		var comm [16]byte
 		copy(comm[:], f.Comm)
@@ -55,11 +56,11 @@ func CgroupID(path string) (uint64, error) {
 	d, err := userfs.OpenDir(path)
 	switch {
 	case errors.Is(err, unix.ENOENT):
-		return 0, fmt.Errorf("cgroup %s does not exist: give a directory of the cgroup v2 hierarchy, such as %s/system.slice", path, cgroup2Hint())
+		return 0, fmt.Errorf("cgroup %s does not exist: give a directory of the cgroup v2 hierarchy, such as %s/system.slice", flagval.Cut(path), cgroup2Hint())
 	case errors.Is(err, unix.ENOTDIR):
-		return 0, fmt.Errorf("cgroup %s is not a directory: give a directory of the cgroup v2 hierarchy, such as %s/system.slice", path, cgroup2Hint())
+		return 0, fmt.Errorf("cgroup %s is not a directory: give a directory of the cgroup v2 hierarchy, such as %s/system.slice", flagval.Cut(path), cgroup2Hint())
 	case err != nil:
-		return 0, fmt.Errorf("cgroup %s: %w", path, err)
+		return 0, fmt.Errorf("cgroup %s: %w", flagval.Cut(path), err)
 	}
 	defer d.Close()
 	var st unix.Statfs_t
@@ -67,7 +68,7 @@ func CgroupID(path string) (uint64, error) {
 		return 0, fmt.Errorf("cgroup %s: %w", path, err)
 	}
 	if st.Type != unix.CGROUP2_SUPER_MAGIC {
-		return 0, fmt.Errorf("%s is not in a cgroup v2 hierarchy: give a directory below the cgroup2 mount (%s here)", path, cgroup2Hint())
+		return 0, fmt.Errorf("%s is not in a cgroup v2 hierarchy: give a directory below the cgroup2 mount (%s here)", flagval.Cut(path), cgroup2Hint())
 	}
 	var s unix.Stat_t
 	if err := unix.Fstat(int(d.Fd()), &s); err != nil {
