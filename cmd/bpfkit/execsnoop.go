@@ -38,6 +38,7 @@ func newExecsnoopCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer t.Close()
+			warnDropped(t.Dropped())
 			p := output.NewPrinter(os.Stdout, format, execsnoop.Fields(fields))
 			err = stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*execsnoop.Event) error) (loader.Stats, error) {
 				return t.Run(ctx, opts, emit)

@@ -37,6 +37,7 @@ func newExitsnoopCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer t.Close()
+			warnDropped(t.Dropped())
 			p := output.NewPrinter(os.Stdout, format, execsnoop.ExitFields(fields))
 			err = stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*execsnoop.ExitEvent) error) (loader.Stats, error) {
 				return t.Run(ctx, opts, emit)

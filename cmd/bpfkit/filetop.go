@@ -58,6 +58,7 @@ With --per-process, JSON rows have no tid.`,
 				return err
 			}
 			defer t.Close()
+			warnDropped(t.Dropped())
 
 			p := output.NewPrinter(os.Stdout, format, filetop.Fields(filetop.FieldOptions{PerProcess: cfg.PerProcess}))
 			clear := format == output.Table && !noClear

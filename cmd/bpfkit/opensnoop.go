@@ -37,6 +37,7 @@ func newOpensnoopCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer t.Close()
+			warnDropped(t.Dropped())
 			p := output.NewPrinter(os.Stdout, format, opensnoop.Fields(fields))
 			return stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*opensnoop.Event) error) (loader.Stats, error) {
 				return t.Run(ctx, opts, emit)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,4 +69,18 @@ func warnMissed(m uint64) {
 	if m > 0 {
 		fmt.Fprintf(os.Stderr, "bpfkit: the kernel skipped this tool's programs %d times (another BPF program was running on that CPU): events may be missing\n", m)
 	}
+}
+
+// warnDropped says on stderr which of the tool's hooks this kernel lacks
+// (loader.Objects.Dropped): what goes through them is not seen.
+func warnDropped(dropped map[string]error) {
+	if len(dropped) == 0 {
+		return
+	}
+	why := make([]string, 0, len(dropped))
+	for hook, err := range dropped {
+		why = append(why, fmt.Sprintf("%s (%v)", hook, err))
+	}
+	slices.Sort(why)
+	fmt.Fprintf(os.Stderr, "bpfkit: not traced on this kernel: %s\n", strings.Join(why, "; "))
 }
