@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 )
 
 // Names every tracer's BPF object shares (bpf/include/common.h).
@@ -69,6 +70,9 @@ func Preflight() error {
 		return err
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return ErrMemlock
+		}
 		return Explain("lift the memlock limit", err, false)
 	}
 	return nil

@@ -15,6 +15,11 @@ import (
 var ErrPrivileges = errors.New("root privileges needed: run bpfkit with sudo " +
 	"(a service may instead get CAP_BPF and CAP_PERFMON, plus CAP_DAC_READ_SEARCH for tracefs, as ambient capabilities: see docs/privileges.md)")
 
+// ErrMemlock says that this kernel (before 5.11) counts BPF maps against
+// RLIMIT_MEMLOCK and the process may not raise it.
+var ErrMemlock = errors.New("this kernel (before 5.11) counts BPF memory against the memlock limit, which only root may lift: " +
+	"run bpfkit with sudo, or give the service CAP_SYS_RESOURCE or LimitMEMLOCK=infinity (see docs/privileges.md)")
+
 // ErrTracefsAccess says that tracefs, where tracepoints are looked up, is
 // closed to this process: root's alone, and no CAP_DAC_READ_SEARCH.
 var ErrTracefsAccess = errors.New("tracefs (" + TracefsPath + ") is readable by root only: run bpfkit with sudo, " +
