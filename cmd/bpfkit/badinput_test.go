@@ -80,6 +80,9 @@ var badInputs = []badInput{
 	{"offcputime state", []string{"offcputime", "--state", "Z"}, "use S (sleeping)"},
 	{"offcputime max below min", []string{"offcputime", "-m", "1000", "-M", "10"}, "below the minimum"},
 	{"offcputime duration argument", []string{"offcputime", "--", "-1"}, "give seconds"},
+	{"syscount errno", []string{"syscount", "-e", "ENOPE"}, "give a name such as ENOENT"},
+	{"syscount map size 0", []string{"syscount", "--map-size", "0"}, "give a number of entries from 1"},
+	{"syscount pid 0", []string{"syscount", "-p", "0"}, "process id 0"},
 	// cgroups: named, opened as the user (rows 8-10)
 	{"cgroup missing (8)", []string{"opensnoop", "--cgroup", "/nonexistent/cg"}, "does not exist"},
 	{"cgroup is a file (10)", []string{"opensnoop", "--cgroup", "{file}"}, "is not a directory"},

@@ -20,6 +20,7 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 	"github.com/bpfkit/bpfkit/pkg/trace/runqlat"
 	"github.com/bpfkit/bpfkit/pkg/trace/schedrecord"
+	"github.com/bpfkit/bpfkit/pkg/trace/syscount"
 	"github.com/bpfkit/bpfkit/pkg/xdp"
 )
 
@@ -37,6 +38,7 @@ var tools = []struct {
 	{"runqlat", runqlat.Spec, loader.Options{}},
 	{"offcputime", offcputime.Spec, loader.Options{}},
 	{"sched record", schedrecord.Spec, loader.Options{}},
+	{"syscount", syscount.Spec, loader.Options{}},
 	{"xdp", xdp.Spec, loader.Options{}},
 }
 

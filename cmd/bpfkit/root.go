@@ -49,6 +49,7 @@ func newRootCmd() *cobra.Command {
 		newRunqlatCmd(g),
 		newOffcputimeCmd(g),
 		newSchedCmd(g),
+		newSyscountCmd(g),
 		newCheckCmd(g),
 		newXDPCmd(g),
 	)
