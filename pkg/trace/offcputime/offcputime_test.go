@@ -101,8 +101,13 @@ func TestNanosleep(t *testing.T) {
 	}
 	// Each blocked sleep lasts at least 20 ms from just before the
 	// switch-out (the timer is armed first). The upper bound is loose: a
-	// busy machine wakes the worker late.
-	if min := time.Duration(min(sleep.Count, 50)) * 19800 * time.Microsecond; sleep.Total < min || sleep.Total > 2*time.Second {
+	// busy machine wakes the worker late; under TCG each wakeup takes
+	// ms (seen: 2.03 s on 5.10).
+	most := 2 * time.Second
+	if testkit.Emulated() {
+		most = 5 * time.Second
+	}
+	if min := time.Duration(min(sleep.Count, 50)) * 19800 * time.Microsecond; sleep.Total < min || sleep.Total > most {
 		t.Errorf("off CPU %s in nanosleep, want about 1s (at least %s)", sleep.Total, min)
 	}
 	if !slices.ContainsFunc(sleep.User, func(f string) bool { return strings.HasSuffix(f, "testkit.nanosleep") }) {

@@ -167,11 +167,11 @@ func checkKernel(t *testing.T, h Hist, st Stats, k threadStat) {
 		t.Errorf("histogram holds %d latencies (+%d without enqueue time), the kernel counts %d switches", h.Total(), st.NoStart, k.switches)
 	}
 	// The shift: the code of __schedule and ttwu between the two points,
-	// well under 2 µs natively; tens of µs when every instruction is
-	// emulated (vmtest under TCG).
+	// well under 2 µs natively; up to ~120 µs when every instruction is
+	// emulated (vmtest under TCG; seen in sched record on 5.10).
 	shift := 2 * time.Microsecond
 	if testkit.Emulated() {
-		shift = 50 * time.Microsecond
+		shift = 150 * time.Microsecond
 	}
 	var lo, hi time.Duration
 	for i, c := range h.Buckets {
@@ -180,6 +180,12 @@ func checkKernel(t *testing.T, h Hist, st Stats, k threadStat) {
 		hi += time.Duration(c*(high+1)) * time.Microsecond
 	}
 	slack := time.Duration(h.Total()) * shift
+	if testkit.Emulated() {
+		// run_delay is kept with sched_clock, the histogram with ktime:
+		// an emulated guest's two clocks drift apart under load (seen:
+		// 9% in sched record on 7.2, 1% here on 5.10). Allow an eighth.
+		slack += hi / 8
+	}
 	if testkit.KernelAtLeast(6, 12) || st.NoStart != 0 {
 		lo = 0 // run_delay has waits the histogram does not
 	}
