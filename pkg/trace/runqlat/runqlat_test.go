@@ -267,11 +267,15 @@ func TestIdle(t *testing.T) {
 func TestAttachWhileRunning(t *testing.T) {
 	testkit.RequireRoot(t)
 	cpu := runtime.NumCPU() - 1
-	// Long enough to outlast the attach, which takes seconds under TCG.
-	d := 3 * time.Second
-	if testkit.Emulated() {
-		d = 20 * time.Second
+	// Long enough to outlast the attach (seconds under TCG, more on a
+	// loaded host): ten times what an attach takes now, and 3 s.
+	start := time.Now()
+	probe, err := New(Config{Filter: loader.TaskFilter{Comm: testkit.SpinComm}, Key: ByThread})
+	if err != nil {
+		t.Fatal(err)
 	}
+	probe.Close()
+	d := 3*time.Second + 10*time.Since(start)
 	spinners := []*testkit.Worker{testkit.Spin(t, cpu, d), testkit.Spin(t, cpu, d)}
 	for _, s := range spinners {
 		s.Release(t)
@@ -290,6 +294,7 @@ func TestAttachWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close()
+	t.Logf("spinning %s", d)
 	var o1 [2]uint64
 	for i, s := range spinners {
 		o1[i] = readThread(t, s).switches
