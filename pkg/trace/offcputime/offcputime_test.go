@@ -41,8 +41,10 @@ func TestNanosleep(t *testing.T) {
 	}
 	tr, blocked, preempted := tracer(0), tracer(Sleeping|Uninterruptible), tracer(Preempted)
 	v0, i0 := w.CtxSwitches(t)
+	start := time.Now()
 	w.Release(t)
 	w.Wait(t)
+	elapsed := time.Since(start)
 	v1, i1 := w.CtxSwitches(t)
 	count := func(tr *Tracer) (n uint64) {
 		entries, err := tr.Read()
@@ -100,15 +102,11 @@ func TestNanosleep(t *testing.T) {
 		t.Errorf("%d periods in nanosleep for 50 sleeps and %d preemptions", sleep.Count, invol)
 	}
 	// Each blocked sleep lasts at least 20 ms from just before the
-	// switch-out (the timer is armed first). The upper bound is loose: a
-	// busy machine wakes the worker late; under TCG each wakeup takes
-	// ms (seen: 2.03 s on 5.10).
-	most := 2 * time.Second
-	if testkit.Emulated() {
-		most = 5 * time.Second
-	}
-	if min := time.Duration(min(sleep.Count, 50)) * 19800 * time.Microsecond; sleep.Total < min || sleep.Total > most {
-		t.Errorf("off CPU %s in nanosleep, want about 1s (at least %s)", sleep.Total, min)
+	// switch-out (the timer is armed first). How late a busy machine
+	// wakes the worker is unbounded (2.2 s seen here under load), but the
+	// periods of one thread do not overlap: they fit in the run's time.
+	if min := time.Duration(min(sleep.Count, 50)) * 19800 * time.Microsecond; sleep.Total < min || sleep.Total > elapsed {
+		t.Errorf("off CPU %s in nanosleep, want at least %s and at most the run's %s", sleep.Total, min, elapsed)
 	}
 	if !slices.ContainsFunc(sleep.User, func(f string) bool { return strings.HasSuffix(f, "testkit.nanosleep") }) {
 		t.Errorf("user stack does not show the worker's function: %q", sleep.User)
