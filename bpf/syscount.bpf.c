@@ -48,20 +48,8 @@ struct {
 	__type(value, u32);	/* trace event id of sys_enter_<name>; 0: not seen */
 } names SEC(".maps");
 
-/* The tracepoints' records (format files of raw_syscalls). */
-struct sys_enter_args {
-	u64 common;
-	long id;
-	unsigned long args[6];
-};
-struct sys_exit_args {
-	u64 common;
-	long id;
-	long ret;
-};
-
 SEC("tracepoint/raw_syscalls/sys_enter")
-int sys_enter(struct sys_enter_args *ctx)
+int sys_enter(struct syscall_enter_ctx *ctx)
 {
 	u64 id = bpf_get_current_pid_tgid(), now;
 	u32 tid = (u32)id;
@@ -75,7 +63,7 @@ int sys_enter(struct sys_enter_args *ctx)
 }
 
 SEC("tracepoint/raw_syscalls/sys_exit")
-int sys_exit(struct sys_exit_args *ctx)
+int sys_exit(struct syscall_exit_ctx *ctx)
 {
 	u64 id = bpf_get_current_pid_tgid(), ns = 0;
 	u32 tid = (u32)id;
@@ -125,9 +113,11 @@ int sys_exit(struct sys_exit_args *ctx)
 	return 0;
 }
 
-/* The record of a syscalls:sys_enter_<name> tracepoint, up to the number. */
+/* The record of a syscalls:sys_enter_<name> tracepoint up to the number:
+ * an int, and nothing may be read past it (sys_enter_sync's record ends
+ * there; attaching a program that reads further fails with EACCES). */
 struct sys_enter_named_args {
-	u64 common;
+	struct trace_entry ent;
 	s32 syscall_nr;
 };
 
