@@ -168,4 +168,3 @@ func TestParseErrno(t *testing.T) {
 		}
 	}
 }
-
