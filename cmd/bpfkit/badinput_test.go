@@ -83,6 +83,8 @@ var badInputs = []badInput{
 	{"syscount errno", []string{"syscount", "-e", "ENOPE"}, "give a name such as ENOENT"},
 	{"syscount map size 0", []string{"syscount", "--map-size", "0"}, "give a number of entries from 1"},
 	{"syscount pid 0", []string{"syscount", "-p", "0"}, "process id 0"},
+	{"zombies over negative", []string{"zombies", "--over", "-1s"}, "must not be negative"},
+	{"zombies ppid 0", []string{"zombies", "--ppid", "0"}, "process id 0"},
 	// cgroups: named, opened as the user (rows 8-10)
 	{"cgroup missing (8)", []string{"opensnoop", "--cgroup", "/nonexistent/cg"}, "does not exist"},
 	{"cgroup is a file (10)", []string{"opensnoop", "--cgroup", "{file}"}, "is not a directory"},

@@ -21,6 +21,7 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/runqlat"
 	"github.com/bpfkit/bpfkit/pkg/trace/schedrecord"
 	"github.com/bpfkit/bpfkit/pkg/trace/syscount"
+	"github.com/bpfkit/bpfkit/pkg/trace/zombies"
 	"github.com/bpfkit/bpfkit/pkg/xdp"
 )
 
@@ -39,6 +40,7 @@ var tools = []struct {
 	{"offcputime", offcputime.Spec, loader.Options{}},
 	{"sched record", schedrecord.Spec, loader.Options{}},
 	{"syscount", syscount.Spec, loader.Options{}},
+	{"zombies", zombies.Spec, zombies.Hooks},
 	{"xdp", xdp.Spec, loader.Options{}},
 }
 

@@ -50,6 +50,7 @@ func newRootCmd() *cobra.Command {
 		newOffcputimeCmd(g),
 		newSchedCmd(g),
 		newSyscountCmd(g),
+		newZombiesCmd(g),
 		newCheckCmd(g),
 		newXDPCmd(g),
 	)

@@ -102,3 +102,7 @@ func NameThread(name string) error {
 	}
 	return unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(p)), 0, 0, 0)
 }
+
+// ChildEnv is the environment entry that makes the test binary, started by
+// a child itself (with fork and exec of its own), run the child name.
+func ChildEnv(name string) string { return childEnv + "=" + name }
