@@ -12,6 +12,7 @@
 #include "kernel.h"
 #include "common.h"
 #include "path.h"
+#include "exit.h"
 #include "execsnoop.h"
 
 const volatile bool only_failed_execs = false;
@@ -260,42 +261,6 @@ int exit_execveat(struct syscall_exit_ctx *ctx)
 	return leave(ctx->ret);
 }
 
-/* Processes already reported, for kernels whose exit tracepoint does not
- * say which thread is the last: two threads exiting together can both see no
- * live thread left, and only the first may report. Keyed by the leader's
- * tgid and start time, which no later process shares. */
-struct process_key {
-	u64 start;
-	u32 tgid;
-	u32 pad;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct process_key);
-	__type(value, u8);
-} exited SEC(".maps");
-
-/* group_dead reports whether task is the last thread of its process to
- * exit, and so reports the process's exit. */
-static __always_inline bool group_dead(void *ctx, struct task_struct *task)
-{
-	struct trace_event_raw_sched_process_exit *tp = ctx;
-	struct process_key key = {};
-	u8 one = 1;
-
-	if (bpf_core_field_exists(tp->group_dead))
-		return tp->group_dead;
-	/* Before 6.16: signal->live was decremented before this tracepoint,
-	 * so at zero no thread is left; the map picks one reporter. */
-	if (BPF_CORE_READ(task, signal, live.counter) != 0)
-		return false;
-	key.tgid = BPF_CORE_READ(task, tgid);
-	key.start = BPF_CORE_READ(task, group_leader, start_time);
-	return bpf_map_update_elem(&exited, &key, &one, BPF_NOEXIST) == 0;
-}
-
 /* Puts struct exit_event into BTF, for bpf2go's -type. */
 const struct exit_event *unused_exit_event __attribute__((unused));
 
@@ -320,12 +285,7 @@ int task_exit(void *ctx)
 		return 0;
 	if (!wanted(id, task))
 		return 0;
-	/* What wait(2) reports for the process: the group's code once the
-	 * group exits (only it has the core-dumped bit when another thread
-	 * dumped the core), else this thread's. */
-	e.code = BPF_CORE_READ(task, exit_code);
-	if (e.group_dead && (BPF_CORE_READ(task, signal, flags) & SIGNAL_GROUP_EXIT))
-		e.code = BPF_CORE_READ(task, signal, group_exit_code);
+	e.code = exit_code(task, e.group_dead);	/* what wait(2) reports */
 	if (only_failed_exits && e.code == 0)
 		return 0;
 	e.kind = RECORD_EXIT;

@@ -50,6 +50,7 @@ func newRootCmd() *cobra.Command {
 		newOffcputimeCmd(g),
 		newSchedCmd(g),
 		newCheckCmd(g),
+		newServeCmd(g),
 		newXDPCmd(g),
 	)
 	return root
