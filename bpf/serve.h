@@ -47,14 +47,24 @@ struct serve_errno_key {
 };
 
 #ifdef BPFKIT_COMMON_H
-/* How many cgroups (or cgroup and label pairs) each map holds: what does
- * not fit is counted in common.h's `lost`, shown as bpfkit_events_lost_total. */
-#define SERVE_ENTRIES 16384
+/*
+ * A per-cgroup map. What does not fit is counted in common.h's `lost`, shown
+ * as bpfkit_events_lost_total. Maps written from process context (exec,
+ * exit, syscalls) allocate entries as cgroups appear (SERVE_GROWING: room
+ * for many cgroups, memory only for those seen); the scheduler's maps are
+ * preallocated (SERVE_PREALLOC), since allocating under the run-queue lock
+ * could wake kswapd and deadlock on that lock.
+ */
+#define SERVE_GROWING 65536, BPF_F_NO_PREALLOC
+#define SERVE_PREALLOC 16384, 0
 
-#define SERVE_MAP(name, key_t, value_t)			\
+#define SERVE_MAP(name, key_t, value_t, size)		\
+	SERVE_MAP_(name, key_t, value_t, size)
+#define SERVE_MAP_(name, key_t, value_t, entries, flags)	\
 struct {						\
 	__uint(type, BPF_MAP_TYPE_HASH);		\
-	__uint(max_entries, SERVE_ENTRIES);		\
+	__uint(max_entries, entries);			\
+	__uint(map_flags, flags);			\
 	__type(key, key_t);				\
 	__type(value, value_t);				\
 } name SEC(".maps")

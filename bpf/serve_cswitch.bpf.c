@@ -16,7 +16,7 @@
 #include "sched.h"
 #include "serve.h"
 
-SERVE_MAP(switches, u64, struct serve_cswitch);
+SERVE_MAP(switches, u64, struct serve_cswitch, SERVE_PREALLOC);
 
 struct thread_key {
 	u64 start;	/* task->start_time */

@@ -5,7 +5,7 @@
 #include "common.h"
 #include "serve.h"
 
-SERVE_MAP(execs, u64, u64);
+SERVE_MAP(execs, u64, u64, SERVE_GROWING);
 
 SEC("tracepoint/sched/sched_process_exec")
 int exec_done(void *ctx)

@@ -7,7 +7,7 @@
 #include "exit.h"
 #include "serve.h"
 
-SERVE_MAP(exits, struct serve_exit_key, u64);
+SERVE_MAP(exits, struct serve_exit_key, u64, SERVE_GROWING);
 
 SEC("tracepoint/sched/sched_process_exit")
 int task_exit(void *ctx)

@@ -12,7 +12,7 @@
 #include "fdcall.h"
 #include "serve.h"
 
-SERVE_MAP(fileio, u64, struct serve_fileio);
+SERVE_MAP(fileio, u64, struct serve_fileio, SERVE_GROWING);
 
 SEC("tracepoint/syscalls/sys_enter_read")
 int enter_fd_call(struct syscall_enter_ctx *ctx)

@@ -6,7 +6,7 @@
 #include "common.h"
 #include "serve.h"
 
-SERVE_MAP(open_errors, struct serve_errno_key, u64);
+SERVE_MAP(open_errors, struct serve_errno_key, u64, SERVE_GROWING);
 
 SEC("tracepoint/syscalls/sys_exit_openat")
 int exit_open(struct syscall_exit_ctx *ctx)

@@ -11,7 +11,7 @@
 #include "runq.h"
 #include "serve.h"
 
-SERVE_MAP(hists, u64, struct serve_hist);
+SERVE_MAP(hists, u64, struct serve_hist, SERVE_PREALLOC);
 
 static __always_inline int on_switch(u64 *ctx, bool btf)
 {
