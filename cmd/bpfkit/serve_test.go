@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -184,14 +185,32 @@ func waitHTTP(t *testing.T, url string, d time.Duration) {
 type served struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *bytes.Buffer
+	stderr *lockedBuffer
+}
+
+// lockedBuffer is a buffer a child writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startServe runs `bpfkit serve` on addr until the test ends (SIGTERM,
 // which must end it with status 0).
 func startServe(t *testing.T, addr string, args ...string) *served {
 	t.Helper()
-	s := &served{cmd: bpfkit(t, append([]string{"serve", "--listen", addr}, args...)...), addr: addr, stderr: &bytes.Buffer{}}
+	s := &served{cmd: bpfkit(t, append([]string{"serve", "--listen", addr}, args...)...), addr: addr, stderr: &lockedBuffer{}}
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -671,4 +690,138 @@ func serveProgs(t *testing.T, pid int) []ebpf.ProgramID {
 		}
 	}
 	return ids
+}
+
+// TestServeCardinality: many cgroups and a small --max-series: at most
+// that many series plus "other", and the sums still equal what was done.
+func TestServeCardinality(t *testing.T) {
+	testkit.RequireRoot(t)
+	cgroups, limit := 20000, 1000
+	if testing.Short() {
+		cgroups, limit = 2000, 100
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startServe(t, addr, "--tools", "openerr", "--max-series", strconv.Itoa(limit))
+	p := startPrometheus(t, addr)
+	parent := serveTestParent(t)
+	root, err := loader.Cgroup2Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script strings.Builder
+	want := map[string]int{}
+	total := 0
+	for i := range cgroups {
+		rel := fmt.Sprintf("%s/c%05d", parent, i)
+		if err := os.Mkdir(root+rel, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { removeCgroup(t, root+rel) })
+		want[rel] = 1 + i%3
+		total += want[rel]
+		fmt.Fprintf(&script, "%s%s %d\n", root, rel, want[rel])
+	}
+	_, fd := testCgroup(t, parent, "start")
+	link := filepath.Join(t.TempDir(), "link")
+	os.Symlink("/", link)
+	w := startWorkload(t, fd, "serve-hop", link)
+	io.WriteString(w.in, script.String())
+	w.in.Close()
+	if got, err := w.out.ReadString('\n'); got != "done\n" {
+		t.Fatalf("workload said %q, %v", got, err)
+	}
+	p.scraped(t, time.Now())
+
+	series := p.query(t, `bpfkit_open_errors_total{cgroup!="other"}`)
+	if len(series) > limit {
+		t.Errorf("%d series beside other, more than --max-series %d", len(series), limit)
+	}
+	if got := p.value(t, `count(bpfkit_open_errors_total{cgroup="other",errno="ELOOP"})`); got != 1 {
+		t.Errorf("%v other series of ELOOP, want 1", got)
+	}
+	// Nothing else here fails opens with ELOOP (O_NOFOLLOW on a symlink).
+	if got := p.value(t, `sum(bpfkit_open_errors_total{errno="ELOOP"})`); got != float64(total) {
+		t.Errorf("ELOOP over all series, other included: %v, want %d", got, total)
+	}
+	own := p.query(t, fmt.Sprintf(`bpfkit_open_errors_total{errno="ELOOP",cgroup=~%q}`, parent+"/.*"))
+	for labels, v := range own {
+		rel := labels[strings.Index(labels, "cgroup:")+len("cgroup:"):]
+		rel = rel[:strings.IndexAny(rel, " ]")]
+		if float64(want[rel]) != v {
+			t.Errorf("%s: %v, want %d", rel, v, want[rel])
+		}
+	}
+	if len(own) == 0 {
+		t.Error("no test cgroup has a series of its own")
+	}
+	if got := p.value(t, `bpfkit_series_dropped_total`); got < float64(cgroups-limit) {
+		t.Errorf("bpfkit_series_dropped_total %v, want at least %d", got, cgroups-limit)
+	}
+	if got := p.value(t, `bpfkit_events_lost_total{tool="openerr"}`); got != 0 {
+		t.Errorf("%v failed opens not counted (map full)", got)
+	}
+}
+
+// readyz returns what /readyz says.
+func readyz(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestServeConfigReload: SIGHUP applies a changed --config; a broken one
+// is reported and changes nothing; flags win over the file. IPv6 loopback.
+func TestServeConfigReload(t *testing.T) {
+	testkit.RequireRoot(t)
+	cfg := filepath.Join(t.TempDir(), "serve.toml")
+	write := func(s string) {
+		if err := os.WriteFile(cfg, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("tools = [\"exec\"]\nmax_series = 7\n")
+	addr := fmt.Sprintf("[::1]:%d", freePort(t))
+	s := startServe(t, addr, "--config", cfg, "--max-series", "9")
+	if got := readyz(t, addr); got != "ready: exec\n" {
+		t.Fatalf("readyz %q", got)
+	}
+	hup := func(wantLog string) {
+		t.Helper()
+		s.cmd.Process.Signal(syscall.SIGHUP)
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(s.stderr.String(), wantLog) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in %q", wantLog, s.stderr.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	write("tools = [\"exit\", \"exec\"]\nmax_series = 7\n")
+	hup("reloaded: tools exec,exit, at most 9 series per metric") // --max-series 9 wins
+	if got := readyz(t, addr); got != "ready: exec,exit\n" {
+		t.Errorf("after reload readyz %q", got)
+	}
+	write("tools = [\"nope\"]\n")
+	hup(`no tool "nope": choose among`)
+	if got := readyz(t, addr); got != "ready: exec,exit\n" {
+		t.Errorf("after a bad reload readyz %q", got)
+	}
+}
+
+// TestServeAddressInUse: a taken address is one line, and nothing is
+// loaded (serve binds before it loads).
+func TestServeAddressInUse(t *testing.T) {
+	testkit.RequireRoot(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, stderr, code := runBpfkit(t, bpfkit(t, "serve", "--listen", l.Addr().String()))
+	oneLineError(t, stderr, code, "address already in use", "--listen")
 }
