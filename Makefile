@@ -8,8 +8,9 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 # Debian packages the tests need (running bpfkit needs none: the BPF
 # objects are committed and `go build` is enough). Installed without
-# recommended packages: qemu's GUI is not needed to boot test kernels.
-APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool iproute2 qemu-system-x86 cpio xz-utils zstd
+# recommended packages: qemu's GUI is not needed to boot test kernels,
+# and prometheus (the real scraper of serve's tests) needs no exporters.
+APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool iproute2 qemu-system-x86 cpio xz-utils zstd prometheus
 # Extra arguments for `make run`, e.g. make run ARGS="-F -p 1234".
 ARGS ?=
 

@@ -280,7 +280,7 @@ int task_exit(void *ctx)
 		return 0;
 	if (!wanted(id, task))
 		return 0;
-	e.code = exit_status(task, e.group_dead);
+	e.code = exit_code(task, e.group_dead);	/* what wait(2) reports */
 	if (only_failed_exits && e.code == 0)
 		return 0;
 	e.kind = RECORD_EXIT;

@@ -14,17 +14,11 @@
  */
 #include "kernel.h"
 #include "sched.h"
+#include "runq.h"
 #include "runqlat.h"
 
 const volatile u32 key_by = KEY_ALL;
 const volatile bool in_ms = false;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 32768);
-	__type(key, u32);	/* tid */
-	__type(value, u64);	/* enqueue time, ns; 0 when not queued */
-} start SEC(".maps");
 
 /* Histograms per process, thread or pid namespace. */
 struct {
@@ -55,40 +49,6 @@ static __always_inline void stat_inc(u32 i)
 
 	if (n)
 		(*n)++;
-}
-
-static __always_inline void enqueue(struct task_struct *t, bool btf, u64 now)
-{
-	u32 tid = TASK_READ(btf, t, pid);
-	u64 *ts;
-
-	if (!tid || !task_selected(t, btf))
-		return;
-	ts = bpf_map_lookup_elem(&start, &tid);
-	if (ts)
-		*ts = now;	/* the task is not running: no one else writes it */
-	else
-		bpf_map_update_elem(&start, &tid, &now, BPF_ANY);
-}
-
-static __always_inline int on_wakeup(u64 *ctx, bool btf)
-{
-	enqueue((void *)ctx[0], btf, bpf_ktime_get_ns());
-	return 0;
-}
-
-/* log2 is floor(log2(v)), 0 for 0. */
-static __always_inline u32 log2(u64 v)
-{
-	u32 r = 0, shift;
-
-	shift = (v > 0xFFFFFFFF) << 5; v >>= shift; r |= shift;
-	shift = (v > 0xFFFF) << 4; v >>= shift; r |= shift;
-	shift = (v > 0xFF) << 3; v >>= shift; r |= shift;
-	shift = (v > 0xF) << 2; v >>= shift; r |= shift;
-	shift = (v > 0x3) << 1; v >>= shift; r |= shift;
-	r |= (v >> 1);
-	return r;
 }
 
 static __always_inline struct runqlat_hist *hist_of(struct task_struct *next, bool btf, u32 tid)

@@ -72,7 +72,7 @@ int task_exit(void *ctx)
 	if (!group_dead(ctx, task) || !task_wanted(id))
 		return 0;
 	z.exit_ns = bpf_ktime_get_boot_ns();
-	z.status = exit_status(task, true);
+	z.status = exit_code(task, true);
 	bpf_get_current_comm(z.comm, sizeof(z.comm));
 	if (bpf_map_update_elem(&zombies, &pid, &z, BPF_ANY))
 		count_lost();

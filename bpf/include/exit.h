@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * exit.h: what the exit tracers (exitsnoop, zombies) share at
- * sched:sched_process_exit — which thread's exit is its process's, and the
- * status wait(2) will report. Include after common.h.
+ * exit.h: telling, at sched:sched_process_exit, whether the exiting thread
+ * is the last of its process (execsnoop's exitsnoop, zombies, serve's exit
+ * counts), what wait(2) will report, and the parent. Include after common.h.
  */
 #ifndef BPFKIT_EXIT_H
 #define BPFKIT_EXIT_H
@@ -48,10 +48,10 @@ static __always_inline bool group_dead(void *ctx, struct task_struct *task)
 	return bpf_map_update_elem(&exited, &key, &one, BPF_NOEXIST) == 0;
 }
 
-/* exit_status is what wait(2) reports for the exiting task: the group's
- * code once the group exits (only it has the core-dumped bit when another
- * thread dumped the core), else this thread's. */
-static __always_inline u32 exit_status(struct task_struct *task, bool group_dead)
+/* exit_code is what wait(2) reports for task's exit: the group's code once
+ * the group exits (only it has the core-dumped bit when another thread
+ * dumped the core), else this thread's. */
+static __always_inline int exit_code(struct task_struct *task, bool group_dead)
 {
 	if (group_dead && (BPF_CORE_READ(task, signal, flags) & SIGNAL_GROUP_EXIT))
 		return BPF_CORE_READ(task, signal, group_exit_code);

@@ -76,4 +76,18 @@ static __always_inline bool task_selected(struct task_struct *t, bool btf)
 	return comm_is_filter(comm);
 }
 
+/* log2 is floor(log2(v)), 0 for 0. */
+static __always_inline u32 log2(u64 v)
+{
+	u32 r = 0, shift;
+
+	shift = (v > 0xFFFFFFFF) << 5; v >>= shift; r |= shift;
+	shift = (v > 0xFFFF) << 4; v >>= shift; r |= shift;
+	shift = (v > 0xFF) << 3; v >>= shift; r |= shift;
+	shift = (v > 0xF) << 2; v >>= shift; r |= shift;
+	shift = (v > 0x3) << 1; v >>= shift; r |= shift;
+	r |= (v >> 1);
+	return r;
+}
+
 #endif

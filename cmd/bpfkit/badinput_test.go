@@ -105,6 +105,14 @@ var badInputs = []badInput{
 	{"rules file missing", []string{"xdp", "load", "vb", "--rules", "/nonexistent/r"}, "no such file or directory"},
 	{"rules file is a dir", []string{"xdp", "load", "vb", "--rules", "{cwd}"}, "is a directory"},
 	{"unload nothing", []string{"xdp", "unload"}, "give one interface, or --all"},
+	{"serve listen no port", []string{"serve", "--listen", "127.0.0.1"}, "give HOST:PORT"},
+	{"serve listen bad host", []string{"serve", "--listen", "1.2.3:80"}, "give an IPv4 or IPv6 address"},
+	{"serve listen bad port", []string{"serve", "--listen", "[::1]:70000"}, "from 1 to 65535"},
+	{"serve unknown tool", []string{"serve", "--tools", "exec,nope"}, `no tool "nope"`},
+	{"serve max-series 0", []string{"serve", "--max-series", "0"}, "from 1 to 1000000"},
+	{"serve config missing", []string{"serve", "--config", "/nonexistent/serve.toml"}, "no such file or directory"},
+	{"serve config not toml", []string{"serve", "--config", "{file}"}, "expected '.' or '='"},
+	{"serve argument", []string{"serve", "x"}, "unknown command"},
 }
 
 // TestBadInput: each bad invocation exits 1 with one short line on stderr

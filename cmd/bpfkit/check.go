@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/bpfkit/bpfkit/internal/serve"
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/cswitch"
 	"github.com/bpfkit/bpfkit/pkg/trace/execsnoop"
@@ -140,6 +142,11 @@ func runCheck(format output.Format) error {
 			line(t.name, nil, fmt.Sprintf("all %d hooks: %s", len(have), strings.Join(have, ", ")))
 		}
 	}
+	if ok, detail := serveRow(); ok {
+		line("serve", nil, detail)
+	} else {
+		line("serve", errors.New(detail), "")
+	}
 	p := output.NewPrinter(os.Stdout, format, checkFields)
 	if err := p.Header(); err != nil {
 		return err
@@ -156,4 +163,30 @@ func runCheck(format output.Format) error {
 		return fmt.Errorf("%d of bpfkit's needs are missing (see above)", missing)
 	}
 	return nil
+}
+
+// serveRow says which of serve's tools this kernel can run: ok when at
+// least one can.
+func serveRow() (bool, string) {
+	var can, cannot []string
+	for _, t := range serve.Tools {
+		if t.Spec == nil { // reads pinned state only
+			can = append(can, t.Name)
+			continue
+		}
+		spec, err := t.Spec()
+		if err == nil {
+			_, _, err = loader.Probe(spec, t.Hooks)
+		}
+		if err != nil {
+			cannot = append(cannot, fmt.Sprintf("%s (%v)", t.Name, err))
+			continue
+		}
+		can = append(can, t.Name)
+	}
+	detail := "can run " + strings.Join(can, ",") + "; default " + strings.Join(serve.DefaultTools(), ",")
+	if len(cannot) > 0 {
+		detail += "; cannot run " + strings.Join(cannot, "; ")
+	}
+	return len(can) > 0, detail
 }

@@ -52,6 +52,7 @@ func newRootCmd() *cobra.Command {
 		newSyscountCmd(g),
 		newZombiesCmd(g),
 		newCheckCmd(g),
+		newServeCmd(g),
 		newXDPCmd(g),
 	)
 	return root

@@ -1,0 +1,827 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+)
+
+// The workloads of serve's tests. Each runs in a cgroup the test made,
+// from its birth (CLONE_INTO_CGROUP), reads a line from stdin, does what
+// the line says and answers "done", so the test knows when it is idle.
+func init() {
+	testkit.Register("serve-exec", serveExecWorkload)
+	testkit.Register("serve-io", serveIOWorkload)
+	testkit.Register("serve-switch", serveSwitchWorkload)
+	testkit.Register("serve-hop", serveHopWorkload)
+}
+
+// lines runs do for every line of stdin, answering "done" after each.
+func lines(do func(line string) error) int {
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if err := do(in.Text()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println("done")
+	}
+	return 0
+}
+
+// serveExecWorkload: "N" runs /bin/true N times, then starts /bin/sleep
+// and kills it (SIGKILL): N+1 execs, N normal exits, one SIGKILL.
+func serveExecWorkload([]string) int {
+	// The first start also forks a probe of clone's pidfd support
+	// (syscall.checkClonePidfd), a process that exits at once: done here,
+	// before the test counts.
+	if err := exec.Command("/bin/true").Run(); err != nil {
+		return 1
+	}
+	return lines(func(line string) error {
+		n, _ := strconv.Atoi(line)
+		for range n {
+			if err := exec.Command("/bin/true").Run(); err != nil {
+				return err
+			}
+		}
+		sleep := exec.Command("/bin/sleep", "1000")
+		if err := sleep.Start(); err != nil {
+			return err
+		}
+		sleep.Process.Kill()
+		sleep.Wait()
+		return nil
+	})
+}
+
+// serveIOWorkload: "N W R" writes N times W bytes to a new file, then reads
+// it back R bytes at a time (N*W/R reads, all full).
+func serveIOWorkload(args []string) int {
+	f, err := os.Create(args[0])
+	if err != nil {
+		return 1
+	}
+	defer f.Close()
+	return lines(func(line string) error {
+		var n, w, r int
+		fmt.Sscan(line, &n, &w, &r)
+		buf := make([]byte, max(w, r))
+		for range n {
+			if _, err := unix.Write(int(f.Fd()), buf[:w]); err != nil {
+				return err
+			}
+		}
+		if _, err := unix.Seek(int(f.Fd()), 0, io.SeekStart); err != nil {
+			return err
+		}
+		for range n * w / r {
+			if k, err := unix.Read(int(f.Fd()), buf[:r]); err != nil || k != r {
+				return fmt.Errorf("read %d: %v", k, err)
+			}
+		}
+		return nil
+	})
+}
+
+// serveSwitchWorkload: "N" has four threads sleep N times each (voluntary
+// switches) while spinning a little (involuntary ones, on a busy machine).
+func serveSwitchWorkload([]string) int {
+	return lines(func(line string) error {
+		n, _ := strconv.Atoi(line)
+		done := make(chan struct{})
+		for range 4 {
+			go func() {
+				for i := range n {
+					unix.Nanosleep(&unix.Timespec{Nsec: 100000}, nil)
+					for j := 0; j < 20000*(i%3); j++ {
+						_ = j * j
+					}
+				}
+				done <- struct{}{}
+			}()
+		}
+		for range 4 {
+			<-done
+		}
+		return nil
+	})
+}
+
+// serveHopWorkload moves itself through the cgroups named on stdin, one
+// per line with a count K, and fails K opens (ELOOP) in each.
+func serveHopWorkload(args []string) int {
+	link := args[0]
+	pid := []byte(strconv.Itoa(os.Getpid()))
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		dir, k, _ := strings.Cut(in.Text(), " ")
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), pid, 0); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		n, _ := strconv.Atoi(k)
+		for range n {
+			if _, err := unix.Open(link, unix.O_RDONLY|unix.O_NOFOLLOW, 0); err != unix.ELOOP {
+				fmt.Fprintln(os.Stderr, "open:", err)
+				return 1
+			}
+		}
+	}
+	fmt.Println("done")
+	return 0
+}
+
+// freePort returns a TCP port of 127.0.0.1 nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// waitHTTP waits until url answers 200.
+func waitHTTP(t *testing.T, url string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer 200 within %v: %v", url, d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type served struct {
+	cmd    *exec.Cmd
+	addr   string
+	stderr *lockedBuffer
+}
+
+// lockedBuffer is a buffer a child writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startServe runs `bpfkit serve` on addr until the test ends (SIGTERM,
+// which must end it with status 0).
+func startServe(t *testing.T, addr string, args ...string) *served {
+	t.Helper()
+	s := &served{cmd: bpfkit(t, append([]string{"serve", "--listen", addr}, args...)...), addr: addr, stderr: &lockedBuffer{}}
+	s.cmd.Stderr = s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if s.cmd.ProcessState != nil {
+			return
+		}
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		if err := s.cmd.Wait(); err != nil {
+			t.Errorf("serve after SIGTERM: %v: %s", err, s.stderr)
+		}
+	})
+	waitHTTP(t, "http://"+addr+"/readyz", 60*time.Second)
+	return s
+}
+
+// prom is a Prometheus server the test started.
+type prom struct {
+	url string
+}
+
+// startPrometheus runs Debian's prometheus on loopback, scraping target
+// every second, until the test ends.
+func startPrometheus(t *testing.T, target string) *prom {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		testkit.Skip(t, "no prometheus binary: `make deps` installs Debian's prometheus package")
+	}
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 900ms
+scrape_configs:
+  - job_name: bpfkit
+    static_configs:
+      - targets: [%q]
+`, target)
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	var log bytes.Buffer
+	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("prometheus said:\n%s", log.String())
+		}
+	})
+	p := &prom{url: "http://" + addr}
+	waitHTTP(t, p.url+"/-/ready", 60*time.Second)
+	return p
+}
+
+// get decodes a Prometheus API answer's data.
+func (p *prom) get(t *testing.T, path string, data any) {
+	t.Helper()
+	resp, err := http.Get(p.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string          `json:"status"`
+		Error  string          `json:"error"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Status != "success" {
+		t.Fatalf("%s: %v %s", path, err, body.Error)
+	}
+	if err := json.Unmarshal(body.Data, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// scraped waits until Prometheus has stored a scrape that started after
+// since (the targets API shows a scrape once its samples are committed).
+func (p *prom) scraped(t *testing.T, since time.Time) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var data struct {
+			ActiveTargets []struct {
+				Health     string    `json:"health"`
+				LastScrape time.Time `json:"lastScrape"`
+				LastError  string    `json:"lastError"`
+			} `json:"activeTargets"`
+		}
+		p.get(t, "/api/v1/targets", &data)
+		for _, tg := range data.ActiveTargets {
+			if tg.Health == "up" && tg.LastScrape.After(since) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no scrape since %v: %+v", since, tg)
+			}
+		}
+		if len(data.ActiveTargets) == 0 && time.Now().After(deadline) {
+			t.Fatal("prometheus has no target")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// query returns the instant vector of q, by the series' labels.
+func (p *prom) query(t *testing.T, q string) map[string]float64 {
+	t.Helper()
+	var data struct {
+		Result []struct {
+			Metric map[string]string `json:"metric"`
+			Value  [2]any            `json:"value"`
+		} `json:"result"`
+	}
+	p.get(t, "/api/v1/query?query="+url.QueryEscape(q), &data)
+	out := map[string]float64{}
+	for _, r := range data.Result {
+		v, err := strconv.ParseFloat(r.Value[1].(string), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		delete(r.Metric, "instance")
+		delete(r.Metric, "job")
+		out[fmt.Sprint(r.Metric)] = v
+	}
+	return out
+}
+
+// value is the one value of q, 0 when q has no series.
+func (p *prom) value(t *testing.T, q string) float64 {
+	t.Helper()
+	vs := p.query(t, q)
+	if len(vs) > 1 {
+		t.Fatalf("%s: more than one series: %v", q, vs)
+	}
+	for _, v := range vs {
+		return v
+	}
+	return 0
+}
+
+// testCgroup makes a cgroup below the cgroup2 mount and returns its
+// path relative to the mount and a descriptor for CLONE_INTO_CGROUP. It
+// is removed when the test ends, its processes killed first.
+func testCgroup(t *testing.T, parent, name string) (rel string, fd int) {
+	t.Helper()
+	root, err := loader.Cgroup2Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel = parent + "/" + name
+	dir := root + rel
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fd, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		unix.Close(fd)
+		removeCgroup(t, dir)
+	})
+	return rel, fd
+}
+
+// removeCgroup kills what is left in dir and removes it.
+func removeCgroup(t *testing.T, dir string) {
+	for range 100 {
+		procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		for _, f := range strings.Fields(string(procs)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				unix.Kill(pid, unix.SIGKILL)
+			}
+		}
+		if err := unix.Rmdir(dir); err == nil || err == unix.ENOENT {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("cgroup %s could not be removed", dir)
+}
+
+// workload is a child running in a test cgroup.
+type workload struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Reader
+}
+
+func startWorkload(t *testing.T, cgroupFD int, name string, args ...string) *workload {
+	t.Helper()
+	cmd := testkit.Command(t, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgroupFD}
+	// Else the Go runtime reads the cgroup's CPU limit now and then (a
+	// read of a regular file, and context switches) to adjust GOMAXPROCS.
+	cmd.Env = append(cmd.Env, "GODEBUG=updatemaxprocs=0")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w := &workload{cmd: cmd, in: in, out: bufio.NewReader(out)}
+	t.Cleanup(func() {
+		in.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	testkit.WaitStdinRead(t, cmd.Process.Pid)
+	return w
+}
+
+// do sends the workload a line and waits until it is done and idle.
+func (w *workload) do(t *testing.T, line string) {
+	t.Helper()
+	fmt.Fprintln(w.in, line)
+	if got, err := w.out.ReadString('\n'); err != nil || got != "done\n" {
+		t.Fatalf("workload said %q, %v", got, err)
+	}
+	testkit.WaitStdinRead(t, w.cmd.Process.Pid)
+}
+
+// switches sums the context switches of every thread of pid, from
+// /proc/PID/task/TID/status.
+func switches(t *testing.T, pid int) (voluntary, involuntary float64) {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(status), "\n") {
+			k, v, _ := strings.Cut(l, ":")
+			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			switch k {
+			case "voluntary_ctxt_switches":
+				voluntary += n
+			case "nonvoluntary_ctxt_switches":
+				involuntary += n
+			}
+		}
+	}
+	return voluntary, involuntary
+}
+
+// serveTestParent makes the parent cgroup of one test's cgroups.
+func serveTestParent(t *testing.T) string {
+	t.Helper()
+	rel, _ := testCgroup(t, "", fmt.Sprintf("bpfkit-serve-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-")))
+	return rel
+}
+
+// TestServePrometheus: a real Prometheus scrapes `bpfkit serve`; what it
+// stores equals what the workloads did, exactly.
+func TestServePrometheus(t *testing.T) {
+	testkit.RequireRoot(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	srv := startServe(t, addr, "--tools", "all")
+	p := startPrometheus(t, addr)
+	parent := serveTestParent(t)
+	sel := func(metric, rel, extra string) string {
+		return fmt.Sprintf(`sum(%s{cgroup=%q%s})`, metric, rel, extra)
+	}
+
+	t.Run("exec and exit", func(t *testing.T) {
+		rel, fd := testCgroup(t, parent, "exec")
+		w := startWorkload(t, fd, "serve-exec")
+		p.scraped(t, time.Now())
+		execs := p.value(t, sel("bpfkit_exec_total", rel, ""))
+		exits := p.value(t, sel("bpfkit_exit_total", rel, `,signal=""`))
+		kills := p.value(t, sel("bpfkit_exit_total", rel, `,signal="SIGKILL"`))
+		const n = 37
+		w.do(t, strconv.Itoa(n))
+		p.scraped(t, time.Now())
+		if got := p.value(t, sel("bpfkit_exec_total", rel, "")) - execs; got != n+1 {
+			t.Errorf("bpfkit_exec_total rose by %v, want %d (%d /bin/true, one /bin/sleep)", got, n+1, n)
+		}
+		if got := p.value(t, sel("bpfkit_exit_total", rel, `,signal=""`)) - exits; got != n {
+			t.Errorf("bpfkit_exit_total{signal=\"\"} rose by %v, want %d", got, n)
+		}
+		if got := p.value(t, sel("bpfkit_exit_total", rel, `,signal="SIGKILL"`)) - kills; got != 1 {
+			t.Errorf("bpfkit_exit_total{signal=\"SIGKILL\"} rose by %v, want 1", got)
+		}
+	})
+
+	t.Run("file io", func(t *testing.T) {
+		rel, fd := testCgroup(t, parent, "io")
+		w := startWorkload(t, fd, "serve-io", filepath.Join(t.TempDir(), "data"))
+		p.scraped(t, time.Now())
+		q := func(metric, op string) float64 {
+			return p.value(t, sel(metric, rel, fmt.Sprintf(",op=%q", op)))
+		}
+		rOps, wOps, rBytes, wBytes := q("bpfkit_file_io_ops_total", "read"), q("bpfkit_file_io_ops_total", "write"),
+			q("bpfkit_file_io_bytes_total", "read"), q("bpfkit_file_io_bytes_total", "write")
+		const n, size, chunk = 50, 3000, 1000 // 50 writes of 3000 bytes, 150 reads of 1000
+		w.do(t, fmt.Sprint(n, size, chunk))
+		p.scraped(t, time.Now())
+		for _, c := range []struct {
+			metric, op string
+			before     float64
+			want       float64
+		}{
+			{"bpfkit_file_io_ops_total", "write", wOps, n},
+			{"bpfkit_file_io_bytes_total", "write", wBytes, n * size},
+			{"bpfkit_file_io_ops_total", "read", rOps, n * size / chunk},
+			{"bpfkit_file_io_bytes_total", "read", rBytes, n * size},
+		} {
+			if got := q(c.metric, c.op) - c.before; got != c.want {
+				t.Errorf("%s{op=%q} rose by %v, want %v", c.metric, c.op, got, c.want)
+			}
+		}
+	})
+
+	t.Run("context switches", func(t *testing.T) {
+		rel, fd := testCgroup(t, parent, "switch")
+		w := startWorkload(t, fd, "serve-switch")
+		w.do(t, "200")
+		pid := w.cmd.Process.Pid
+		// The child's Go runtime may still wake a thread now and then:
+		// compare only when /proc did not move across the scrape.
+		for try := 0; ; try++ {
+			vol, invol := switches(t, pid)
+			p.scraped(t, time.Now())
+			gotVol := p.value(t, sel("bpfkit_context_switches_total", rel, `,kind="voluntary"`))
+			gotInvol := p.value(t, sel("bpfkit_context_switches_total", rel, `,kind="involuntary"`))
+			vol2, invol2 := switches(t, pid)
+			if vol2 != vol || invol2 != invol {
+				if try == 10 {
+					t.Fatalf("the workload never stayed idle across a scrape")
+				}
+				continue
+			}
+			if gotVol != vol || gotInvol != invol {
+				t.Errorf("switches of the cgroup: voluntary %v, involuntary %v; /proc says %v and %v", gotVol, gotInvol, vol, invol)
+			}
+			if vol < 800 {
+				t.Errorf("only %v voluntary switches: the workload did not run", vol)
+			}
+			break
+		}
+	})
+
+	t.Run("open errors and runqlat", func(t *testing.T) {
+		rel, fd := testCgroup(t, parent, "openerr")
+		link := filepath.Join(t.TempDir(), "link")
+		os.Symlink("/", link)
+		w := startWorkload(t, fd, "serve-hop", link)
+		root, _ := loader.Cgroup2Root()
+		fmt.Fprintf(w.in, "%s 7\n", root+rel)
+		w.in.Close()
+		if got, err := w.out.ReadString('\n'); got != "done\n" {
+			t.Fatalf("workload said %q, %v", got, err)
+		}
+		p.scraped(t, time.Now())
+		if got := p.value(t, sel("bpfkit_open_errors_total", rel, `,errno="ELOOP"`)); got != 7 {
+			t.Errorf("bpfkit_open_errors_total{errno=\"ELOOP\"} = %v, want 7", got)
+		}
+		// The workload ran, so it waited for a CPU at least once.
+		if got := p.value(t, fmt.Sprintf(`sum(bpfkit_runqueue_latency_seconds_count{cgroup=%q})`, rel)); got < 1 {
+			t.Errorf("no run-queue latency for the cgroup: %v", got)
+		}
+	})
+
+	t.Run("xdp", func(t *testing.T) {
+		peer, ns := testkit.NewNetNS(t, "sa"), testkit.NewNetNS(t, "sb")
+		testkit.Veth(t, peer, "va", "198.18.0.1/24", ns, "vb", "198.18.0.2/24")
+		xdpCLI := func(args ...string) {
+			t.Helper()
+			if _, stderr, code := runCmd(t, bpfkit(t, append([]string{"xdp"}, args...)...), ns.Start); code != 0 {
+				t.Fatalf("bpfkit xdp %s: exit %d: %s", strings.Join(args, " "), code, stderr)
+			}
+		}
+		t.Cleanup(func() { runCmd(t, bpfkit(t, "xdp", "unload", "vb"), ns.Start) })
+		xdpCLI("load", "vb")
+		xdpCLI("rule", "add", "vb", "--src", "198.18.0.1", "--proto", "udp", "--dport", "9", "--action", "drop")
+		const n, payload = 100, 64
+		if err := peer.Do(func() error {
+			c, err := net.Dial("udp", "198.18.0.2:9")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			for i := range n {
+				if _, err := c.Write(make([]byte, payload)); err != nil {
+					return err
+				}
+				if i%10 == 9 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		p.scraped(t, time.Now())
+		q := `bpfkit_xdp_%s_total{iface="vb",rule="1",action="drop"}`
+		// Ethernet header, IPv4, UDP, payload: what XDP sees of a frame.
+		if got, want := p.value(t, fmt.Sprintf(q, "packets")), float64(n); got != want {
+			t.Errorf("xdp packets %v, want %v", got, want)
+		}
+		if got, want := p.value(t, fmt.Sprintf(q, "bytes")), float64(n*(14+20+8+payload)); got != want {
+			t.Errorf("xdp bytes %v, want %v", got, want)
+		}
+	})
+
+	t.Run("crash and restart", func(t *testing.T) {
+		progs := serveProgs(t, srv.cmd.Process.Pid)
+		if len(progs) < 7 {
+			t.Fatalf("serve holds %d programs: %v", len(progs), progs)
+		}
+		srv.cmd.Process.Kill()
+		srv.cmd.Wait()
+		// The kernel frees a program (and detaches it) once its last
+		// reference, serve's link, is closed with the process.
+		deadline := time.Now().Add(10 * time.Second)
+		for _, id := range progs {
+			for {
+				prog, err := ebpf.NewProgramFromID(id)
+				if err != nil {
+					break
+				}
+				prog.Close()
+				if time.Now().After(deadline) {
+					t.Fatalf("program %d still loaded after serve was killed", id)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		rel, fd := testCgroup(t, parent, "restart")
+		w := startWorkload(t, fd, "serve-exec")
+		w.do(t, "3") // before serve runs again: not counted
+		startServe(t, addr, "--tools", "exec,exit")
+		w.do(t, "5")
+		p.scraped(t, time.Now())
+		if got := p.value(t, sel("bpfkit_exec_total", rel, "")); got != 6 {
+			t.Errorf("after the restart bpfkit_exec_total = %v, want 6 (5 /bin/true, one /bin/sleep)", got)
+		}
+	})
+}
+
+// serveProgs lists the ids of the BPF programs process pid holds (its
+// programs' and links' descriptors, as /proc/PID/fdinfo shows them).
+func serveProgs(t *testing.T, pid int) []ebpf.ProgramID {
+	t.Helper()
+	infos, err := filepath.Glob(fmt.Sprintf("/proc/%d/fdinfo/*", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[ebpf.ProgramID]bool{}
+	var ids []ebpf.ProgramID
+	for _, f := range infos {
+		data, _ := os.ReadFile(f)
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "prog_id:"); ok {
+				if id, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && !seen[ebpf.ProgramID(id)] {
+					seen[ebpf.ProgramID(id)] = true
+					ids = append(ids, ebpf.ProgramID(id))
+				}
+			}
+		}
+	}
+	return ids
+}
+
+// TestServeCardinality: many cgroups and a small --max-series: at most
+// that many series plus "other", and the sums still equal what was done.
+func TestServeCardinality(t *testing.T) {
+	testkit.RequireRoot(t)
+	cgroups, limit := 20000, 1000
+	if testing.Short() {
+		cgroups, limit = 2000, 100
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startServe(t, addr, "--tools", "openerr", "--max-series", strconv.Itoa(limit))
+	p := startPrometheus(t, addr)
+	parent := serveTestParent(t)
+	root, err := loader.Cgroup2Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script strings.Builder
+	want := map[string]int{}
+	total := 0
+	for i := range cgroups {
+		rel := fmt.Sprintf("%s/c%05d", parent, i)
+		if err := os.Mkdir(root+rel, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { removeCgroup(t, root+rel) })
+		want[rel] = 1 + i%3
+		total += want[rel]
+		fmt.Fprintf(&script, "%s%s %d\n", root, rel, want[rel])
+	}
+	_, fd := testCgroup(t, parent, "start")
+	link := filepath.Join(t.TempDir(), "link")
+	os.Symlink("/", link)
+	w := startWorkload(t, fd, "serve-hop", link)
+	io.WriteString(w.in, script.String())
+	w.in.Close()
+	if got, err := w.out.ReadString('\n'); got != "done\n" {
+		t.Fatalf("workload said %q, %v", got, err)
+	}
+	p.scraped(t, time.Now())
+
+	series := p.query(t, `bpfkit_open_errors_total{cgroup!="other"}`)
+	if len(series) > limit {
+		t.Errorf("%d series beside other, more than --max-series %d", len(series), limit)
+	}
+	if got := p.value(t, `count(bpfkit_open_errors_total{cgroup="other",errno="ELOOP"})`); got != 1 {
+		t.Errorf("%v other series of ELOOP, want 1", got)
+	}
+	// Nothing else here fails opens with ELOOP (O_NOFOLLOW on a symlink).
+	if got := p.value(t, `sum(bpfkit_open_errors_total{errno="ELOOP"})`); got != float64(total) {
+		t.Errorf("ELOOP over all series, other included: %v, want %d", got, total)
+	}
+	own := p.query(t, fmt.Sprintf(`bpfkit_open_errors_total{errno="ELOOP",cgroup=~%q}`, parent+"/.*"))
+	for labels, v := range own {
+		rel := labels[strings.Index(labels, "cgroup:")+len("cgroup:"):]
+		rel = rel[:strings.IndexAny(rel, " ]")]
+		if float64(want[rel]) != v {
+			t.Errorf("%s: %v, want %d", rel, v, want[rel])
+		}
+	}
+	if len(own) == 0 {
+		t.Error("no test cgroup has a series of its own")
+	}
+	if got := p.value(t, `bpfkit_series_dropped_total`); got < float64(cgroups-limit) {
+		t.Errorf("bpfkit_series_dropped_total %v, want at least %d", got, cgroups-limit)
+	}
+	if got := p.value(t, `bpfkit_events_lost_total{tool="openerr"}`); got != 0 {
+		t.Errorf("%v failed opens not counted (map full)", got)
+	}
+}
+
+// readyz returns what /readyz says.
+func readyz(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestServeConfigReload: SIGHUP applies a changed --config; a broken one
+// is reported and changes nothing; flags win over the file. IPv6 loopback.
+func TestServeConfigReload(t *testing.T) {
+	testkit.RequireRoot(t)
+	cfg := filepath.Join(t.TempDir(), "serve.toml")
+	write := func(s string) {
+		if err := os.WriteFile(cfg, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("tools = [\"exec\"]\nmax_series = 7\n")
+	addr := fmt.Sprintf("[::1]:%d", freePort(t))
+	s := startServe(t, addr, "--config", cfg, "--max-series", "9")
+	if got := readyz(t, addr); got != "ready: exec\n" {
+		t.Fatalf("readyz %q", got)
+	}
+	hup := func(wantLog string) {
+		t.Helper()
+		s.cmd.Process.Signal(syscall.SIGHUP)
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(s.stderr.String(), wantLog) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in %q", wantLog, s.stderr.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	write("tools = [\"exit\", \"exec\"]\nmax_series = 7\n")
+	hup("reloaded: tools exec,exit, at most 9 series per metric") // --max-series 9 wins
+	if got := readyz(t, addr); got != "ready: exec,exit\n" {
+		t.Errorf("after reload readyz %q", got)
+	}
+	write("tools = [\"nope\"]\n")
+	hup(`no tool "nope": choose among`)
+	if got := readyz(t, addr); got != "ready: exec,exit\n" {
+		t.Errorf("after a bad reload readyz %q", got)
+	}
+}
+
+// TestServeAddressInUse: a taken address is one line, and nothing is
+// loaded (serve binds before it loads).
+func TestServeAddressInUse(t *testing.T) {
+	testkit.RequireRoot(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, stderr, code := runBpfkit(t, bpfkit(t, "serve", "--listen", l.Addr().String()))
+	oneLineError(t, stderr, code, "address already in use", "--listen")
+}

@@ -1,0 +1,187 @@
+// Package serve is `bpfkit serve`: in-kernel per-cgroup counters, read
+// only when Prometheus scrapes, as Prometheus metrics.
+//
+// Each tool (Tools) loads small BPF programs that add to maps keyed by
+// cgroup id; the Exporter is a prometheus.Collector whose Collect reads
+// those maps, names each cgroup id by its path (walking the cgroup2 tree
+// when an id is new), and sends at most MaxSeries series per metric, the
+// rest summed into cgroup="other".
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
+)
+
+// DefaultMaxSeries is how many series each per-cgroup metric has at most,
+// beyond "other", unless told otherwise.
+const DefaultMaxSeries = 10000
+
+// Options configure an Exporter.
+type Options struct {
+	Tools     []string // names of Tools
+	MaxSeries int      // per metric; 0 is DefaultMaxSeries
+	Debug     bool     // full verifier log on rejection
+}
+
+// Exporter runs tools and reads them when scraped.
+type Exporter struct {
+	mu       sync.Mutex
+	opts     Options
+	running  []running // in the order of Tools
+	cgroups  *cgroups
+	families map[*prometheus.Desc]*family
+}
+
+type running struct {
+	tool *Tool
+	objs *loader.Objects // nil for xdp
+}
+
+// New loads and attaches the tools of opts. On error nothing stays loaded.
+func New(opts Options) (*Exporter, error) {
+	cg, err := newCgroups()
+	if err != nil {
+		return nil, err
+	}
+	e := &Exporter{cgroups: cg, families: map[*prometheus.Desc]*family{}}
+	for desc, extra := range map[*prometheus.Desc]bool{
+		descExec: false, descExit: true, descSwitches: true, descRunqlat: false,
+		descFileBytes: true, descFileOps: true, descOpenErrors: true,
+	} {
+		e.families[desc] = newFamily(desc, prometheus.CounterValue, extra)
+	}
+	if err := e.Reconfigure(opts); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Reconfigure runs the tools of opts: it loads the new ones first and, only
+// if all load, detaches those no longer wanted. A new MaxSeries hands out
+// the series' places afresh.
+func (e *Exporter) Reconfigure(opts Options) error {
+	if opts.MaxSeries == 0 {
+		opts.MaxSeries = DefaultMaxSeries
+	}
+	for _, name := range opts.Tools {
+		if toolByName(name) == nil {
+			return fmt.Errorf("no tool %q", name)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var next, added []running
+	for _, t := range Tools {
+		if !slices.Contains(opts.Tools, t.Name) {
+			continue
+		}
+		if i := slices.IndexFunc(e.running, func(r running) bool { return r.tool == t }); i >= 0 {
+			next = append(next, e.running[i])
+			continue
+		}
+		objs, err := t.load(opts.Debug)
+		if err != nil {
+			for _, r := range added {
+				r.close()
+			}
+			return err
+		}
+		r := running{t, objs}
+		added = append(added, r)
+		next = append(next, r)
+	}
+	var errs []error
+	for _, r := range e.running {
+		if !slices.Contains(next, r) {
+			errs = append(errs, r.close())
+		}
+	}
+	if opts.MaxSeries != e.opts.MaxSeries {
+		for _, f := range e.families {
+			f.reset()
+		}
+	}
+	e.running, e.opts = next, opts
+	return errors.Join(errs...)
+}
+
+func (r running) close() error {
+	if r.objs == nil {
+		return nil
+	}
+	return r.objs.Close()
+}
+
+// Running lists the tools running.
+func (e *Exporter) Running() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var names []string
+	for _, r := range e.running {
+		names = append(names, r.tool.Name)
+	}
+	return names
+}
+
+// Close detaches every tool.
+func (e *Exporter) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var errs []error
+	for _, r := range e.running {
+		errs = append(errs, r.close())
+	}
+	e.running = nil
+	return errors.Join(errs...)
+}
+
+// Describe sends every metric serve may export.
+func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
+	for desc := range e.families {
+		ch <- desc
+	}
+	for _, d := range []*prometheus.Desc{descXDPPackets, descXDPBytes, descLost, descSkipped, descScrape, descDropped, descCgroupWalks} {
+		ch <- d
+	}
+}
+
+// Collect reads every running tool's maps: this is the only time serve
+// reads them. Scrapes take turns.
+func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
+	start := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cgroups.scrape()
+	for _, r := range e.running {
+		if err := r.tool.collect(e, r.objs, ch); err != nil {
+			ch <- prometheus.NewInvalidMetric(descLost, fmt.Errorf("tool %s: %w", r.tool.Name, err))
+		}
+		if r.objs != nil {
+			ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(r.objs.Lost()), r.tool.Name)
+			ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(r.objs.Missed()), r.tool.Name)
+		}
+	}
+	var dropped uint64
+	for _, f := range e.families {
+		f.emit(ch, e.opts.MaxSeries)
+		dropped += f.dropped
+	}
+	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(dropped))
+	ch <- prometheus.MustNewConstMetric(descCgroupWalks, prometheus.CounterValue, float64(e.cgroups.walks))
+	ch <- prometheus.MustNewConstMetric(descScrape, prometheus.GaugeValue, time.Since(start).Seconds())
+}
+
+// MaxSeries is the limit in force.
+func (e *Exporter) MaxSeries() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.opts.MaxSeries
+}

@@ -1,0 +1,208 @@
+package serve
+
+import (
+	"cmp"
+	"maps"
+	"math"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The labels of every per-cgroup metric; a metric adds at most one more.
+var cgroupLabels = []string{"cgroup", "container_id", "runtime", "pod_uid"}
+
+// otherCgroup labels what is summed beyond --max-series.
+const otherCgroup = "other"
+
+func cgroupDesc(name, help string, extra ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, append(slices.Clone(cgroupLabels), extra...), nil)
+}
+
+var (
+	descExec = cgroupDesc("bpfkit_exec_total",
+		"Successful execs (sched:sched_process_exec), by cgroup of the process.")
+	descExit = cgroupDesc("bpfkit_exit_total",
+		"Process exits, counted when the last thread exits; signal names the signal that ended the process, empty for an exit by exit(2).", "signal")
+	descSwitches = cgroupDesc("bpfkit_context_switches_total",
+		"Context switches of the cgroup's threads, voluntary (blocked) or involuntary (preempted), as /proc/PID/status counts them.", "kind")
+	descRunqlat = cgroupDesc("bpfkit_runqueue_latency_seconds",
+		"Time runnable tasks waited for a CPU, by cgroup of the task (log2 buckets of microseconds).")
+	descFileBytes = cgroupDesc("bpfkit_file_io_bytes_total",
+		"Bytes read and written by read and write system calls (read, pread64, readv, preadv, preadv2 and the write ones) on regular files.", "op")
+	descFileOps = cgroupDesc("bpfkit_file_io_ops_total",
+		"Read and write system calls on regular files that succeeded (a read at end of file too).", "op")
+	descOpenErrors = cgroupDesc("bpfkit_open_errors_total",
+		"Failed open, openat and openat2 calls, by errno.", "errno")
+
+	descXDPPackets = prometheus.NewDesc("bpfkit_xdp_packets_total",
+		"Packets seen by bpfkit's XDP filters, by interface, rule id (or default, malformed, non-ip) and action.",
+		[]string{"iface", "netns", "rule", "action"}, nil)
+	descXDPBytes = prometheus.NewDesc("bpfkit_xdp_bytes_total",
+		"Bytes of the packets seen by bpfkit's XDP filters, labelled as bpfkit_xdp_packets_total.",
+		[]string{"iface", "netns", "rule", "action"}, nil)
+
+	descLost = prometheus.NewDesc("bpfkit_events_lost_total",
+		"Events a tool could not count because one of its maps was full.", []string{"tool"}, nil)
+	descSkipped = prometheus.NewDesc("bpfkit_tool_skipped_total",
+		"Runs of a tool's programs the kernel skipped because the program was already running on that CPU (recursion misses).", []string{"tool"}, nil)
+	descScrape = prometheus.NewDesc("bpfkit_scrape_duration_seconds",
+		"How long reading the kernel's maps took for this scrape.", nil, nil)
+	descDropped = prometheus.NewDesc("bpfkit_series_dropped_total",
+		"Series that did not fit under --max-series and are summed into cgroup=\"other\" (each counted once).", nil, nil)
+	descCgroupWalks = prometheus.NewDesc("bpfkit_cgroup_walks_total",
+		"Walks of the cgroup2 tree to name cgroup ids not seen before.", nil, nil)
+)
+
+// series is one label set of a per-cgroup metric.
+type series struct {
+	path, extra string
+}
+
+// sample is what a scrape found for one series.
+type sample struct {
+	cg    *cgroup
+	value float64
+	hist  *histogram
+}
+
+// histogram is a run-queue latency histogram: log2 slots and the sum.
+type histogram struct {
+	slots [32]uint64
+	sumNs uint64
+}
+
+func (h *histogram) add(o *histogram) {
+	for i := range h.slots {
+		h.slots[i] += o.slots[i]
+	}
+	h.sumNs += o.sumNs
+}
+
+// family is one per-cgroup metric: the samples of the scrape in progress,
+// and which series have a place of their own. A series keeps the place it
+// was given (first come, first served, in cgroup path order within a
+// scrape), so every series, "other" included, only ever grows.
+type family struct {
+	desc     *prometheus.Desc
+	kind     prometheus.ValueType
+	extra    bool // has a label beyond cgroupLabels
+	samples  map[series]*sample
+	admitted map[series]bool // true: own series; false: summed into other
+	own      int
+	dropped  uint64
+}
+
+func newFamily(desc *prometheus.Desc, kind prometheus.ValueType, extra bool) *family {
+	return &family{desc: desc, kind: kind, extra: extra, samples: map[series]*sample{}, admitted: map[series]bool{}}
+}
+
+// add adds v to the series of cgroup cg with the extra label value extra.
+// Several cgroup ids can share a path (a cgroup removed and made again).
+func (f *family) add(cg *cgroup, extra string, v float64) {
+	k := series{cg.path, extra}
+	if s, ok := f.samples[k]; ok {
+		s.value += v
+		return
+	}
+	f.samples[k] = &sample{cg: cg, value: v}
+}
+
+func (f *family) addHist(cg *cgroup, h *histogram) {
+	k := series{cg.path, ""}
+	s, ok := f.samples[k]
+	if !ok {
+		s = &sample{cg: cg, hist: &histogram{}}
+		f.samples[k] = s
+	}
+	s.hist.add(h)
+}
+
+// admit says whether k has a series of its own.
+func (f *family) admit(k series, max int) bool {
+	if own, ok := f.admitted[k]; ok {
+		return own
+	}
+	own := f.own < max
+	if own {
+		f.own++
+	} else {
+		f.dropped++
+	}
+	f.admitted[k] = own
+	return own
+}
+
+// reset forgets which series have places (a new --max-series).
+func (f *family) reset() {
+	clear(f.admitted)
+	f.own, f.dropped = 0, 0
+}
+
+// emit sends the scrape's series, at most max of them plus one "other"
+// per extra label value, and clears the samples.
+func (f *family) emit(ch chan<- prometheus.Metric, max int) {
+	keys := slices.SortedFunc(maps.Keys(f.samples), func(a, b series) int {
+		return cmp.Or(cmp.Compare(a.path, b.path), cmp.Compare(a.extra, b.extra))
+	})
+	var other map[string]*sample
+	for _, k := range keys {
+		s := f.samples[k]
+		if f.admit(k, max) {
+			f.send(ch, s, s.cg.path, s.cg.ctr, k.extra)
+			continue
+		}
+		if other == nil {
+			other = map[string]*sample{}
+		}
+		o, ok := other[k.extra]
+		if !ok {
+			o = &sample{}
+			if s.hist != nil {
+				o.hist = &histogram{}
+			}
+			other[k.extra] = o
+		}
+		o.value += s.value
+		if s.hist != nil {
+			o.hist.add(s.hist)
+		}
+	}
+	for _, extra := range slices.Sorted(maps.Keys(other)) {
+		f.send(ch, other[extra], otherCgroup, Container{}, extra)
+	}
+	clear(f.samples)
+}
+
+func (f *family) send(ch chan<- prometheus.Metric, s *sample, path string, c Container, extra string) {
+	labels := []string{path, c.ID, c.Runtime, c.PodUID}
+	if f.extra {
+		labels = append(labels, extra)
+	}
+	if s.hist != nil {
+		ch <- prometheus.MustNewConstHistogram(f.desc, s.hist.count(), float64(s.hist.sumNs)/1e9, s.hist.buckets(), labels...)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(f.desc, f.kind, s.value, labels...)
+}
+
+func (h *histogram) count() uint64 {
+	var n uint64
+	for _, c := range h.slots {
+		n += c
+	}
+	return n
+}
+
+// buckets turns the kernel's log2 slots into cumulative buckets. Slot i
+// counts waits of floor(log2(µs)) = i, that is under 2^(i+1) µs: its
+// upper bound. The last slot also holds everything longer: +Inf only.
+func (h *histogram) buckets() map[float64]uint64 {
+	b := make(map[float64]uint64, len(h.slots)-1)
+	var n uint64
+	for i, c := range h.slots[:len(h.slots)-1] {
+		n += c
+		b[math.Ldexp(1e-6, i+1)] = n
+	}
+	return b
+}

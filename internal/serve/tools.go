@@ -1,0 +1,240 @@
+package serve
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/cilium/ebpf"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
+	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
+)
+
+// A Tool is one sampler serve can run: what it loads into the kernel and
+// how its maps become metrics at scrape time. Nothing runs between scrapes
+// but the kernel's own counting.
+type Tool struct {
+	Name string
+	Help string
+	// Default: cheap enough to run always (see DefaultTools).
+	Default bool
+	// Spec is the BPF object the tool loads; nil for a tool that only
+	// reads what others pinned (xdp).
+	Spec func() (*ebpf.CollectionSpec, error)
+	// Hooks says how the programs attach (AlsoAttach, Alternatives).
+	Hooks loader.Options
+	// Metrics are the tool's own metric families.
+	Metrics []string
+	collect func(e *Exporter, objs *loader.Objects, ch chan<- prometheus.Metric) error
+}
+
+// Tools is every tool serve can run, in the order they are read.
+//
+// The default set is exec, exit, cswitch and xdp. exec and exit run once
+// per process; cswitch adds one map update to each context switch (tens of
+// nanoseconds on a BTF tracepoint); xdp costs nothing in the kernel beyond
+// the filters already loaded (serve only reads their pinned counters).
+// runqlat adds work to every wakeup as well as every switch; fileio and
+// openerr use syscall tracepoints, and attaching any syscall tracepoint
+// sends every system call of every task through the kernel's slower
+// traced path: those three are there to be chosen with --tools.
+var Tools = []*Tool{
+	{
+		Name: "exec", Help: "successful execs per cgroup", Default: true,
+		Spec:    loadServeExec,
+		Metrics: []string{"bpfkit_exec_total"},
+		collect: collectExec,
+	},
+	{
+		Name: "exit", Help: "process exits per cgroup and signal", Default: true,
+		Spec:    loadServeExit,
+		Metrics: []string{"bpfkit_exit_total"},
+		collect: collectExit,
+	},
+	{
+		Name: "cswitch", Help: "voluntary and involuntary context switches per cgroup", Default: true,
+		Spec:    loadServeCswitch,
+		Hooks:   loader.Options{Alternatives: [][]string{{"sched_switch_btf", "sched_switch_raw"}}},
+		Metrics: []string{"bpfkit_context_switches_total"},
+		collect: collectCswitch,
+	},
+	{
+		Name: "runqlat", Help: "run-queue latency histogram per cgroup",
+		Spec: loadServeRunqlat,
+		Hooks: loader.Options{Alternatives: [][]string{
+			{"sched_switch_btf", "sched_switch_raw"},
+			{"sched_wakeup_btf", "sched_wakeup_raw"},
+			{"sched_wakeup_new_btf", "sched_wakeup_new_raw"},
+		}},
+		Metrics: []string{"bpfkit_runqueue_latency_seconds"},
+		collect: collectRunqlat,
+	},
+	{
+		Name: "fileio", Help: "read and write calls and bytes on regular files per cgroup",
+		Spec:    loadServeFileio,
+		Hooks:   loader.Options{AlsoAttach: filetop.AlsoAttach},
+		Metrics: []string{"bpfkit_file_io_bytes_total", "bpfkit_file_io_ops_total"},
+		collect: collectFileio,
+	},
+	{
+		Name: "openerr", Help: "failed opens per cgroup and errno",
+		Spec:    loadServeOpenerr,
+		Hooks:   loader.Options{AlsoAttach: opensnoop.AlsoAttach},
+		Metrics: []string{"bpfkit_open_errors_total"},
+		collect: collectOpenerr,
+	},
+	{
+		Name: "xdp", Help: "packets and bytes of every pinned bpfkit XDP filter", Default: true,
+		Metrics: []string{"bpfkit_xdp_packets_total", "bpfkit_xdp_bytes_total"},
+		collect: collectXDP,
+	},
+}
+
+// ToolNames lists the names of Tools.
+func ToolNames() []string {
+	names := make([]string, len(Tools))
+	for i, t := range Tools {
+		names[i] = t.Name
+	}
+	return names
+}
+
+// DefaultTools lists the tools serve runs unless told otherwise.
+func DefaultTools() []string {
+	var names []string
+	for _, t := range Tools {
+		if t.Default {
+			names = append(names, t.Name)
+		}
+	}
+	return names
+}
+
+// ParseTools reads a comma-separated list of tool names; "all" is every
+// tool, "default" the default set.
+func ParseTools(s string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		var names []string
+		switch name {
+		case "all":
+			names = ToolNames()
+		case "default":
+			names = DefaultTools()
+		default:
+			if toolByName(name) == nil {
+				return nil, fmt.Errorf("no tool %q: choose among %s, all, default", name, strings.Join(ToolNames(), ", "))
+			}
+			names = []string{name}
+		}
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	return out, nil
+}
+
+func toolByName(name string) *Tool {
+	for _, t := range Tools {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// load loads and attaches the tool's programs.
+func (t *Tool) load(debug bool) (*loader.Objects, error) {
+	if t.Spec == nil {
+		return nil, nil
+	}
+	spec, err := t.Spec()
+	if err != nil {
+		return nil, err
+	}
+	opts := t.Hooks
+	opts.RingSize = 4096 // serve sends no events: the smallest ring
+	opts.Debug = debug
+	objs, err := loader.Load(spec, opts)
+	if err != nil {
+		return nil, fmt.Errorf("tool %s: %w", t.Name, err)
+	}
+	return objs, nil
+}
+
+func collectExec(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+	f := e.families[descExec]
+	return loader.ReadAll(objs.Collection.Maps[serveExecMapExecs], func(id, n *uint64) {
+		f.add(e.cgroups.lookup(*id), "", float64(*n))
+	})
+}
+
+func collectExit(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+	f := e.families[descExit]
+	return loader.ReadAll(objs.Collection.Maps[serveExitMapExits], func(k *serveExitServeExitKey, n *uint64) {
+		f.add(e.cgroups.lookup(k.Cgroup), signalName(k.Signal), float64(*n))
+	})
+}
+
+// signalName is "" for 0 (a normal exit), else the signal's name.
+func signalName(sig uint32) string {
+	if sig == 0 {
+		return ""
+	}
+	if name := unix.SignalName(syscall.Signal(sig)); name != "" {
+		return name
+	}
+	return "SIG" + strconv.Itoa(int(sig)) // a real-time signal
+}
+
+func collectCswitch(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+	f := e.families[descSwitches]
+	return loader.ReadAll(objs.Collection.Maps[serveCswitchMapSwitches], func(id *uint64, c *serveCswitchServeCswitch) {
+		cg := e.cgroups.lookup(*id)
+		f.add(cg, "voluntary", float64(c.Voluntary))
+		f.add(cg, "involuntary", float64(c.Involuntary))
+	})
+}
+
+func collectRunqlat(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+	f := e.families[descRunqlat]
+	return loader.ReadAll(objs.Collection.Maps[serveRunqlatMapHists], func(id *uint64, h *serveRunqlatServeHist) {
+		f.addHist(e.cgroups.lookup(*id), &histogram{slots: h.Slots, sumNs: h.SumNs})
+	})
+}
+
+func collectFileio(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+	ops, bytes := e.families[descFileOps], e.families[descFileBytes]
+	return loader.ReadAll(objs.Collection.Maps[serveFileioMapFileio], func(id *uint64, s *serveFileioServeFileio) {
+		cg := e.cgroups.lookup(*id)
+		ops.add(cg, "read", float64(s.Reads))
+		ops.add(cg, "write", float64(s.Writes))
+		bytes.add(cg, "read", float64(s.ReadBytes))
+		bytes.add(cg, "write", float64(s.WriteBytes))
+	})
+}
+
+func collectOpenerr(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+	f := e.families[descOpenErrors]
+	return loader.ReadAll(objs.Collection.Maps[serveOpenerrMapOpenErrors], func(k *serveOpenerrServeErrnoKey, n *uint64) {
+		f.add(e.cgroups.lookup(k.Cgroup), errnoName(k.Err), float64(*n))
+	})
+}
+
+// errnoName is the errno's name (ENOENT), or its number if it has none.
+func errnoName(err uint32) string {
+	if name := unix.ErrnoName(syscall.Errno(err)); name != "" {
+		return name
+	}
+	return strconv.Itoa(int(err))
+}
