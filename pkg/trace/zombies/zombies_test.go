@@ -31,9 +31,9 @@ func TestMain(m *testing.M) {
 type report struct {
 	PID int
 	// Seen is how long the parent saw the child a zombie (from seeing it
-	// so to its wait returning), Max from the child's start to then: the
-	// child's time as a zombie lies between. Both in CLOCK_BOOTTIME, the
-	// clock of bpf_ktime_get_boot_ns.
+	// so to calling the wait that reaps it), Max from the child's start to
+	// that wait's return: the child's time as a zombie lies between. Both
+	// in CLOCK_BOOTTIME, the clock of bpf_ktime_get_boot_ns.
 	Seen, Max time.Duration
 }
 
@@ -86,6 +86,7 @@ func childParent(args []string) int {
 		}
 	}
 	var ws unix.WaitStatus
+	before := boottime() // updated before nowait's final wait4
 	if mode == "nowait" || mode == "waitid" {
 		var info unix.Siginfo
 		opts := unix.WEXITED
@@ -97,6 +98,7 @@ func childParent(args []string) int {
 		}
 		if mode == "nowait" { // still a zombie: as long again
 			time.Sleep(time.Duration(hold) * time.Millisecond)
+			before = boottime()
 		}
 	}
 	if mode != "waitid" {
@@ -105,7 +107,7 @@ func childParent(args []string) int {
 		}
 	}
 	done := boottime()
-	_ = json.NewEncoder(os.Stdout).Encode(report{PID: pid, Seen: done - seen, Max: done - start})
+	_ = json.NewEncoder(os.Stdout).Encode(report{PID: pid, Seen: before - seen, Max: done - start})
 	return 0
 }
 
@@ -115,7 +117,14 @@ func boottime() time.Duration {
 	return time.Duration(ts.Nano())
 }
 
+// isZombie reports whether process pid is a zombie: its leader is and no
+// other thread is left. (A Go child's leader shows Z while its other
+// threads are still dying: on a loaded machine, for over 100 ms.)
 func isZombie(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) != 1 {
+		return false
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return false
@@ -208,10 +217,8 @@ func TestReaped(t *testing.T) {
 			if mode == "nowait" { // WNOWAIT left it a zombie for as long again
 				least = 2 * hold
 			}
-			// A sanity check of the workload: 1 ms for Go sleeping on
-			// CLOCK_MONOTONIC against this CLOCK_BOOTTIME reading (0.2% apart
-			// over 300 ms on this VM).
-			if rep.Seen < least-time.Millisecond {
+			if rep.Seen < least { // the workload itself went wrong
+
 				t.Fatalf("the parent held its zombie for %v only, want %v", rep.Seen, least)
 			}
 			if e.Zombie < rep.Seen || e.Zombie > rep.Max {
