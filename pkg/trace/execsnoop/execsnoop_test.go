@@ -80,6 +80,20 @@ func TestMain(m *testing.M) {
 		}
 		return 102
 	})
+	// missing-at ARGS...: execveat(AT_FDCWD, a file that does not exist,
+	// ARGS); exit 0 on ENOENT.
+	testkit.Register("missing-at", func(args []string) int {
+		path, _ := unix.BytePtrFromString(missingFile)
+		argv, _ := syscall.SlicePtrFromStrings(args)
+		envv, _ := syscall.SlicePtrFromStrings(os.Environ())
+		cwd := unix.AT_FDCWD
+		_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(cwd), uintptr(unsafe.Pointer(path)),
+			uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])), 0, 0)
+		if errno == syscall.ENOENT {
+			return 0
+		}
+		return 103
+	})
 	// threads N: start N threads that exit on their own, wait until they
 	// are gone, then print their ids ("ended TID...") and those of the
 	// threads left ("last TID..."), which end at exit_group.
@@ -480,6 +494,9 @@ func findExec(recs []execRec, pid int, arg1 string) *execRec {
 	return nil
 }
 
+// TestExecveat: a successful execveat(2) (fexecve) is reported by exec_done
+// at sched_process_exec, after the child's own exec; the execveat hooks
+// matter for failed calls (TestFailedExec/missing-at).
 func TestExecveat(t *testing.T) {
 	self := selfPath(t)
 	var cmd *exec.Cmd
@@ -509,35 +526,44 @@ func TestExecveat(t *testing.T) {
 	}
 }
 
+// TestFailedExec: a failed exec is reported with the caller's filename and
+// argv, read at the syscall's exit from what its entry remembered.
+// Hooks: "missing" drives enter_execve and exit_execve (sys_enter/exit_execve),
+// "missing-at" enter_execveat and exit_execveat; the child's own successful
+// exec drives exec_done (sched_process_exec), as TestExecveat's do.
 func TestFailedExec(t *testing.T) {
-	var cmd *exec.Cmd
-	var failed []execRec
-	args := []string{"bpfkit-missing", "arg one", `"two"`}
-	all, _ := traceExecs(t, Config{PPID: uint32(os.Getpid())}, func() {
-		failed, _ = traceExecs(t, Config{PPID: uint32(os.Getpid()), FailedOnly: true}, func() {
-			cmd = runChild(t, "missing", args...)
+	for _, child := range []string{"missing", "missing-at"} {
+		t.Run(child, func(t *testing.T) {
+			var cmd *exec.Cmd
+			var failed []execRec
+			args := []string{"bpfkit-missing", "arg one", `"two"`}
+			all, _ := traceExecs(t, Config{PPID: uint32(os.Getpid())}, func() {
+				failed, _ = traceExecs(t, Config{PPID: uint32(os.Getpid()), FailedOnly: true}, func() {
+					cmd = runChild(t, child, args...)
+				})
+			})
+			if code := cmd.ProcessState.ExitCode(); code != 0 {
+				t.Fatalf("child exited %d, want 0 (its exec failed with ENOENT)", code)
+			}
+			pid := uint32(cmd.Process.Pid)
+			want := execRec{PID: pid, PPID: uint32(os.Getpid()), Filename: missingFile, Args: args, Ret: -int32(syscall.ENOENT)}
+			check := func(name string, recs []execRec, n int) {
+				if len(recs) != n {
+					t.Fatalf("%s: got %d events, want %d: %+v", name, len(recs), n, recs)
+				}
+				r := recs[n-1]
+				if r.PID != want.PID || r.PPID != want.PPID || r.Filename != want.Filename || r.Ret != want.Ret ||
+					!slices.Equal(r.Args, want.Args) || r.Truncated {
+					t.Errorf("%s: got %+v, want %+v", name, r, want)
+				}
+				if r.JSON["ret"] != float64(-2) {
+					t.Errorf("%s: JSON ret = %v, want -2", name, r.JSON["ret"])
+				}
+			}
+			check("all execs", all, 2) // the child's own exec, then the failed one
+			check("--failed", failed, 1)
 		})
-	})
-	if code := cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("child exited %d, want 0 (its exec failed with ENOENT)", code)
 	}
-	pid := uint32(cmd.Process.Pid)
-	want := execRec{PID: pid, PPID: uint32(os.Getpid()), Filename: missingFile, Args: args, Ret: -int32(syscall.ENOENT)}
-	check := func(name string, recs []execRec, n int) {
-		if len(recs) != n {
-			t.Fatalf("%s: got %d events, want %d: %+v", name, len(recs), n, recs)
-		}
-		r := recs[n-1]
-		if r.PID != want.PID || r.PPID != want.PPID || r.Filename != want.Filename || r.Ret != want.Ret ||
-			!slices.Equal(r.Args, want.Args) || r.Truncated {
-			t.Errorf("%s: got %+v, want %+v", name, r, want)
-		}
-		if r.JSON["ret"] != float64(-2) {
-			t.Errorf("%s: JSON ret = %v, want -2", name, r.JSON["ret"])
-		}
-	}
-	check("all execs", all, 2) // the child's own exec, then the failed one
-	check("--failed", failed, 1)
 }
 
 func TestTruncatedArgs(t *testing.T) {
