@@ -6,19 +6,25 @@ CLANG     ?= clang-19
 BIN       := bin/bpfkit
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
-# Debian packages the build and the tests need.
+# Debian packages the tests need (running bpfkit needs none: the BPF
+# objects are committed and `go build` is enough). Installed without
+# recommended packages: qemu's GUI is not needed to boot test kernels.
 APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool iproute2 qemu-system-x86 cpio xz-utils zstd
 # Extra arguments for `make run`, e.g. make run ARGS="-F -p 1234".
 ARGS ?=
 
-.PHONY: all deps generate build run test check-generated lint bench ci clean
+.PHONY: all deps deps-go generate build run test check-generated lint bench ci clean
 
 all: build
 
-## deps: install the Debian packages and Go modules the build and tests need.
-deps:
+## deps: install the Debian packages and Go modules the tests need.
+deps: deps-go
+	$(GO) build -o /dev/null honnef.co/go/tools/cmd/staticcheck
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); }
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); }
+
+## deps-go: the Go modules (all that building and running bpfkit needs).
+deps-go:
 	$(GO) mod download
 
 ## generate: compile bpf/*.bpf.c with the pinned clang into the committed bpf2go outputs.
@@ -30,7 +36,7 @@ build:
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/bpfkit
 
 ## run: the main job — build and start `bpfkit opensnoop` (Ctrl-C stops it).
-run: deps build
+run: deps-go build
 	./$(BIN) opensnoop $(ARGS)
 
 ## test: every test, privileged ones included (run as root).
@@ -44,18 +50,20 @@ check-generated: generate
 	@test -z "$$(git status --porcelain -- '*_bpfel.go' '*_bpfel.o')" || { \
 		git status --porcelain -- '*_bpfel.go' '*_bpfel.o'; echo "untracked generated files: commit them" >&2; exit 1; }
 
-## lint: gofmt and go vet.
+## lint: gofmt, go vet and staticcheck (pinned as a tool in go.mod).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 
-## bench: the speed comparisons against peers (see bench/README.md).
+## bench: the speed comparisons against peers (bench/*/run.sh; bench/xdp/README.md).
 bench: build
 	./bench/run.sh
 
-## ci: what .ci/run does on a fresh machine: install, check, test here and
-## in VMs on every kernel of vmtest/vmtest.mk.
-ci: deps check-generated lint test vmtest
+## ci: what .ci/run does on a fresh machine: install, check, and test once
+## on the host (the matrix's host column) and in VMs on every kernel of
+## vmtest/vmtest.mk; vmtest's own tests (they start qemu) run on the host.
+ci: deps check-generated lint vmtest-unit vmtest
 
 clean:
 	rm -rf bin

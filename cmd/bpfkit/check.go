@@ -5,7 +5,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
@@ -18,8 +17,10 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
 	"github.com/bpfkit/bpfkit/pkg/trace/offcputime"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
+	"github.com/bpfkit/bpfkit/pkg/trace/output"
 	"github.com/bpfkit/bpfkit/pkg/trace/runqlat"
 	"github.com/bpfkit/bpfkit/pkg/trace/schedrecord"
+	"github.com/bpfkit/bpfkit/pkg/trace/syscount"
 	"github.com/bpfkit/bpfkit/pkg/xdp"
 )
 
@@ -37,35 +38,65 @@ var tools = []struct {
 	{"runqlat", runqlat.Spec, loader.Options{}},
 	{"offcputime", offcputime.Spec, loader.Options{}},
 	{"sched record", schedrecord.Spec, loader.Options{}},
+	{"syscount", syscount.Spec, loader.Options{}},
 	{"xdp", xdp.Spec, loader.Options{}},
 }
 
-func newCheckCmd(_ *globalFlags) *cobra.Command {
+func newCheckCmd(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "check",
 		Short: "Show what this kernel offers bpfkit, and which tools can run",
-		Args:  cobra.NoArgs,
+		Long: `Probe the kernel for what bpfkit needs (privileges, BTF, ring buffer, tracefs,
+bpffs) and, for each tool, which of its hooks exist. Exits non-zero when
+something is missing. JSON lines (-o json) have the keys what, ok, detail.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runCheck()
+			format, err := g.format()
+			if err != nil {
+				return err
+			}
+			return runCheck(format)
 		},
 	}
 }
 
-func runCheck() error {
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+// checkRow is one line of check's report.
+type checkRow struct {
+	What   string
+	OK     bool
+	Detail string
+}
+
+var checkFields = []output.Field[checkRow]{
+	{Header: "WHAT", Key: "what", Width: -13,
+		Text: func(b []byte, r *checkRow) []byte { return append(b, r.What...) }},
+	{Header: "OK", Key: "ok", Width: -3,
+		Text: func(b []byte, r *checkRow) []byte {
+			if r.OK {
+				return append(b, "yes"...)
+			}
+			return append(b, "no"...)
+		},
+		JSON: func(b []byte, r *checkRow) []byte { return output.AppendBool(b, r.OK) }},
+	{Header: "DETAIL", Key: "detail",
+		Text: func(b []byte, r *checkRow) []byte { return append(b, r.Detail...) }},
+}
+
+func runCheck(format output.Format) error {
+	var rows []checkRow
 	missing := 0
 	line := func(what string, err error, ok string) {
 		if err != nil {
 			missing++
-			fmt.Fprintf(w, "%s\tno\t%v\n", what, err)
+			rows = append(rows, checkRow{what, false, err.Error()})
 			return
 		}
-		fmt.Fprintf(w, "%s\tyes\t%s\n", what, ok)
+		rows = append(rows, checkRow{what, true, ok})
 	}
 
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
-	fmt.Fprintf(w, "kernel\t%s\t%s\n", unix.ByteSliceToString(uts.Release[:]), unix.ByteSliceToString(uts.Machine[:]))
+	rows = append(rows, checkRow{"kernel", true, unix.ByteSliceToString(uts.Release[:]) + " " + unix.ByteSliceToString(uts.Machine[:])})
 	line("privileges", loader.CheckPrivileges(), "CAP_BPF and CAP_PERFMON (or root)")
 	_, err := loader.KernelBTF()
 	line("BTF", err, "/sys/kernel/btf/vmlinux")
@@ -102,12 +133,21 @@ func runCheck() error {
 		case len(have) == 0:
 			line(t.name, fmt.Errorf("%s", strings.Join(lack, "; ")), "")
 		case len(lack) > 0:
-			fmt.Fprintf(w, "%s\tyes\t%d hooks; without: %s\n", t.name, len(have), strings.Join(lack, "; "))
+			line(t.name, nil, fmt.Sprintf("%d hooks; without: %s", len(have), strings.Join(lack, "; ")))
 		default:
-			fmt.Fprintf(w, "%s\tyes\tall %d hooks: %s\n", t.name, len(have), strings.Join(have, ", "))
+			line(t.name, nil, fmt.Sprintf("all %d hooks: %s", len(have), strings.Join(have, ", ")))
 		}
 	}
-	if err := w.Flush(); err != nil {
+	p := output.NewPrinter(os.Stdout, format, checkFields)
+	if err := p.Header(); err != nil {
+		return err
+	}
+	for i := range rows {
+		if err := p.Print(&rows[i]); err != nil {
+			return err
+		}
+	}
+	if err := p.Flush(); err != nil {
 		return err
 	}
 	if missing > 0 {

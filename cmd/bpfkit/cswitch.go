@@ -74,11 +74,8 @@ JSON lines give the exact counts and the interval.`,
 		},
 	}
 	f := cmd.Flags()
-	f.Uint32VarP(&cfg.Filter.PID, "pid", "p", 0, "count this process only")
-	f.Uint32VarP(&cfg.Filter.TID, "tid", "t", 0, "count this thread only")
-	f.StringVarP(&cfg.Filter.Comm, "name", "n", "", "count tasks with this name (comm) only")
-	f.StringVar(&cfg.Filter.Cgroup, "cgroup", "", "count tasks in this cgroup v2 directory only")
+	addFilterFlags(f, &cfg.Filter, "count", "pid tid name cgroup")
 	f.BoolVar(&perProcess, "per-process", false, "add up the threads of each process")
-	f.IntVarP(&rows, "rows", "r", 20, "show this many busiest rows per interval (0: all)")
+	addRows(f, &rows, 20, "show this many busiest rows per interval")
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bpfkit/bpfkit/internal/flagval"
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/execsnoop"
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
@@ -16,7 +17,6 @@ func newExecsnoopCmd(g *globalFlags) *cobra.Command {
 		cfg    execsnoop.Config
 		fields execsnoop.FieldOptions
 		run    runFlags
-		uid    int64
 	)
 	cmd := &cobra.Command{
 		Use:   "execsnoop",
@@ -31,20 +31,14 @@ func newExecsnoopCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if cmd.Flags().Changed("uid") {
-				u := uint32(uid)
-				cfg.Filter.UID = &u
-			}
 			cfg.Cwd = fields.Cwd
 			cfg.Debug = g.debug
-			if err := run.validate(); err != nil {
-				return err
-			}
 			t, err := execsnoop.New(cfg)
 			if err != nil {
 				return err
 			}
 			defer t.Close()
+			warnDropped(t.Dropped())
 			p := output.NewPrinter(os.Stdout, format, execsnoop.Fields(fields))
 			err = stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*execsnoop.Event) error) (loader.Stats, error) {
 				return t.Run(ctx, opts, emit)
@@ -54,17 +48,16 @@ func newExecsnoopCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.Uint32VarP(&cfg.PPID, "ppid", "p", 0, "trace children of this process only")
-	f.Int64VarP(&uid, "uid", "u", 0, "trace this user id only")
+	f.VarP(flagval.PID(&cfg.PPID), "ppid", "p", "trace children of this process only")
+	addFilterFlags(f, &cfg.Filter, "trace", "uid cgroup")
 	f.StringVarP(&cfg.Filter.Comm, "name", "n", "", "trace execs whose new name (comm) is this only")
-	f.StringVar(&cfg.Filter.Cgroup, "cgroup", "", "trace tasks in this cgroup v2 directory only")
 	f.BoolVarP(&cfg.FailedOnly, "failed", "x", false, "show failed execs only")
 	f.StringVarP(&cfg.Line, "line", "l", "", "show execs whose argument line contains this only")
-	f.IntVar(&cfg.ArgsLimit, "max-args", execsnoop.DefaultArgsLimit, "bytes of argv per exec; a longer argv is marked truncated (at most 131072)")
+	addArgsLimit(f, &cfg.ArgsLimit, "bytes of argv per exec; a longer argv is marked truncated")
 	f.BoolVar(&fields.Cwd, "cwd", false, "show the working directory")
 	f.BoolVarP(&fields.Quote, "quote", "q", false, "quote each argument")
 	f.BoolVarP(&fields.Timestamps, "timestamp", "T", false, "show a time column")
-	f.IntVar(&cfg.RingSize, "ring-size", execsnoop.DefaultRingSize, "ring buffer size in bytes (a power of two)")
+	addRingSize(f, &cfg.RingSize, execsnoop.DefaultRingSize)
 	run.register(cmd)
 	return cmd
 }

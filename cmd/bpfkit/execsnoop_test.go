@@ -33,7 +33,7 @@ func TestExecExitBadInput(t *testing.T) {
 		{"exit unknown flag", "bpfkit", []string{"exitsnoop", "--bogus"}, "unknown flag: --bogus", false},
 		{"exec missing cgroup", "bpfkit", []string{"execsnoop", "--cgroup", "/sys/fs/cgroup/bpfkit-no-such-cgroup"}, "does not exist", true},
 		{"exit missing cgroup", "bpfkit", []string{"exitsnoop", "--cgroup", "/sys/fs/cgroup/bpfkit-no-such-cgroup"}, "does not exist", true},
-		{"exec args limit", "bpfkit", []string{"execsnoop", "--max-args", "200000"}, "must be from 1 to 131072 bytes", true},
+		{"exec args limit", "bpfkit", []string{"execsnoop", "--max-args", "200000"}, "give a number of bytes from 1 to 131072", true},
 		{"exec no capabilities", "bpfkit-nocaps", []string{"execsnoop"}, "CAP_BPF and CAP_PERFMON", true},
 		{"exit no capabilities", "bpfkit-nocaps", []string{"exitsnoop"}, "CAP_BPF and CAP_PERFMON", true},
 	} {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bpfkit/bpfkit/internal/flagval"
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/execsnoop"
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
@@ -31,14 +32,12 @@ func newExitsnoopCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			cfg.Debug = g.debug
-			if err := run.validate(); err != nil {
-				return err
-			}
 			t, err := execsnoop.NewExit(cfg)
 			if err != nil {
 				return err
 			}
 			defer t.Close()
+			warnDropped(t.Dropped())
 			p := output.NewPrinter(os.Stdout, format, execsnoop.ExitFields(fields))
 			err = stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*execsnoop.ExitEvent) error) (loader.Stats, error) {
 				return t.Run(ctx, opts, emit)
@@ -48,14 +47,13 @@ func newExitsnoopCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.Uint32VarP(&cfg.Filter.PID, "pid", "p", 0, "trace this process only")
-	f.Uint32Var(&cfg.PPID, "ppid", 0, "trace children of this process only")
-	f.StringVar(&cfg.Filter.Cgroup, "cgroup", "", "trace tasks in this cgroup v2 directory only")
+	addFilterFlags(f, &cfg.Filter, "trace", "pid cgroup")
+	f.Var(flagval.PID(&cfg.PPID), "ppid", "trace children of this process only")
 	f.BoolVarP(&cfg.FailedOnly, "failed", "x", false, "show non-zero exits and deaths by signal only")
 	f.BoolVar(&cfg.Threads, "threads", false, "show every thread's exit, not only each process's")
-	f.IntVar(&cfg.ArgsLimit, "max-args", execsnoop.DefaultArgsLimit, "bytes of argv remembered per exec (at most 131072)")
+	addArgsLimit(f, &cfg.ArgsLimit, "bytes of argv remembered per exec")
 	f.BoolVarP(&fields.Timestamps, "timestamp", "T", false, "show a time column")
-	f.IntVar(&cfg.RingSize, "ring-size", execsnoop.DefaultRingSize, "ring buffer size in bytes (a power of two)")
+	addRingSize(f, &cfg.RingSize, execsnoop.DefaultRingSize)
 	run.register(cmd)
 	return cmd
 }

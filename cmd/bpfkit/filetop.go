@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bpfkit/bpfkit/internal/flagval"
 	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
@@ -18,7 +19,6 @@ func newFiletopCmd(g *globalFlags) *cobra.Command {
 		sortBy  string
 		rows    int
 		noClear bool
-		uid     int64
 	)
 	cmd := &cobra.Command{
 		Use:   "filetop [interval] [count]",
@@ -52,16 +52,13 @@ With --per-process, JSON rows have no tid.`,
 			if err != nil {
 				return err
 			}
-			if cmd.Flags().Changed("uid") {
-				u := uint32(uid)
-				cfg.Filter.UID = &u
-			}
 			cfg.Debug = g.debug
 			t, err := filetop.New(cfg)
 			if err != nil {
 				return err
 			}
 			defer t.Close()
+			warnDropped(t.Dropped())
 
 			p := output.NewPrinter(os.Stdout, format, filetop.Fields(filetop.FieldOptions{PerProcess: cfg.PerProcess}))
 			clear := format == output.Table && !noClear
@@ -102,17 +99,14 @@ With --per-process, JSON rows have no tid.`,
 		},
 	}
 	f := cmd.Flags()
-	f.Uint32VarP(&cfg.Filter.PID, "pid", "p", 0, "trace this process only")
-	f.Uint32VarP(&cfg.Filter.TID, "tid", "t", 0, "trace this thread only")
-	f.Int64VarP(&uid, "uid", "u", 0, "trace this user id only")
-	f.StringVarP(&cfg.Filter.Comm, "name", "n", "", "trace tasks with this name (comm) only")
-	f.StringVar(&cfg.Filter.Cgroup, "cgroup", "", "trace tasks in this cgroup v2 directory only")
+	addFilterFlags(f, &cfg.Filter, "trace", "pid tid uid name cgroup")
 	f.BoolVarP(&cfg.All, "all", "a", false, "include sockets, pipes and other non-regular files")
 	f.BoolVar(&cfg.PerProcess, "per-process", false, "one row per process and file (threads summed)")
 	f.StringVarP(&sortBy, "sort", "s", "all", "sort by "+strings.Join(filetop.SortKeys(), ", ")+" (all: bytes, then calls)")
-	f.IntVarP(&rows, "rows", "r", 20, "show this many rows (0 for all)")
+	addRows(f, &rows, 20, "show this many rows")
 	f.BoolVarP(&noClear, "noclear", "C", false, "don't clear the screen between intervals")
-	f.IntVar(&cfg.MapSize, "map-size", filetop.DefaultMapSize, "(thread, file) pairs one interval can hold")
+	cfg.MapSize = filetop.DefaultMapSize
+	f.Var(flagval.Int(&cfg.MapSize, 1, filetop.MaxMapSize, "entries"), "map-size", "(thread, file) pairs one interval can hold")
 	return cmd
 }
 

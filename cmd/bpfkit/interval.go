@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/bpfkit/bpfkit/internal/flagval"
 )
 
 // intervalArgs are the `[interval] [count]` arguments of the tools that
@@ -23,19 +25,19 @@ func parseIntervalArgs(args []string, def time.Duration) (intervalArgs, error) {
 		if err != nil {
 			s, ferr := strconv.ParseFloat(args[0], 64)
 			if ferr != nil {
-				return ia, fmt.Errorf("interval %q: give seconds (1, 0.5) or a duration (500ms)", args[0])
+				return ia, fmt.Errorf("interval %s: give seconds (1, 0.5) or a duration (500ms)", flagval.Quote(args[0]))
 			}
 			d = time.Duration(s * float64(time.Second))
 		}
 		if d <= 0 {
-			return ia, fmt.Errorf("interval %q: must be positive", args[0])
+			return ia, fmt.Errorf("interval %s: must be positive", flagval.Quote(args[0]))
 		}
 		ia.interval = d
 	}
 	if len(args) > 1 {
 		n, err := strconv.Atoi(args[1])
 		if err != nil || n <= 0 {
-			return ia, fmt.Errorf("count %q: give a positive number of intervals", args[1])
+			return ia, fmt.Errorf("count %s: give a positive number of intervals", flagval.Quote(args[1]))
 		}
 		ia.count = n
 	}
@@ -62,9 +64,4 @@ func (ia intervalArgs) every(ctx context.Context, fn func(now time.Time, elapsed
 		}
 	}
 	return nil
-}
-
-// contextWithTimeout is context.WithTimeout, for commands that only wait.
-func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, d)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bpfkit/bpfkit/internal/flagval"
 	"github.com/bpfkit/bpfkit/pkg/trace/offcputime"
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
@@ -40,7 +42,7 @@ like bcc, or folded for flame graphs (-f).`,
 			if len(args) == 1 {
 				s, err := strconv.ParseFloat(args[0], 64)
 				if err != nil || s <= 0 {
-					return fmt.Errorf("duration %q: give seconds, e.g. 5", args[0])
+					return fmt.Errorf("duration %s: give seconds, e.g. 5", flagval.Quote(args[0]))
 				}
 				duration = time.Duration(s * float64(time.Second))
 			}
@@ -60,7 +62,7 @@ like bcc, or folded for flame graphs (-f).`,
 			ctx := cmd.Context()
 			if duration > 0 {
 				var cancel func()
-				ctx, cancel = contextWithTimeout(ctx, duration)
+				ctx, cancel = context.WithTimeout(ctx, duration)
 				defer cancel()
 			}
 			if !folded && format == output.Table {
@@ -100,16 +102,13 @@ like bcc, or folded for flame graphs (-f).`,
 		},
 	}
 	f := cmd.Flags()
-	f.Uint32VarP(&cfg.Filter.PID, "pid", "p", 0, "trace this process only")
-	f.Uint32VarP(&cfg.Filter.TID, "tid", "t", 0, "trace this thread only")
-	f.StringVarP(&cfg.Filter.Comm, "name", "n", "", "trace tasks with this name (comm) only")
-	f.StringVar(&cfg.Filter.Cgroup, "cgroup", "", "trace tasks in this cgroup v2 directory only")
+	addFilterFlags(f, &cfg.Filter, "trace", "pid tid name cgroup")
 	f.StringVar(&states, "state", "", "only tasks switched out in these states: S (sleeping), D (uninterruptible), R (preempted); e.g. D or S,D")
 	f.Uint64VarP(&minUS, "min-block-time", "m", 1, "only off-CPU periods of at least this many µs")
 	f.Uint64VarP(&maxUS, "max-block-time", "M", 0, "only off-CPU periods of at most this many µs (0: no limit)")
 	f.BoolVarP(&cfg.KernelOnly, "kernel-stacks-only", "k", false, "kernel stacks only")
 	f.BoolVarP(&cfg.UserOnly, "user-stacks-only", "u", false, "user stacks only")
 	f.BoolVarP(&folded, "folded", "f", false, "folded output for flame graphs: comm;frames... µs")
-	f.DurationVarP(&duration, "duration", "d", 0, "stop after this long (e.g. 10s); the [duration] argument is in seconds")
+	f.VarP(flagval.Duration(&duration), "duration", "d", "stop after this long (e.g. 10s; 0: until Ctrl-C); the [duration] argument is in seconds")
 	return cmd
 }

@@ -16,7 +16,6 @@ func newOpensnoopCmd(g *globalFlags) *cobra.Command {
 		cfg    opensnoop.Config
 		fields opensnoop.FieldOptions
 		run    runFlags
-		uid    int64
 	)
 	cmd := &cobra.Command{
 		Use:   "opensnoop",
@@ -31,20 +30,14 @@ func newOpensnoopCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if cmd.Flags().Changed("uid") {
-				u := uint32(uid)
-				cfg.Filter.UID = &u
-			}
 			cfg.FullPath = fields.FullPath
 			cfg.Debug = g.debug
-			if err := run.validate(); err != nil {
-				return err
-			}
 			t, err := opensnoop.New(cfg)
 			if err != nil {
 				return err
 			}
 			defer t.Close()
+			warnDropped(t.Dropped())
 			p := output.NewPrinter(os.Stdout, format, opensnoop.Fields(fields))
 			return stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*opensnoop.Event) error) (loader.Stats, error) {
 				return t.Run(ctx, opts, emit)
@@ -52,15 +45,11 @@ func newOpensnoopCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.Uint32VarP(&cfg.Filter.PID, "pid", "p", 0, "trace this process only")
-	f.Uint32VarP(&cfg.Filter.TID, "tid", "t", 0, "trace this thread only")
-	f.Int64VarP(&uid, "uid", "u", 0, "trace this user id only")
-	f.StringVarP(&cfg.Filter.Comm, "name", "n", "", "trace tasks with this name (comm) only")
-	f.StringVar(&cfg.Filter.Cgroup, "cgroup", "", "trace tasks in this cgroup v2 directory only")
+	addFilterFlags(f, &cfg.Filter, "trace", "pid tid uid name cgroup")
 	f.BoolVarP(&cfg.FailedOnly, "failed", "x", false, "show failed opens only")
 	f.BoolVarP(&fields.FullPath, "full-path", "F", false, "show absolute paths, resolved in the kernel")
 	f.BoolVarP(&fields.Timestamps, "timestamp", "T", false, "show a time column")
-	f.IntVar(&cfg.RingSize, "ring-size", loader.DefaultRingSize, "ring buffer size in bytes (a power of two)")
+	addRingSize(f, &cfg.RingSize, loader.DefaultRingSize)
 	run.register(cmd)
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
 
@@ -24,6 +25,15 @@ func newRootCmd() *cobra.Command {
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Before any flag is acted on: a setuid or file-capability copy
+		// could open the paths its users name with rights they lack.
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if err := loader.RefuseSetID(); err != nil {
+				return err
+			}
+			_, err := g.format() // -o is checked once, for every command
+			return err
+		},
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())
@@ -39,6 +49,7 @@ func newRootCmd() *cobra.Command {
 		newRunqlatCmd(g),
 		newOffcputimeCmd(g),
 		newSchedCmd(g),
+		newSyscountCmd(g),
 		newCheckCmd(g),
 		newXDPCmd(g),
 	)

@@ -106,7 +106,6 @@ interval the histogram is printed once, at Ctrl-C.`,
 	f.BoolVarP(&perThread, "tids", "L", false, "one histogram per thread")
 	f.BoolVar(&nss, "pidnss", false, "one histogram per pid namespace")
 	f.BoolVarP(&timestamps, "timestamp", "T", false, "print the time with each output")
-	f.Uint32VarP(&cfg.Filter.PID, "pid", "p", 0, "measure this process only")
-	f.StringVar(&cfg.Filter.Cgroup, "cgroup", "", "measure tasks in this cgroup v2 directory only")
+	addFilterFlags(f, &cfg.Filter, "measure", "pid cgroup")
 	return cmd
 }

@@ -19,7 +19,7 @@ func TestSchedFlagErrors(t *testing.T) {
 		{[]string{"offcputime", "--state", "Z"}, "use S (sleeping)"},
 		{[]string{"offcputime", "-m", "100", "-M", "10"}, "below the minimum"},
 		{[]string{"offcputime", "abc"}, "give seconds"},
-		{[]string{"sched", "record"}, "give the trace file to write with -o"},
+		{[]string{"sched", "record"}, "give the trace file to write with -w"},
 	} {
 		root := newRootCmd()
 		root.SetArgs(c.args)

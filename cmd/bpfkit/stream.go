@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/bpfkit/bpfkit/internal/flagval"
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
@@ -19,15 +22,8 @@ type runFlags struct {
 }
 
 func (r *runFlags) register(cmd *cobra.Command) {
-	cmd.Flags().DurationVarP(&r.duration, "duration", "d", 0, "stop after this long (e.g. 10s, 5m)")
+	cmd.Flags().VarP(flagval.Duration(&r.duration), "duration", "d", "stop after this long (e.g. 10s, 5m; 0: until Ctrl-C)")
 	cmd.Flags().Uint64Var(&r.count, "count", 0, "stop after this many events")
-}
-
-func (r *runFlags) validate() error {
-	if r.duration < 0 {
-		return fmt.Errorf("--duration %s: must not be negative", r.duration)
-	}
-	return nil
 }
 
 // stream runs a tracer into a printer until Ctrl-C, SIGTERM, --duration or
@@ -73,4 +69,18 @@ func warnMissed(m uint64) {
 	if m > 0 {
 		fmt.Fprintf(os.Stderr, "bpfkit: the kernel skipped this tool's programs %d times (another BPF program was running on that CPU): events may be missing\n", m)
 	}
+}
+
+// warnDropped says on stderr which of the tool's hooks this kernel lacks
+// (loader.Objects.Dropped): what goes through them is not seen.
+func warnDropped(dropped map[string]error) {
+	if len(dropped) == 0 {
+		return
+	}
+	why := make([]string, 0, len(dropped))
+	for hook, err := range dropped {
+		why = append(why, fmt.Sprintf("%s (%v)", hook, err))
+	}
+	slices.Sort(why)
+	fmt.Fprintf(os.Stderr, "bpfkit: not traced on this kernel: %s\n", strings.Join(why, "; "))
 }

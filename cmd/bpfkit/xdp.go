@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bpfkit/bpfkit/internal/userfs"
 	"github.com/bpfkit/bpfkit/pkg/xdp"
 )
 
@@ -76,11 +77,16 @@ func checkSafety(iface string, policy xdp.Policy, rules []xdp.Rule, firstNew int
 	return fmt.Errorf("%s: add --force if that is what you want", strings.Join(hazards, "; "))
 }
 
+// maxRuleFile bounds a rule file: far more than the most rules that fit
+// (xdp.MaxRules lines), comments included.
+const maxRuleFile = 256 << 20
+
+// readRules reads a rule file with the user's own rights.
 func readRules(file string) ([]xdp.Rule, error) {
 	if file == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(file)
+	b, err := userfs.ReadFile(file, maxRuleFile)
 	if err != nil {
 		return nil, fmt.Errorf("read rules: %w", err)
 	}

@@ -3,9 +3,11 @@ package loader
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfkit/bpfkit/internal/flagval"
+	"github.com/bpfkit/bpfkit/internal/userfs"
 )
 
 // TaskFilter selects tasks in the kernel, before any event is made. The
@@ -31,7 +33,7 @@ func (f TaskFilter) Variables() (map[string]any, error) {
 	}
 	if f.Comm != "" {
 		if len(f.Comm) > 15 {
-			return nil, fmt.Errorf("task name %q is longer than the kernel's 15 bytes: give its first 15", f.Comm)
+			return nil, fmt.Errorf("task name %s is longer than the kernel's 15 bytes: give its first 15", flagval.Quote(f.Comm))
 		}
 		var comm [16]byte
 		copy(comm[:], f.Comm)
@@ -48,21 +50,37 @@ func (f TaskFilter) Variables() (map[string]any, error) {
 }
 
 // CgroupID returns the id the kernel gives a cgroup v2 directory (its inode
-// number), as bpf_get_current_cgroup_id reports it.
+// number), as bpf_get_current_cgroup_id reports it. The directory is
+// opened with the invoking user's own rights (internal/userfs).
 func CgroupID(path string) (uint64, error) {
+	d, err := userfs.OpenDir(path)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return 0, fmt.Errorf("cgroup %s does not exist: give a directory of the cgroup v2 hierarchy, such as %s/system.slice", flagval.Cut(path), cgroup2Hint())
+	case errors.Is(err, unix.ENOTDIR):
+		return 0, fmt.Errorf("cgroup %s is not a directory: give a directory of the cgroup v2 hierarchy, such as %s/system.slice", flagval.Cut(path), cgroup2Hint())
+	case err != nil:
+		return 0, fmt.Errorf("cgroup %s: %w", flagval.Cut(path), err)
+	}
+	defer d.Close()
 	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return 0, fmt.Errorf("cgroup %s does not exist: give a directory of the cgroup v2 hierarchy, such as /sys/fs/cgroup/system.slice/ssh.service", path)
-		}
+	if err := unix.Fstatfs(int(d.Fd()), &st); err != nil {
 		return 0, fmt.Errorf("cgroup %s: %w", path, err)
 	}
 	if st.Type != unix.CGROUP2_SUPER_MAGIC {
-		return 0, fmt.Errorf("%s is not in a cgroup v2 hierarchy: give a directory below the cgroup2 mount (see `mount -t cgroup2`)", path)
+		return 0, fmt.Errorf("%s is not in a cgroup v2 hierarchy: give a directory below the cgroup2 mount (%s here)", flagval.Cut(path), cgroup2Hint())
 	}
 	var s unix.Stat_t
-	if err := unix.Stat(path, &s); err != nil {
+	if err := unix.Fstat(int(d.Fd()), &s); err != nil {
 		return 0, fmt.Errorf("cgroup %s: %w", path, err)
 	}
 	return s.Ino, nil
+}
+
+// cgroup2Hint names where cgroup v2 is mounted here, for messages.
+func cgroup2Hint() string {
+	if p, err := Cgroup2Root(); err == nil {
+		return p
+	}
+	return "/sys/fs/cgroup"
 }

@@ -91,6 +91,9 @@ func (h Hook) Available() error {
 			if errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("this kernel has no tracepoint %s:%s", h.Group, h.Name)
 			}
+			if errors.Is(err, os.ErrPermission) {
+				return ErrTracefsAccess
+			}
 			return fmt.Errorf("look up tracepoint %s:%s: %w", h.Group, h.Name, err)
 		}
 		return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 )
 
 // Names every tracer's BPF object shares (bpf/include/common.h).
@@ -69,6 +70,9 @@ func Preflight() error {
 		return err
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return ErrMemlock
+		}
 		return Explain("lift the memlock limit", err, false)
 	}
 	return nil
@@ -221,6 +225,9 @@ func pruneMissingHooks(spec *ebpf.CollectionSpec, opts Options) (map[string][]Ho
 				return nil, nil, err
 			}
 			if err := h.Available(); err != nil {
+				if errors.Is(err, ErrTracefsAccess) {
+					return nil, nil, err // no hook is missing: bpfkit may not look
+				}
 				dropped[name+"@"+section] = err
 				continue
 			}

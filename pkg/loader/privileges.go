@@ -3,20 +3,53 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"golang.org/x/sys/unix"
 )
 
-// Capability numbers newer than some x/sys releases name.
-const (
-	capPerfmon = 38
-	capBPF     = 39
-)
+// ErrPrivileges says what a tool lacks and how to get it. bpfkit is meant
+// to run as root (sudo); a service may be given the capabilities as
+// ambient ones instead (docs/privileges.md). It never advises file
+// capabilities: see RefuseSetID.
+var ErrPrivileges = errors.New("root privileges needed: run bpfkit with sudo " +
+	"(a service may instead get CAP_BPF and CAP_PERFMON, plus CAP_DAC_READ_SEARCH for tracefs, as ambient capabilities: see docs/privileges.md)")
 
-// ErrPrivileges says which capabilities a tool lacks and how to grant them.
-var ErrPrivileges = errors.New("bpfkit needs root, or the capabilities CAP_BPF and CAP_PERFMON " +
-	"(plus CAP_DAC_OVERRIDE to use tracefs and CAP_SYS_ADMIN to mount it): " +
-	"run it with sudo, or grant them with `setcap cap_bpf,cap_perfmon,cap_dac_override+ep bpfkit`")
+// ErrMemlock says that this kernel (before 5.11) counts BPF maps against
+// RLIMIT_MEMLOCK and the process may not raise it.
+var ErrMemlock = errors.New("this kernel (before 5.11) counts BPF memory against the memlock limit, which only root may lift: " +
+	"run bpfkit with sudo, or give the service CAP_SYS_RESOURCE or LimitMEMLOCK=infinity (see docs/privileges.md)")
+
+// ErrTracefsAccess says that tracefs, where tracepoints are looked up, is
+// closed to this process: root's alone, and no CAP_DAC_READ_SEARCH.
+var ErrTracefsAccess = errors.New("tracefs (" + TracefsPath + ") is readable by root only: run bpfkit with sudo, " +
+	"or give it CAP_DAC_READ_SEARCH too (see docs/privileges.md)")
+
+// atSecure is the auxiliary vector entry the kernel sets to 1 when the
+// program gained privileges at exec: setuid, setgid or file capabilities.
+const atSecure = 23
+
+// RefuseSetID fails when bpfkit was started with privileges its user did
+// not have (setuid, setgid or file capabilities). Such a copy would let
+// anyone who can run it trace every process on the machine and change its
+// XDP filters, so bpfkit does not support it.
+func RefuseSetID() error {
+	auxv, err := unix.Auxv()
+	if err != nil {
+		return fmt.Errorf("read the auxiliary vector: %w", err)
+	}
+	for _, kv := range auxv {
+		if kv[0] == atSecure && kv[1] != 0 {
+			exe, _ := os.Executable()
+			if exe == "" {
+				exe = "bpfkit"
+			}
+			return fmt.Errorf("this copy has file capabilities or setuid, which bpfkit does not support (anyone who can run it could trace every process): "+
+				"remove them (sudo setcap -r %s; sudo chmod u-s,g-s %s) and run it with sudo", exe, exe)
+		}
+	}
+	return nil
+}
 
 // effectiveCaps returns the current thread's effective capability bits.
 func effectiveCaps() (uint64, error) {
@@ -37,7 +70,7 @@ func CheckPrivileges() error {
 	if err != nil {
 		return err
 	}
-	if hasCap(caps, unix.CAP_SYS_ADMIN) || (hasCap(caps, capBPF) && hasCap(caps, capPerfmon)) {
+	if hasCap(caps, unix.CAP_SYS_ADMIN) || (hasCap(caps, unix.CAP_BPF) && hasCap(caps, unix.CAP_PERFMON)) {
 		return nil
 	}
 	return ErrPrivileges

@@ -32,7 +32,7 @@ func run() error {
 	}
 	n, err := strconv.Atoi(os.Args[2])
 	if err != nil || n <= 0 {
-		return fmt.Errorf("N %q: want a positive number", os.Args[2])
+		return fmt.Errorf("the count %q: want a positive number", os.Args[2])
 	}
 	progs, err := tracerPrograms(os.Args[1])
 	if err != nil {

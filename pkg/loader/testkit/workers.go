@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -154,6 +155,17 @@ func readingStdin(t testing.TB, pid, tid int) bool {
 	return bytes.HasPrefix(sc, []byte(strconv.Itoa(unix.SYS_READ)+" 0x0 ")) && procState(st) == 'S'
 }
 
+// State is the thread's state letter in /proc/PID/task/TID/stat (R, S,
+// D...).
+func (w *Worker) State(t testing.TB) byte {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", w.PID, w.TID))
+	if err != nil {
+		t.Fatalf("worker %d: %v", w.PID, err)
+	}
+	return procState(b)
+}
+
 func procState(stat []byte) byte {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 || i+2 >= len(stat) {
@@ -280,9 +292,14 @@ func Signalled(t testing.TB, n int, d time.Duration) *Worker {
 // workerMain wraps a workload into the worker protocol, on one locked OS
 // thread using raw system calls (no Go runtime poller).
 func workerMain(comm string, run func(args []string) error) func([]string) int {
+	return workerMainNamed(func() string { return comm }, run)
+}
+
+// workerMainNamed is workerMain with the comm computed in the child.
+func workerMainNamed(comm func() string, run func(args []string) error) func([]string) int {
 	return func(args []string) int {
 		runtime.LockOSThread()
-		name := append([]byte(comm), 0)
+		name := append([]byte(comm()), 0)
 		if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -480,4 +497,84 @@ func signalled(args []string) error {
 		unix.Nanosleep(&ts, nil) // EINTR ends it early: the next one starts
 	}
 	return nil
+}
+
+// ForkPrefix starts the name (comm) of a Forker's thread, which its
+// children inherit: the worker's pid follows, so that the children of one
+// Forker can be told apart from those of another test running at the same
+// time.
+const ForkPrefix = "bk-fork"
+
+func init() {
+	Register("testkit.fork", workerMainNamed(func() string { return ForkPrefix + strconv.Itoa(os.Getpid()) }, forkChildren))
+	Register("testkit.exit", func([]string) int { return 0 })
+}
+
+// Forker starts a worker that, once released, starts n child processes one
+// after the other (fork and exec of the test binary, which exits at once)
+// and waits for each. A new task's first wakeup is traced by
+// sched_wakeup_new, not sched_wakeup: this workload is what drives that
+// hook. The children keep the worker's comm (ForkComm) from the fork until
+// their exec. Children returns their pids once the worker is done (Wait).
+func Forker(t testing.TB, n int) (w *Worker, children func() []int) {
+	t.Helper()
+	r, wr, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w = StartWorker(t, "testkit.fork", []*os.File{wr}, strconv.Itoa(n))
+	wr.Close()
+	t.Cleanup(func() { r.Close() })
+	return w, func() []int {
+		t.Helper()
+		b, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatalf("forker %d: %v", w.PID, err)
+		}
+		var pids []int
+		for _, f := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil {
+				t.Fatalf("forker %d said %q", w.PID, b)
+			}
+			pids = append(pids, pid)
+		}
+		if len(pids) != n {
+			t.Fatalf("forker %d started %d children, want %d", w.PID, len(pids), n)
+		}
+		return pids
+	}
+}
+
+// ForkComm is the comm of Forker w's thread and of its children.
+func ForkComm(w *Worker) string { return ForkPrefix + strconv.Itoa(w.PID) }
+
+// forkChildren: arg n. Starts n children one at a time from this (locked)
+// thread, writes their pids to fd 3 and closes it.
+func forkChildren(args []string) error {
+	n, err := strconv.Atoi(args[0])
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	attr := &syscall.ProcAttr{Env: []string{childEnv + "=testkit.exit"}, Files: []uintptr{0, 1, 2}}
+	var pids []byte
+	for range n {
+		pid, err := syscall.ForkExec(self, []string{self}, attr)
+		if err != nil {
+			return err
+		}
+		var ws unix.WaitStatus
+		if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil || ws.ExitStatus() != 0 {
+			return fmt.Errorf("child %d: %v %v", pid, ws, err)
+		}
+		pids = strconv.AppendInt(append(pids, ' '), int64(pid), 10)
+	}
+	if _, err := unix.Write(3, pids); err != nil {
+		return err
+	}
+	return unix.Close(3)
 }

@@ -485,16 +485,6 @@ func TestStorm(t *testing.T) {
 	}
 }
 
-func findExec(recs []execRec, pid int, arg1 string) *execRec {
-	for i := range recs {
-		r := &recs[i]
-		if r.PID == uint32(pid) && len(r.Args) > 1 && r.Args[1] == arg1 {
-			return r
-		}
-	}
-	return nil
-}
-
 // TestExecveat: a successful execveat(2) (fexecve) is reported by exec_done
 // at sched_process_exec, after the child's own exec; the execveat hooks
 // matter for failed calls (TestFailedExec/missing-at).

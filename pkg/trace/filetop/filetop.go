@@ -21,6 +21,9 @@ import (
 // DefaultMapSize is how many (thread, file) pairs one interval can hold.
 const DefaultMapSize = 10240
 
+// MaxMapSize is the most (thread, file) pairs Config.MapSize may ask for.
+const MaxMapSize = 1 << 24
+
 // Config selects what is counted. Every filter runs in the kernel.
 type Config struct {
 	Filter     loader.TaskFilter
@@ -130,8 +133,8 @@ func New(cfg Config) (*Tracer, error) {
 	if size == 0 {
 		size = DefaultMapSize
 	}
-	if size < 1 || size > 1<<24 {
-		return nil, fmt.Errorf("map size %d: give a number of entries from 1 to 16777216", size)
+	if size < 1 || size > MaxMapSize {
+		return nil, fmt.Errorf("map size %d: give a number of entries from 1 to %d", size, MaxMapSize)
 	}
 	spec.Maps["stats0"].MaxEntries = uint32(size)
 	spec.Maps["stats1"].MaxEntries = uint32(size)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/bpfkit/bpfkit/internal/flagval"
 )
 
 // SortKey orders rows, largest first.
@@ -25,7 +27,7 @@ func ParseSortKey(s string) (SortKey, error) {
 	if i := slices.Index(sortNames, s); i >= 0 {
 		return SortKey(i), nil
 	}
-	return 0, fmt.Errorf("sort key %q: use one of %s", s, strings.Join(sortNames, ", "))
+	return 0, fmt.Errorf("sort key %s: use one of %s", flagval.Quote(s), strings.Join(sortNames, ", "))
 }
 
 func (k SortKey) String() string {

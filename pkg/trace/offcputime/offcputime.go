@@ -16,6 +16,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/bpfkit/bpfkit/internal/flagval"
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace"
 	"github.com/bpfkit/bpfkit/pkg/trace/symbol"
@@ -43,7 +44,7 @@ func ParseStates(s string) (States, error) {
 		case "R":
 			st |= Preempted
 		default:
-			return 0, fmt.Errorf("state %q: use S (sleeping), D (uninterruptible) or R (preempted), e.g. --state D or --state S,D", f)
+			return 0, fmt.Errorf("state %s: use S (sleeping), D (uninterruptible) or R (preempted), e.g. --state D or --state S,D", flagval.Quote(f))
 		}
 	}
 	return st, nil

@@ -57,7 +57,6 @@ var AlsoAttach = map[string][]string{
 type Tracer struct {
 	objs  *loader.Objects
 	clock trace.Clock
-	cfg   Config
 	ev    Event
 	full  []byte
 }
@@ -83,7 +82,7 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tracer{objs: objs, clock: trace.NewClock(), cfg: cfg}, nil
+	return &Tracer{objs: objs, clock: trace.NewClock()}, nil
 }
 
 // Dropped lists the hooks this kernel lacks (for example openat2 before 5.6).

@@ -35,9 +35,9 @@ func AppendLog2Hist(dst []byte, buckets []uint64, unit string) []byte {
 	if n == 0 {
 		return dst
 	}
-	var max uint64
+	var most uint64
 	for _, c := range buckets[:n] {
-		max = maxU(max, c)
+		most = max(most, c)
 	}
 	width, head, name := 10, 5, 19
 	if n > 32 {
@@ -46,11 +46,7 @@ func AppendLog2Hist(dst []byte, buckets []uint64, unit string) []byte {
 	dst = fmt.Appendf(dst, "%*s%-*s : count    distribution\n", head, "", name, unit)
 	for i, c := range buckets[:n] {
 		low, high := Log2Bounds(i)
-		stars := int(c * starsMax / max)
-		bar := strings.Repeat("*", stars)
-		if c > 0 && stars == 0 {
-			bar = ""
-		}
+		bar := strings.Repeat("*", int(c*starsMax/most))
 		dst = fmt.Appendf(dst, "%*d -> %-*d : %-8d |%-*s|\n", width, low, width, high, c, starsMax, bar)
 	}
 	return dst
@@ -74,11 +70,4 @@ func AppendLog2JSON(dst []byte, buckets []uint64) []byte {
 		dst = append(dst, '}')
 	}
 	return append(dst, ']')
-}
-
-func maxU(a, b uint64) uint64 {
-	if a > b {
-		return a
-	}
-	return b
 }

@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+
+	"github.com/bpfkit/bpfkit/internal/flagval"
 )
 
 // Format is how events are printed.
@@ -24,7 +26,7 @@ func ParseFormat(s string) (Format, error) {
 	case "json":
 		return JSON, nil
 	}
-	return 0, fmt.Errorf("output format %q: use table or json", s)
+	return 0, fmt.Errorf("output format %s: use table or json", flagval.Quote(s))
 }
 
 func (f Format) String() string {

@@ -1,8 +1,17 @@
 package runqlat
 
+// The hooks each test drives:
+//   - sched_switch: every test (switch-ins end the waits; switch-outs of
+//     preempted spinners start them: TestContention, TestAttachWhileRunning).
+//   - sched_wakeup: TestContention (Release wakes the spinners), TestIdle
+//     (the timer wakes the sleeper), TestFork (the child's exec or exit
+//     wakes the parent out of vfork and wait4).
+//   - sched_wakeup_new: TestFork (each child's first wakeup).
+// The Contention tests run with the BTF and the raw tracepoint programs.
+
 import (
-	"os"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,42 +22,39 @@ import (
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
-// within reports the share of h's latencies in buckets [lo, hi].
-func within(h Hist, lo, hi int) float64 {
-	var n uint64
-	for i := lo; i <= hi; i++ {
-		n += h.Buckets[i]
-	}
-	return float64(n) / float64(h.Total())
-}
-
-// timeWithin reports the share of h's total wait time (estimated at each
-// bucket's middle) spent in waits of buckets [lo, hi].
-func timeWithin(h Hist, lo, hi int) float64 {
-	var in, all float64
-	for i, c := range h.Buckets {
-		low, high := output.Log2Bounds(i)
-		w := float64(c) * float64(low+high) / 2
-		all += w
-		if i >= lo && i <= hi {
-			in += w
-		}
-	}
-	return in / all
-}
-
 // TestContention: two CPU-bound workers on one CPU take turns; each waits
 // for the other's slice (a few ms) each time. Every switch-in of the worker
-// threads (selected by their comm) lands in a histogram.
-func TestContention(t *testing.T) { contention(t) }
+// threads (selected by tid) lands in a histogram.
+func TestContention(t *testing.T) {
+	// Cleared, not inherited: a BPFKIT_NO_TP_BTF set by the caller (vmtest
+	// forwards BPFKIT_*) would test the raw path twice.
+	t.Setenv(loader.NoBTFTracepointsEnv, "")
+	contention(t, false)
+}
 
 // TestContentionRawTracepoint: the same with the raw tracepoint fallback.
 func TestContentionRawTracepoint(t *testing.T) {
 	t.Setenv(loader.NoBTFTracepointsEnv, "1")
-	contention(t)
+	contention(t, true)
 }
 
-func contention(t *testing.T) {
+// checkVariant fails unless the tracer runs the raw tracepoint programs
+// (raw) or the BTF ones, each of its three hooks.
+func checkVariant(t *testing.T, tr *Tracer, raw bool) {
+	t.Helper()
+	progs := tr.objs.Collection.Programs
+	for _, hook := range []string{"sched_switch", "sched_wakeup", "sched_wakeup_new"} {
+		want, not := hook+"_btf", hook+"_raw"
+		if raw {
+			want, not = not, want
+		}
+		if progs[want] == nil || progs[not] != nil {
+			t.Fatalf("want %s loaded and not %s: %v", want, not, progs)
+		}
+	}
+}
+
+func contention(t *testing.T, raw bool) {
 	testkit.RequireRoot(t)
 	cpu := runtime.NumCPU() - 1
 	s1 := testkit.Spin(t, cpu, 500*time.Millisecond)
@@ -61,14 +67,12 @@ func contention(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tr.Close()
-		if _, raw := tr.objs.Collection.Programs["sched_wakeup_raw"]; raw != (os.Getenv(loader.NoBTFTracepointsEnv) != "") {
-			t.Fatalf("wrong programs loaded: %v", tr.objs.Collection.Programs)
-		}
+		checkVariant(t, tr, raw)
 		tracers = append(tracers, tr)
 	}
-	var insBefore [2]uint64
+	var before [2]threadStat
 	for i, s := range []*testkit.Worker{s1, s2} {
-		_, _, insBefore[i] = s.SchedStat(t)
+		before[i] = readThread(t, s)
 	}
 	s1.Release(t)
 	s2.Release(t)
@@ -76,73 +80,28 @@ func contention(t *testing.T) {
 	s2.Wait(t)
 
 	for i, s := range []*testkit.Worker{s1, s2} {
-		hists, err := tracers[i].Totals()
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := tracers[i].Stats()
-		if err != nil {
-			t.Fatal(err)
-		}
+		hists, st := read(t, tracers[i])
 		if len(hists) != 1 || hists[0].Key != uint32(s.TID) || hists[0].Comm != testkit.SpinComm {
 			t.Fatalf("want one histogram for tid %d, got %+v", s.TID, hists)
 		}
 		h := hists[0]
-		t.Logf("stats %+v\n%s", st, AppendText(nil, &Report{Unit: "usecs", By: ByThread, Hist: h}))
-		if st.NoStart > 1+st.SwitchIns/100 || st.Lost != 0 {
-			t.Errorf("tid %d: switch-ins without an enqueue time: %d, lost: %d", s.TID, st.NoStart, st.Lost)
-		}
-		if h.Total() != st.SwitchIns-st.NoStart {
-			t.Errorf("tid %d: histogram holds %d latencies, switched in %d times", s.TID, h.Total(), st.SwitchIns)
+		t.Logf("tid %d: %+v\n%s", s.TID, st, AppendText(nil, &Report{Unit: "usecs", By: ByThread, Hist: h}))
+		// The spinners were blocked in read(2) when the tracer attached,
+		// Release's wakeup is traced and they do not block again until
+		// the end: no switch-in lacks its start, on any kernel.
+		if st.NoStart != 0 {
+			t.Errorf("tid %d: %d switch-ins without an enqueue time, want 0", s.TID, st.NoStart)
 		}
 		if h.Total() < 4 {
 			t.Errorf("tid %d: only %d switch-ins: the workers did not contend", s.TID, h.Total())
 		}
-		// The kernel keeps its own count of switch-ins (schedstat).
-		_, _, ins := s.SchedStat(t)
-		checkSchedStat(t, h, st, ins-insBefore[i])
-		// CPU-bound tasks wait for whole slices, not µs: most of the wait
-		// time is in waits of 256 us or more. (How long exactly depends on
-		// what else the machine runs on that CPU.)
-		if share := timeWithin(h, 8, Slots-1); share < 0.75 {
-			t.Errorf("tid %d: %.0f%% of the wait time in waits of 256us or more, want most", s.TID, 100*share)
-		}
+		checkKernel(t, h, st, readThread(t, s).sub(before[i]))
 	}
 }
 
-// checkSchedStat compares a histogram with the kernel's schedstat of the
-// same thread over the same window: the switch-ins are equal (but for
-// NoStart ones, which schedstat counts and the histogram cannot). Seen
-// here: now and then schedstat counts one switch-in more than sched_switch
-// showed (not explained yet), so one of difference is allowed. The time
-// waiting is not compared: on 6.12+ kernels schedstat leaves out the wait
-// of a task woken while its dequeue was delayed, which runqlat counts.
-func checkSchedStat(t *testing.T, h Hist, st Stats, ins uint64) {
+// read returns a tracer's histograms and stats, failing on a loss.
+func read(t *testing.T, tr *Tracer) ([]Hist, Stats) {
 	t.Helper()
-	got := h.Total() + st.NoStart
-	t.Logf("schedstat: %d switch-ins; histogram: %d (+%d without enqueue time)", ins, h.Total(), st.NoStart)
-	// The kernel's own count (schedstat pcount) is a cross-check only: it
-	// has been seen a switch-in or two above what sched_switch reported
-	// (cause unexplained; see the package's known issues): allow 1% + 1.
-	if got > ins || ins-got > 1+ins/100 {
-		t.Errorf("histogram holds %d latencies (+%d without enqueue time), schedstat counts %d switch-ins", h.Total(), st.NoStart, ins)
-	}
-}
-
-// TestIdle: a task that sleeps 1 ms at a time on a CPU nobody competes for
-// (much) gets it back quickly: most waits are under 128 µs.
-func TestIdle(t *testing.T) {
-	testkit.RequireRoot(t)
-	w := testkit.Nanosleep(t, 200, time.Millisecond)
-	tr, err := New(Config{Filter: loader.TaskFilter{TID: uint32(w.TID)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	_, _, ins0 := w.SchedStat(t)
-	w.Release(t)
-	w.Wait(t)
-	_, _, ins1 := w.SchedStat(t)
 	hists, err := tr.Totals()
 	if err != nil {
 		t.Fatal(err)
@@ -151,29 +110,263 @@ func TestIdle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st.Lost != 0 || st.Missed != 0 {
+		t.Errorf("lost %d latencies, missed %d events", st.Lost, st.Missed)
+	}
+	var total uint64
+	for _, h := range hists {
+		total += h.Total()
+	}
+	if total != st.SwitchIns-st.NoStart {
+		t.Errorf("histograms hold %d latencies, switch-ins %+v", total, st)
+	}
+	return hists, st
+}
+
+// threadStat is what the kernel counts of a thread: its context switches
+// (/proc/PID/task/TID/status) and its time waiting on a run queue
+// (run_delay, /proc/PID/task/TID/schedstat).
+type threadStat struct {
+	switches uint64
+	waiting  time.Duration
+}
+
+func readThread(t *testing.T, w *testkit.Worker) threadStat {
+	v, i := w.CtxSwitches(t)
+	_, waiting, _ := w.SchedStat(t)
+	return threadStat{v + i, waiting}
+}
+
+func (s threadStat) sub(o threadStat) threadStat {
+	return threadStat{s.switches - o.switches, s.waiting - o.waiting}
+}
+
+// checkKernel compares a thread's histogram with what the kernel counted
+// of it over the same window, opened and closed while the thread was
+// blocked in read(2) (so neither count can be mid-switch).
+//
+// Switch-ins: exactly the kernel's count of switches. __schedule
+// increments nvcsw or nivcsw of the task it switches out right before
+// sched_switch, and in a window that starts and ends with the thread
+// blocked it was switched in as many times as out. (schedstat's pcount is
+// not that count: on 6.18 it was seen one above or below sched_switch now
+// and then, as it is kept by the sched_info accounting, not by the switch.)
+//
+// Wait time: schedstat's run_delay adds up the same waits, each between
+// its bucket's bounds. Both ends of each wait are taken a little apart
+// (run_delay from the enqueue to the switch-in's sched_info_arrive, the
+// histogram from the wakeup or switch-out tracepoint to the switch-in's),
+// by at most shift each. On 6.12+ (EEVDF delayed dequeue) run_delay
+// leaves out the wait of a task woken while its dequeue was delayed (seen
+// on 6.18: 0.1 ms of run_delay for 200 waits of 1 ms sleeps, the
+// histogram's adding up to over 2 ms): there it is only an upper bound.
+func checkKernel(t *testing.T, h Hist, st Stats, k threadStat) {
+	t.Helper()
+	t.Logf("kernel: %d switches, %s waiting; histogram: %d (+%d without enqueue time)", k.switches, k.waiting, h.Total(), st.NoStart)
+	if n := h.Total() + st.NoStart; n > k.switches || k.switches-n > untracedSwitchIns(k.switches) {
+		t.Errorf("histogram holds %d latencies (+%d without enqueue time), the kernel counts %d switches", h.Total(), st.NoStart, k.switches)
+	}
+	// The shift: the code of __schedule and ttwu between the two points,
+	// well under 2 µs natively; up to ~120 µs when every instruction is
+	// emulated (vmtest under TCG; seen in sched record on 5.10).
+	shift := 2 * time.Microsecond
+	if testkit.Emulated() {
+		shift = 150 * time.Microsecond
+	}
+	var lo, hi time.Duration
+	for i, c := range h.Buckets {
+		low, high := output.Log2Bounds(i)
+		lo += time.Duration(c*low) * time.Microsecond
+		hi += time.Duration(c*(high+1)) * time.Microsecond
+	}
+	slack := time.Duration(h.Total()) * shift
+	if testkit.Emulated() {
+		// run_delay is kept with sched_clock, the histogram with ktime:
+		// an emulated guest's two clocks drift apart under load (seen:
+		// 9% in sched record on 7.2, 1% here on 5.10). Allow an eighth.
+		slack += hi / 8
+	}
+	if testkit.KernelAtLeast(6, 12) || st.NoStart != 0 {
+		lo = 0 // run_delay has waits the histogram does not
+	}
+	t.Logf("histogram waits between %s and %s (±%s); run_delay %s", lo, hi, slack, k.waiting)
+	if k.waiting < lo-slack || k.waiting > hi+slack {
+		t.Errorf("schedstat has %s waiting, the histogram's waits add up to %s..%s (±%s)", k.waiting, lo, hi, slack)
+	}
+}
+
+// untracedSwitchIns is how many of a thread's n switch-ins the kernel may
+// make without firing sched_switch for them. On 6.18 the kernel's own
+// ftrace event showed it (so not a bpfkit loss): a spinner switched out
+// twice in a row on CPU 1, 25 ms apart, with no sched_switch switching it
+// in between, in about 1 run of 5 of TestContention, up to 2 of 75
+// switches; cswitch's switch-outs stay exact. The kernel's cause is not
+// identified; it was never seen on 5.10. Scoped to 6.12+ (EEVDF with
+// delayed dequeue, where the NoStart switch-ins of delayedNoStart appear).
+func untracedSwitchIns(n uint64) uint64 {
+	if !testkit.KernelAtLeast(6, 12) {
+		return 0
+	}
+	return 1 + n/30
+}
+
+// delayedNoStart is how many switch-ins of a thread that blocked n times
+// may lack their enqueue time. On 6.12+ kernels (EEVDF with delayed
+// dequeue) a task switched out blocked is, rarely, switched in again
+// before the sched_wakeup that ends its sleep is traced (see the package
+// doc): seen on 6.18 up to 2 in 200 1 ms sleeps, in 3 runs of 15. Never
+// before 6.12, and never for a thread that does not block.
+func delayedNoStart(n uint64) uint64 {
+	if !testkit.KernelAtLeast(6, 12) {
+		return 0
+	}
+	return 1 + n/50
+}
+
+// TestIdle: a task that sleeps 1 ms at a time: the timer's sched_wakeup
+// starts each wait, and each is in the histogram.
+func TestIdle(t *testing.T) {
+	testkit.RequireRoot(t)
+	w := testkit.Nanosleep(t, 200, time.Millisecond)
+	tr, err := New(Config{Filter: loader.TaskFilter{TID: uint32(w.TID)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	before := readThread(t, w)
+	v0, _ := w.CtxSwitches(t)
+	w.Release(t)
+	w.Wait(t)
+	v1, _ := w.CtxSwitches(t)
+	blocked := v1 - v0 - 1 // but for the last (read(2) on stdin)
+	hists, st := read(t, tr)
 	if len(hists) != 1 || hists[0].Key != 0 {
 		t.Fatalf("want one global histogram, got %+v", hists)
 	}
 	h := hists[0]
-	t.Logf("\n%s", AppendText(nil, &Report{Unit: "usecs", Hist: h}))
-	// Every switch-in is in the histogram but those without an enqueue
-	// time (NoStart). The worker blocked in read(2) before tracing began
-	// and every later switch-in follows a traced wakeup or preemption,
-	// except, rarely, on 6.12+ kernels: a task switched out blocked (state
-	// S) is switched in again before the sched_wakeup of its timer fires
-	// (seen about once in 2000 switches here; see KNOWN_ISSUES in the
-	// package doc). Those cannot be measured and are NoStart: allow 1% (and one).
-	if h.Total() != st.SwitchIns-st.NoStart || st.NoStart > 1+st.SwitchIns/100 {
-		t.Errorf("histogram holds %d, switch-ins %+v", h.Total(), st)
+	t.Logf("%+v\n%s", st, AppendText(nil, &Report{Unit: "usecs", Hist: h}))
+	// The worker blocked in read(2) before tracing began and every later
+	// switch-in follows a traced wakeup or preemption (but see
+	// delayedNoStart).
+	if st.NoStart > delayedNoStart(blocked) {
+		t.Errorf("%d switch-ins without an enqueue time, want at most %d", st.NoStart, delayedNoStart(blocked))
 	}
+	checkKernel(t, h, st, readThread(t, w).sub(before))
+	// Workload sanity: a sleep whose timer fires before the task gets to
+	// schedule() makes no switch; most do.
+	if blocked < 100 {
+		t.Errorf("%d sleeps blocked of 200", blocked)
+	}
+}
+
+// TestAttachWhileRunning: two spinners share a CPU before the tracer
+// attaches, so one of them (or both, if a third task had the CPU) waits on
+// the run queue at that moment: its next switch-in has no enqueue time
+// (NoStart). That is the only kind of switch-in without one, at most one
+// per thread.
+func TestAttachWhileRunning(t *testing.T) {
+	testkit.RequireRoot(t)
+	cpu := runtime.NumCPU() - 1
+	// Long enough to outlast the attach (seconds under TCG, more on a
+	// loaded host): ten times what an attach takes now, and 3 s.
+	start := time.Now()
+	probe, err := New(Config{Filter: loader.TaskFilter{Comm: testkit.SpinComm}, Key: ByThread})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Close()
+	d := 3*time.Second + 10*time.Since(start)
+	spinners := []*testkit.Worker{testkit.Spin(t, cpu, d), testkit.Spin(t, cpu, d)}
+	for _, s := range spinners {
+		s.Release(t)
+	}
+	// Both have run (each spins first, then the other preempts it).
+	var o0 [2]uint64
+	for i, s := range spinners {
+		for readThread(t, s).switches < 2 {
+			time.Sleep(time.Millisecond)
+		}
+		o0[i] = readThread(t, s).switches
+	}
+	// Spin holds a machine-wide lock: no other test's spinner runs now.
+	tr, err := New(Config{Filter: loader.TaskFilter{Comm: testkit.SpinComm}, Key: ByThread})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	t.Logf("spinning %s", d)
+	var o1 [2]uint64
+	for i, s := range spinners {
+		o1[i] = readThread(t, s).switches
+		if st := s.State(t); st != 'R' {
+			t.Fatalf("spinner %d in state %c after the attach: it stopped spinning too early", s.TID, st)
+		}
+	}
+	for _, s := range spinners {
+		s.Wait(t)
+	}
+	hists, st := read(t, tr)
 	t.Logf("%+v", st)
-	checkSchedStat(t, h, st, ins1-ins0)
-	// A sleep whose timer fires before the task gets to schedule() makes
-	// no switch, a preemption makes one more: about 200.
-	if h.Total() < 100 {
-		t.Errorf("%d latencies for 200 sleeps", h.Total())
+	if st.NoStart < 1 || st.NoStart > 2 {
+		t.Errorf("%d switch-ins without an enqueue time, want 1 or 2 (one per spinner waiting when the tracer attached)", st.NoStart)
 	}
-	if share := within(h, 0, 6); share < 0.5 {
-		t.Errorf("%.0f%% of waits under 128us, want most", 100*share)
+	// From the attach to the end, a spinner waiting at the attach was
+	// switched in (NoStart) as often as out; one running then was switched
+	// out once more than in. So the switch-ins traced, plus 2, less
+	// NoStart, are the switches the kernel counted since the attach; the
+	// attach itself took a few, so that count is between those after it
+	// and those before it.
+	var atMost, atLeast uint64
+	for i, s := range spinners {
+		end := readThread(t, s).switches
+		atMost += end - o0[i]
+		atLeast += end - o1[i]
+		if !slices.ContainsFunc(hists, func(h Hist) bool { return h.Key == uint32(s.TID) }) {
+			t.Errorf("no histogram for spinner %d", s.TID)
+		}
+	}
+	if n := st.SwitchIns + 2 - st.NoStart; n+untracedSwitchIns(atMost) < atLeast || n > atMost {
+		t.Errorf("%d switch-ins traced (+2-%d NoStart), the kernel counts %d..%d switches", st.SwitchIns, st.NoStart, atLeast, atMost)
+	}
+}
+
+// TestFork: a worker starts children (fork and exec); each child's first
+// switch-in follows its sched_wakeup_new, the parent's follow the
+// sched_wakeup of the child's exec (vfork) and exit (wait4). All keep the
+// worker's comm until exec: a comm filter selects exactly them.
+func TestFork(t *testing.T) {
+	testkit.RequireRoot(t)
+	const n = 10
+	w, children := testkit.Forker(t, n)
+	tr, err := New(Config{Filter: loader.TaskFilter{Comm: testkit.ForkComm(w)}, Key: ByThread})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	before := readThread(t, w)
+	w.Release(t)
+	w.Wait(t)
+	after := readThread(t, w)
+	pids := children()
+	hists, st := read(t, tr)
+	t.Logf("%+v", st)
+	// Without sched_wakeup_new, every child's first switch-in would lack
+	// its start. The parent blocks (vfork, wait4): see delayedNoStart.
+	if allowed := delayedNoStart(after.switches - before.switches); st.NoStart > allowed {
+		t.Errorf("%d switch-ins without an enqueue time, want at most %d", st.NoStart, allowed)
+	}
+	for _, h := range hists {
+		switch {
+		case h.Key == uint32(w.TID):
+			checkKernel(t, h, Stats{NoStart: st.NoStart}, after.sub(before))
+		case slices.Contains(pids, int(h.Key)):
+			pids = slices.DeleteFunc(pids, func(p int) bool { return p == int(h.Key) })
+		default:
+			t.Errorf("histogram of tid %d (%q): not the forker %d nor one of its children", h.Key, h.Comm, w.TID)
+		}
+	}
+	// Each child ran before its exec, so it has a histogram.
+	if len(pids) != 0 {
+		t.Errorf("children %v have no histogram", pids)
 	}
 }

@@ -254,7 +254,8 @@ func matrix(ctx context.Context, args []string) int {
 	fmt.Print("\n" + m.Text(vmtest.ModulePath+"/"))
 	if *out != "" {
 		gen := fmt.Sprintf("Last run: %s, runner %s, accelerator %s.", time.Now().UTC().Format("2006-01-02 15:04 UTC"), *runner, vmtest.Accel())
-		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err == nil {
+		err := os.MkdirAll(filepath.Dir(*out), 0o755)
+		if err == nil {
 			err = os.WriteFile(*out, []byte(m.Markdown(vmtest.ModulePath+"/", gen)), 0o644)
 		}
 		if err != nil {

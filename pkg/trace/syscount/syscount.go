@@ -1,0 +1,230 @@
+// Package syscount counts syscalls in the kernel: calls, errors and time,
+// per syscall and optionally per process, named from the running kernel.
+package syscount
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfkit/bpfkit/internal/flagval"
+	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace"
+)
+
+// DefaultMapSize is how many (process, syscall) pairs are counted unless
+// Config.MapSize says otherwise; MaxMapSize is the most it may say.
+const (
+	DefaultMapSize = 10240
+	MaxMapSize     = 1 << 20
+)
+
+// Config chooses what syscount counts.
+type Config struct {
+	Filter     loader.TaskFilter // the calling task
+	PerProcess bool              // a row per process and syscall
+	Latency    bool              // time spent in the calls (only calls whose entry was seen)
+	FailedOnly bool              // only calls that failed
+	Errno      syscall.Errno     // only calls that failed with this; 0: any
+	MapSize    int               // (process, syscall) pairs; 0 for DefaultMapSize
+	Debug      bool              // full verifier log on rejection
+}
+
+// Row is one syscall's (or one process's syscall's) counts.
+type Row struct {
+	PID     uint32 // with Config.PerProcess
+	Comm    string // with Config.PerProcess
+	Nr      uint32
+	Name    string // the kernel's name ("openat"), or "syscall_N"
+	Count   uint64
+	Errors  uint64
+	TotalNS uint64 // with Config.Latency
+}
+
+// Spec returns syscount's BPF objects, for bpfkit check.
+func Spec() (*ebpf.CollectionSpec, error) { return loadSyscount() }
+
+// nameSyscalls replaces syscall_name in spec with one copy per
+// syscalls:sys_enter_* tracepoint of this kernel, each with the event's id
+// in place of the placeholder, and returns the syscall name of each id.
+func nameSyscalls(spec *ebpf.CollectionSpec) (map[uint32]string, error) {
+	var placeholder uint32
+	if err := spec.Variables[syscountVarEventPlaceholder].Get(&placeholder); err != nil {
+		return nil, err
+	}
+	proto := spec.Programs[syscountProgSyscallName]
+	delete(spec.Programs, syscountProgSyscallName)
+	dir := filepath.Join(loader.TracefsPath, "events", "syscalls")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list syscall events: %w", err)
+	}
+	byID := map[uint32]string{}
+	for _, e := range entries {
+		name, ok := strings.CutPrefix(e.Name(), "sys_enter_")
+		if !ok {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "id"))
+		if err != nil {
+			return nil, fmt.Errorf("read %s's id: %w", e.Name(), err)
+		}
+		id, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%s's id: %w", e.Name(), err)
+		}
+		p := proto.Copy()
+		p.Name = fmt.Sprintf("name_%d", id)
+		p.SectionName = "tracepoint/syscalls/" + e.Name()
+		patched := 0
+		for i := range p.Instructions {
+			if ins := &p.Instructions[i]; ins.OpCode.ALUOp() == asm.Mov && ins.Constant == int64(placeholder) {
+				ins.Constant = int64(id)
+				patched++
+			}
+		}
+		if patched != 1 {
+			return nil, fmt.Errorf("syscall_name has %d placeholders, want 1", patched)
+		}
+		spec.Programs[p.Name] = p
+		byID[uint32(id)] = name
+	}
+	return byID, nil
+}
+
+// Tracer counts from New until Close.
+type Tracer struct {
+	objs   *loader.Objects
+	counts *ebpf.Map
+	names  *ebpf.Map         // syscall number -> event id
+	byID   map[uint32]string // event id -> syscall name
+	known  map[uint32]string // syscall number -> name, as learnt
+	prev   map[syscountSyscountKey]syscountSyscountVal
+}
+
+// New loads syscount's programs and attaches them.
+func New(cfg Config) (*Tracer, error) {
+	spec, err := Spec()
+	if err != nil {
+		return nil, err
+	}
+	vars, err := cfg.Filter.Variables()
+	if err != nil {
+		return nil, err
+	}
+	vars["per_process"] = cfg.PerProcess
+	vars["latency"] = cfg.Latency
+	vars["failed_only"] = cfg.FailedOnly
+	vars["filter_errno"] = int32(cfg.Errno)
+	size := cfg.MapSize
+	if size == 0 {
+		size = DefaultMapSize
+	}
+	if size < 1 || size > MaxMapSize {
+		return nil, fmt.Errorf("map size %d: give a number of entries from 1 to %d", size, MaxMapSize)
+	}
+	spec.Maps[syscountMapCounts].MaxEntries = uint32(size)
+	delete(spec.Maps, "events") // no events: aggregates only
+	byID, err := nameSyscalls(spec)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := loader.Load(spec, loader.Options{Variables: vars, Debug: cfg.Debug})
+	if err != nil {
+		return nil, err
+	}
+	return &Tracer{
+		objs: objs, counts: objs.Collection.Maps[syscountMapCounts], names: objs.Collection.Maps[syscountMapNames],
+		byID: byID, known: map[uint32]string{}, prev: map[syscountSyscountKey]syscountSyscountVal{},
+	}, nil
+}
+
+// Close detaches and frees everything.
+func (t *Tracer) Close() error { return t.objs.Close() }
+
+// Dropped lists the hooks this kernel lacks.
+func (t *Tracer) Dropped() map[string]error { return t.objs.Dropped }
+
+// Full is how many calls were not counted because the table was full.
+func (t *Tracer) Full() uint64 { return t.objs.Lost() }
+
+// Capacity is the table's size.
+func (t *Tracer) Capacity() uint32 { return t.counts.MaxEntries() }
+
+// Name returns the kernel's name of syscall nr, learnt at its first call
+// since New; "syscall_N" for a number with no sys_enter event.
+func (t *Tracer) Name(nr uint32) string {
+	if n, ok := t.known[nr]; ok {
+		return n
+	}
+	var event uint32
+	if err := t.names.Lookup(nr, &event); err == nil && event != 0 {
+		if n, ok := t.byID[event]; ok {
+			t.known[nr] = n
+			return n
+		}
+	}
+	return "syscall_" + strconv.FormatUint(uint64(nr), 10)
+}
+
+// Delta returns what was counted since the previous call (or New), most
+// calls first, and forgets processes that have exited.
+func (t *Tracer) Delta() ([]Row, error) {
+	now := map[syscountSyscountKey]syscountSyscountVal{}
+	if err := loader.ReadAll(t.counts, func(k *syscountSyscountKey, v *syscountSyscountVal) { now[*k] = *v }); err != nil {
+		return nil, fmt.Errorf("read syscall counts: %w", err)
+	}
+	var rows []Row
+	for k, v := range now {
+		p := t.prev[k]
+		if v.Count > p.Count {
+			rows = append(rows, Row{
+				PID: k.Pid, Comm: string(trace.CString(v.Comm[:])), Nr: k.Nr, Name: t.Name(k.Nr),
+				Count: v.Count - p.Count, Errors: v.Errors - p.Errors, TotalNS: v.TotalNs - p.TotalNs,
+			})
+		}
+		if k.Pid != 0 && !alive(k.Pid) {
+			if err := t.counts.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return nil, fmt.Errorf("forget process %d: %w", k.Pid, err)
+			}
+			delete(now, k)
+		}
+	}
+	t.prev = now
+	slices.SortFunc(rows, func(a, b Row) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.PID, b.PID), cmp.Compare(a.Nr, b.Nr))
+	})
+	return rows, nil
+}
+
+func alive(pid uint32) bool {
+	_, err := os.Stat("/proc/" + strconv.FormatUint(uint64(pid), 10))
+	return err == nil
+}
+
+// ParseErrno reads an errno by name (ENOENT) or number (2).
+func ParseErrno(s string) (syscall.Errno, error) {
+	if n, err := strconv.ParseUint(s, 10, 16); err == nil && n > 0 && n < 4096 {
+		return syscall.Errno(n), nil
+	}
+	for e := syscall.Errno(1); s != "" && e < 4096; e++ {
+		if unix.ErrnoName(e) == strings.ToUpper(s) {
+			return e, nil
+		}
+	}
+	return 0, fmt.Errorf("errno %s: give a name such as ENOENT or a number from 1 to 4095", flagval.Quote(s))
+}
+
+// Time is the time spent in the row's calls.
+func (r *Row) Time() time.Duration { return time.Duration(r.TotalNS) }

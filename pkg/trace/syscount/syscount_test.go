@@ -1,0 +1,171 @@
+package syscount_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+	"github.com/bpfkit/bpfkit/pkg/trace/syscount"
+)
+
+func TestMain(m *testing.M) {
+	testkit.Register("calls", childCalls)
+	testkit.Main(m)
+}
+
+// The workload: syscalls the Go runtime itself never makes, each a known
+// number of times, once the parent says go.
+const (
+	nGetppid = 1000 // succeed
+	nMkdirat = 300  // fail: EEXIST
+	nFchdir  = 70   // fail: EBADF
+)
+
+func childCalls(args []string) int {
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		return 2
+	}
+	for range nGetppid {
+		unix.Getppid()
+	}
+	for range nMkdirat {
+		if err := unix.Mkdirat(unix.AT_FDCWD, args[0], 0o755); err != unix.EEXIST {
+			return 3
+		}
+	}
+	for range nFchdir {
+		if err := unix.Fchdir(-1); err != unix.EBADF {
+			return 4
+		}
+	}
+	return 0
+}
+
+// run starts the child, attaches a tracer configured by cfg for it, lets
+// the child do its calls and returns the rows counted and how long the
+// child took from "go" to its exit.
+func run(t *testing.T, cfg syscount.Config) ([]syscount.Row, int, time.Duration) {
+	t.Helper()
+	testkit.RequireRoot(t)
+	cmd := testkit.Command(t, "calls", t.TempDir())
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	testkit.WaitStdinRead(t, cmd.Process.Pid)
+	cfg.Filter.PID = uint32(cmd.Process.Pid)
+	tr, err := syscount.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	start := time.Now()
+	if _, err := io.WriteString(stdin, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	took := time.Since(start)
+	rows, err := tr.Delta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Full() != 0 {
+		t.Errorf("%d calls not counted: table full", tr.Full())
+	}
+	return rows, cmd.Process.Pid, took
+}
+
+func byName(rows []syscount.Row) map[string]syscount.Row {
+	m := map[string]syscount.Row{}
+	for _, r := range rows {
+		m[r.Name] = r
+	}
+	return m
+}
+
+// TestCounts: exact calls and errors per syscall, the names the running
+// kernel gives their numbers, and time only with latency. Hooks driven:
+// raw_syscalls:sys_enter (latency only) and sys_exit, and the copies of
+// syscall_name on syscalls:sys_enter_getppid, _mkdirat, _fchdir.
+func TestCounts(t *testing.T) {
+	for _, latency := range []bool{false, true} {
+		t.Run(fmt.Sprintf("latency=%v", latency), func(t *testing.T) {
+			rows, _, took := run(t, syscount.Config{Latency: latency})
+			got := byName(rows)
+			for _, w := range []struct {
+				name   string
+				nr     uint32
+				n, err uint64
+			}{
+				{"getppid", unix.SYS_GETPPID, nGetppid, 0},
+				{"mkdirat", unix.SYS_MKDIRAT, nMkdirat, nMkdirat},
+				{"fchdir", unix.SYS_FCHDIR, nFchdir, nFchdir},
+			} {
+				r, ok := got[w.name]
+				if !ok {
+					t.Errorf("no row for %s in %+v", w.name, rows)
+					continue
+				}
+				if r.Nr != w.nr || r.Count != w.n || r.Errors != w.err {
+					t.Errorf("%s: nr %d, %d calls, %d errors; want nr %d, %d, %d", w.name, r.Nr, r.Count, r.Errors, w.nr, w.n, w.err)
+				}
+				switch {
+				case !latency && r.TotalNS != 0:
+					t.Errorf("%s: time %d without latency", w.name, r.TotalNS)
+				case latency && (r.TotalNS == 0 || r.Time() > took):
+					t.Errorf("%s: time %v, the workload took %v", w.name, r.Time(), took)
+				}
+			}
+			for _, r := range rows {
+				if _, err := strconv.Atoi(r.Name); err == nil || r.Name == "syscall_"+strconv.Itoa(int(r.Nr)) {
+					t.Errorf("syscall %d has no name", r.Nr)
+				}
+			}
+		})
+	}
+}
+
+// TestFilters: -x counts only failures, -e one errno, -P per process.
+func TestFilters(t *testing.T) {
+	rows, _, _ := run(t, syscount.Config{FailedOnly: true})
+	got := byName(rows)
+	if _, ok := got["getppid"]; ok || got["mkdirat"].Count != nMkdirat || got["fchdir"].Count != nFchdir {
+		t.Errorf("failed only: %+v", rows)
+	}
+	rows, _, _ = run(t, syscount.Config{Errno: unix.EEXIST})
+	if len(rows) != 1 || rows[0].Name != "mkdirat" || rows[0].Count != nMkdirat || rows[0].Errors != nMkdirat {
+		t.Errorf("EEXIST only: %+v", rows)
+	}
+	rows, pid, _ := run(t, syscount.Config{PerProcess: true})
+	r := byName(rows)["getppid"]
+	if r.PID != uint32(pid) || r.Count != nGetppid || r.Comm == "" {
+		t.Errorf("per process: %+v, want pid %d", r, pid)
+	}
+}
+
+func TestParseErrno(t *testing.T) {
+	for in, want := range map[string]unix.Errno{"ENOENT": unix.ENOENT, "enoent": unix.ENOENT, "2": unix.ENOENT, "EEXIST": unix.EEXIST} {
+		if got, err := syscount.ParseErrno(in); err != nil || got != want {
+			t.Errorf("%q: %v, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "0", "4096", "ENOPE", "-1"} {
+		if _, err := syscount.ParseErrno(in); err == nil {
+			t.Errorf("%q accepted", in)
+		}
+	}
+}
+
