@@ -355,12 +355,12 @@ func storm(t *testing.T, prog string, total, spawners int) map[string]int {
 }
 
 // stormSkipsAllowed tells whether the kernel may skip the tracers'
-// programs during the storm. Linux 7.x under emulation (TCG) does: its
-// syscall tracepoints run BPF programs preemptibly, and a program preempted
-// while it holds its CPU's recursion guard makes the kernel skip the
-// programs of the next storm task scheduled on that CPU, which then count a
-// recursion miss. Natively, and on older kernels, every program runs: no
-// skip at all.
+// programs during the storm. Linux 7.2 under emulation (TCG) does: a program
+// finds its CPU's recursion guard (bpf_prog_active) held by another of the
+// storm's programs and is skipped, counted as a recursion miss (seen:
+// enter_execve skipped 2 times in 500 execs, no event lost; the exact cause
+// in 7.x is not established). Natively (6.18 here) and on 5.10 to 6.12
+// under TCG, no skip was ever seen: none is allowed.
 func stormSkipsAllowed() bool { return testkit.Emulated() && testkit.KernelAtLeast(7, 0) }
 
 func TestStorm(t *testing.T) {
@@ -463,7 +463,8 @@ func TestStorm(t *testing.T) {
 				if s := exitSkips["exec_done"]; noArgs > s || s > noArgs+exitGaps {
 					t.Errorf("exitsnoop reported %d exits without args and missed %d, but the kernel skipped exec_done %d times", noArgs, exitGaps, s)
 				}
-				// Capped: 2% of the execs (seen up to 0.XX% on 7.2).
+				// Capped: 2% of the execs (seen: 0.4% on 7.2, all of them
+				// enter_execve's, which costs nothing for a successful exec).
 				if limit := uint64(total / 50); execSkips.total() > limit || exitSkips.total() > limit {
 					t.Errorf("the kernel skipped the tracers' programs %v and %v times, more than %d", execSkips, exitSkips, limit)
 				}
