@@ -22,10 +22,12 @@ type TestEvent struct {
 
 // Outcome summarises one package's tests on one kernel.
 type Outcome struct {
-	Status  string   // pass, fail, skip, timeout, vm-error, build-fail, no-run
-	Passed  []string // top-level tests
-	Failed  []string
+	Status string   // pass, fail, skip, timeout, vm-error, build-fail, no-run
+	Passed []string // top-level tests that passed and ran something: not only skipped subtests
+	Failed []string // top-level tests
+	// Skipped lists every test and subtest that skipped ("TestX/sub").
 	Skipped []string
+	Tests   int // top-level tests that reported a result
 	Elapsed float64
 	Output  string // complete output text
 }
@@ -45,7 +47,7 @@ func (o *Outcome) Cell() string {
 	case o.Status == "pass" && len(o.Skipped) > 0:
 		return fmt.Sprintf("pass (%d skipped)", len(o.Skipped))
 	case o.Status == "fail" && len(o.Failed) > 0:
-		return fmt.Sprintf("FAIL (%d/%d)", len(o.Failed), len(o.Failed)+len(o.Passed)+len(o.Skipped))
+		return fmt.Sprintf("FAIL (%d/%d)", len(o.Failed), max(o.Tests, len(o.Failed)+len(o.Passed)))
 	case o.IsFailure():
 		return strings.ToUpper(o.Status)
 	}
@@ -58,6 +60,8 @@ func ParseTestJSON(r io.Reader) (*Outcome, error) {
 	o := &Outcome{}
 	var out strings.Builder
 	final := ""
+	results := map[string]string{} // test or subtest → pass, fail or skip
+	var order []string
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
@@ -80,16 +84,48 @@ func ParseTestJSON(r io.Reader) (*Outcome, error) {
 			}
 			continue
 		}
-		if strings.Contains(ev.Test, "/") {
-			continue // subtests are reflected in their parent
-		}
 		switch ev.Action {
-		case "pass":
-			o.Passed = append(o.Passed, ev.Test)
-		case "fail":
-			o.Failed = append(o.Failed, ev.Test)
+		case "pass", "fail", "skip":
+			if _, seen := results[ev.Test]; !seen {
+				order = append(order, ev.Test)
+			}
+			results[ev.Test] = ev.Action
+		}
+	}
+	// A test counts as skipped if it skipped, or if it passed with
+	// subtests and every one of them counts as skipped: it checked nothing.
+	var skipped func(name string) bool
+	skipped = func(name string) bool {
+		switch results[name] {
 		case "skip":
-			o.Skipped = append(o.Skipped, ev.Test)
+			return true
+		case "pass":
+			subs := 0
+			for _, sub := range order {
+				if parent, ok := parentOf(sub); ok && parent == name {
+					if !skipped(sub) {
+						return false
+					}
+					subs++
+				}
+			}
+			return subs > 0
+		}
+		return false
+	}
+	for _, name := range order {
+		if results[name] == "skip" {
+			o.Skipped = append(o.Skipped, name)
+		}
+		if strings.Contains(name, "/") {
+			continue
+		}
+		o.Tests++
+		switch {
+		case results[name] == "fail":
+			o.Failed = append(o.Failed, name)
+		case !skipped(name):
+			o.Passed = append(o.Passed, name)
 		}
 	}
 	o.Output = out.String()
@@ -106,12 +142,21 @@ func ParseTestJSON(r io.Reader) (*Outcome, error) {
 	case final == "pass":
 		o.Status = "pass"
 		if len(o.Passed) == 0 && len(o.Skipped) > 0 {
-			o.Status = "skip"
+			o.Status = "skip" // every test skipped, or passed with only skipped subtests
 		}
 	default:
 		o.Status = "no-run"
 	}
 	return o, sc.Err()
+}
+
+// parentOf returns the test a subtest belongs to: "TestX/a" for "TestX/a/b".
+func parentOf(name string) (string, bool) {
+	i := strings.LastIndexByte(name, '/')
+	if i < 0 {
+		return "", false
+	}
+	return name[:i], true
 }
 
 // Matrix holds outcomes per kernel column and package row.
@@ -200,7 +245,7 @@ func (m *Matrix) Markdown(trim, generated string) string {
 	}
 	b.WriteString("Each cell is the result of the package's tests running as root on that kernel ")
 	b.WriteString("(Debian `-cloud-amd64` kernels booted in qemu by `vmtest`; `host` is the machine that ran `make vmtest`). ")
-	b.WriteString("`pass (N skipped)` means N top-level tests skipped; under `CI=true` skips are failures.\n\n")
+	b.WriteString("`pass (N skipped)` means N tests or subtests skipped; `skip` means every test skipped or ran only skipped subtests; under `CI=true` skips are failures.\n\n")
 	b.WriteString("| package |")
 	for _, k := range m.Kernels {
 		b.WriteString(" " + m.header(k) + " |")

@@ -566,6 +566,17 @@ func TestParseTestJSON(t *testing.T) {
 		{"vm error", "vmrun: VM (kernel 6.1) stopped without reporting an exit status\n" + ev("fail", "", ""), "vm-error", "VM-ERROR"},
 		{"no tests", ev("output", "", "testing: warning: no tests to run\n") + ev("pass", "", ""), "pass", "pass"},
 		{"nothing", "", "no-run", "NO-RUN"},
+		// Skipped subtests count: their parent passes having checked less.
+		{"subtest skipped", ev("skip", "TestA/x", "") + ev("pass", "TestA/y", "") + ev("pass", "TestA", "") + ev("pass", "", ""),
+			"pass", "pass (1 skipped)"},
+		{"every subtest skipped", ev("skip", "TestA/x", "") + ev("skip", "TestA/y", "") + ev("pass", "TestA", "") +
+			ev("pass", "TestB", "") + ev("pass", "", ""), "pass", "pass (2 skipped)"},
+		// A package whose tests all skipped, some through their subtests, is
+		// not a pass.
+		{"all skipped through subtests", ev("skip", "TestA/x", "") + ev("skip", "TestA/y/z", "") + ev("pass", "TestA/y", "") +
+			ev("pass", "TestA", "") + ev("skip", "TestB", "") + ev("pass", "", ""), "skip", "skip"},
+		{"fail among skipped subtests", ev("skip", "TestA/x", "") + ev("pass", "TestA", "") + ev("fail", "TestB/y", "") +
+			ev("fail", "TestB", "") + ev("pass", "TestC", "") + ev("fail", "", ""), "fail", "FAIL (1/3)"},
 	} {
 		o, err := ParseTestJSON(strings.NewReader(tc.in))
 		if err != nil {
@@ -574,6 +585,19 @@ func TestParseTestJSON(t *testing.T) {
 		if o.Status != tc.status || o.Cell() != tc.cell {
 			t.Errorf("%s: status %s cell %q, want %s %q", tc.name, o.Status, o.Cell(), tc.status, tc.cell)
 		}
+	}
+	o, _ := ParseTestJSON(strings.NewReader(ev("skip", "TestA/x", "") + ev("skip", "TestA/y/z", "") + ev("pass", "TestA/y", "") +
+		ev("pass", "TestA", "") + ev("pass", "TestB/x", "") + ev("pass", "TestB", "") + ev("skip", "TestC", "") + ev("pass", "", "")))
+	if !reflect.DeepEqual(o.Passed, []string{"TestB"}) || !reflect.DeepEqual(o.Skipped, []string{"TestA/x", "TestA/y/z", "TestC"}) ||
+		len(o.Failed) != 0 || o.Tests != 3 || o.Cell() != "pass (3 skipped)" {
+		t.Errorf("passed %v skipped %v failed %v tests %d cell %q; want passed [TestB], skipped [TestA/x TestA/y/z TestC], 3 tests",
+			o.Passed, o.Skipped, o.Failed, o.Tests, o.Cell())
+	}
+	m := NewMatrix()
+	m.Kernels, m.Packages = []string{"7"}, []string{"p"}
+	m.Set("7", "p", o)
+	if md := m.Markdown("", ""); !strings.Contains(md, "| `p` | pass (3 skipped) |") || !strings.Contains(md, "`p` on 7: skipped: TestA/x, TestA/y/z, TestC") {
+		t.Errorf("markdown does not show the skipped subtests:\n%s", md)
 	}
 }
 

@@ -69,11 +69,14 @@ var (
 	miss   = udpFrame(netip.MustParseAddr("198.19.250.9"), netip.MustParseAddr("198.19.255.1"), 4000, 9)
 )
 
-func bench(b *testing.B, prog *ebpf.Program, frame []byte) {
+func bench(b *testing.B, prog *ebpf.Program, frame []byte, want uint32) {
 	b.Helper()
 	ret, perPacket, err := prog.Benchmark(frame, b.N, b.ResetTimer)
 	if err != nil {
 		b.Fatal(err)
+	}
+	if ret != want {
+		b.Fatalf("verdict %d, want %d: the program measured does not do what the comparison assumes", ret, want)
 	}
 	// The kernel's own time per run leaves out the time the thread was
 	// scheduled out, which on a shared machine is most of the noise.
@@ -167,9 +170,15 @@ func bpfkit(b *testing.B, rules int) *ebpf.Program {
 	return f.Program()
 }
 
+// XDP verdicts (enum xdp_action).
+const (
+	xdpDrop = 1
+	xdpPass = 2
+)
+
 // BenchmarkXDP reports ns/pkt (the kernel's BPF_PROG_TEST_RUN time per run)
-// for a 64-byte UDP frame that a rule matches (hit) and one that none does
-// (miss). Every program is loaded first, then the variants run in turns
+// for a 64-byte UDP frame that a rule matches (hit: every filter drops it)
+// and one that none does (miss: passed); a wrong verdict fails it. Every program is loaded first, then the variants run in turns
 // (rounds), so that the work of loading and freeing 100,000-rule maps does
 // not land inside another variant's measurement.
 func BenchmarkXDP(b *testing.B) {
@@ -178,20 +187,21 @@ func BenchmarkXDP(b *testing.B) {
 		name  string
 		prog  *ebpf.Program
 		frame []byte
+		want  uint32 // verdict
 	}
 	var vs []variant
 	for _, n := range []int{10, 10_000, 100_000} {
 		prog := bpfkit(b, n)
 		name := fmt.Sprintf("bpfkit-%d-rules", n)
 		if n > hitRule {
-			vs = append(vs, variant{name + "/hit", prog, hit})
+			vs = append(vs, variant{name + "/hit", prog, hit, xdpDrop})
 		}
-		vs = append(vs, variant{name + "/miss", prog, miss})
+		vs = append(vs, variant{name + "/miss", prog, miss, xdpPass})
 	}
-	vs = append(vs, variant{"floor-XDP_DROP", floor(b), hit},
-		variant{refParseCount, newRefSink(b, refParseCount).prog, hit})
+	vs = append(vs, variant{"floor-XDP_DROP", floor(b), hit, xdpDrop},
+		variant{refParseCount, newRefSink(b, refParseCount).prog, hit, xdpDrop})
 	ref := newRefSink(b, refHash100k).prog
-	vs = append(vs, variant{refHash100k + "/hit", ref, hit}, variant{refHash100k + "/miss", ref, miss})
+	vs = append(vs, variant{refHash100k + "/hit", ref, hit, xdpDrop}, variant{refHash100k + "/miss", ref, miss, xdpPass})
 	// One phase per xdp-filter feature set, with every other variant
 	// measured in turns beside it.
 	for _, feat := range []string{"udp,ipv4", "all"} {
@@ -199,12 +209,12 @@ func BenchmarkXDP(b *testing.B) {
 		testkit.Veth(b, a, "va", "", ns, "vb", "")
 		prog, unload := xdpFilter(b, ns, "vb", feat)
 		name := "xdp-filter-" + strings.ReplaceAll(feat, ",", "+")
-		phase := append([]variant{{name + "/hit", prog, hit}, {name + "/miss", prog, miss}}, vs...)
+		phase := append([]variant{{name + "/hit", prog, hit, xdpDrop}, {name + "/miss", prog, miss, xdpPass}}, vs...)
 		runtime.GC()
 		time.Sleep(2 * time.Second) // let the kernel finish freeing what setup dropped
 		for range rounds {
 			for _, v := range phase {
-				b.Run(v.name, func(b *testing.B) { bench(b, v.prog, v.frame) })
+				b.Run(v.name, func(b *testing.B) { bench(b, v.prog, v.frame, v.want) })
 			}
 		}
 		unload()

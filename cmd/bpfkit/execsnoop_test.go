@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -52,9 +51,11 @@ func TestExecExitBadInput(t *testing.T) {
 	}
 }
 
-// runUntilExit starts bpfkit with args and, until it exits (at most 20s),
-// runs a short-lived child every 20ms, which the tracer reports.
-func runUntilExit(t *testing.T, args ...string) (string, string) {
+// runTraced starts bpfkit with args, waits until it is attached (it reads
+// its ring), runs n short-lived children ("exit cli-I") once each, and
+// waits until bpfkit exits (its --count must be what the children make).
+// It returns bpfkit's stdout and stderr and the children's pids.
+func runTraced(t *testing.T, n int, args ...string) (string, string, []int) {
 	t.Helper()
 	testkit.RequireRoot(t)
 	cmd := testkit.Command(t, "bpfkit", args...)
@@ -65,35 +66,39 @@ func runUntilExit(t *testing.T, args ...string) (string, string) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	deadline := time.After(20 * time.Second)
-	for i := 0; ; i++ {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("bpfkit %s: %v; stderr: %s", strings.Join(args, " "), err, stderr.String())
-			}
-			return stdout.String(), stderr.String()
-		case <-deadline:
-			cmd.Process.Kill()
-			<-done
-			t.Fatalf("bpfkit %s reported nothing in 20s; stderr: %s", strings.Join(args, " "), stderr.String())
-		case <-time.After(20 * time.Millisecond):
-			c := testkit.Command(t, "exit", "cli-"+strconv.Itoa(i))
-			_ = c.Run()
+	testkit.WaitRingReader(t, cmd.Process.Pid)
+	var pids []int
+	for i := range n {
+		c := testkit.Command(t, "exit", "cli-"+strconv.Itoa(i))
+		if err := c.Run(); err != nil {
+			t.Fatalf("child %d: %v", i, err)
 		}
+		pids = append(pids, c.Process.Pid)
 	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("bpfkit %s: %v; stderr: %s", strings.Join(args, " "), err, stderr.String())
+		}
+	case <-time.After(time.Minute): // it flushes every 50ms; slow only under emulation
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("bpfkit %s did not report the %d children within a minute: lost; stdout %q, stderr: %s",
+			strings.Join(args, " "), n, stdout.String(), stderr.String())
+	}
+	return stdout.String(), stderr.String(), pids
 }
 
 func TestExecsnoopCLI(t *testing.T) {
 	self, _ := os.Executable()
 	me := strconv.Itoa(os.Getpid())
-	stdout, stderr := runUntilExit(t, "execsnoop", "-o", "json", "-p", me, "--count", "1")
+	stdout, stderr, pids := runTraced(t, 1, "execsnoop", "-o", "json", "-p", me, "--count", "1")
 	var e map[string]any
 	if err := json.Unmarshal([]byte(stdout), &e); err != nil {
 		t.Fatalf("stdout %q: %v", stdout, err)
 	}
 	args, _ := e["args"].([]any)
-	if len(args) != 2 || args[0] != self || !strings.HasPrefix(fmt.Sprint(args[1]), "cli-") ||
+	if len(args) != 2 || args[0] != self || args[1] != "cli-0" || e["pid"] != float64(pids[0]) ||
 		e["ppid"] != float64(os.Getpid()) || e["ret"] != float64(0) || e["filename"] != self {
 		t.Errorf("event %v", e)
 	}
@@ -112,14 +117,18 @@ func TestExecsnoopCLI(t *testing.T) {
 
 func TestExitsnoopCLI(t *testing.T) {
 	me := strconv.Itoa(os.Getpid())
-	stdout, _ := runUntilExit(t, "exitsnoop", "-T", "--ppid", me, "--count", "2")
+	stdout, stderr, pids := runTraced(t, 2, "exitsnoop", "-T", "--ppid", me, "--count", "2")
 	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "TIME") || !strings.Contains(lines[0], "EXIT") {
 		t.Fatalf("stdout %q: want a header and two exits", stdout)
 	}
-	for _, l := range lines[1:] {
-		if f := strings.Fields(l); len(f) < 7 || f[3] != me || f[6] != "0" {
-			t.Errorf("line %q: want PPID %s and EXIT 0", l, me)
+	for i, l := range lines[1:] {
+		// TIME PCOMM PID PPID TID AGE(s) EXIT ARGS...
+		if f := strings.Fields(l); len(f) < 7 || f[2] != strconv.Itoa(pids[i]) || f[3] != me || f[6] != "0" {
+			t.Errorf("line %q: want PID %d, PPID %s and EXIT 0", l, pids[i], me)
 		}
+	}
+	if stderr != "bpfkit: 2 events, 0 lost\n" {
+		t.Errorf("stderr %q", stderr)
 	}
 }

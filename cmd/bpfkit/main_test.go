@@ -166,35 +166,25 @@ func TestOpensnoopJSON(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 
-	// Open the file from a task named bpfkit-probe, failing on purpose
-	// (O_DIRECTORY on a regular file) until bpfkit has attached and seen it.
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	deadline := time.After(2 * time.Minute) // loading -F takes long in an emulated VM
+	// Once bpfkit reads its ring, every program is attached: open the file
+	// once from a task named bpfkit-probe, failing on purpose (O_DIRECTORY
+	// on a regular file). --count 1 ends bpfkit at that event.
+	testkit.WaitRingReader(t, cmd.Process.Pid)
+	openAsNamed(t, "bpfkit-probe", dir, name)
+	out := make(chan []byte, 1)
+	go func() { b, _ := io.ReadAll(stdout); out <- b }()
 	var line string
-wait:
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("bpfkit ended without output: %s", stderr.String())
-			}
-			line = l
-			break wait
-		case <-deadline:
-			t.Fatal("no event within 2 minutes")
-		case <-time.After(200 * time.Millisecond):
-			openAsNamed(t, "bpfkit-probe", dir, name)
-		}
+	select {
+	case b := <-out:
+		line = strings.TrimSuffix(string(b), "\n")
+	case <-time.After(time.Minute): // the reader flushes every 10ms; slow only under emulation
+		t.Fatalf("bpfkit did not report the open within a minute: it was lost; stderr: %s", stderr.String())
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("bpfkit: %v: %s", err, stderr.String())
+	}
+	if strings.Count(line, "\n") != 0 {
+		t.Fatalf("stdout %q: want one line", line)
 	}
 	var ev map[string]any
 	if err := json.Unmarshal([]byte(line), &ev); err != nil {
@@ -277,26 +267,23 @@ func TestClosedPipe(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "f"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The header came: bpfkit is attached. One open makes it write an
+	// event into the closed pipe.
 	cmd, _, stdout, stderr := startOpensnoop(t, "-n", "bpfkit-pipe")
 	stdout.Close()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	for i := 0; ; i++ {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("exit: %v: %s", err, stderr.String())
-			}
-			if strings.Contains(stderr.String(), "broken pipe") {
-				t.Errorf("stderr %q", stderr.String())
-			}
-			return
-		case <-time.After(50 * time.Millisecond):
-			if i > 600 {
-				t.Fatal("bpfkit did not stop after its reader went away")
-			}
-			openAsNamed(t, "bpfkit-pipe", dir, "f")
+	openAsNamed(t, "bpfkit-pipe", dir, "f")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v: %s", err, stderr.String())
 		}
+		if stderr.String() != "bpfkit: 1 events, 0 lost\n" {
+			t.Errorf("stderr %q, want only the summary", stderr.String())
+		}
+	case <-time.After(time.Minute): // the reader flushes every 10ms; slow only under emulation
+		t.Fatalf("bpfkit did not stop within a minute of an open after its reader went away; stderr: %s", stderr.String())
 	}
 }
 
@@ -319,11 +306,40 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// TestDuration: --duration ends the run by itself, with a summary.
+// TestDuration: --duration ends the run by itself, with a summary, once
+// the duration has passed and soon after.
 func TestDuration(t *testing.T) {
 	testkit.RequireRoot(t)
-	stdout, stderr, code := runBpfkit(t, bpfkit(t, "opensnoop", "-n", "no-such-task-x", "-d", "300ms"))
-	if code != 0 || !strings.HasPrefix(stdout, "    PID ") || stderr != "bpfkit: 0 events, 0 lost\n" {
-		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	const d = 500 * time.Millisecond
+	cmd := bpfkit(t, "opensnoop", "-n", "no-such-task-x", "-d", d.String())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// The timer starts after attaching, before the ring reader exists.
+	testkit.WaitRingReader(t, cmd.Process.Pid)
+	ready := time.Now()
+	err := <-done
+	end := time.Now()
+	if err != nil || !strings.HasPrefix(stdout.String(), "    PID ") || stderr.String() != "bpfkit: 0 events, 0 lost\n" {
+		t.Errorf("exit %v, stdout %q, stderr %q", err, stdout.String(), stderr.String())
+	}
+	// Once the timer fires, bpfkit reads what the ring holds and detaches:
+	// ~250ms measured here (Linux 6.18); 1s covers a busy machine, 10s an
+	// emulated VM (where detaching the programs alone takes seconds).
+	slack := time.Second
+	if testkit.Emulated() {
+		slack = 10 * time.Second
+	}
+	if ran := end.Sub(start); ran < d {
+		t.Errorf("bpfkit ran %v, less than -d %v", ran, d)
+	}
+	if after := end.Sub(ready); after > d+slack {
+		t.Errorf("bpfkit ran %v after attaching, more than -d %v + %v", after, d, slack)
+	}
+	t.Logf("-d %v: bpfkit ran %v from start, %v from the ring reader's start", d, end.Sub(start), end.Sub(ready))
 }

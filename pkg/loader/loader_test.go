@@ -156,7 +156,9 @@ func TestVerifierRejectionIsOneLine(t *testing.T) {
 	}
 }
 
-func TestLoadSetsVariablesAndRejectsUnknown(t *testing.T) {
+// TestLoadRejectsUnknownVariables: a variable the object does not have is
+// an error (setting them is TestLoadSetsVariables, in variables_test.go).
+func TestLoadRejectsUnknownVariables(t *testing.T) {
 	testkit.RequireRoot(t)
 	_, err := Load(spec(map[string]asm.Instructions{"p@tracepoint/syscalls/sys_enter_getpid": ret0}),
 		Options{Variables: map[string]any{"no_such_knob": uint32(1)}})

@@ -2,27 +2,17 @@ package execsnoop
 
 import (
 	"bytes"
-	"embed"
 	"encoding/binary"
-	"flag"
-	"os"
-	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
 	"time"
 	"unsafe"
 
+	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
 	"github.com/bpfkit/bpfkit/pkg/trace"
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
-
-// The golden files travel inside the test binary, which runs in VMs alone.
-//
-//go:embed testdata
-var testdata embed.FS
 
 func TestSplitArgs(t *testing.T) {
 	for _, tc := range []struct {
@@ -98,23 +88,6 @@ func TestDecodeExec(t *testing.T) {
 	}
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := testdata.ReadFile(path)
-	if err != nil && !*update {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !*update && !bytes.Equal(got, want) {
-		t.Errorf("%s differs:\ngot:\n%s\nwant:\n%s", name, got, want)
-	}
-}
-
 var when = time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
 
 func sampleExecs() []Event {
@@ -146,9 +119,9 @@ func printAll[E any](t *testing.T, format output.Format, fields []output.Field[E
 }
 
 func TestExecPrinters(t *testing.T) {
-	golden(t, "exec.table", printAll(t, output.Table, Fields(FieldOptions{}), sampleExecs()))
-	golden(t, "exec-T-q-cwd.table", printAll(t, output.Table, Fields(FieldOptions{Timestamps: true, Quote: true, Cwd: true}), sampleExecs()))
-	golden(t, "exec.json", printAll(t, output.JSON, Fields(FieldOptions{}), sampleExecs()))
+	testkit.Golden(t, "exec.table", printAll(t, output.Table, Fields(FieldOptions{}), sampleExecs()))
+	testkit.Golden(t, "exec-T-q-cwd.table", printAll(t, output.Table, Fields(FieldOptions{Timestamps: true, Quote: true, Cwd: true}), sampleExecs()))
+	testkit.Golden(t, "exec.json", printAll(t, output.JSON, Fields(FieldOptions{}), sampleExecs()))
 }
 
 func TestExitPrinters(t *testing.T) {
@@ -161,7 +134,7 @@ func TestExitPrinters(t *testing.T) {
 		{Time: when, PID: 4246, TID: 4246, PPID: 1, Comm: []byte("crash"), Signal: syscall.SIGSEGV, Core: true,
 			Args: [][]byte{[]byte("crash")}, ArgsTruncated: true},
 	}
-	golden(t, "exit.table", printAll(t, output.Table, ExitFields(ExitFieldOptions{}), exits))
-	golden(t, "exit-T.table", printAll(t, output.Table, ExitFields(ExitFieldOptions{Timestamps: true}), exits))
-	golden(t, "exit.json", printAll(t, output.JSON, ExitFields(ExitFieldOptions{}), exits))
+	testkit.Golden(t, "exit.table", printAll(t, output.Table, ExitFields(ExitFieldOptions{}), exits))
+	testkit.Golden(t, "exit-T.table", printAll(t, output.Table, ExitFields(ExitFieldOptions{Timestamps: true}), exits))
+	testkit.Golden(t, "exit.json", printAll(t, output.JSON, ExitFields(ExitFieldOptions{}), exits))
 }

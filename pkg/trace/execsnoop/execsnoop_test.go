@@ -80,19 +80,56 @@ func TestMain(m *testing.M) {
 		}
 		return 102
 	})
-	// threads N: start N threads that exit, then exit.
+	// missing-at ARGS...: execveat(AT_FDCWD, a file that does not exist,
+	// ARGS); exit 0 on ENOENT.
+	testkit.Register("missing-at", func(args []string) int {
+		path, _ := unix.BytePtrFromString(missingFile)
+		argv, _ := syscall.SlicePtrFromStrings(args)
+		envv, _ := syscall.SlicePtrFromStrings(os.Environ())
+		cwd := unix.AT_FDCWD
+		_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(cwd), uintptr(unsafe.Pointer(path)),
+			uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])), 0, 0)
+		if errno == syscall.ENOENT {
+			return 0
+		}
+		return 103
+	})
+	// threads N: start N threads that exit on their own, wait until they
+	// are gone, then print their ids ("ended TID...") and those of the
+	// threads left ("last TID..."), which end at exit_group.
 	testkit.Register("threads", func(args []string) int {
 		n, _ := strconv.Atoi(args[0])
-		var wg sync.WaitGroup
+		// The main thread runs only this goroutine: the runtime never
+		// ends it, so the threads that end are others.
+		runtime.LockOSThread()
+		tids := make(chan int, n)
 		for range n {
-			wg.Add(1)
 			go func() {
-				defer wg.Done()
 				runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+				tids <- unix.Gettid()
 			}()
 		}
-		wg.Wait()
-		time.Sleep(50 * time.Millisecond)
+		ended := []string{"ended"}
+		for range n {
+			tid := <-tids
+			for {
+				if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", tid)); errors.Is(err, os.ErrNotExist) {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			ended = append(ended, strconv.Itoa(tid))
+		}
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return 2
+		}
+		last := []string{"last"}
+		for _, task := range tasks {
+			last = append(last, task.Name())
+		}
+		fmt.Printf("%s\n%s\n", strings.Join(ended, " "), strings.Join(last, " "))
+		unix.Exit(0) // at once: no thread more
 		return 0
 	})
 	testkit.Main(m)
@@ -143,20 +180,46 @@ func strs(b [][]byte) []string {
 	return s
 }
 
-// traceExecs runs an execsnoop tracer while work runs and returns every
-// event, read to the end of the ring after work returned.
 // tracer is what traceExecs and traceExits drive: execsnoop's Tracer or
 // exitsnoop's ExitTracer.
 type tracer[E any] interface {
 	Run(ctx context.Context, opts loader.StreamOptions, emit func(*E) error) (loader.Stats, error)
-	Missed() uint64
+	objects() *loader.Objects
 	Close() error
 }
 
-// during streams tr's events to emit while work runs, then closes tr;
-// missed, if given, receives how many times the kernel skipped its
-// programs (tracer.Missed).
-func during[E any](t *testing.T, name string, tr tracer[E], work func(), emit func(*E) error, missed []*uint64) loader.Stats {
+func (t *Tracer) objects() *loader.Objects     { return t.objs }
+func (t *ExitTracer) objects() *loader.Objects { return t.objs }
+
+// skips counts, per program, the times the kernel skipped it (its per-CPU
+// recursion guard was held: loader.Objects.Missed, one program at a time).
+type skips map[string]uint64
+
+func skipsOf(t *testing.T, objs *loader.Objects) skips {
+	t.Helper()
+	s := skips{}
+	for name, p := range objs.Collection.Programs {
+		st, err := p.Stats()
+		if err != nil {
+			t.Fatalf("stats of program %s: %v", name, err)
+		}
+		s[name] = st.RecursionMisses // 0 before 5.12, which does not count them
+	}
+	return s
+}
+
+func (s skips) total() (n uint64) {
+	for _, v := range s {
+		n += v
+	}
+	return n
+}
+
+// during streams tr's events to emit while work runs, then closes tr. If
+// skipped is given, it receives how many times the kernel skipped each of
+// tr's programs while work ran: the counters read just before work starts
+// and just after it returns (when every task it made has exited).
+func during[E any](t *testing.T, name string, tr tracer[E], work func(), emit func(*E) error, skipped []*skips) loader.Stats {
 	t.Helper()
 	defer tr.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -167,27 +230,32 @@ func during[E any](t *testing.T, name string, tr tracer[E], work func(), emit fu
 		defer close(done)
 		st, runErr = tr.Run(ctx, loader.StreamOptions{}, emit)
 	}()
+	before := skipsOf(t, tr.objects())
 	work()
+	after := skipsOf(t, tr.objects())
 	cancel()
 	<-done
 	if runErr != nil {
 		t.Fatalf("%s: %v", name, runErr)
 	}
+	for prog := range after {
+		after[prog] -= before[prog]
+	}
 	// Not in st.Lost: a skipped program loses an event only if it was one
 	// that makes events for this workload, which the exact counts show.
-	if m := tr.Missed(); m > 0 {
-		t.Logf("%s: the kernel skipped its programs %d times (another BPF program held this CPU's guard)", name, m)
+	if n := after.total(); n > 0 {
+		t.Logf("%s: the kernel skipped its programs %d times while the workload ran %v", name, n, after)
 	}
-	for _, p := range missed {
-		*p = tr.Missed()
+	for _, p := range skipped {
+		*p = after
 	}
 	return st
 }
 
-// traceExecs runs work under execsnoop with cfg and returns what it
-// reported; missed, if given, receives how many times the kernel skipped
-// its programs.
-func traceExecs(t *testing.T, cfg Config, work func(), missed ...*uint64) ([]execRec, loader.Stats) {
+// traceExecs runs work under execsnoop with cfg and returns every event it
+// reported, read to the end of the ring after work returned; skipped, if
+// given, receives the kernel's skips of each program while work ran.
+func traceExecs(t *testing.T, cfg Config, work func(), skipped ...*skips) ([]execRec, loader.Stats) {
 	t.Helper()
 	testkit.RequireRoot(t)
 	tr, err := New(cfg)
@@ -212,12 +280,12 @@ func traceExecs(t *testing.T, cfg Config, work func(), missed ...*uint64) ([]exe
 		}
 		recs = append(recs, r)
 		return nil
-	}, missed)
+	}, skipped)
 	return recs, st
 }
 
 // traceExits is traceExecs for exitsnoop.
-func traceExits(t *testing.T, cfg ExitConfig, work func(), missed ...*uint64) ([]exitRec, loader.Stats) {
+func traceExits(t *testing.T, cfg ExitConfig, work func(), skipped ...*skips) ([]exitRec, loader.Stats) {
 	t.Helper()
 	testkit.RequireRoot(t)
 	tr, err := NewExit(cfg)
@@ -229,7 +297,7 @@ func traceExits(t *testing.T, cfg ExitConfig, work func(), missed ...*uint64) ([
 		recs = append(recs, exitRec{Time: e.Time, PID: e.PID, TID: e.TID, PPID: e.PPID, ExitCode: e.ExitCode,
 			Signal: e.Signal, Core: e.Core, Age: e.Age, Args: strs(e.Args)})
 		return nil
-	}, missed)
+	}, skipped)
 	return recs, st
 }
 
@@ -253,9 +321,10 @@ func runChild(t *testing.T, name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// storm fork+execs total "exit" children from spawners goroutines, each
-// with a unique argument, and returns each child's pid by argument.
-func storm(t *testing.T, total, spawners int) map[string]int {
+// storm fork+execs total children of prog (testkit.ExitProgram) from
+// spawners goroutines, each with a unique argument "storm-N" (it exits
+// N%256), and returns each child's pid by argument.
+func storm(t *testing.T, prog string, total, spawners int) map[string]int {
 	var mu sync.Mutex
 	pids := map[string]int{}
 	var wg sync.WaitGroup
@@ -265,7 +334,16 @@ func storm(t *testing.T, total, spawners int) map[string]int {
 			defer wg.Done()
 			for i := s; i < total; i += spawners {
 				arg := fmt.Sprintf("storm-%d", i)
-				cmd := runChild(t, "exit", arg)
+				cmd := exec.Command(prog, arg)
+				err := cmd.Run()
+				var ee *exec.ExitError
+				if err != nil && !errors.As(err, &ee) {
+					t.Errorf("run %s %s: %v", prog, arg, err)
+					return
+				}
+				if code := cmd.ProcessState.ExitCode(); code != i%256 {
+					t.Errorf("%s %s exited %d, want %d", prog, arg, code, i%256)
+				}
 				mu.Lock()
 				pids[arg] = cmd.Process.Pid
 				mu.Unlock()
@@ -276,6 +354,15 @@ func storm(t *testing.T, total, spawners int) map[string]int {
 	return pids
 }
 
+// stormSkipsAllowed tells whether the kernel may skip the tracers'
+// programs during the storm. Linux 7.2 under emulation (TCG) does: a program
+// finds its CPU's recursion guard (bpf_prog_active) held by another of the
+// storm's programs and is skipped, counted as a recursion miss (seen:
+// enter_execve skipped 2 times in 500 execs, no event lost; the exact cause
+// in 7.x is not established). Natively (6.18 here) and on 5.10 to 6.12
+// under TCG, no skip was ever seen: none is allowed.
+func stormSkipsAllowed() bool { return testkit.Emulated() && testkit.KernelAtLeast(7, 0) }
+
 func TestStorm(t *testing.T) {
 	total := 5000
 	if testing.Short() {
@@ -284,28 +371,23 @@ func TestStorm(t *testing.T) {
 	for _, spawners := range []int{1, 4} {
 		t.Run(fmt.Sprintf("spawners=%d", spawners), func(t *testing.T) {
 			testkit.RequireRoot(t)
-			self := selfPath(t)
+			prog := testkit.ExitProgram(t)
 			me := uint32(os.Getpid())
 			// One storm per tracer: each tracer alone, as a user runs it.
 			var pids, exitPIDs map[string]int
-			// A program the kernel skipped (its per-CPU recursion guard was
-			// held: seen on 7.2 under emulation, where tracing programs run
-			// preemptible) may cost one event or one event's arguments; the
-			// tracers count those skips and bpfkit reports them. Every exec
-			// and exit must be reported or covered by a counted skip.
-			var execMissed, exitMissed uint64
+			var execSkips, exitSkips skips
 			execs, execStats := traceExecs(t, Config{PPID: me}, func() {
-				pids = storm(t, total, spawners)
-			}, &execMissed)
+				pids = storm(t, prog, total, spawners)
+			}, &execSkips)
 			exits, exitStats := traceExits(t, ExitConfig{PPID: me}, func() {
-				exitPIDs = storm(t, total, spawners)
-			}, &exitMissed)
+				exitPIDs = storm(t, prog, total, spawners)
+			}, &exitSkips)
 			if execStats.Lost != 0 || exitStats.Lost != 0 {
 				t.Errorf("the ring lost %d exec and %d exit events, want 0", execStats.Lost, exitStats.Lost)
 			}
 			seen := map[string]bool{}
 			for _, e := range execs {
-				if len(e.Args) != 2 || e.Args[0] != self || !strings.HasPrefix(e.Args[1], "storm-") {
+				if len(e.Args) != 2 || e.Args[0] != prog || !strings.HasPrefix(e.Args[1], "storm-") {
 					t.Errorf("unexpected exec: %+v", e)
 					continue
 				}
@@ -314,13 +396,12 @@ func TestStorm(t *testing.T) {
 					t.Errorf("exec of %s reported twice", arg)
 				}
 				seen[arg] = true
-				if pid, ok := pids[arg]; !ok || uint32(pid) != e.PID || e.PPID != me || e.Ret != 0 || e.Filename != self || e.Truncated {
-					t.Errorf("exec %s: got %+v, want pid %d ppid %d filename %s", arg, e, pid, me, self)
+				if pid, ok := pids[arg]; !ok || uint32(pid) != e.PID || e.PPID != me || e.Ret != 0 || e.Filename != prog ||
+					e.Comm != filepath.Base(prog) || e.Truncated {
+					t.Errorf("exec %s: got %+v, want pid %d ppid %d filename %s", arg, e, pid, me, prog)
 				}
 			}
-			if len(seen) > total || uint64(len(seen))+execMissed < uint64(total) {
-				t.Errorf("execsnoop reported %d of %d execs, with %d programs skipped by the kernel", len(seen), total, execMissed)
-			}
+			execGaps := uint64(total - len(seen))
 
 			byPID := map[uint32]string{}
 			for arg, pid := range exitPIDs {
@@ -345,30 +426,69 @@ func TestStorm(t *testing.T) {
 				}
 				exited++
 				n, _ := strconv.Atoi(strings.TrimPrefix(arg, "storm-"))
-				if x.ExitCode != n%256 || x.Signal != 0 || x.Core || x.PPID != me {
+				if x.ExitCode != n%256 || x.Signal != 0 || x.Core || x.PPID != me || x.TID != x.PID {
 					t.Errorf("exit of %s: got %+v, want code %d", arg, x, n%256)
 				}
-				if len(x.Args) != 2 || x.Args[1] != arg {
-					if len(x.Args) == 0 && noArgs < exitMissed {
-						noArgs++ // its exec was not seen: a counted skip
-						continue
-					}
-					t.Errorf("exit of %s: args %q", arg, x.Args)
+				if len(x.Args) == 0 && stormSkipsAllowed() {
+					noArgs++ // checked against exec_done's skips below
+					continue
+				}
+				if !slices.Equal(x.Args, []string{prog, arg}) {
+					t.Errorf("exit of %s: args %q, want %q", arg, x.Args, []string{prog, arg})
 				}
 			}
-			// Each skip costs at most one exit or one exit's arguments.
-			if exited > total || uint64(total-exited)+noArgs > exitMissed {
-				t.Errorf("exitsnoop reported %d of %d exits (%d without arguments), with %d programs skipped by the kernel", exited, total, noArgs, exitMissed)
-				for pid, arg := range byPID {
-					if !reported[pid] {
-						t.Errorf("no exit of pid %d (%s)", pid, arg)
-					}
+			exitGaps := uint64(total - exited)
+			t.Logf("%d execs: execsnoop saw %d (kernel skips %v), exitsnoop %d, %d without args (kernel skips %v)",
+				total, len(seen), execSkips, exited, noArgs, exitSkips)
+
+			if !stormSkipsAllowed() {
+				// Every exec and exit reported, none skipped.
+				if execGaps != 0 || exitGaps != 0 || execSkips.total() != 0 || exitSkips.total() != 0 {
+					t.Errorf("execsnoop reported %d of %d execs and exitsnoop %d exits; the kernel skipped their programs %v and %v times, want 0",
+						len(seen), total, exited, execSkips, exitSkips)
+				}
+			} else {
+				// Every gap is a skip of the program that makes that event,
+				// and every skip of exec_done or task_exit is a gap: nothing
+				// but the storm's children execs or exits in the guest while
+				// the storm runs, so the skips are the storm's own.
+				// exec_done's skip in exitsnoop costs the exit's args, or
+				// nothing more if task_exit was skipped for that child too.
+				if execGaps != execSkips["exec_done"] {
+					t.Errorf("execsnoop missed %d execs, but the kernel skipped exec_done %d times", execGaps, execSkips["exec_done"])
+				}
+				if exitGaps != exitSkips["task_exit"] {
+					t.Errorf("exitsnoop missed %d exits, but the kernel skipped task_exit %d times", exitGaps, exitSkips["task_exit"])
+				}
+				if s := exitSkips["exec_done"]; noArgs > s || s > noArgs+exitGaps {
+					t.Errorf("exitsnoop reported %d exits without args and missed %d, but the kernel skipped exec_done %d times", noArgs, exitGaps, s)
+				}
+				// Capped: 2% of the execs (seen: 0.4% on 7.2, all of them
+				// enter_execve's, which costs nothing for a successful exec).
+				if limit := uint64(total / 50); execSkips.total() > limit || exitSkips.total() > limit {
+					t.Errorf("the kernel skipped the tracers' programs %v and %v times, more than %d", execSkips, exitSkips, limit)
+				}
+			}
+			logged := 0 // the first 10 gaps
+			for arg := range pids {
+				if !seen[arg] && logged < 10 {
+					t.Logf("no exec of %s", arg)
+					logged++
+				}
+			}
+			for pid, arg := range byPID {
+				if !reported[pid] && logged < 10 {
+					t.Logf("no exit of pid %d (%s)", pid, arg)
+					logged++
 				}
 			}
 		})
 	}
 }
 
+// TestExecveat: a successful execveat(2) (fexecve) is reported by exec_done
+// at sched_process_exec, after the child's own exec; the execveat hooks
+// matter for failed calls (TestFailedExec/missing-at).
 func TestExecveat(t *testing.T) {
 	self := selfPath(t)
 	var cmd *exec.Cmd
@@ -398,35 +518,44 @@ func TestExecveat(t *testing.T) {
 	}
 }
 
+// TestFailedExec: a failed exec is reported with the caller's filename and
+// argv, read at the syscall's exit from what its entry remembered.
+// Hooks: "missing" drives enter_execve and exit_execve (sys_enter/exit_execve),
+// "missing-at" enter_execveat and exit_execveat; the child's own successful
+// exec drives exec_done (sched_process_exec), as TestExecveat's do.
 func TestFailedExec(t *testing.T) {
-	var cmd *exec.Cmd
-	var failed []execRec
-	args := []string{"bpfkit-missing", "arg one", `"two"`}
-	all, _ := traceExecs(t, Config{PPID: uint32(os.Getpid())}, func() {
-		failed, _ = traceExecs(t, Config{PPID: uint32(os.Getpid()), FailedOnly: true}, func() {
-			cmd = runChild(t, "missing", args...)
+	for _, child := range []string{"missing", "missing-at"} {
+		t.Run(child, func(t *testing.T) {
+			var cmd *exec.Cmd
+			var failed []execRec
+			args := []string{"bpfkit-missing", "arg one", `"two"`}
+			all, _ := traceExecs(t, Config{PPID: uint32(os.Getpid())}, func() {
+				failed, _ = traceExecs(t, Config{PPID: uint32(os.Getpid()), FailedOnly: true}, func() {
+					cmd = runChild(t, child, args...)
+				})
+			})
+			if code := cmd.ProcessState.ExitCode(); code != 0 {
+				t.Fatalf("child exited %d, want 0 (its exec failed with ENOENT)", code)
+			}
+			pid := uint32(cmd.Process.Pid)
+			want := execRec{PID: pid, PPID: uint32(os.Getpid()), Filename: missingFile, Args: args, Ret: -int32(syscall.ENOENT)}
+			check := func(name string, recs []execRec, n int) {
+				if len(recs) != n {
+					t.Fatalf("%s: got %d events, want %d: %+v", name, len(recs), n, recs)
+				}
+				r := recs[n-1]
+				if r.PID != want.PID || r.PPID != want.PPID || r.Filename != want.Filename || r.Ret != want.Ret ||
+					!slices.Equal(r.Args, want.Args) || r.Truncated {
+					t.Errorf("%s: got %+v, want %+v", name, r, want)
+				}
+				if r.JSON["ret"] != float64(-2) {
+					t.Errorf("%s: JSON ret = %v, want -2", name, r.JSON["ret"])
+				}
+			}
+			check("all execs", all, 2) // the child's own exec, then the failed one
+			check("--failed", failed, 1)
 		})
-	})
-	if code := cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("child exited %d, want 0 (its exec failed with ENOENT)", code)
 	}
-	pid := uint32(cmd.Process.Pid)
-	want := execRec{PID: pid, PPID: uint32(os.Getpid()), Filename: missingFile, Args: args, Ret: -int32(syscall.ENOENT)}
-	check := func(name string, recs []execRec, n int) {
-		if len(recs) != n {
-			t.Fatalf("%s: got %d events, want %d: %+v", name, len(recs), n, recs)
-		}
-		r := recs[n-1]
-		if r.PID != want.PID || r.PPID != want.PPID || r.Filename != want.Filename || r.Ret != want.Ret ||
-			!slices.Equal(r.Args, want.Args) || r.Truncated {
-			t.Errorf("%s: got %+v, want %+v", name, r, want)
-		}
-		if r.JSON["ret"] != float64(-2) {
-			t.Errorf("%s: JSON ret = %v, want -2", name, r.JSON["ret"])
-		}
-	}
-	check("all execs", all, 2) // the child's own exec, then the failed one
-	check("--failed", failed, 1)
 }
 
 func TestTruncatedArgs(t *testing.T) {
@@ -613,28 +742,51 @@ func coreDumpsPossible(t *testing.T) bool {
 }
 
 func TestThreadExits(t *testing.T) {
+	const n = 3
 	var cmd *exec.Cmd
+	var out []byte
 	var procs []exitRec
 	threads, _ := traceExits(t, ExitConfig{PPID: uint32(os.Getpid()), Threads: true}, func() {
 		procs, _ = traceExits(t, ExitConfig{PPID: uint32(os.Getpid())}, func() {
-			cmd = runChild(t, "threads", "3")
+			cmd = testkit.Command(t, "threads", strconv.Itoa(n))
+			var err error
+			if out, err = cmd.Output(); err != nil {
+				t.Fatalf("child: %v", err)
+			}
 		})
 	})
 	pid := uint32(cmd.Process.Pid)
-	count := func(recs []exitRec) (n int) {
-		for _, r := range recs {
-			if r.PID == pid {
-				n++
-			}
+	// What the child said: the n threads that ended on their own, then
+	// every thread left (the main one, pid, among them) at exit_group.
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "ended ") || !strings.HasPrefix(lines[1], "last ") {
+		t.Fatalf("child said %q", out)
+	}
+	ended, last := strings.Fields(lines[0])[1:], strings.Fields(lines[1])[1:]
+	if len(ended) != n || !slices.Contains(last, strconv.Itoa(int(pid))) {
+		t.Fatalf("child said %q: want %d ended threads and the main one (%d) among the last", out, n, pid)
+	}
+	want := append(slices.Clone(ended), last...)
+	slices.Sort(want)
+
+	var got []string
+	for _, r := range threads {
+		if r.PID == pid {
+			got = append(got, strconv.Itoa(int(r.TID)))
 		}
-		return n
 	}
-	if n := count(procs); n != 1 {
-		t.Errorf("process exits: %d events for pid %d, want 1", n, pid)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("--threads: thread ids %v, want each of %v once", got, want)
 	}
-	// Three threads that ended on their own, and the rest at exit_group.
-	if n := count(threads); n < 4 {
-		t.Errorf("--threads: %d events for pid %d, want at least 4: %+v", n, pid, threads)
+	var whole []exitRec
+	for _, r := range procs {
+		if r.PID == pid {
+			whole = append(whole, r)
+		}
+	}
+	if len(whole) != 1 || !slices.Contains(last, strconv.Itoa(int(whole[0].TID))) {
+		t.Errorf("process exits of pid %d: %+v, want one, by one of the last threads %v", pid, whole, last)
 	}
 }
 

@@ -157,6 +157,7 @@ func (t *ExitTracer) forget(pid uint32) {
 		delete(t.cmdlines, pid)
 		t.bytes -= len(c.raw)
 		if cap(c.raw) <= DefaultArgsLimit {
+			c.raw = c.raw[:0] // counted out of t.bytes: remember must not count it out again
 			t.free = append(t.free, c)
 		}
 	}

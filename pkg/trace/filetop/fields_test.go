@@ -2,18 +2,14 @@ package filetop_test
 
 import (
 	"bytes"
-	"flag"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
 	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func sampleRows() []filetop.Row {
 	at := time.Date(2026, 11, 26, 8, 0, 0, 123456789, time.UTC)
@@ -89,19 +85,6 @@ func TestFieldsGolden(t *testing.T) {
 		if err := p.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join("testdata", tc.name)
-		if *update {
-			if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run go test -update to create it)", err)
-		}
-		if !bytes.Equal(buf.Bytes(), want) {
-			t.Errorf("%s differs:\n got:\n%s\nwant:\n%s", tc.name, buf.Bytes(), want)
-		}
+		testkit.Golden(t, tc.name, buf.Bytes())
 	}
 }

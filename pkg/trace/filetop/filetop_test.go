@@ -22,6 +22,7 @@ import (
 func TestMain(m *testing.M) {
 	testkit.Register("files", filesChild)
 	testkit.Register("special", specialChild)
+	testkit.Register("calls", callsChild)
 	testkit.Main(m)
 }
 
@@ -150,6 +151,48 @@ func filesChild(args []string) int {
 	fd = openFile(z, unix.O_RDONLY)
 	for range zReads {
 		readN(fd, 1000, 0)
+	}
+	return 0
+}
+
+// The calls filetop counts, in the order of writeN's and readN's how, with
+// the hooks each drives: the entry program enter_fd_call (attached to
+// sys_enter_read, the others through filetop.AlsoAttach) and one exit
+// program per direction.
+var (
+	writeCalls = []string{"write", "pwrite64", "writev", "pwritev", "pwritev2"}
+	readCalls  = []string{"read", "pread64", "readv", "preadv", "preadv2"}
+)
+
+func hookOf(call string) string {
+	exit := "exit_write_call"
+	if slices.Contains(readCalls, call) {
+		exit = "exit_read_call"
+	}
+	return fmt.Sprintf("enter_fd_call at sys_enter_%s, %s at sys_exit_%s", call, exit, call)
+}
+
+// callSize is the i-th call's workload in TestEachCall: i+1 calls of
+// 100*(i+1)+i bytes, so no two calls' rows look alike.
+func callSize(i int) (calls, size int) { return i + 1, 100*(i+1) + i }
+
+// callsChild: for each call filetop counts, callSize's calls of it on its
+// own file, args[0]/NAME (the read calls' files exist already).
+func callsChild(args []string) int {
+	ready()
+	for i, name := range writeCalls {
+		fd := openFile(filepath.Join(args[0], name), unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC)
+		n, size := callSize(i)
+		for range n {
+			writeN(fd, size, i)
+		}
+	}
+	for i, name := range readCalls {
+		fd := openFile(filepath.Join(args[0], name), unix.O_RDONLY)
+		n, size := callSize(i)
+		for range n {
+			readN(fd, size, i)
+		}
 	}
 	return 0
 }
@@ -376,6 +419,51 @@ func TestFiles(t *testing.T) {
 			t.Errorf("rows after the workload ended: %+v", s.Rows)
 		}
 	})
+}
+
+// TestEachCall drives every call filetop counts on a file of its own, so a
+// hook that is not attached or counts wrong shows in that call's row.
+func TestEachCall(t *testing.T) {
+	testkit.RequireRoot(t)
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range readCalls {
+		n, size := callSize(i)
+		if err := os.WriteFile(filepath.Join(dir, name), make([]byte, n*size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch := startChild(t, "calls", dir)
+	tr := newTracer(t, filetop.Config{Filter: ch.filter()})
+	if d := tr.Dropped(); len(d) != 0 {
+		t.Fatalf("hooks dropped: %v; every kernel bpfkit supports (5.10+) has all ten calls", d)
+	}
+	drain(t, tr)
+	ch.run()
+	snap := drain(t, tr)
+	got := byPath(t, snap.Rows)
+	if len(got) != len(readCalls)+len(writeCalls) || snap.Lost != 0 {
+		t.Errorf("got %d rows (%v), %d lost; want one row for each of the %d calls", len(got), paths(snap.Rows), snap.Lost,
+			len(readCalls)+len(writeCalls))
+	}
+	for _, calls := range [][]string{writeCalls, readCalls} {
+		for i, name := range calls {
+			n, size := callSize(i)
+			want := filetop.Row{Writes: uint64(n), WriteBytes: uint64(n * size)}
+			if slices.Contains(readCalls, name) {
+				want = filetop.Row{Reads: uint64(n), ReadBytes: uint64(n * size)}
+			}
+			r := got[filepath.Join(dir, name)]
+			if r.Reads != want.Reads || r.ReadBytes != want.ReadBytes || r.Writes != want.Writes || r.WriteBytes != want.WriteBytes ||
+				r.TID != ch.tid || r.Type != filetop.Regular {
+				t.Errorf("%s (%s): got reads %d/%d bytes, writes %d/%d bytes, tid %d; want reads %d/%d, writes %d/%d, tid %d",
+					name, hookOf(name), r.Reads, r.ReadBytes, r.Writes, r.WriteBytes, r.TID,
+					want.Reads, want.ReadBytes, want.Writes, want.WriteBytes, ch.tid)
+			}
+		}
+	}
 }
 
 func TestSocketsAndPipesOnlyWithAll(t *testing.T) {

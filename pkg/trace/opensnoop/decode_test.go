@@ -3,9 +3,6 @@ package opensnoop
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -13,11 +10,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
 	"github.com/bpfkit/bpfkit/pkg/trace"
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // record builds a raw ring buffer record as the BPF program writes it.
 func record(h opensnoopOpenEvent, name, path string) []byte {
@@ -147,19 +143,7 @@ func TestGolden(t *testing.T) {
 			if tc.format == output.JSON {
 				checkJSON(t, buf.Bytes(), tc.opts.FullPath)
 			}
-			golden := filepath.Join("testdata", tc.file)
-			if *update {
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(buf.Bytes(), want) {
-				t.Errorf("output differs from %s (run go test -update to accept):\n%s", golden, buf.Bytes())
-			}
+			testkit.Golden(t, tc.file, buf.Bytes())
 		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -30,47 +31,82 @@ func TestMain(m *testing.M) {
 
 // step is what the child did for one open, reported on its stdout.
 type step struct {
+	Call  string `json:"call"` // the system call: open, openat or openat2
 	PID   int    `json:"pid"`
 	Name  string `json:"name"`
 	Dir   string `json:"dir"`   // directory the name is relative to
-	Flags uint32 `json:"flags"` // as passed
-	Mode  uint32 `json:"mode"`
+	Flags uint32 `json:"flags"` // as passed (openat2: open_how.flags)
+	Mode  uint32 `json:"mode"`  // (openat2: open_how.mode)
 	FD    int    `json:"fd"`
 	Errno int    `json:"errno"`
 }
 
+// The hooks each system call drives: opensnoop's enter_open, enter_openat
+// and enter_openat2 programs at the sys_enter_* tracepoints, and exit_open
+// at the matching sys_exit_* one.
+var hookOf = map[string]string{
+	"open":    "sys_enter_open + sys_exit_open",
+	"openat":  "sys_enter_openat + sys_exit_openat",
+	"openat2": "sys_enter_openat2 (reads struct open_how) + sys_exit_openat2",
+}
+
 // childOpens waits for a line on stdin, then opens the workload's files
-// (args[0] is the test's directory) and reports each call as JSON.
+// (args[0] is the test's directory) with raw open(2), openat(2) and
+// openat2(2) calls, and reports each call as JSON.
 func childOpens(args []string) int {
 	root := args[0]
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
 		return 2
 	}
 	out := json.NewEncoder(os.Stdout)
-	do := func(dirfd int, dir, name string, flags, mode uint32) int {
-		fd, err := unix.Openat(dirfd, name, int(flags), mode)
-		s := step{PID: os.Getpid(), Name: name, Dir: dir, Flags: flags, Mode: mode, FD: fd}
+	do := func(call string, dirfd int, dir, name string, flags, mode uint32) int {
+		p, err := unix.BytePtrFromString(name)
 		if err != nil {
-			s.FD, s.Errno = -1, int(err.(syscall.Errno))
+			return -1
+		}
+		var r uintptr
+		var errno syscall.Errno
+		switch call {
+		case "open":
+			r, _, errno = unix.Syscall(unix.SYS_OPEN, uintptr(unsafe.Pointer(p)), uintptr(flags), uintptr(mode))
+		case "openat":
+			r, _, errno = unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)), uintptr(flags), uintptr(mode), 0, 0)
+		case "openat2":
+			how := unix.OpenHow{Flags: uint64(flags), Mode: uint64(mode)}
+			r, _, errno = unix.Syscall6(unix.SYS_OPENAT2, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
+				uintptr(unsafe.Pointer(&how)), unsafe.Sizeof(how), 0, 0)
+		}
+		s := step{Call: call, PID: os.Getpid(), Name: name, Dir: dir, Flags: flags, Mode: mode, FD: int(r)}
+		if errno != 0 {
+			s.FD, s.Errno = -1, int(errno)
 		}
 		_ = out.Encode(s)
-		return fd
+		return s.FD
 	}
 	abs := filepath.Join(root, "abs.txt")
-	do(unix.AT_FDCWD, "", abs, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	do("openat", unix.AT_FDCWD, "", abs, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 
-	if err := unix.Chdir(filepath.Join(root, "cwd")); err != nil {
+	cwd := filepath.Join(root, "cwd")
+	if err := unix.Chdir(cwd); err != nil {
 		return 3
 	}
-	do(unix.AT_FDCWD, filepath.Join(root, "cwd"), "rel.txt", unix.O_RDONLY, 0)
+	do("openat", unix.AT_FDCWD, cwd, "rel.txt", unix.O_RDONLY, 0)
 
 	other := filepath.Join(root, "other")
-	dirfd := do(unix.AT_FDCWD, "", other, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	do(dirfd, other, "sub/at.txt", unix.O_WRONLY|unix.O_APPEND, 0)
-	do(unix.AT_FDCWD, filepath.Join(root, "cwd"), "missing.txt", unix.O_RDONLY, 0)
-	do(dirfd, other, "missing-at.txt", unix.O_RDONLY, 0)
-	do(unix.AT_FDCWD, "", filepath.Join(root, "created.txt"), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o640)
-	do(unix.AT_FDCWD, "", longPath(root), unix.O_RDONLY, 0)
+	dirfd := do("openat", unix.AT_FDCWD, "", other, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	do("openat", dirfd, other, "sub/at.txt", unix.O_WRONLY|unix.O_APPEND, 0)
+	do("openat", unix.AT_FDCWD, cwd, "missing.txt", unix.O_RDONLY, 0)
+	do("openat", dirfd, other, "missing-at.txt", unix.O_RDONLY, 0)
+	do("openat", unix.AT_FDCWD, "", filepath.Join(root, "created.txt"), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o640)
+	do("openat", unix.AT_FDCWD, "", longPath(root), unix.O_RDONLY, 0)
+
+	do("open", 0, cwd, "rel.txt", unix.O_RDWR|unix.O_NOFOLLOW, 0)
+	do("open", 0, "", filepath.Join(root, "open-created.txt"), unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, 0o600)
+	do("open", 0, cwd, "missing-open.txt", unix.O_RDONLY, 0)
+
+	do("openat2", dirfd, other, "sub/at.txt", unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME, 0)
+	do("openat2", unix.AT_FDCWD, "", filepath.Join(root, "openat2-created.txt"), unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o604)
+	do("openat2", dirfd, other, "missing-openat2.txt", unix.O_RDONLY, 0)
 	return 0
 }
 
@@ -214,8 +250,16 @@ func TestOpensnoopCases(t *testing.T) {
 		}
 		steps = append(steps, s)
 	}
-	if len(steps) != 8 {
-		t.Fatalf("child made %d opens, want 8", len(steps))
+	// Which hooks each step drives: hookOf[steps[i].Call].
+	calls := []string{"openat", "openat", "openat", "openat", "openat", "openat", "openat", "openat",
+		"open", "open", "open", "openat2", "openat2", "openat2"}
+	if len(steps) != len(calls) {
+		t.Fatalf("child made %d opens, want %d", len(steps), len(calls))
+	}
+	for i, s := range steps {
+		if s.Call != calls[i] || s.Errno != 0 && !strings.Contains(s.Name, "missing") {
+			t.Fatalf("step %d: %+v, want a %s call that succeeds unless its file is missing", i, s, calls[i])
+		}
 	}
 	if len(events) != len(steps) {
 		for _, e := range events {
@@ -232,9 +276,9 @@ func TestOpensnoopCases(t *testing.T) {
 		if e.path != s.Name || e.full != wantFull || int(e.FD) != s.FD || int(e.Errno) != s.Errno ||
 			e.Flags != s.Flags || e.Mode != s.Mode || int(e.PID) != s.PID || e.TID == 0 ||
 			e.FullPathFromName != (s.Errno != 0) || e.PathTruncated || e.FullPathTruncated {
-			t.Errorf("open %d: got path=%q full=%q fd=%d errno=%d flags=%#o mode=%#o fromName=%v\n"+
+			t.Errorf("open %d (%s): got path=%q full=%q fd=%d errno=%d flags=%#o mode=%#o fromName=%v\n"+
 				"                  want path=%q full=%q fd=%d errno=%d flags=%#o mode=%#o fromName=%v",
-				i, e.path, e.full, e.FD, e.Errno, e.Flags, e.Mode, e.FullPathFromName,
+				i, hookOf[s.Call], e.path, e.full, e.FD, e.Errno, e.Flags, e.Mode, e.FullPathFromName,
 				s.Name, wantFull, s.FD, s.Errno, s.Flags, s.Mode, s.Errno != 0)
 		}
 	}
@@ -246,6 +290,15 @@ func TestOpensnoopCases(t *testing.T) {
 	}
 	if n := len(events[7].full); n <= 300 {
 		t.Errorf("long path is %d bytes, want > 300", n)
+	}
+	if e := events[9]; e.Mode != 0o600 || e.Flags != unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC || e.FD < 0 {
+		t.Errorf("open(2) O_CREAT: fd %d mode %#o flags %#x", e.FD, e.Mode, e.Flags)
+	}
+	if e := events[12]; e.Mode != 0o604 || e.Flags != unix.O_RDWR|unix.O_CREAT|unix.O_EXCL || e.FD < 0 {
+		t.Errorf("openat2 O_CREAT: fd %d open_how.mode %#o open_how.flags %#x", e.FD, e.Mode, e.Flags)
+	}
+	if e := events[11]; e.Flags != unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME {
+		t.Errorf("openat2: open_how.flags %#x, want %#x", e.Flags, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME)
 	}
 }
 
@@ -261,7 +314,7 @@ func TestOpensnoopFailedOnly(t *testing.T) {
 			t.Errorf("full path %q without FullPath", e.full)
 		}
 	}
-	if got, want := strings.Join(names, ","), "missing.txt,missing-at.txt"; got != want {
+	if got, want := strings.Join(names, ","), "missing.txt,missing-at.txt,missing-open.txt,missing-openat2.txt"; got != want {
 		t.Errorf("failed opens: %s, want %s", got, want)
 	}
 }

@@ -9,9 +9,10 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
-// AppendJSONString appends s as a JSON string. s may hold any bytes: invalid
-// UTF-8 becomes U+FFFD and control characters are escaped, so the line
-// always stays valid JSON.
+// AppendJSONString appends s as a JSON string. s may hold any bytes: each
+// byte that does not start valid UTF-8 becomes one U+FFFD (as string([]rune(s))
+// does) and control characters are escaped, so the line always stays valid
+// JSON.
 func AppendJSONString(dst []byte, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0 // s[start:i] is plain and not yet appended

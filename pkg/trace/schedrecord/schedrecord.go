@@ -99,63 +99,82 @@ type running struct {
 // Record writes the timeline to w until ctx ends (or the cap is reached);
 // lost, if not nil, is called when the kernel starts losing events.
 func (r *Recorder) Record(ctx context.Context, w io.Writer, lost func(total uint64)) (Stats, error) {
-	var st Stats
-	tw := &writer{w: bufio.NewWriterSize(w, 1<<20), base: r.base}
+	tl := newTimeline(w, r.base, r.cfg.MaxEvents)
+	ss, err := r.objs.Stream(ctx, loader.StreamOptions{Lost: lost}, tl.handle)
+	tl.st.Lost = ss.Lost
+	if ferr := tl.finish(); err == nil {
+		err = ferr
+	}
+	return tl.st, err
+}
+
+// timeline turns ring buffer records into trace events.
+type timeline struct {
+	tw        *writer
+	cpus      map[uint32]*running
+	last      uint64 // the latest event's time
+	maxEvents uint64
+	e         schedrecordSchedEvent
+	st        Stats
+}
+
+func newTimeline(w io.Writer, base, maxEvents uint64) *timeline {
+	tw := &writer{w: bufio.NewWriterSize(w, 1<<20), base: base}
 	tw.raw(`{"displayTimeUnit":"ns","traceEvents":[` + "\n")
 	tw.raw(`{"name":"process_name","ph":"M","pid":0,"args":{"name":"CPUs"}}`)
-	cpus := map[uint32]*running{}
-	last := r.base
-	var e schedrecordSchedEvent
-	full := func() bool { return r.cfg.MaxEvents > 0 && tw.written >= r.cfg.MaxEvents }
+	return &timeline{tw: tw, cpus: map[uint32]*running{}, last: base, maxEvents: maxEvents}
+}
 
-	ss, err := r.objs.Stream(ctx, loader.StreamOptions{Lost: lost}, func(raw []byte) error {
-		if len(raw) < int(unsafe.Sizeof(e)) {
-			return fmt.Errorf("short sched record: %d bytes", len(raw))
+// handle decodes one record and writes what it ends: the slice of the task
+// switched out, or a wakeup.
+func (tl *timeline) handle(raw []byte) error {
+	e, tw := &tl.e, tl.tw
+	if len(raw) < int(unsafe.Sizeof(*e)) {
+		return fmt.Errorf("short sched record: %d bytes", len(raw))
+	}
+	*e = *(*schedrecordSchedEvent)(unsafe.Pointer(&raw[0]))
+	tl.last = max(tl.last, e.Ts)
+	cpu := tl.cpus[e.Cpu]
+	if cpu == nil {
+		cpu = &running{since: tw.base}
+		tl.cpus[e.Cpu] = cpu
+	}
+	if !cpu.announced {
+		tw.cpuName(e.Cpu)
+		cpu.announced = true
+	}
+	switch e.Kind {
+	case kindSwitch:
+		tl.st.Switches++
+		if e.PrevTid != 0 {
+			tw.slice(e.Cpu, cpu.since, e.Ts, e.PrevTid, e.PrevPid, e.PrevComm[:], e.PrevState)
 		}
-		e = *(*schedrecordSchedEvent)(unsafe.Pointer(&raw[0]))
-		last = max(last, e.Ts)
-		cpu := cpus[e.Cpu]
-		if cpu == nil {
-			cpu = &running{since: r.base}
-			cpus[e.Cpu] = cpu
-		}
-		if !cpu.announced {
-			tw.cpuName(e.Cpu)
-			cpu.announced = true
-		}
-		switch e.Kind {
-		case kindSwitch:
-			st.Switches++
-			if e.PrevTid != 0 {
-				tw.slice(e.Cpu, cpu.since, e.Ts, e.PrevTid, e.PrevPid, e.PrevComm[:], e.PrevState)
-			}
-			*cpu = running{since: e.Ts, tid: e.NextTid, pid: e.NextPid, comm: e.NextComm, known: true, announced: true}
-		case kindWakeup, kindWakeupNew:
-			st.Wakeups++
-			tw.wakeup(e.Cpu, e.Ts, e.NextTid, e.NextPid, e.NextComm[:], e.Kind == kindWakeupNew)
-		}
-		if full() {
-			st.Capped = true
-			return loader.ErrStop
-		}
-		return tw.err
-	})
-	st.Lost = ss.Lost
-	// Close the slices still running at the end.
-	for c, cpu := range cpus {
+		*cpu = running{since: e.Ts, tid: e.NextTid, pid: e.NextPid, comm: e.NextComm, known: true, announced: true}
+	case kindWakeup, kindWakeupNew:
+		tl.st.Wakeups++
+		tw.wakeup(e.Cpu, e.Ts, e.NextTid, e.NextPid, e.NextComm[:], e.Kind == kindWakeupNew)
+	}
+	if tl.maxEvents > 0 && tw.written >= tl.maxEvents {
+		tl.st.Capped = true
+		return loader.ErrStop
+	}
+	return tw.err
+}
+
+// finish closes the slices still running at the end and the JSON.
+func (tl *timeline) finish() error {
+	tw := tl.tw
+	for c, cpu := range tl.cpus {
 		if cpu.known && cpu.tid != 0 {
-			tw.slice(c, cpu.since, last, cpu.tid, cpu.pid, cpu.comm[:], 0)
+			tw.slice(c, cpu.since, tl.last, cpu.tid, cpu.pid, cpu.comm[:], 0)
 		}
 	}
 	tw.raw("\n]}\n")
-	st.Written = tw.written
-	if ferr := tw.w.Flush(); err == nil {
-		err = ferr
+	tl.st.Written = tw.written
+	if err := tw.w.Flush(); err != nil {
+		return err
 	}
-	if err == nil {
-		err = tw.err
-	}
-	return st, err
+	return tw.err
 }
 
 // writer appends trace events (JSON objects) to a buffered writer.

@@ -1,0 +1,43 @@
+package testkit
+
+import (
+	"debug/elf"
+	"errors"
+	"os/exec"
+	"testing"
+)
+
+func TestExitProgram(t *testing.T) {
+	path := ExitProgram(t)
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatalf("the program is not an ELF file Go can read: %v", err)
+	}
+	f.Close()
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 0},
+		{[]string{""}, 0},
+		{[]string{"0"}, 0},
+		{[]string{"7"}, 7},
+		{[]string{"storm-1234"}, 1234 % 256},
+		{[]string{"storm-4999"}, 4999 % 256},
+		{[]string{"a1b2c3"}, 123},
+		{[]string{"255", "ignored 9"}, 255},
+		{[]string{"256"}, 0},
+	} {
+		err := exec.Command(path, tc.args...).Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("run %s %q: %v", path, tc.args, err)
+		}
+		if code != tc.want {
+			t.Errorf("%s %q exited %d, want %d", path, tc.args, code, tc.want)
+		}
+	}
+}
