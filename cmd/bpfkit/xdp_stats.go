@@ -20,7 +20,7 @@ func newXDPStatsCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stats IFACE",
 		Short: "Packets and bytes per rule and per default action; --watch adds rates each second",
-		Args:  cobra.ExactArgs(1),
+		Args:  ifaceArgs(1, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			format, err := g.format()
 			if err != nil {

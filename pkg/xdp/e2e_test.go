@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -239,7 +240,7 @@ func TestE2ETraffic(t *testing.T) {
 	if c := ruleCount(t, f, 2); c.Packets != 5 {
 		t.Errorf("icmp rule counted %d, want 5", c.Packets)
 	}
-	if err := f.DeleteRule(2); err != nil {
+	if err := f.DeleteRule(2, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := ping(t, p.a, addrA, addrB, 5); got != 5 {
@@ -323,7 +324,7 @@ func TestE2ETrafficIPv6(t *testing.T) {
 	if c, want := ruleCount(t, f, 4), (Counter{5, 5 * (8 + 40 + 14)}); c != want {
 		t.Errorf("icmpv6 rule counted %+v, want %+v", c, want)
 	}
-	if err := f.DeleteRule(4); err != nil {
+	if err := f.DeleteRule(4, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := ping(t, p.a, addrA6, addrB6, 5); got != 5 {
@@ -473,7 +474,7 @@ func TestE2ERulesChangeUnderTraffic(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	var rule Rule
 	if err := p.b.Do(func() (err error) {
-		rule, err = f.AddRule(mustRule(t, "--proto udp --dport 5003 --action drop"))
+		rule, err = f.AddRule(mustRule(t, "--proto udp --dport 5003 --action drop"), Guard{})
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -481,7 +482,7 @@ func TestE2ERulesChangeUnderTraffic(t *testing.T) {
 	addedAt = now()
 	time.Sleep(200 * time.Millisecond)
 	deletingAt = now()
-	if err := f.DeleteRule(rule.ID); err != nil {
+	if err := f.DeleteRule(rule.ID, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	deletedAt = now()
@@ -566,7 +567,8 @@ func TestE2EDetach(t *testing.T) {
 	p := newPair(t)
 	f := attach(t, p.b, "vb", Options{})
 	err := p.b.Do(func() error { _, err := Attach("vb", Options{}); return err })
-	if err == nil || !containsAll(err.Error(), "vb already has the XDP program", `"xdp_filter"`) {
+	// The filter of this process is a foreground one, as `bpfkit xdp run`'s.
+	if want := fmt.Sprintf("vb is held by `bpfkit xdp run` (pid %d) in the foreground: stop it first (Ctrl-C there, or kill %d)", os.Getpid(), os.Getpid()); err == nil || err.Error() != want {
 		t.Fatalf("second attach: %v", err)
 	}
 	if err := f.Close(); err != nil {
