@@ -211,7 +211,7 @@ func TestXDPErrors(t *testing.T) {
 		{nil, []string{"xdp", "load", "nope0"}, `bpfkit: interface "nope0" not found (` + "`ip link`" + ` lists the interfaces)`},
 		{nil, []string{"xdp", "load", "vb", "--mode", "turbo"}, `bpfkit: mode "turbo": use auto, native or generic`},
 		{nil, []string{"xdp", "rule", "add", "vb", "--src", "198.18.0.0/33", "--action", "drop"}, `bpfkit: CIDR "198.18.0.0/33": use a prefix such as 198.18.0.0/15 or 2001:db8::/32`},
-		{nil, []string{"xdp", "rule", "add", "vb", "--dport", "65536", "--action", "drop"}, `bpfkit: port "65536" out of range: ports go from 1 to 65535, low to high`},
+		{nil, []string{"xdp", "rule", "add", "vb", "--dport", "65536", "--action", "drop"}, `bpfkit: port "65536": out of range: ports go from 1 to 65535, low to high`},
 		{nil, []string{"xdp", "rule", "add", "vb", "--action", "drop"}, "bpfkit: bpfkit has no filter on vb in this network namespace: `bpfkit xdp load vb` first"},
 		{nil, []string{"xdp", "redirect", "--from", "vb", "--to", "nope1"}, `bpfkit: redirect target: interface "nope1" not found (` + "`ip link`" + ` lists the interfaces)`},
 		{nil, []string{"xdp", "load", "vb", "--policy", "allow"}, "bpfkit: --policy allow drops every packet on vb that no rule passes: add --force if that is what you want"},

@@ -190,8 +190,15 @@ func PinDir(iface string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(PinRoot, fmt.Sprintf("%d-%s", ino, iface)), nil
+	return filepath.Join(PinRoot, fmt.Sprintf("%d-%s", ino, pinName.Replace(iface))), nil
 }
+
+// bpffs refuses names with a dot, which interface names may have (VLANs
+// such as eth0.100): they are written %2e in pin directory names.
+var (
+	pinName   = strings.NewReplacer("%", "%25", ".", "%2e")
+	unpinName = strings.NewReplacer("%25", "%", "%2e", ".")
+)
 
 // lookupIface finds an interface by name in the current namespace.
 func lookupIface(name string) (netlink.Link, error) {
@@ -430,7 +437,7 @@ func (f *Filter) attach(mode Mode) error {
 // directory of its own first, renamed to dir once complete, so another
 // invocation sees all of the state or none.
 func (f *Filter) pin(dir string) error {
-	tmp := filepath.Join(PinRoot, fmt.Sprintf(".new-%d-%s", os.Getpid(), filepath.Base(dir)))
+	tmp := filepath.Join(PinRoot, fmt.Sprintf("new+%d+%s", os.Getpid(), filepath.Base(dir)))
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", tmp, err)
 	}
@@ -707,11 +714,12 @@ func List() ([]Status, error) {
 	pinned := map[uint32]bool{}
 	for _, e := range entries {
 		ns, iface, ok := strings.Cut(e.Name(), "-")
-		if !ok || strings.HasPrefix(e.Name(), ".") || ValidIface(iface) != nil {
-			continue
+		iface = unpinName.Replace(iface)
+		netnsIno, err := strconv.ParseUint(ns, 10, 64)
+		if !ok || err != nil || ValidIface(iface) != nil {
+			continue // a load under way (new+PID+...), or not bpfkit's
 		}
-		st := Status{Iface: iface, Dir: filepath.Join(PinRoot, e.Name()), State: "pinned"}
-		st.Netns, _ = strconv.ParseUint(ns, 10, 64)
+		st := Status{Iface: iface, Netns: netnsIno, Dir: filepath.Join(PinRoot, e.Name()), State: "pinned"}
 		if err := checkOwned(st.Dir); err != nil {
 			return nil, err
 		}
