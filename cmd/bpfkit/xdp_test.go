@@ -97,7 +97,7 @@ func TestXDPPinnedLifecycle(t *testing.T) {
 	if xdpProgOn(t, ns, "vb") == 0 {
 		t.Fatal("no XDP program after load")
 	}
-	if r := bpfkitIn(t, ns, nil, "xdp", "load", "vb"); r.code == 0 || !strings.Contains(r.stderr, "already has the XDP program") {
+	if r := bpfkitIn(t, ns, nil, "xdp", "load", "vb"); r.code == 0 || !strings.Contains(r.stderr, "bpfkit already has a filter on vb: `bpfkit xdp unload vb` first") {
 		t.Errorf("second load: %+v", r)
 	}
 

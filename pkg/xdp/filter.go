@@ -437,6 +437,10 @@ func (f *Filter) attach(mode Mode) error {
 // directory of its own first, renamed to dir once complete, so another
 // invocation sees all of the state or none.
 func (f *Filter) pin(dir string) error {
+	// Replacing stale state may have removed the emptied tree.
+	if err := makePinTree(); err != nil {
+		return err
+	}
 	tmp := filepath.Join(PinRoot, fmt.Sprintf("new+%d+%s", os.Getpid(), filepath.Base(dir)))
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", tmp, err)
@@ -464,13 +468,20 @@ func (f *Filter) pin(dir string) error {
 }
 
 // Open returns the pinned filter of iface in this network namespace,
-// refusing state that is stale (see verify).
+// refusing state that is stale (see verify). It verifies under the lock,
+// so that an unload under way is not taken for stale state; a change
+// verifies again under its own lock.
 func Open(iface string) (*Filter, error) {
 	f, err := openIface(iface)
 	if err != nil {
 		return nil, err
 	}
-	if err := f.verify(); err != nil {
+	unlock, err := f.lock()
+	if err == nil {
+		err = f.verify()
+		unlock()
+	}
+	if err != nil {
 		f.Close()
 		return nil, err
 	}

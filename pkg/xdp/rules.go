@@ -74,7 +74,7 @@ func (f *Filter) Apply(change Change, g Guard) (rules, added []Rule, err error) 
 	for _, r := range rules {
 		if r.ID >= st.NextID {
 			added = append(added, r)
-			g.duplicates(r, old)
+			g.duplicates(r, rules)
 		}
 	}
 	ifindexes, err := redirectTargets(rules)
