@@ -213,8 +213,8 @@ func TestXDPRuleSafety(t *testing.T) {
 
 	// The default route: a pass rule that shields its traffic from a drop.
 	ns.DefaultRoute(t, "198.18.0.1", "vb")
-	ok(t, add(nil, "--proto", "udp", "--dport", "53", "--action", "pass"))                  // 3
-	ok(t, add(nil, "--proto", "udp", "--dport", "1-100", "--action", "drop", "--force"))   // 4
+	ok(t, add(nil, "--proto", "udp", "--dport", "53", "--action", "pass"))               // 3
+	ok(t, add(nil, "--proto", "udp", "--dport", "1-100", "--action", "drop", "--force")) // 4
 	r = bpfkitIn(t, ns, nil, "xdp", "rule", "del", "vb", "3")
 	oneLineError(t, r.stderr, r.code, "vb carries the default route", "without rule 3", "would drop some of its traffic", "--force")
 	ok(t, bpfkitIn(t, ns, nil, "xdp", "rule", "del", "vb", "4")) // deleting drop rules is safe
