@@ -286,13 +286,15 @@ func Attach(iface string, opts Options) (_ *Filter, err error) {
 	if err := ValidIface(iface); err != nil {
 		return nil, err
 	}
-	if err := preflight(); err != nil {
-		return nil, err
-	}
+	// Before preflight: lifting the memlock limit fails first for a user
+	// with capabilities on kernels before 5.11.
 	if opts.Pin {
 		if err := requireRoot(); err != nil {
 			return nil, err
 		}
+	}
+	if err := preflight(); err != nil {
+		return nil, err
 	}
 	l, err := lookupIface(iface)
 	if err != nil {
@@ -492,6 +494,9 @@ func Open(iface string) (*Filter, error) {
 // stale or not.
 func openIface(iface string) (*Filter, error) {
 	if err := ValidIface(iface); err != nil {
+		return nil, err
+	}
+	if err := requireRoot(); err != nil {
 		return nil, err
 	}
 	if err := preflight(); err != nil {
@@ -703,6 +708,9 @@ type Status struct {
 // foreground filters (`bpfkit xdp run`) of this one. Each pinned filter is
 // verified in its own network namespace.
 func List() ([]Status, error) {
+	if err := requireRoot(); err != nil {
+		return nil, err
+	}
 	if err := preflight(); err != nil {
 		return nil, err
 	}

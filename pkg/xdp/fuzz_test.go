@@ -51,6 +51,7 @@ func FuzzParseRule(f *testing.F) {
 // file may appear in a message only if it is one of these.
 var vocabulary = strings.Join([]string{
 	"src dst proto sport dport priority action drop pass redirect:IFACE",
+	"use src, dst, proto, sport, dport, priority, action",
 	"use a prefix such as 198.18.0.0/15 or 2001:db8::/32",
 	"tcp, udp, icmp, icmpv6 or a number from 1 to 255",
 	"ports need --proto tcp or udp (or no --proto, for both), not",
