@@ -449,18 +449,7 @@ func TestXDPForeground(t *testing.T) {
 	}
 	defer cmd.Wait()
 	defer cmd.Process.Signal(syscall.SIGTERM)
-	// Loading and verifying the program takes over 10 s on 5.10 under TCG.
-	wait := 10 * time.Second
-	if testkit.Emulated() {
-		wait = time.Minute
-	}
-	deadline := time.Now().Add(wait)
-	for xdpProgOn(t, ns, "vb") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("run never attached in %s", wait)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitAttached(t, ns, "vb")
 	pid := cmd.Process.Pid
 	st, found := statusOf(t, ns, "vb", netnsIno(t, ns))
 	if !found || st.State != "foreground" || st.PID != pid || !st.Attached || st.Dir != "" {
@@ -473,5 +462,21 @@ func TestXDPForeground(t *testing.T) {
 	for _, args := range [][]string{{"unload", "vb"}, {"rule", "add", "vb", "--action", "drop"}, {"load", "vb"}} {
 		r := bpfkitIn(t, ns, nil, append([]string{"xdp"}, args...)...)
 		oneLineError(t, r.stderr, r.code, fmt.Sprintf("vb is held by `bpfkit xdp run` (pid %d) in the foreground", pid), fmt.Sprintf("kill %d", pid))
+	}
+}
+
+// waitAttached waits until an XDP program runs on iface in ns: at most
+// 10 s, or a minute under TCG, where loading and verifying the filter took
+// over 10 s on 5.10 (a machine shared with other jobs).
+func waitAttached(t *testing.T, ns *testkit.NetNS, iface string) {
+	t.Helper()
+	wait := 10 * time.Second
+	if testkit.Emulated() {
+		wait = time.Minute
+	}
+	for deadline := time.Now().Add(wait); xdpProgOn(t, ns, iface) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("run never attached in %s", wait)
+		}
 	}
 }

@@ -176,13 +176,7 @@ func TestXDPRunKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	deadline := time.Now().Add(10 * time.Second)
-	for xdpProgOn(t, ns, "vb") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("run never attached")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitAttached(t, ns, "vb")
 	if _, err := os.Stat(pinDir(t, ns, "vb")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("run pinned state: %v", err)
 	}
@@ -190,7 +184,7 @@ func TestXDPRunKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for xdpProgOn(t, ns, "vb") != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("still attached 10s after SIGKILL")
