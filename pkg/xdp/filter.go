@@ -546,6 +546,12 @@ func openDir(dir, iface string) (_ *Filter, err error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, noFilter(iface)
 	}
+	// An unload holds the lock exclusively while it removes the pins.
+	unlock, err := lockDir(dir, iface, unix.LOCK_SH)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	spec, err := loadXdpFilter()
 	if err != nil {
 		return nil, err
@@ -597,18 +603,24 @@ func (f *Filter) lock() (unlock func(), err error) {
 	if f.dir == "" {
 		return func() {}, nil
 	}
-	fd, err := os.Open(f.dir)
+	return lockDir(f.dir, f.Iface, unix.LOCK_EX)
+}
+
+// lockDir flocks a pin directory (how: LOCK_EX to change or remove it,
+// LOCK_SH to open its pins) and checks that it is still there.
+func lockDir(dir, iface string, how int) (unlock func(), err error) {
+	fd, err := os.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("the filter on %s was %w: nothing changed", f.Iface, errUnloaded)
+		return nil, fmt.Errorf("the filter on %s was %w: nothing changed", iface, errUnloaded)
 	}
-	if err := unix.Flock(int(fd.Fd()), unix.LOCK_EX); err != nil {
+	if err := unix.Flock(int(fd.Fd()), how); err != nil {
 		fd.Close()
-		return nil, fmt.Errorf("lock %s: %w", f.dir, err)
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
 	var held, now unix.Stat_t
-	if unix.Fstat(int(fd.Fd()), &held) != nil || unix.Lstat(f.dir, &now) != nil || held.Ino != now.Ino || held.Dev != now.Dev {
+	if unix.Fstat(int(fd.Fd()), &held) != nil || unix.Lstat(dir, &now) != nil || held.Ino != now.Ino || held.Dev != now.Dev {
 		fd.Close()
-		return nil, fmt.Errorf("the filter on %s was %w: nothing changed", f.Iface, errUnloaded)
+		return nil, fmt.Errorf("the filter on %s was %w: nothing changed", iface, errUnloaded)
 	}
 	return func() { fd.Close() }, nil
 }
@@ -743,6 +755,9 @@ func List() ([]Status, error) {
 			return nil, err
 		}
 		f, err := openDir(st.Dir, iface)
+		if errors.Is(err, errUnloaded) {
+			continue
+		}
 		if err != nil {
 			st.State = "damaged: " + err.Error()
 			out = append(out, st)
