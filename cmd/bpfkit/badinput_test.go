@@ -98,7 +98,17 @@ var badInputs = []badInput{
 	{"bad duration keeps the file (30)", []string{"sched", "record", "-w", "{keep}", "-d", "-1s"}, "must not be negative"},
 	{"max-events negative keeps the file", []string{"sched", "record", "-w", "{keep}", "--max-events", "-1"}, "--max-events"},
 	{"old -o file is a format now (31)", []string{"sched", "record", "-o", "-"}, `output format "-"`},
-	// xdp values, in a test namespace
+	// xdp: interface names (rows 64, 65) and values, in a test namespace
+	{"iface path (65)", []string{"xdp", "rule", "list", "../../4026532245-va"}, "interface name"},
+	{"iface short path", []string{"xdp", "stats", "../x"}, "interface name"},
+	{"iface slash", []string{"xdp", "load", "va/x"}, "interface name"},
+	{"iface too long (64)", []string{"xdp", "load", "abcdefghijklmnopqrstuvwxyz"}, "interface name"},
+	{"iface dotdot", []string{"xdp", "unload", ".."}, "interface name"},
+	{"iface empty", []string{"xdp", "unload", ""}, "empty interface name"},
+	{"iface space", []string{"xdp", "rule", "add", "v b", "--action", "drop"}, "interface name"},
+	{"redirect to a bad name", []string{"xdp", "redirect", "--from", "vb", "--to", "a:b"}, "interface name"},
+	{"stats interval 0", []string{"xdp", "stats", "vb", "--watch", "--interval", "0s"}, "must be more than 0"},
+	{"src empty (42)", []string{"xdp", "rule", "add", "vb", "--src", "", "--action", "drop"}, "--src"},
 	{"iface missing", []string{"xdp", "load", "nosuch0"}, `interface "nosuch0" not found`},
 	{"mode", []string{"xdp", "load", "vb", "--mode", "turbo"}, "turbo"},
 	{"policy", []string{"xdp", "load", "vb", "--policy", "maybe"}, "maybe"},

@@ -1,13 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/bpfkit/bpfkit/internal/userfs"
+	"github.com/bpfkit/bpfkit/pkg/trace/output"
 	"github.com/bpfkit/bpfkit/pkg/xdp"
 )
 
@@ -17,8 +18,9 @@ func newXDPCmd(g *globalFlags) *cobra.Command {
 		Short: "Filter packets at the NIC: CIDR, protocol and port rules, redirect, live counters",
 		Long: `Filter packets at the NIC with XDP. Rules match source and destination CIDRs,
 protocol and port ranges, all fields of a rule together; the most specific
-rule wins (see docs/xdp.md). State is pinned under ` + xdp.PinRoot + `,
-so load, rule, stats and unload are separate invocations.`,
+rule wins (see docs/xdp.md). State is pinned under ` + xdp.PinRoot + `
+(root's alone: the pinned commands need root), so load, rule, stats and
+unload are separate invocations. run attaches in the foreground instead.`,
 		Example: `  bpfkit xdp load veth0
   bpfkit xdp rule add veth0 --src 198.18.0.0/15 --proto udp --dport 53 --action drop
   bpfkit xdp stats veth0 --watch
@@ -42,8 +44,9 @@ func (a *attachFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&a.force, "force", false, "attach even if it could cut off your SSH session or the default route")
 }
 
-// options checks the flags and the safety of the rule set on iface.
-func (a *attachFlags) options(iface string, rules []xdp.Rule, g *globalFlags) (xdp.Options, error) {
+// options checks the flags; the safety of the rule set on the interface
+// is judged by xdp.Attach, with guard.
+func (a *attachFlags) options(rules []xdp.Rule, g *globalFlags) (xdp.Options, error) {
 	mode, err := xdp.ParseMode(a.mode)
 	if err != nil {
 		return xdp.Options{}, err
@@ -52,29 +55,47 @@ func (a *attachFlags) options(iface string, rules []xdp.Rule, g *globalFlags) (x
 	if err != nil {
 		return xdp.Options{}, err
 	}
-	if err := checkSafety(iface, policy, rules, 0, true, a.force); err != nil {
-		return xdp.Options{}, err
-	}
-	return xdp.Options{Mode: mode, Policy: policy, Rules: rules, Debug: g.debug}, nil
+	return xdp.Options{Mode: mode, Policy: policy, Rules: rules, Debug: g.debug, Guard: guard(a.force)}, nil
 }
 
-// checkSafety refuses what could cut the operator off, unless forced
-// (see xdp.Hazards).
-func checkSafety(iface string, policy xdp.Policy, rules []xdp.Rule, firstNew int, loading, force bool) error {
-	hazards, err := xdp.Hazards(iface, policy, rules, firstNew, loading)
-	if err != nil {
-		return err
-	}
-	if len(hazards) == 0 {
-		return nil
-	}
-	if force {
-		for _, h := range hazards {
-			fmt.Fprintf(os.Stderr, "bpfkit: warning (--force): %s\n", h)
+// guard is the safety check of a change, with its warnings on stderr.
+func guard(force bool) xdp.Guard {
+	return xdp.Guard{Force: force, Warn: func(msg string) { fmt.Fprintf(os.Stderr, "bpfkit: %s\n", msg) }}
+}
+
+// ifaceArgs checks every positional interface argument of a command
+// before it runs (xdp.ValidIface).
+func ifaceArgs(n int, ifaces ...int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return err
+		}
+		for _, i := range ifaces {
+			if err := xdp.ValidIface(args[i]); err != nil {
+				return err
+			}
 		}
 		return nil
 	}
-	return fmt.Errorf("%s: add --force if that is what you want", strings.Join(hazards, "; "))
+}
+
+// report prints what a command did: text in a table, v as a JSON line
+// under -o json.
+func report(g *globalFlags, text string, v any) error {
+	format, err := g.format()
+	if err != nil {
+		return err
+	}
+	if format == output.JSON {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Printf("%s\n", b)
+		return err
+	}
+	_, err = fmt.Print(text)
+	return err
 }
 
 // maxRuleFile bounds a rule file: far more than the most rules that fit
@@ -105,13 +126,16 @@ func newXDPLoadCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "load IFACE",
 		Short: "Attach the filter to an interface and pin it (it stays after bpfkit exits)",
-		Args:  cobra.ExactArgs(1),
+		Args:  ifaceArgs(1, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := g.format(); err != nil {
+				return err
+			}
 			rs, err := readRules(rules)
 			if err != nil {
 				return err
 			}
-			opts, err := a.options(args[0], rs, g)
+			opts, err := a.options(rs, g)
 			if err != nil {
 				return err
 			}
@@ -121,8 +145,8 @@ func newXDPLoadCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			fmt.Printf("attached to %s in %s mode, policy %s, %d rules\n", f.Iface, f.Mode, f.Policy, len(rs))
-			return nil
+			return report(g, fmt.Sprintf("attached to %s in %s mode, policy %s, %d rules\n", f.Iface, f.Mode, f.Policy, len(rs)),
+				attached{f.Iface, string(f.Mode), f.Policy.String(), len(rs)})
 		},
 	}
 	a.register(cmd)
@@ -130,34 +154,54 @@ func newXDPLoadCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-func newXDPUnloadCmd(_ *globalFlags) *cobra.Command {
+// attached is what load, redirect and run report under -o json.
+type attached struct {
+	Iface  string `json:"attached"`
+	Mode   string `json:"mode"`
+	Policy string `json:"policy"`
+	Rules  int    `json:"rules"`
+}
+
+func newXDPUnloadCmd(g *globalFlags) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "unload IFACE | --all",
-		Short: "Detach the filter and remove its pinned state",
+		Short: "Detach the filter and remove its pinned state (stale state too)",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if all == (len(args) == 1) || len(args) > 1 {
 				return fmt.Errorf("give one interface, or --all")
 			}
+			if len(args) == 1 {
+				return xdp.ValidIface(args[0])
+			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := g.format(); err != nil {
+				return err
+			}
+			type unloaded struct {
+				Iface string `json:"unloaded"`
+				Netns uint64 `json:"netns,omitempty"`
+				State string `json:"state,omitempty"`
+			}
 			if all {
 				gone, err := xdp.UnloadAll()
 				for _, st := range gone {
-					fmt.Printf("unloaded %s (netns %d)\n", st.Iface, st.Netns)
+					if rerr := report(g, fmt.Sprintf("unloaded %s (netns %d)\n", st.Iface, st.Netns), unloaded{st.Iface, st.Netns, st.State}); rerr != nil {
+						return rerr
+					}
 				}
 				return err
 			}
-			f, err := xdp.Open(args[0])
+			stale, err := xdp.UnloadIface(args[0])
 			if err != nil {
 				return err
 			}
-			if err := f.Unload(); err != nil {
-				return err
+			if stale != nil {
+				return report(g, fmt.Sprintf("removed the stale state of %s\n", args[0]), unloaded{Iface: args[0], State: "stale"})
 			}
-			fmt.Printf("unloaded %s\n", args[0])
-			return nil
+			return report(g, fmt.Sprintf("unloaded %s\n", args[0]), unloaded{Iface: args[0], State: "pinned"})
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "every filter bpfkit pinned, in every network namespace")
@@ -167,24 +211,47 @@ func newXDPUnloadCmd(_ *globalFlags) *cobra.Command {
 func newXDPStatusCmd(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "Show every interface bpfkit filters: mode, policy, rule count",
+		Short: "Show every interface bpfkit filters: mode, policy, rules, and whether the state is true (-o json)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := g.format()
+			if err != nil {
+				return err
+			}
 			all, err := xdp.List()
 			if err != nil {
 				return err
+			}
+			if format == output.JSON {
+				for _, st := range all {
+					if err := report(g, "", st); err != nil {
+						return err
+					}
+				}
+				return nil
 			}
 			if len(all) == 0 {
 				fmt.Println("no bpfkit XDP filter is loaded")
 				return nil
 			}
-			fmt.Printf("%-16s %-12s %-8s %-6s %6s %s\n", "IFACE", "NETNS", "MODE", "POLICY", "RULES", "ATTACHED")
+			fmt.Printf("%-16s %-12s %-8s %-6s %6s %-8s %s\n", "IFACE", "NETNS", "MODE", "POLICY", "RULES", "ATTACHED", "STATE")
 			for _, st := range all {
-				fmt.Printf("%-16s %-12d %-8s %-6s %6d %v\n", st.Iface, st.Netns, st.Mode, st.Policy, st.Rules, st.Attached)
+				state := st.State
+				if st.PID != 0 {
+					state += fmt.Sprintf(" (bpfkit xdp run, pid %d)", st.PID)
+				}
+				fmt.Printf("%-16s %-12d %-8s %-6s %6d %-8v %s\n", st.Iface, st.Netns, orDash(string(st.Mode)), orDash(st.Policy), st.Rules, st.Attached, state)
 			}
 			return nil
 		},
 	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func newXDPRedirectCmd(g *globalFlags) *cobra.Command {
@@ -200,8 +267,19 @@ func newXDPRedirectCmd(g *globalFlags) *cobra.Command {
 			if from == "" || to == "" {
 				return fmt.Errorf("redirect needs --from IFACE and --to IFACE")
 			}
+			for _, iface := range []string{from, to} {
+				if err := xdp.ValidIface(iface); err != nil {
+					return err
+				}
+			}
+			if _, err := g.format(); err != nil {
+				return err
+			}
+			if from == to && !a.force {
+				return fmt.Errorf("--from and --to are both %s: every frame would go back out where it came in (a hairpin); add --force if that is what you want", from)
+			}
 			rule := xdp.Rule{Action: xdp.Action{Kind: xdp.Redirect, Iface: to}}
-			opts, err := a.options(from, []xdp.Rule{rule}, g)
+			opts, err := a.options([]xdp.Rule{rule}, g)
 			if err != nil {
 				return err
 			}
@@ -211,8 +289,13 @@ func newXDPRedirectCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			fmt.Printf("redirecting %s to %s in %s mode (`bpfkit xdp stats %s` counts, `bpfkit xdp unload %s` stops)\n", from, to, f.Mode, from, from)
-			return nil
+			type redirecting struct {
+				From string `json:"redirecting"`
+				To   string `json:"to"`
+				Mode string `json:"mode"`
+			}
+			return report(g, fmt.Sprintf("redirecting %s to %s in %s mode (`bpfkit xdp stats %s` counts, `bpfkit xdp unload %s` stops)\n", from, to, f.Mode, from, from),
+				redirecting{from, to, string(f.Mode)})
 		},
 	}
 	a.register(cmd)

@@ -20,87 +20,104 @@ func newXDPRuleCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-func newXDPRuleAddCmd(_ *globalFlags) *cobra.Command {
+// ruleFields collects the fields of `rule add` in the order given, each
+// flag once per use, so the rule parser sees empty and repeated values
+// (xdp.RuleFromFields refuses both).
+type ruleFields struct{ list []xdp.Field }
+
+type ruleField struct {
+	key    string
+	fields *ruleFields
+}
+
+func (f ruleField) String() string { return "" }
+func (f ruleField) Type() string   { return "string" }
+func (f ruleField) Set(v string) error {
+	f.fields.list = append(f.fields.list, xdp.Field{Key: f.key, Value: v})
+	return nil
+}
+
+func newXDPRuleAddCmd(g *globalFlags) *cobra.Command {
 	var (
-		src, dst, proto, sport, dport, action string
-		priority                              int32
-		force                                 bool
+		fields ruleFields
+		force  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "add IFACE [--src CIDR] [--dst CIDR] [--proto P] [--sport P[-Q]] [--dport P[-Q]] --action A",
+		Use:   "add IFACE [--src CIDR] [--dst CIDR] [--proto P] [--sport P[-Q]] [--dport P[-Q]] [--priority N] --action A",
 		Short: "Add a rule: every field given must match",
 		Example: `  bpfkit xdp rule add veth0 --src 198.18.0.0/15 --proto udp --dport 53 --action drop
   bpfkit xdp rule add veth0 --dst 2001:db8::/32 --action redirect:veth1`,
-		Args: cobra.ExactArgs(1),
+		Args: ifaceArgs(1, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			line := ""
-			for _, kv := range [][2]string{{"src", src}, {"dst", dst}, {"proto", proto}, {"sport", sport}, {"dport", dport}, {"action", action}} {
-				if kv[1] != "" {
-					line += fmt.Sprintf(" --%s %s", kv[0], kv[1])
-				}
+			if _, err := g.format(); err != nil {
+				return err
 			}
-			if action == "" {
-				return fmt.Errorf("a rule needs --action drop|pass|redirect:IFACE")
-			}
-			r, err := xdp.ParseRule(line)
+			r, err := xdp.RuleFromFields(fields.list)
 			if err != nil {
 				return err
 			}
-			r.Priority = priority
 			f, err := xdp.Open(args[0])
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			rules, err := f.Rules()
+			r, err = f.AddRule(r, guard(force))
 			if err != nil {
 				return err
 			}
-			if err := checkSafety(args[0], f.Policy, append(rules, r), len(rules), false, force); err != nil {
-				return err
+			format, _ := g.format()
+			if format == output.JSON {
+				return printRules(format, []xdp.Rule{r}) // the line rule list prints for it
 			}
-			r, err = f.AddRule(r)
-			if err != nil {
-				return err
-			}
-			fmt.Printf("rule %d: %s\n", r.ID, r.String())
-			return nil
+			_, err = fmt.Printf("rule %d: %s\n", r.ID, r.String())
+			return err
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&src, "src", "", "source CIDR or address")
-	fl.StringVar(&dst, "dst", "", "destination CIDR or address")
-	fl.StringVar(&proto, "proto", "", "tcp, udp, icmp, icmpv6 or a protocol number")
-	fl.StringVar(&sport, "sport", "", "source port or range P-Q (tcp and udp)")
-	fl.StringVar(&dport, "dport", "", "destination port or range P-Q (tcp and udp)")
-	fl.Int32Var(&priority, "priority", 0, "among equally specific rules, the lower priority wins")
-	fl.StringVar(&action, "action", "", "drop, pass or redirect:IFACE")
+	for _, f := range []struct{ key, usage string }{
+		{"src", "source CIDR or address"},
+		{"dst", "destination CIDR or address"},
+		{"proto", "tcp, udp, icmp, icmpv6 or a protocol number"},
+		{"sport", "source port or range P-Q (tcp and udp)"},
+		{"dport", "destination port or range P-Q (tcp and udp)"},
+		{"priority", "among equally specific rules, the lower priority wins (default 0)"},
+		{"action", "drop, pass or redirect:IFACE"},
+	} {
+		fl.Var(ruleField{f.key, &fields}, f.key, f.usage)
+	}
 	fl.BoolVar(&force, "force", false, "add it even if it could cut off your SSH session or the default route")
 	return cmd
 }
 
-func newXDPRuleDelCmd(_ *globalFlags) *cobra.Command {
-	return &cobra.Command{
+func newXDPRuleDelCmd(g *globalFlags) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
 		Use:   "del IFACE ID",
 		Short: "Delete a rule by id (rule list shows them)",
-		Args:  cobra.ExactArgs(2),
+		Args:  ifaceArgs(2, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := g.format(); err != nil {
+				return err
+			}
 			id, err := strconv.ParseUint(args[1], 10, 32)
 			if err != nil {
-				return fmt.Errorf("rule id %q: use the number rule list shows", args[1])
+				return fmt.Errorf("rule id %s: use the number rule list shows", xdp.Quote(args[1]))
 			}
 			f, err := xdp.Open(args[0])
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			if err := f.DeleteRule(uint32(id)); err != nil {
+			if err := f.DeleteRule(uint32(id), guard(force)); err != nil {
 				return err
 			}
-			fmt.Printf("deleted rule %d\n", id)
-			return nil
+			return report(g, fmt.Sprintf("deleted rule %d\n", id), struct {
+				ID uint64 `json:"deleted"`
+			}{id})
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "delete it even if that could cut off your SSH session or the default route")
+	return cmd
 }
 
 func newXDPRuleLoadCmd(g *globalFlags) *cobra.Command {
@@ -108,8 +125,11 @@ func newXDPRuleLoadCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "load IFACE FILE",
 		Short: "Replace the whole rule set with the rules of a file, atomically",
-		Args:  cobra.ExactArgs(2),
+		Args:  ifaceArgs(2, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := g.format(); err != nil {
+				return err
+			}
 			rules, err := readRules(args[1])
 			if err != nil {
 				return err
@@ -119,14 +139,13 @@ func newXDPRuleLoadCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			if err := checkSafety(args[0], f.Policy, rules, 0, false, force); err != nil {
+			if err := f.ReplaceRules(rules, guard(force)); err != nil {
 				return err
 			}
-			if err := f.ReplaceRules(rules); err != nil {
-				return err
-			}
-			fmt.Printf("%s: %d rules\n", args[0], len(rules))
-			return nil
+			return report(g, fmt.Sprintf("%s: %d rules\n", args[0], len(rules)), struct {
+				Iface string `json:"iface"`
+				Rules int    `json:"rules"`
+			}{args[0], len(rules)})
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "load them even if they could cut off your SSH session or the default route")
@@ -137,7 +156,7 @@ func newXDPRuleListCmd(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list IFACE",
 		Short: "List the rules (-o json for JSON lines)",
-		Args:  cobra.ExactArgs(1),
+		Args:  ifaceArgs(1, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			format, err := g.format()
 			if err != nil {
@@ -152,17 +171,22 @@ func newXDPRuleListCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p := output.NewPrinter(os.Stdout, format, xdp.Fields(false, false))
-			if err := p.Header(); err != nil {
-				return err
-			}
-			for i := range rules {
-				row := xdp.Row{Rule: &rules[i], Action: rules[i].Action.String()}
-				if err := p.Print(&row); err != nil {
-					return err
-				}
-			}
-			return p.Flush()
+			return printRules(format, rules)
 		},
 	}
+}
+
+// printRules prints rules as rule list does.
+func printRules(format output.Format, rules []xdp.Rule) error {
+	p := output.NewPrinter(os.Stdout, format, xdp.Fields(false, false))
+	if err := p.Header(); err != nil {
+		return err
+	}
+	for i := range rules {
+		row := xdp.Row{Rule: &rules[i], Action: rules[i].Action.String()}
+		if err := p.Print(&row); err != nil {
+			return err
+		}
+	}
+	return p.Flush()
 }

@@ -17,7 +17,7 @@ func newXDPRunCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run IFACE --rules FILE",
 		Short: "Attach in the foreground: detached when bpfkit exits or is killed (nothing pinned)",
-		Args:  cobra.ExactArgs(1),
+		Args:  ifaceArgs(1, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			format, err := g.format()
 			if err != nil {
@@ -27,7 +27,7 @@ func newXDPRunCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts, err := a.options(args[0], rs, g)
+			opts, err := a.options(rs, g)
 			if err != nil {
 				return err
 			}
@@ -36,7 +36,7 @@ func newXDPRunCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			fmt.Fprintf(os.Stderr, "bpfkit: attached to %s in %s mode, policy %s, %d rules; Ctrl-C detaches\n", f.Iface, f.Mode, f.Policy, len(rs))
+			fmt.Fprintf(os.Stderr, "bpfkit: attached to %s in %s mode, policy %s, %d rules (pid %d); Ctrl-C detaches\n", f.Iface, f.Mode, f.Policy, len(rs), os.Getpid())
 			<-cmd.Context().Done()
 			s, err := f.Stats()
 			if err != nil {

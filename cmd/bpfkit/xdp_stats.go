@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bpfkit/bpfkit/internal/flagval"
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 	"github.com/bpfkit/bpfkit/pkg/xdp"
 )
@@ -20,7 +21,7 @@ func newXDPStatsCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stats IFACE",
 		Short: "Packets and bytes per rule and per default action; --watch adds rates each second",
-		Args:  cobra.ExactArgs(1),
+		Args:  ifaceArgs(1, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			format, err := g.format()
 			if err != nil {
@@ -42,7 +43,8 @@ func newXDPStatsCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "refresh with packet and bit rates until Ctrl-C")
-	cmd.Flags().DurationVar(&interval, "interval", time.Second, "refresh interval of --watch")
+	interval = time.Second
+	cmd.Flags().Var(flagval.Interval(&interval), "interval", "refresh interval of --watch")
 	return cmd
 }
 
@@ -61,9 +63,6 @@ func printStats(format output.Format, rows []xdp.Row, rates bool) error {
 
 // watchStats prints the counters and rates every interval until ctx ends.
 func watchStats(ctx context.Context, f *xdp.Filter, format output.Format, interval time.Duration) error {
-	if interval <= 0 {
-		return fmt.Errorf("--interval %s: must be positive", interval)
-	}
 	prev, err := f.Stats()
 	if err != nil {
 		return err

@@ -97,7 +97,7 @@ func TestXDPPinnedLifecycle(t *testing.T) {
 	if xdpProgOn(t, ns, "vb") == 0 {
 		t.Fatal("no XDP program after load")
 	}
-	if r := bpfkitIn(t, ns, nil, "xdp", "load", "vb"); r.code == 0 || !strings.Contains(r.stderr, "already has the XDP program") {
+	if r := bpfkitIn(t, ns, nil, "xdp", "load", "vb"); r.code == 0 || !strings.Contains(r.stderr, "bpfkit already has a filter on vb: `bpfkit xdp unload vb` first") {
 		t.Errorf("second load: %+v", r)
 	}
 
@@ -176,13 +176,7 @@ func TestXDPRunKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	deadline := time.Now().Add(10 * time.Second)
-	for xdpProgOn(t, ns, "vb") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("run never attached")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitAttached(t, ns, "vb")
 	if _, err := os.Stat(pinDir(t, ns, "vb")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("run pinned state: %v", err)
 	}
@@ -190,7 +184,7 @@ func TestXDPRunKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for xdpProgOn(t, ns, "vb") != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("still attached 10s after SIGKILL")
@@ -211,7 +205,7 @@ func TestXDPErrors(t *testing.T) {
 		{nil, []string{"xdp", "load", "nope0"}, `bpfkit: interface "nope0" not found (` + "`ip link`" + ` lists the interfaces)`},
 		{nil, []string{"xdp", "load", "vb", "--mode", "turbo"}, `bpfkit: mode "turbo": use auto, native or generic`},
 		{nil, []string{"xdp", "rule", "add", "vb", "--src", "198.18.0.0/33", "--action", "drop"}, `bpfkit: CIDR "198.18.0.0/33": use a prefix such as 198.18.0.0/15 or 2001:db8::/32`},
-		{nil, []string{"xdp", "rule", "add", "vb", "--dport", "65536", "--action", "drop"}, `bpfkit: port "65536" out of range: ports go from 1 to 65535, low to high`},
+		{nil, []string{"xdp", "rule", "add", "vb", "--dport", "65536", "--action", "drop"}, `bpfkit: port "65536": out of range: ports go from 1 to 65535, low to high`},
 		{nil, []string{"xdp", "rule", "add", "vb", "--action", "drop"}, "bpfkit: bpfkit has no filter on vb in this network namespace: `bpfkit xdp load vb` first"},
 		{nil, []string{"xdp", "redirect", "--from", "vb", "--to", "nope1"}, `bpfkit: redirect target: interface "nope1" not found (` + "`ip link`" + ` lists the interfaces)`},
 		{nil, []string{"xdp", "load", "vb", "--policy", "allow"}, "bpfkit: --policy allow drops every packet on vb that no rule passes: add --force if that is what you want"},

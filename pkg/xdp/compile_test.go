@@ -3,6 +3,7 @@ package xdp
 import (
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -101,11 +102,20 @@ func TestParseRule(t *testing.T) {
 		{in: "src=2001:db8::1 dport=1000-2000 action=pass priority=-3", want: "--src 2001:db8::1/128 --dport 1000-2000 --priority -3 --action pass"},
 		{in: "--dst 198.18.0.0/15 --action redirect:veth1", want: "--dst 198.18.0.0/15 --action redirect:veth1"},
 		{in: "--src 198.18.0.0/33 --action drop", err: `CIDR "198.18.0.0/33": use a prefix such as 198.18.0.0/15 or 2001:db8::/32`},
-		{in: "--dport 70000 --action drop", err: `port "70000" out of range: ports go from 1 to 65535, low to high`},
-		{in: "--dport 0 --action drop", err: `port "0" out of range: ports go from 1 to 65535, low to high`},
+		{in: "--dport 70000 --action drop", err: `port "70000": out of range: ports go from 1 to 65535, low to high`},
+		{in: "--dport 0 --action drop", err: `port "0": out of range: ports go from 1 to 65535, low to high`},
 		{in: "--proto icmp --dport 1 --action drop", err: "ports need --proto tcp or udp (or no --proto, for both), not icmp"},
-		{in: "--src 198.18.0.0/15 --dst 2001:db8::/32 --action drop", err: "--src 198.18.0.0/15 and --dst 2001:db8::/32: both must be IPv4 or both IPv6"},
-		{in: "--src 198.18.0.0/15", err: `rule "--src 198.18.0.0/15" has no action: add --action drop|pass|redirect:IFACE`},
+		{in: "--src 198.18.0.0/15 --dst 2001:db8::/32 --action drop", err: "--src and --dst: both must be IPv4 or both IPv6"},
+		{in: "--src 198.18.0.0/15", err: "the rule has no action: add --action drop|pass|redirect:IFACE"},
+		// Empty values and fields given twice are errors, never "any" or "the last one wins".
+		{in: "--src= --action drop", err: "--src has an empty value: give one, or leave --src out to match any"},
+		{in: "dport= action=drop", err: "--dport has an empty value: give one, or leave --dport out to match any"},
+		{in: "--src 198.18.0.0/24 --src 198.19.0.0/24 --action drop", err: "--src is given twice: give each field once"},
+		{in: "--action drop --action pass", err: "--action is given twice: give each field once"},
+		{in: "--action drop --priority", err: "--priority needs a value"},
+		// Echoed tokens are cut to 40 bytes.
+		{in: "--action " + strings.Repeat("x", 100), err: `action "` + strings.Repeat("x", 40) + `"…: use drop, pass or redirect:IFACE`},
+		{in: "--action redirect:../../9-va", err: `action "redirect:../../9-va": redirect:IFACE needs the name of an interface of ` + "`ip link`"},
 		{in: "--action redirect:", err: `action "redirect:": use drop, pass or redirect:IFACE`},
 		{in: "--proto foo --action drop", err: `protocol "foo": use tcp, udp, icmp, icmpv6 or a number from 1 to 255`},
 	} {

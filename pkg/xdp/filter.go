@@ -78,6 +78,9 @@ type Options struct {
 	// under PinRoot, for Open, Status and Unload.
 	Pin   bool
 	Debug bool // full verifier log on rejection
+	// Guard is the safety check Attach applies to the policy and rules on
+	// the interface; its Warn also gets notes (stale state replaced).
+	Guard Guard
 }
 
 // PinRoot holds the pinned state of every filter, one directory per
@@ -91,11 +94,12 @@ type Filter struct {
 	Mode    Mode // native or generic, once attached
 	Policy  Policy
 
-	coll *ebpf.Collection
-	maps map[string]*ebpf.Map
-	prog *ebpf.Program
-	link link.Link
-	dir  string // pin directory, when pinned
+	coll  *ebpf.Collection
+	maps  map[string]*ebpf.Map
+	prog  *ebpf.Program
+	link  link.Link
+	state *ebpf.Map // pinState
+	dir   string    // pin directory, when pinned
 }
 
 // Spec returns the BPF objects of the filter, for `bpfkit check`.
@@ -116,17 +120,26 @@ func preflight() error {
 }
 
 // Load loads the program and its maps with opts.Rules, without attaching.
-func Load(opts Options) (_ *Filter, err error) {
+func Load(opts Options) (*Filter, error) { return loadChecked(opts, nil) }
+
+// loadChecked is Load with a check of the compiled rule set before anything is
+// loaded into the kernel.
+func loadChecked(opts Options, check func(rules []Rule, t *tables) error) (_ *Filter, err error) {
 	if err := preflight(); err != nil {
 		return nil, err
 	}
-	rules, err := prepare(opts.Rules)
+	rules, next, err := assignIDs(opts.Rules, 1)
 	if err != nil {
 		return nil, err
 	}
 	t, err := compile(rules)
 	if err != nil {
 		return nil, err
+	}
+	if check != nil {
+		if err := check(rules, t); err != nil {
+			return nil, err
+		}
 	}
 	ifindexes, err := redirectTargets(rules)
 	if err != nil {
@@ -147,9 +160,15 @@ func Load(opts Options) (_ *Filter, err error) {
 	f := &Filter{coll: coll, maps: coll.Maps, prog: coll.Programs["xdp_filter"], Policy: opts.Policy}
 	defer func() {
 		if err != nil {
-			f.coll.Close()
+			f.Close()
 		}
 	}()
+	if f.state, err = ebpf.NewMap(stateSpec()); err != nil {
+		return nil, fmt.Errorf("create the filter's state map: %w", err)
+	}
+	if err := f.writeState(pinState{NextID: next}); err != nil {
+		return nil, err
+	}
 	if err := f.write(t, rules, ifindexes, nil); err != nil {
 		return nil, err
 	}
@@ -161,27 +180,31 @@ func loaderExplain(what string, err error, debug bool) error {
 	return loader.Explain(what, err, debug)
 }
 
-// netnsInode identifies the network namespace the process is in.
-func netnsInode() (uint64, error) {
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
-		return 0, fmt.Errorf("find the network namespace: %w", err)
-	}
-	return st.Ino, nil
-}
-
 // PinDir is where the filter of iface in the current network namespace
 // keeps its state.
 func PinDir(iface string) (string, error) {
-	ino, err := netnsInode()
+	if err := ValidIface(iface); err != nil {
+		return "", err
+	}
+	ino, _, err := netnsID()
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(PinRoot, fmt.Sprintf("%d-%s", ino, iface)), nil
+	return filepath.Join(PinRoot, fmt.Sprintf("%d-%s", ino, pinName.Replace(iface))), nil
 }
+
+// bpffs refuses names with a dot, which interface names may have (VLANs
+// such as eth0.100): they are written %2e in pin directory names.
+var (
+	pinName   = strings.NewReplacer("%", "%25", ".", "%2e")
+	unpinName = strings.NewReplacer("%25", "%", "%2e", ".")
+)
 
 // lookupIface finds an interface by name in the current namespace.
 func lookupIface(name string) (netlink.Link, error) {
+	if err := ValidIface(name); err != nil {
+		return nil, err
+	}
 	l, err := netlink.LinkByName(name)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
@@ -260,15 +283,22 @@ func privateSysfs() bool {
 // Attach loads the filter and attaches it to iface. Nothing stays attached
 // or pinned when it fails.
 func Attach(iface string, opts Options) (_ *Filter, err error) {
+	if err := ValidIface(iface); err != nil {
+		return nil, err
+	}
+	// Before preflight: lifting the memlock limit fails first for a user
+	// with capabilities on kernels before 5.11.
+	if opts.Pin {
+		if err := requireRoot(); err != nil {
+			return nil, err
+		}
+	}
 	if err := preflight(); err != nil {
 		return nil, err
 	}
 	l, err := lookupIface(iface)
 	if err != nil {
 		return nil, err
-	}
-	if prog, ok := attachedProgram(l); ok {
-		return nil, fmt.Errorf("%s already has the XDP program %s: detach it first (`bpfkit xdp unload %s` if bpfkit put it there, else `ip link set dev %s xdp off`)", iface, prog, iface, iface)
 	}
 	var dir string
 	if opts.Pin {
@@ -278,14 +308,25 @@ func Attach(iface string, opts Options) (_ *Filter, err error) {
 		if err := loader.EnsureBPFFS(); err != nil {
 			return nil, err
 		}
+		if err := makePinTree(); err != nil {
+			return nil, err
+		}
 		if dir, err = PinDir(iface); err != nil {
 			return nil, err
 		}
-		if _, err := os.Stat(dir); err == nil {
-			return nil, fmt.Errorf("bpfkit already has state for %s in %s: `bpfkit xdp unload %s` first", iface, dir, iface)
+		if err := replaceStale(dir, iface, opts.Guard); err != nil {
+			return nil, err
 		}
 	}
-	f, err := Load(opts)
+	if prog, ok := attachedProgram(l); ok {
+		if pid := foregroundHolder(l); pid != 0 {
+			return nil, fmt.Errorf("%s is held by `bpfkit xdp run` (pid %d) in the foreground: stop it first (Ctrl-C there, or kill %d)", iface, pid, pid)
+		}
+		return nil, fmt.Errorf("%s already has the XDP program %s: detach it first (`bpfkit xdp unload %s` if bpfkit put it there, else `ip link set dev %s xdp off`)", iface, prog, iface, iface)
+	}
+	f, err := loadChecked(opts, func(rules []Rule, t *tables) error {
+		return opts.Guard.check(hazards(iface, opts.Policy, true, nil, rules, t))
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -301,12 +342,58 @@ func Attach(iface string, opts Options) (_ *Filter, err error) {
 	if err := f.setConfig(func(c *xdpFilterXdpfConfig) { c.Mode = modeNumber(f.Mode) }); err != nil {
 		return nil, err
 	}
+	st, err := f.readState()
+	if err != nil {
+		return nil, err
+	}
+	if st.NetnsIno, st.NetnsCookie, err = netnsID(); err != nil {
+		return nil, err
+	}
+	st.Ifindex = uint32(f.Ifindex)
+	if info, err := f.prog.Info(); err == nil {
+		id, _ := info.ID()
+		st.ProgID = uint32(id)
+	}
+	if err := f.writeState(st); err != nil {
+		return nil, err
+	}
 	if opts.Pin {
 		if err := f.pin(dir); err != nil {
 			return nil, err
 		}
 	}
 	return f, nil
+}
+
+// replaceStale removes the state in dir if it is stale, with a note, and
+// refuses if it is true.
+func replaceStale(dir, iface string, g Guard) error {
+	exists, err := trustPinTree(dir)
+	if err != nil || !exists {
+		return err
+	}
+	f, err := openDir(dir, iface)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	unlock, err := f.lock()
+	if err != nil {
+		if errors.Is(err, errUnloaded) {
+			return nil
+		}
+		return err
+	}
+	defer unlock()
+	err = f.verify()
+	if err == nil {
+		return fmt.Errorf("bpfkit already has a filter on %s: `bpfkit xdp unload %s` first", iface, iface)
+	}
+	if !IsStale(err) {
+		return err
+	}
+	g.warn("note: " + err.Error() + "; replacing it")
+	return f.Unload()
 }
 
 func modeNumber(m Mode) uint32 {
@@ -348,28 +435,70 @@ func (f *Filter) attach(mode Mode) error {
 	return nil
 }
 
-// pin puts the link and maps under dir, readable by root only.
+// pin puts the link and maps under dir, readable by root only: into a
+// directory of its own first, renamed to dir once complete, so another
+// invocation sees all of the state or none.
 func (f *Filter) pin(dir string) error {
-	if err := os.MkdirAll(PinRoot, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", PinRoot, err)
+	// Replacing stale state may have removed the emptied tree.
+	if err := makePinTree(); err != nil {
+		return err
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
+	tmp := filepath.Join(PinRoot, fmt.Sprintf("new+%d+%s", os.Getpid(), filepath.Base(dir)))
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
 	}
-	f.dir = dir
+	f.dir = tmp
 	for name, m := range f.maps {
-		if err := m.Pin(filepath.Join(dir, name)); err != nil {
+		if err := m.Pin(filepath.Join(tmp, name)); err != nil {
 			return fmt.Errorf("pin map %s: %w", name, err)
 		}
 	}
-	if err := f.link.Pin(filepath.Join(dir, "link")); err != nil {
+	if err := f.state.Pin(filepath.Join(tmp, "state")); err != nil {
+		return fmt.Errorf("pin the filter's state: %w", err)
+	}
+	if err := f.link.Pin(filepath.Join(tmp, "link")); err != nil {
 		return fmt.Errorf("pin the XDP link: %w", err)
 	}
+	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dir, unix.RENAME_NOREPLACE); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("bpfkit already has a filter on %s: `bpfkit xdp unload %s` first", f.Iface, f.Iface)
+		}
+		return fmt.Errorf("move the pinned state to %s: %w", dir, err)
+	}
+	f.dir = dir
 	return nil
 }
 
-// Open returns the pinned filter of iface in this network namespace.
+// Open returns the pinned filter of iface in this network namespace,
+// refusing state that is stale (see verify). It verifies under the lock,
+// so that an unload under way is not taken for stale state; a change
+// verifies again under its own lock.
 func Open(iface string) (*Filter, error) {
+	f, err := openIface(iface)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := f.lock()
+	if err == nil {
+		err = f.verify()
+		unlock()
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// openIface opens the pinned state of iface in this network namespace,
+// stale or not.
+func openIface(iface string) (*Filter, error) {
+	if err := ValidIface(iface); err != nil {
+		return nil, err
+	}
+	if err := requireRoot(); err != nil {
+		return nil, err
+	}
 	if err := preflight(); err != nil {
 		return nil, err
 	}
@@ -377,13 +506,52 @@ func Open(iface string) (*Filter, error) {
 	if err != nil {
 		return nil, err
 	}
+	exists, err := trustPinTree(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, noFilter(iface)
+	}
 	return openDir(dir, iface)
+}
+
+// noFilter says that bpfkit has no pinned filter on iface, and who holds
+// it when `bpfkit xdp run` does.
+func noFilter(iface string) error {
+	if l, err := netlink.LinkByName(iface); err == nil {
+		if pid := foregroundHolder(l); pid != 0 {
+			return fmt.Errorf("%s is held by `bpfkit xdp run` (pid %d) in the foreground, which keeps no state: stop it with Ctrl-C there, or kill %d", iface, pid, pid)
+		}
+	}
+	return fmt.Errorf("bpfkit has no filter on %s in this network namespace: `bpfkit xdp load %s` first", iface, iface)
+}
+
+// foregroundHolder is the pid of the `bpfkit xdp run` that holds l, 0 if
+// none does.
+func foregroundHolder(l netlink.Link) int {
+	fg, err := foreground(nil)
+	if err != nil {
+		return 0
+	}
+	for _, st := range fg {
+		if st.Ifindex == l.Attrs().Index {
+			return st.PID
+		}
+	}
+	return 0
 }
 
 func openDir(dir, iface string) (_ *Filter, err error) {
 	if _, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("bpfkit has no filter on %s in this network namespace: `bpfkit xdp load %s` first", iface, iface)
+		return nil, noFilter(iface)
 	}
+	// An unload holds the lock exclusively while it removes the pins.
+	unlock, err := lockDir(dir, iface, unix.LOCK_SH)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	spec, err := loadXdpFilter()
 	if err != nil {
 		return nil, err
@@ -394,12 +562,18 @@ func openDir(dir, iface string) (_ *Filter, err error) {
 			f.Close()
 		}
 	}()
+	damaged := func(what string, err error) error {
+		return fmt.Errorf("open the pinned %s (the state in %s is damaged: `bpfkit xdp unload %s`): %w", what, dir, iface, err)
+	}
 	for name := range spec.Maps {
 		m, err := ebpf.LoadPinnedMap(filepath.Join(dir, name), nil)
 		if err != nil {
-			return nil, fmt.Errorf("open the pinned map %s (the state in %s is damaged: `bpfkit xdp unload %s`): %w", name, dir, iface, err)
+			return nil, damaged("map "+name, err)
 		}
 		f.maps[name] = m
+	}
+	if f.state, err = ebpf.LoadPinnedMap(filepath.Join(dir, "state"), nil); err != nil {
+		return nil, damaged("state", err)
 	}
 	if l, err := link.LoadPinnedLink(filepath.Join(dir, "link"), nil); err == nil {
 		f.link = l
@@ -417,6 +591,38 @@ func openDir(dir, iface string) (_ *Filter, err error) {
 		f.Mode = ModeGeneric
 	}
 	return f, nil
+}
+
+// errUnloaded says that the filter went away while waiting for its lock.
+var errUnloaded = errors.New("unloaded meanwhile")
+
+// lock takes the lock of a pinned filter that every change and unload
+// take, and checks that the filter is still there once it has it: an
+// unload that ran meanwhile removed its directory.
+func (f *Filter) lock() (unlock func(), err error) {
+	if f.dir == "" {
+		return func() {}, nil
+	}
+	return lockDir(f.dir, f.Iface, unix.LOCK_EX)
+}
+
+// lockDir flocks a pin directory (how: LOCK_EX to change or remove it,
+// LOCK_SH to open its pins) and checks that it is still there.
+func lockDir(dir, iface string, how int) (unlock func(), err error) {
+	fd, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("the filter on %s was %w: nothing changed", iface, errUnloaded)
+	}
+	if err := unix.Flock(int(fd.Fd()), how); err != nil {
+		fd.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	var held, now unix.Stat_t
+	if unix.Fstat(int(fd.Fd()), &held) != nil || unix.Lstat(dir, &now) != nil || held.Ino != now.Ino || held.Dev != now.Dev {
+		fd.Close()
+		return nil, fmt.Errorf("the filter on %s was %w: nothing changed", iface, errUnloaded)
+	}
+	return func() { fd.Close() }, nil
 }
 
 // Pinned reports whether the filter outlives the process.
@@ -438,11 +644,16 @@ func (f *Filter) Close() error {
 			m.Close()
 		}
 	}
+	if f.state != nil {
+		f.state.Close()
+		f.state = nil
+	}
 	f.maps = nil
 	return errors.Join(errs...)
 }
 
-// Unload detaches the filter and removes its pinned state.
+// Unload detaches the filter and removes its pinned state. The caller
+// holds the lock of a pinned filter (UnloadIface takes it).
 func (f *Filter) Unload() error {
 	var errs []error
 	if f.link != nil {
@@ -450,16 +661,6 @@ func (f *Filter) Unload() error {
 		// once the kernel has freed the pin's inode, some time later.
 		if err := f.link.Detach(); err != nil && !errors.Is(err, ebpf.ErrNotSupported) {
 			errs = append(errs, err)
-		}
-		if f.dir != "" {
-			if err := f.link.Unpin(); err != nil && !errors.Is(err, os.ErrNotExist) {
-				errs = append(errs, err)
-			}
-		}
-	}
-	for _, m := range f.maps {
-		if m.IsPinned() {
-			errs = append(errs, m.Unpin())
 		}
 	}
 	errs = append(errs, f.Close())
@@ -475,48 +676,124 @@ func (f *Filter) Unload() error {
 	return errors.Join(errs...)
 }
 
-// Status is one interface bpfkit filters.
-type Status struct {
-	Iface    string
-	Netns    uint64
-	Mode     Mode
-	Policy   Policy
-	Rules    int
-	Attached bool // the pinned link still holds the program on the interface
-	Dir      string
+// UnloadIface detaches the filter of iface in this network namespace and
+// removes its state, under the lock rule changes take; stale state is
+// removed too, and returned as an error IsStale reports, after removal.
+func UnloadIface(iface string) (stale error, err error) {
+	f, err := openIface(iface)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	unlock, err := f.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := f.verify(); err != nil {
+		if !IsStale(err) {
+			return nil, err
+		}
+		stale = err
+	}
+	return stale, f.Unload()
 }
 
-// List returns every pinned filter, in every network namespace.
+// Status is one interface bpfkit filters.
+type Status struct {
+	Iface    string `json:"iface"`
+	Netns    uint64 `json:"netns"`
+	Mode     Mode   `json:"mode,omitempty"`
+	Policy   string `json:"policy,omitempty"`
+	Rules    int    `json:"rules"`
+	Attached bool   `json:"attached"` // the filter's program is on its interface
+	// State is "pinned", "foreground" (`bpfkit xdp run`, PID) or
+	// "stale: why".
+	State   string `json:"state"`
+	PID     int    `json:"pid,omitempty"`
+	Ifindex int    `json:"ifindex,omitempty"`
+	ProgID  uint32 `json:"prog_id,omitempty"`
+	Dir     string `json:"dir,omitempty"`
+}
+
+// List returns every pinned filter, in every network namespace, and the
+// foreground filters (`bpfkit xdp run`) of this one. Each pinned filter is
+// verified in its own network namespace.
 func List() ([]Status, error) {
+	if err := requireRoot(); err != nil {
+		return nil, err
+	}
 	if err := preflight(); err != nil {
 		return nil, err
 	}
-	entries, err := os.ReadDir(PinRoot)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+	exists, err := trustPinTree(PinRoot)
+	if err != nil || !exists {
+		if err == nil {
+			return foreground(nil)
+		}
+		return nil, err
 	}
+	entries, err := os.ReadDir(PinRoot)
+	if err != nil {
+		return nil, err
+	}
+	here, _, err := netnsID()
 	if err != nil {
 		return nil, err
 	}
 	var out []Status
+	pinned := map[uint32]bool{}
 	for _, e := range entries {
 		ns, iface, ok := strings.Cut(e.Name(), "-")
-		if !ok {
+		iface = unpinName.Replace(iface)
+		netnsIno, err := strconv.ParseUint(ns, 10, 64)
+		if !ok || err != nil || ValidIface(iface) != nil {
+			continue // a load under way (new+PID+...), or not bpfkit's
+		}
+		st := Status{Iface: iface, Netns: netnsIno, Dir: filepath.Join(PinRoot, e.Name()), State: "pinned"}
+		if err := checkOwned(st.Dir); err != nil {
+			return nil, err
+		}
+		f, err := openDir(st.Dir, iface)
+		if errors.Is(err, errUnloaded) {
 			continue
 		}
-		st := Status{Iface: iface, Dir: filepath.Join(PinRoot, e.Name())}
-		st.Netns, _ = strconv.ParseUint(ns, 10, 64)
-		f, err := openDir(st.Dir, iface)
-		if err == nil {
-			st.Mode, st.Policy, st.Attached = f.Mode, f.Policy, f.link != nil
-			if rules, err := f.Rules(); err == nil {
-				st.Rules = len(rules)
-			}
-			f.Close()
+		if err != nil {
+			st.State = "damaged: " + err.Error()
+			out = append(out, st)
+			continue
 		}
+		st.Mode, st.Policy = f.Mode, f.Policy.String()
+		if rules, err := f.Rules(); err == nil {
+			st.Rules = len(rules)
+		}
+		if s, err := f.readState(); err == nil {
+			st.ProgID = s.ProgID
+			pinned[s.ProgID] = true
+		}
+		var verr error
+		if st.Netns == here {
+			verr = f.verify()
+		} else if found, err := inNetns(st.Netns, f.verify); !found {
+			verr = &staleError{iface: iface, why: "its network namespace is gone"}
+		} else {
+			verr = err
+		}
+		switch {
+		case verr == nil:
+			st.Attached, st.Ifindex = true, f.Ifindex
+		case IsStale(verr):
+			var se *staleError
+			errors.As(verr, &se)
+			st.State = "stale: " + se.why
+		default:
+			st.State = "unknown: " + verr.Error()
+		}
+		f.Close()
 		out = append(out, st)
 	}
-	return out, nil
+	fg, err := foreground(pinned)
+	return append(out, fg...), err
 }
 
 // UnloadAll detaches every pinned filter, in every network namespace, and
@@ -527,10 +804,22 @@ func UnloadAll() ([]Status, error) {
 		return nil, err
 	}
 	var errs []error
+	var gone []Status
 	for _, st := range all {
+		if st.Dir == "" {
+			continue // foreground: its process holds it
+		}
+		gone = append(gone, st)
 		f, err := openDir(st.Dir, st.Iface)
 		if err == nil {
-			err = f.Unload()
+			var unlock func()
+			if unlock, err = f.lock(); err == nil {
+				err = f.Unload()
+				unlock()
+			} else if errors.Is(err, errUnloaded) {
+				err = nil
+			}
+			f.Close()
 		} else {
 			err = os.RemoveAll(st.Dir)
 		}
@@ -538,7 +827,7 @@ func UnloadAll() ([]Status, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", st.Iface, err))
 		}
 	}
-	return all, errors.Join(errs...)
+	return gone, errors.Join(errs...)
 }
 
 // redirectTargets resolves the interfaces of redirect rules.
@@ -560,34 +849,36 @@ func redirectTargets(rules []Rule) (map[string]int, error) {
 	return out, nil
 }
 
-// prepare validates rules and gives ids to those without one.
-func prepare(rules []Rule) ([]Rule, error) {
+// assignIDs validates rules and gives the rules without an id the ids
+// from next on; it returns the rules and the next id after them. Ids are
+// never reused in a filter's life, so "lower id wins" means "older wins".
+func assignIDs(rules []Rule, next uint32) ([]Rule, uint32, error) {
 	rules = slices.Clone(rules)
 	used := map[uint32]bool{}
 	for i := range rules {
 		if err := rules[i].Validate(); err != nil {
-			return nil, fmt.Errorf("rule %d: %w", i+1, err)
+			return nil, 0, fmt.Errorf("rule %d: %w", i+1, err)
 		}
 		if id := rules[i].ID; id != 0 {
 			if used[id] || id > MaxRules {
-				return nil, fmt.Errorf("rule id %d is used twice or above %d", id, MaxRules)
+				return nil, 0, fmt.Errorf("rule id %d is used twice or above %d", id, MaxRules)
 			}
 			used[id] = true
+			next = max(next, id+1)
 		}
 	}
-	next := uint32(1)
+	if len(rules) > MaxRules {
+		return nil, 0, fmt.Errorf("%d rules: at most %d fit", len(rules), MaxRules)
+	}
 	for i := range rules {
 		if rules[i].ID != 0 {
 			continue
 		}
-		for used[next] {
-			next++
-		}
 		if next > MaxRules {
-			return nil, fmt.Errorf("%d rules: at most %d fit", len(rules), MaxRules)
+			return nil, 0, fmt.Errorf("rule ids are used up: ids are never reused, and this filter has given all %d: unload it and load it again", MaxRules)
 		}
 		rules[i].ID = next
-		used[next] = true
+		next++
 	}
-	return rules, nil
+	return rules, next, nil
 }

@@ -221,7 +221,7 @@ func TestPolicyAllowAndReplace(t *testing.T) {
 	if got := run(t, f, other); got != xdpDrop {
 		t.Fatalf("unmatched packet: %d", got)
 	}
-	if err := f.ReplaceRules([]Rule{mustRule(t, "--src 198.19.0.1 --action pass")}); err != nil {
+	if err := f.ReplaceRules([]Rule{mustRule(t, "--src 198.19.0.1 --action pass")}, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := run(t, f, dns); got != xdpDrop {
@@ -234,21 +234,22 @@ func TestPolicyAllowAndReplace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Rules) != 1 || s.Rules[0].ID != 1 || s.Rules[0].Packets != 1 || s.DefaultDrop.Packets != 2 {
+	// Ids are never reused: the replacing rule is 2, not 1 again.
+	if len(s.Rules) != 1 || s.Rules[0].ID != 2 || s.Rules[0].Packets != 1 || s.DefaultDrop.Packets != 2 {
 		t.Fatalf("stats after replace: %+v", s)
 	}
 	// Added and deleted rules.
-	added, err := f.AddRule(mustRule(t, "--proto udp --action drop"))
+	added, err := f.AddRule(mustRule(t, "--proto udp --action drop"), Guard{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if added.ID != 2 {
-		t.Fatalf("new rule id %d, want 2", added.ID)
+	if added.ID != 3 {
+		t.Fatalf("new rule id %d, want 3", added.ID)
 	}
 	if got := run(t, f, other); got != xdpPass {
 		t.Fatalf("source rule should win over protocol rule: %d", got)
 	}
-	if err := f.DeleteRule(1); err != nil {
+	if err := f.DeleteRule(2, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := run(t, f, other); got != xdpDrop {

@@ -1,8 +1,10 @@
 package xdp
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -40,9 +42,32 @@ func ParseAction(s string) (Action, error) {
 	case s == "pass":
 		return Action{Kind: Pass}, nil
 	case strings.HasPrefix(s, "redirect:") && len(s) > len("redirect:"):
-		return Action{Kind: Redirect, Iface: s[len("redirect:"):]}, nil
+		iface := s[len("redirect:"):]
+		if err := ValidIface(iface); err != nil {
+			return Action{}, &valueError{kind: "action", val: s, advice: "redirect:IFACE needs the name of an interface of `ip link`"}
+		}
+		return Action{Kind: Redirect, Iface: iface}, nil
 	}
-	return Action{}, fmt.Errorf("action %q: use drop, pass or redirect:IFACE", s)
+	return Action{}, &valueError{kind: "action", val: s, advice: "use drop, pass or redirect:IFACE"}
+}
+
+// valueError is a value that does not parse. Its message quotes the value
+// cut short (Quote); Redacted says the same without the value, for rule
+// files, whose text a message must never repeat.
+type valueError struct {
+	kind, val, advice string
+}
+
+func (e *valueError) Error() string    { return fmt.Sprintf("%s %s: %s", e.kind, Quote(e.val), e.advice) }
+func (e *valueError) Redacted() string { return fmt.Sprintf("%s: %s", e.kind, e.advice) }
+
+// redacted is err's message without the user's values, where it has one.
+func redacted(err error) string {
+	var v *valueError
+	if errors.As(err, &v) {
+		return v.Redacted()
+	}
+	return err.Error()
 }
 
 // PortRange is an inclusive range of ports; the zero value is any port.
@@ -79,10 +104,10 @@ func ParsePortRange(s string) (PortRange, error) {
 	l, err1 := strconv.ParseUint(lo, 10, 32)
 	h, err2 := strconv.ParseUint(hi, 10, 32)
 	if err1 != nil || err2 != nil {
-		return PortRange{}, fmt.Errorf("port %q: use a number P or a range P-Q", s)
+		return PortRange{}, &valueError{kind: "port", val: s, advice: "use a number P or a range P-Q"}
 	}
 	if l < 1 || h > 65535 || l > h {
-		return PortRange{}, fmt.Errorf("port %q out of range: ports go from 1 to 65535, low to high", s)
+		return PortRange{}, &valueError{kind: "port", val: s, advice: "out of range: ports go from 1 to 65535, low to high"}
 	}
 	return PortRange{uint16(l), uint16(h)}, nil
 }
@@ -104,7 +129,7 @@ func ParseProto(s string) (uint8, error) {
 	}
 	n, err := strconv.ParseUint(s, 10, 8)
 	if err != nil || n == 0 {
-		return 0, fmt.Errorf("protocol %q: use tcp, udp, icmp, icmpv6 or a number from 1 to 255", s)
+		return 0, &valueError{kind: "protocol", val: s, advice: "use tcp, udp, icmp, icmpv6 or a number from 1 to 255"}
 	}
 	return uint8(n), nil
 }
@@ -160,7 +185,7 @@ func (r *Rule) protos() []uint8 {
 // Validate checks that the fields fit together.
 func (r *Rule) Validate() error {
 	if r.Src.IsValid() && r.Dst.IsValid() && r.Src.Addr().Is4() != r.Dst.Addr().Is4() {
-		return fmt.Errorf("--src %s and --dst %s: both must be IPv4 or both IPv6", r.Src, r.Dst)
+		return errors.New("--src and --dst: both must be IPv4 or both IPv6")
 	}
 	if r.hasPorts() && r.Proto != 0 && r.Proto != ProtoTCP && r.Proto != ProtoUDP {
 		return fmt.Errorf("ports need --proto tcp or udp (or no --proto, for both), not %s", ProtoName(r.Proto))
@@ -207,14 +232,14 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	if !strings.Contains(s, "/") {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("address %q: use a CIDR such as 198.18.0.0/15 or 2001:db8::/32", s)
+			return netip.Prefix{}, &valueError{kind: "address", val: s, advice: "use a CIDR such as 198.18.0.0/15 or 2001:db8::/32"}
 		}
 		a = a.Unmap()
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("CIDR %q: use a prefix such as 198.18.0.0/15 or 2001:db8::/32", s)
+		return netip.Prefix{}, &valueError{kind: "CIDR", val: s, advice: "use a prefix such as 198.18.0.0/15 or 2001:db8::/32"}
 	}
 	if p.Addr().Is4In6() {
 		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
@@ -222,24 +247,56 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	return p.Masked(), nil
 }
 
-// ParseRule reads a rule written as flags: --src CIDR --dst CIDR --proto P
-// --sport P[-Q] --dport P[-Q] --priority N --action A (dashes optional,
-// key=value accepted). A rule needs an action.
-func ParseRule(line string) (Rule, error) {
+// Field is one field of a rule as the user gave it: a flag, or a
+// key-value pair of a rule file line.
+type Field struct {
+	Key, Value string
+}
+
+// ruleKeys are the fields of a rule, in the order String writes them.
+var ruleKeys = []string{"src", "dst", "proto", "sport", "dport", "priority", "action"}
+
+// FieldError is a field of a rule that is wrong. Index is its position in
+// the rule (from 1), Key its name ("" when the name itself is unknown).
+type FieldError struct {
+	Index int
+	Key   string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Redacted names the field and the problem without the field's value.
+func (e *FieldError) Redacted() string {
+	if e.Key == "" {
+		return fmt.Sprintf("field %d: %s", e.Index, redacted(e.Err))
+	}
+	return fmt.Sprintf("field %d (%s): %s", e.Index, e.Key, redacted(e.Err))
+}
+
+// RuleFromFields builds a rule from its fields: each known key at most
+// once, with a value that is not empty, and an action. It is the one
+// parser of rules: ParseRule, rule files and the flags of `rule add` all
+// come here.
+func RuleFromFields(fields []Field) (Rule, error) {
 	var r Rule
-	fields := strings.Fields(line)
-	haveAction := false
-	for i := 0; i < len(fields); i++ {
-		key, val, hasVal := strings.Cut(strings.TrimLeft(fields[i], "-"), "=")
-		if !hasVal {
-			if i+1 >= len(fields) {
-				return r, fmt.Errorf("%q needs a value", fields[i])
-			}
-			i++
-			val = fields[i]
+	seen := map[string]bool{}
+	for i, fl := range fields {
+		ferr := func(err error) error { return &FieldError{Index: i + 1, Key: fl.Key, Err: err} }
+		if !slices.Contains(ruleKeys, fl.Key) {
+			return r, &FieldError{Index: i + 1, Err: &valueError{kind: "unknown field", val: fl.Key, advice: "use src, dst, proto, sport, dport, priority, action"}}
+		}
+		if seen[fl.Key] {
+			return r, ferr(fmt.Errorf("--%s is given twice: give each field once", fl.Key))
+		}
+		seen[fl.Key] = true
+		if fl.Value == "" {
+			return r, ferr(fmt.Errorf("--%s has an empty value: give one, or leave --%s out to match any", fl.Key, fl.Key))
 		}
 		var err error
-		switch key {
+		val := fl.Value
+		switch fl.Key {
 		case "src":
 			r.Src, err = ParsePrefix(val)
 		case "dst":
@@ -254,26 +311,55 @@ func ParseRule(line string) (Rule, error) {
 			var n int64
 			n, err = strconv.ParseInt(val, 10, 32)
 			if err != nil {
-				err = fmt.Errorf("priority %q: use a whole number", val)
+				err = &valueError{kind: "priority", val: val, advice: "use a whole number from -2147483648 to 2147483647"}
 			}
 			r.Priority = int32(n)
 		case "action":
 			r.Action, err = ParseAction(val)
-			haveAction = true
-		default:
-			return r, fmt.Errorf("unknown field %q: use src, dst, proto, sport, dport, priority, action", key)
 		}
 		if err != nil {
-			return r, err
+			return r, ferr(err)
 		}
 	}
-	if !haveAction {
-		return r, fmt.Errorf("rule %q has no action: add --action drop|pass|redirect:IFACE", line)
+	if !seen["action"] {
+		return r, errors.New("the rule has no action: add --action drop|pass|redirect:IFACE")
 	}
 	return r, r.Validate()
 }
 
-// ParseRules reads a rule file: one rule per line, # starts a comment.
+// ParseRule reads a rule written as flags: --src CIDR --dst CIDR --proto P
+// --sport P[-Q] --dport P[-Q] --priority N --action A (dashes optional,
+// key=value accepted). A rule needs an action.
+func ParseRule(line string) (Rule, error) {
+	words := strings.Fields(line)
+	var fields []Field
+	for i := 0; i < len(words); i++ {
+		key, val, hasVal := strings.Cut(strings.TrimLeft(words[i], "-"), "=")
+		if !hasVal {
+			if i+1 >= len(words) {
+				err := errors.New("needs a value")
+				if slices.Contains(ruleKeys, key) {
+					err = fmt.Errorf("--%s needs a value", key)
+				}
+				return Rule{}, &FieldError{Index: len(fields) + 1, Key: knownKey(key), Err: err}
+			}
+			i++
+			val = words[i]
+		}
+		fields = append(fields, Field{Key: key, Value: val})
+	}
+	return RuleFromFields(fields)
+}
+
+func knownKey(k string) string {
+	if slices.Contains(ruleKeys, k) {
+		return k
+	}
+	return ""
+}
+
+// ParseRules reads a rule file: one rule per line, # starts a comment. Its
+// errors name the line and the field, never the text of the line.
 func ParseRules(text string) ([]Rule, error) {
 	var rules []Rule
 	for n, line := range strings.Split(text, "\n") {
@@ -285,7 +371,11 @@ func ParseRules(text string) ([]Rule, error) {
 		}
 		r, err := ParseRule(line)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", n+1, err)
+			var fe *FieldError
+			if errors.As(err, &fe) {
+				return nil, fmt.Errorf("line %d: %s", n+1, fe.Redacted())
+			}
+			return nil, fmt.Errorf("line %d: %s", n+1, redacted(err))
 		}
 		rules = append(rules, r)
 	}

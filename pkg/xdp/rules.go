@@ -1,33 +1,13 @@
 package xdp
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"slices"
 
-	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
 )
-
-// lock serialises rule changes of separate invocations on a pinned filter.
-func (f *Filter) lock() (unlock func(), err error) {
-	if f.dir == "" {
-		return func() {}, nil
-	}
-	fd, err := os.Open(f.dir)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", f.dir, err)
-	}
-	if err := unix.Flock(int(fd.Fd()), unix.LOCK_EX); err != nil {
-		fd.Close()
-		return nil, fmt.Errorf("lock %s: %w", f.dir, err)
-	}
-	return func() { fd.Close() }, nil
-}
 
 func ifname(index int) string {
 	if l, err := netlink.LinkByIndex(index); err == nil {
@@ -48,91 +28,101 @@ func (f *Filter) Rules() ([]Rule, error) {
 	return out, nil
 }
 
-// replace compiles rules and installs them in place of old.
-func (f *Filter) replace(rules, old []Rule) error {
+// Change edits a rule set: it gets the current rules and returns the new
+// set, in which rules without an id are new.
+type Change func(rules []Rule) ([]Rule, error)
+
+// Apply is the one way to change the rules of a filter. Under the lock
+// that every change and unload take, it checks that the state is not
+// stale, reads the rules, applies change, compiles the result once, judges
+// the result with g (the SSH session, the default route), and writes it.
+// It returns the resulting rule set and the rules it added.
+func (f *Filter) Apply(change Change, g Guard) (rules, added []Rule, err error) {
+	unlock, err := f.lock()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	if f.dir != "" {
+		if err := f.verify(); err != nil {
+			return nil, nil, err
+		}
+	}
+	old, err := f.Rules()
+	if err != nil {
+		return nil, nil, err
+	}
+	changed, err := change(slices.Clone(old))
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.readState()
+	if err != nil {
+		return nil, nil, err
+	}
+	rules, next, err := assignIDs(changed, st.NextID)
+	if err != nil {
+		return nil, nil, err
+	}
 	t, err := compile(rules)
 	if err != nil {
-		return err
+		return nil, nil, err
+	}
+	if err := g.check(hazards(f.Iface, f.Policy, false, old, rules, t)); err != nil {
+		return nil, nil, err
+	}
+	for _, r := range rules {
+		if r.ID >= st.NextID {
+			added = append(added, r)
+			g.duplicates(r, rules)
+		}
 	}
 	ifindexes, err := redirectTargets(rules)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	return f.write(t, rules, ifindexes, old)
+	// The ids are taken before the tables change: even a change that fails
+	// half way never gives them again.
+	st.NextID = next
+	if err := f.writeState(st); err != nil {
+		return nil, nil, err
+	}
+	return rules, added, f.write(t, rules, ifindexes, old)
 }
 
-// AddRule adds a rule with the next free id and returns it.
-func (f *Filter) AddRule(r Rule) (Rule, error) {
-	unlock, err := f.lock()
-	if err != nil {
-		return r, err
-	}
-	defer unlock()
-	old, err := f.Rules()
-	if err != nil {
-		return r, err
-	}
+// AddRule adds a rule with the next id and returns it.
+func (f *Filter) AddRule(r Rule, g Guard) (Rule, error) {
 	r.ID = 0
-	rules, err := prepare(append(slices.Clone(old), r))
+	_, added, err := f.Apply(func(rules []Rule) ([]Rule, error) { return append(rules, r), nil }, g)
 	if err != nil {
 		return r, err
 	}
-	return rules[len(rules)-1], f.replace(rules, old)
+	return added[0], nil
 }
 
 // DeleteRule removes the rule with id.
-func (f *Filter) DeleteRule(id uint32) error {
-	unlock, err := f.lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	old, err := f.Rules()
-	if err != nil {
-		return err
-	}
-	rules := slices.DeleteFunc(slices.Clone(old), func(r Rule) bool { return r.ID == id })
-	if len(rules) == len(old) {
-		return fmt.Errorf("no rule %d (`bpfkit xdp rule list %s` shows the ids)", id, f.Iface)
-	}
-	return f.replace(rules, old)
+func (f *Filter) DeleteRule(id uint32, g Guard) error {
+	_, _, err := f.Apply(func(rules []Rule) ([]Rule, error) {
+		kept := slices.DeleteFunc(rules, func(r Rule) bool { return r.ID == id })
+		if len(kept) == len(rules) {
+			return nil, fmt.Errorf("no rule %d (`bpfkit xdp rule list %s` shows the ids)", id, f.Iface)
+		}
+		return kept, nil
+	}, g)
+	return err
 }
 
 // ReplaceRules installs a whole new rule set atomically: packets see the
-// old set or the new one. Rules get new ids from 1.
-func (f *Filter) ReplaceRules(rules []Rule) error {
-	unlock, err := f.lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	old, err := f.Rules()
-	if err != nil {
-		return err
-	}
-	for i := range rules {
-		rules[i].ID = 0
-	}
-	rules, err = prepare(rules)
-	if err != nil {
-		return err
-	}
-	// Counters of old rules must not carry over to new rules with their ids.
-	if err := f.replace(rules, nil); err != nil {
-		return err
-	}
-	keep := map[uint32]bool{}
-	for _, r := range rules {
-		keep[r.ID] = true
-	}
-	for _, r := range old {
-		if !keep[r.ID] {
-			if err := f.maps["rules"].Delete(r.ID); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				return fmt.Errorf("remove rule %d: %w", r.ID, err)
-			}
+// old set or the new one. The rules get new ids, and counters from zero.
+func (f *Filter) ReplaceRules(rules []Rule, g Guard) error {
+	_, _, err := f.Apply(func([]Rule) ([]Rule, error) {
+		fresh := slices.Clone(rules)
+		for i := range fresh {
+			fresh[i].ID = 0
 		}
-	}
-	return nil
+		return fresh, nil
+	}, g)
+	return err
 }
 
 // Counter is packets and bytes.
