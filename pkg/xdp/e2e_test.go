@@ -621,24 +621,6 @@ func TestE2EDetach(t *testing.T) {
 	}
 }
 
-func containsAll(s string, parts ...string) bool {
-	for _, p := range parts {
-		if !contains(s, p) {
-			return false
-		}
-	}
-	return true
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
-}
-
 // ping sends n ICMP (or ICMPv6) echo requests from src to dst inside ns
 // and returns how many replies came back, waiting at most settle() after
 // the last request.
