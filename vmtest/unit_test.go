@@ -541,13 +541,15 @@ func TestVngArgs(t *testing.T) {
 
 func TestVngFlags(t *testing.T) {
 	t.Setenv("VMTEST_VNG_FLAGS", "--disable-kvm --memory 2G")
-	if got := VngFlags(); !reflect.DeepEqual(got, []string{"--disable-kvm", "--memory", "2G"}) {
+	if got := VngFlags("tcg"); !reflect.DeepEqual(got, []string{"--disable-kvm", "--memory", "2G"}) {
 		t.Errorf("VngFlags() = %v: --disable-kvm given once, kept once", got)
 	}
 	t.Setenv("VMTEST_VNG_FLAGS", "")
-	got := VngFlags()
-	if want := Accel() != "kvm"; slices.Contains(got, "--disable-kvm") != want {
-		t.Errorf("VngFlags() = %v with accelerator %s", got, Accel())
+	if got := VngFlags("kvm"); len(got) != 0 {
+		t.Errorf("VngFlags(kvm) = %v, want none", got)
+	}
+	if got := VngFlags("tcg"); !reflect.DeepEqual(got, []string{"--disable-kvm"}) {
+		t.Errorf("VngFlags(tcg) = %v, want --disable-kvm", got)
 	}
 }
 

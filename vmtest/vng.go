@@ -49,11 +49,11 @@ func (c VngConfig) Argv() []string {
 }
 
 // VngFlags returns the extra vng flags: $VMTEST_VNG_FLAGS, plus
-// --disable-kvm when hardware KVM is unusable (vng would otherwise ask qemu
-// for KVM and fail).
-func VngFlags() []string {
+// --disable-kvm unless accel (see Accel) is kvm (vng would otherwise ask
+// qemu for KVM and fail where it is unusable).
+func VngFlags(accel string) []string {
 	flags := strings.Fields(os.Getenv("VMTEST_VNG_FLAGS"))
-	if Accel() != "kvm" && !slices.Contains(flags, "--disable-kvm") {
+	if accel != "kvm" && !slices.Contains(flags, "--disable-kvm") {
 		flags = append(flags, "--disable-kvm")
 	}
 	return flags

@@ -83,10 +83,17 @@ func main() {
 		to = vmtest.TestTimeout(args)
 	}
 
+	// Tests may widen timing margins under emulation (testkit.Emulated).
+	guestAccel := *accel
+	if guestAccel == "" {
+		guestAccel = vmtest.Accel()
+	}
+	env = append(env, "BPFKIT_VM_ACCEL="+guestAccel)
+
 	if *runner == "vng" {
 		os.Exit(runVng(ctx, c, k, vmtest.VngConfig{
 			Image: k.Image, Dir: wd, Env: env, Memory: *memory, CPUs: *cpus,
-			Flags: vngFlags(*verbose), Binary: bin, Args: args,
+			Flags: vngFlags(guestAccel, *verbose), Binary: bin, Args: args,
 		}, to))
 	}
 	if *runner != "qemu" {
@@ -94,12 +101,6 @@ func main() {
 		os.Exit(2)
 	}
 
-	// Tests may widen timing margins under emulation (testkit.Emulated).
-	guestAccel := *accel
-	if guestAccel == "" {
-		guestAccel = vmtest.Accel()
-	}
-	env = append(env, "BPFKIT_VM_ACCEL="+guestAccel)
 	files := append(vmtest.EnvFiles(env), include...)
 	res := vmtest.Run(ctx, vmtest.Options{
 		Kernel:  k,
@@ -136,8 +137,8 @@ func runHost(ctx context.Context, bin string, args []string) int {
 	return 0
 }
 
-func vngFlags(verbose bool) []string {
-	flags := vmtest.VngFlags()
+func vngFlags(accel string, verbose bool) []string {
+	flags := vmtest.VngFlags(accel)
 	if verbose {
 		flags = append(flags, "--verbose")
 	}
