@@ -173,7 +173,10 @@ func runVng(ctx context.Context, c *vmtest.Cache, k *vmtest.Kernel, vc vmtest.Vn
 	if vfsDir != "" {
 		cmd.Env = append(os.Environ(), "PATH="+vfsDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// vng starts virtme-run, virtiofsd and qemu below it: on a timeout or an
+	// interrupt, kill them all (its own process group), not only vng.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	start := time.Now()
 	err = cmd.Run()
 	if ctx.Err() == context.DeadlineExceeded {
