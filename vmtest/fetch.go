@@ -205,28 +205,9 @@ func (c *Cache) Fetch(ctx context.Context, spec string, update bool) (*Kernel, e
 		return FindKernel(root)
 	}
 	c.logf("fetching kernel %s (%s)", rel, strings.Join(pkgs, " "))
-	debs := filepath.Join(c.Dir, "debs")
-	os.RemoveAll(debs)
-	if err := os.MkdirAll(debs, 0o755); err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(debs)
-	if _, err := apt.run(ctx, debs, "apt-get", append([]string{"download"}, pkgs...)...); err != nil {
-		return nil, err
-	}
 	tmp := root + ".tmp"
-	os.RemoveAll(tmp)
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	if err := c.unpackDebs(ctx, apt, pkgs, tmp); err != nil {
 		return nil, err
-	}
-	files, _ := filepath.Glob(filepath.Join(debs, "*.deb"))
-	if len(files) != len(pkgs) {
-		return nil, fmt.Errorf("apt-get download %v: got %d files", pkgs, len(files))
-	}
-	for _, f := range files {
-		if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", f, tmp).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("dpkg-deb -x %s: %v: %s", f, err, out)
-		}
 	}
 	os.RemoveAll(filepath.Join(tmp, "usr/share/doc"))
 	if err := os.WriteFile(filepath.Join(tmp, markerFile), []byte(strings.Join(pkgs, "\n")+"\n"), 0o644); err != nil {
@@ -403,6 +384,34 @@ func (c *Cache) apt(ctx context.Context, update bool) (*aptEnv, error) {
 		os.Chtimes(l, now, now)
 	}
 	return a, nil
+}
+
+// unpackDebs downloads the Debian packages pkgs (names, or name/suite) and
+// unpacks them with dpkg-deb -x into dest, which is replaced; nothing is
+// installed.
+func (c *Cache) unpackDebs(ctx context.Context, apt *aptEnv, pkgs []string, dest string) error {
+	debs, err := os.MkdirTemp(c.Dir, "debs-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(debs)
+	if _, err := apt.run(ctx, debs, "apt-get", append([]string{"download"}, pkgs...)...); err != nil {
+		return err
+	}
+	files, _ := filepath.Glob(filepath.Join(debs, "*.deb"))
+	if len(files) != len(pkgs) {
+		return fmt.Errorf("apt-get download %v: got %d files", pkgs, len(files))
+	}
+	os.RemoveAll(dest)
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", f, dest).CombinedOutput(); err != nil {
+			return fmt.Errorf("dpkg-deb -x %s: %v: %s", f, err, out)
+		}
+	}
+	return nil
 }
 
 func (a *aptEnv) run(ctx context.Context, dir, tool string, args ...string) ([]byte, error) {

@@ -524,10 +524,59 @@ func TestTestTimeout(t *testing.T) {
 }
 
 func TestVngArgs(t *testing.T) {
-	got := VngArgs("/k/vmlinuz", "/src/pkg", []string{"CI=true"}, []string{"--disable-kvm", "--force-9p"}, "/b/x.test", []string{"-test.v"})
-	want := []string{"vng", "--run", "/k/vmlinuz", "--user", "root", "--cwd", "/src/pkg", "--disable-kvm", "--force-9p", "--", "env", "CI=true", "/b/x.test", "-test.v"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got %v", got)
+	c := VngConfig{Image: "/k/vmlinuz", Dir: "/src/pkg", Env: []string{"CI=true"}, Memory: "1G", CPUs: 2,
+		Flags: []string{"--disable-kvm", "--verbose"}, Binary: "/b/x.test", Args: []string{"-test.v"}}
+	want := []string{"vng", "--run", "/k/vmlinuz", "--user", "root", "--cwd", "/src/pkg", "--memory", "1G", "--cpus", "2",
+		"--disable-kvm", "--verbose", "--", "env", "CI=true", "/b/x.test", "-test.v"}
+	if got := c.Argv(); !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %v\nwant %v", got, want)
+	}
+	// Defaults are vng's: no --cwd, --memory, --cpus.
+	c = VngConfig{Image: "/k/vmlinuz", Binary: "/b/x"}
+	want = []string{"vng", "--run", "/k/vmlinuz", "--user", "root", "--", "env", "/b/x"}
+	if got := c.Argv(); !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %v\nwant %v", got, want)
+	}
+}
+
+func TestVngFlags(t *testing.T) {
+	t.Setenv("VMTEST_VNG_FLAGS", "--disable-kvm --memory 2G")
+	if got := VngFlags("tcg"); !reflect.DeepEqual(got, []string{"--disable-kvm", "--memory", "2G"}) {
+		t.Errorf("VngFlags() = %v: --disable-kvm given once, kept once", got)
+	}
+	t.Setenv("VMTEST_VNG_FLAGS", "")
+	if got := VngFlags("kvm"); len(got) != 0 {
+		t.Errorf("VngFlags(kvm) = %v, want none", got)
+	}
+	if got := VngFlags("tcg"); !reflect.DeepEqual(got, []string{"--disable-kvm"}) {
+		t.Errorf("VngFlags(tcg) = %v, want --disable-kvm", got)
+	}
+}
+
+func TestDepmodBase(t *testing.T) {
+	for _, tc := range []struct{ dir, rel, want string }{
+		{"/c/k/6.1.0-50-cloud-amd64/lib/modules/6.1.0-50-cloud-amd64", "6.1.0-50-cloud-amd64", "/c/k/6.1.0-50-cloud-amd64"},
+		{"/c/k/7.2/usr/lib/modules/7.2.13+deb14-cloud-amd64/", "7.2.13+deb14-cloud-amd64", "/c/k/7.2/usr"},
+		{"/c/k/x/lib/modules/6.1.0-49-cloud-amd64", "6.1.0-50-cloud-amd64", ""},
+		{"/c/k/x/modules/6.1", "6.1", ""},
+		{"/lib/modules/6.1", "", ""},
+	} {
+		got, err := DepmodBase(tc.dir, tc.rel)
+		if got != tc.want || (err != nil) != (tc.want == "") {
+			t.Errorf("DepmodBase(%q, %q) = %q, %v; want %q", tc.dir, tc.rel, got, err, tc.want)
+		}
+	}
+}
+
+func TestIsRustVirtiofsd(t *testing.T) {
+	for v, want := range map[string]bool{
+		"virtiofsd 1.13.2\n": true,
+		"virtiofsd version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright (c) 2003-2022\n": false,
+		"": false,
+	} {
+		if got := isRustVirtiofsd(v); got != want {
+			t.Errorf("isRustVirtiofsd(%q) = %v", v, got)
+		}
 	}
 }
 
@@ -622,6 +671,24 @@ func TestMatrixRender(t *testing.T) {
 	for _, want := range []string{"| package | 6.1 (6.1.0-50-cloud-amd64) | host |", "| `pkg/b` | FAIL (1/1) | - |", "`pkg/b` on 6.1: failed: TBad"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestRunnerNote(t *testing.T) {
+	for _, tc := range []struct {
+		kernels       []string
+		runner, accel string
+		want          string
+	}{
+		{[]string{"6.1", "7", "host"}, "vng", "tcg",
+			"Columns: `6.1`, `7`: runner `vng` (virtme-ng (`vng --run`), the guest sharing the host's filesystem; accelerator tcg); `host`: no VM (the tests run directly on the machine)."},
+		{[]string{"5.10"}, "qemu", "kvm", "Columns: `5.10`: runner `qemu` (qemu, booting vmtest's own initramfs; accelerator kvm)."},
+		{[]string{"host"}, "qemu", "tcg", "Columns: `host`: no VM (the tests run directly on the machine)."},
+		{nil, "qemu", "tcg", ""},
+	} {
+		if got := RunnerNote(tc.kernels, tc.runner, tc.accel); got != tc.want {
+			t.Errorf("RunnerNote(%v, %s, %s) =\n%s\nwant\n%s", tc.kernels, tc.runner, tc.accel, got, tc.want)
 		}
 	}
 }

@@ -1,45 +1,234 @@
 package vmtest
 
 import (
+	"context"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// VngArgs returns the command line (starting with "vng") that runs binary
-// with args as root in a virtme-ng VM booting image, in directory dir, with
-// env set. extra are additional vng flags, e.g. from $VMTEST_VNG_FLAGS
-// ("--disable-kvm --force-9p"). vng's own init does not mount bpffs; bpfkit
-// tests mount /sys/fs/bpf themselves when it is missing.
-func VngArgs(image, dir string, env []string, extra []string, binary string, args []string) []string {
-	cmd := []string{"vng", "--run", image, "--user", "root"}
-	if dir != "" {
-		cmd = append(cmd, "--cwd", dir)
+// VngConfig describes one run of a binary in a virtme-ng VM. vng shares the
+// host's filesystem with the guest (virtiofs), so Binary and Dir are host
+// paths, and the binary must be static (the guest's C library is the host's,
+// but a static binary needs none).
+type VngConfig struct {
+	Image  string   // kernel image (vmlinuz)
+	Dir    string   // working directory in the guest
+	Env    []string // environment of the binary
+	Memory string   // guest memory, e.g. "1G"; "" = vng's default
+	CPUs   int      // guest vCPUs; 0 = vng's default
+	Flags  []string // extra vng flags (VngFlags)
+	Binary string
+	Args   []string
+}
+
+// Argv returns the command line, starting with "vng", that runs the binary
+// as root. vng's own init does not mount bpffs; bpfkit mounts /sys/fs/bpf
+// itself when it is missing.
+func (c VngConfig) Argv() []string {
+	cmd := []string{"vng", "--run", c.Image, "--user", "root"}
+	if c.Dir != "" {
+		cmd = append(cmd, "--cwd", c.Dir)
 	}
-	cmd = append(cmd, extra...)
+	if c.Memory != "" {
+		cmd = append(cmd, "--memory", c.Memory)
+	}
+	if c.CPUs > 0 {
+		cmd = append(cmd, "--cpus", strconv.Itoa(c.CPUs))
+	}
+	cmd = append(cmd, c.Flags...)
 	cmd = append(cmd, "--", "env")
-	cmd = append(cmd, env...)
-	cmd = append(cmd, binary)
-	return append(cmd, args...)
+	cmd = append(cmd, c.Env...)
+	cmd = append(cmd, c.Binary)
+	return append(cmd, c.Args...)
 }
 
 // VngFlags returns the extra vng flags: $VMTEST_VNG_FLAGS, plus
-// --disable-kvm when hardware KVM is unusable.
-func VngFlags() []string {
+// --disable-kvm unless accel (see Accel) is kvm (vng would otherwise ask
+// qemu for KVM and fail where it is unusable).
+func VngFlags(accel string) []string {
 	flags := strings.Fields(os.Getenv("VMTEST_VNG_FLAGS"))
-	if Accel() != "kvm" && !contains(flags, "--disable-kvm") {
+	if accel != "kvm" && !slices.Contains(flags, "--disable-kvm") {
 		flags = append(flags, "--disable-kvm")
 	}
 	return flags
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// DepmodBase returns the directory depmod -b needs for a module directory
+// BASE/lib/modules/RELEASE: Debian's older packages put modules in
+// lib/modules, newer ones in usr/lib/modules (then BASE ends in /usr, as
+// vng's own lookup of the kernel's root does).
+func DepmodBase(modDir, release string) (string, error) {
+	suffix := filepath.Join("lib/modules", release)
+	clean := filepath.Clean(modDir)
+	if release == "" || !strings.HasSuffix(clean, "/"+suffix) {
+		return "", fmt.Errorf("module directory %s is not BASE/%s", modDir, suffix)
+	}
+	return strings.TrimSuffix(clean, "/"+suffix), nil
+}
+
+// Depmod writes depmod's output (modules.dep, modules.alias, ...) for the
+// kernel's modules. Debian's packages do not ship it (the postinst runs
+// depmod); vng needs it to find the virtiofs and virtio modules for its
+// initramfs (modprobe --show-depends), and the guest's modprobe needs it to
+// load modules on demand (e.g. veth when a test creates a veth pair). It
+// runs once per kernel, under the cache lock: parallel vng runs must not
+// race on the files.
+func (c *Cache) Depmod(ctx context.Context, k *Kernel) error {
+	if k.ModDir == "" || isFile(filepath.Join(k.ModDir, "modules.dep.bin")) {
+		return nil
+	}
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if isFile(filepath.Join(k.ModDir, "modules.dep.bin")) {
+		return nil
+	}
+	return Depmod(ctx, k.ModDir, k.Release)
+}
+
+// Depmod runs the host's depmod (kmod) on the module directory of release.
+func Depmod(ctx context.Context, modDir, release string) error {
+	base, err := DepmodBase(modDir, release)
+	if err != nil {
+		return err
+	}
+	depmod, err := lookSbin("depmod")
+	if err != nil {
+		return fmt.Errorf("depmod not found (apt-get install kmod): %v", err)
+	}
+	if out, err := exec.CommandContext(ctx, depmod, "-b", base, release).CombinedOutput(); err != nil {
+		return fmt.Errorf("depmod -b %s %s: %v\n%s", base, release, err, out)
+	}
+	if !isFile(filepath.Join(modDir, "modules.dep.bin")) {
+		return fmt.Errorf("depmod -b %s %s wrote no %s/modules.dep.bin", base, release, modDir)
+	}
+	return nil
+}
+
+// lookSbin finds a tool in $PATH or in the sbin directories a non-root
+// $PATH often lacks.
+func lookSbin(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, d := range []string{"/usr/sbin", "/sbin"} {
+		if p := filepath.Join(d, name); isFile(p) {
+			return p, nil
 		}
 	}
-	return false
+	return exec.LookPath(name)
+}
+
+// VirtiofsdSuite is the Debian suite whose virtiofsd vmtest unpacks for vng,
+// with the libraries it links (their own C library: trixie's virtiofsd needs
+// glibc 2.39, bookworm has 2.36).
+const VirtiofsdSuite = "trixie"
+
+// virtiofsdDebs are the packages of VirtiofsdSuite unpacked for virtiofsd:
+// the daemon and what it links (ldd: libc, libcap-ng, libseccomp, libgcc_s).
+var virtiofsdDebs = []string{"virtiofsd", "libc6", "libcap-ng0", "libseccomp2", "libgcc-s1"}
+
+// HostVirtiofsd returns the host's Rust virtiofsd (Debian's package puts it
+// in /usr/libexec), or "". qemu's older C daemon (/usr/lib/qemu/virtiofsd on
+// bookworm) does not count: vng starts it with the Rust daemon's options,
+// it exits, and vng falls back to 9p, which the -cloud-amd64 kernels lack.
+func HostVirtiofsd() string {
+	cands := []string{"/usr/libexec/virtiofsd", "/usr/lib/virtiofsd/virtiofsd"}
+	if p, err := exec.LookPath("virtiofsd"); err == nil {
+		cands = append([]string{p}, cands...)
+	}
+	for _, p := range cands {
+		if out, err := exec.Command(p, "--version").Output(); err == nil && isRustVirtiofsd(string(out)) {
+			return p
+		}
+	}
+	return ""
+}
+
+// isRustVirtiofsd tells the Rust daemon's --version ("virtiofsd 1.13.2")
+// from qemu's C one ("virtiofsd version 7.2.22 (Debian ...)").
+func isRustVirtiofsd(version string) bool {
+	f := strings.Fields(version)
+	return len(f) >= 2 && f[0] == "virtiofsd" && f[1] != "version"
+}
+
+// VirtiofsdDir returns a directory to put first in vng's $PATH so that it
+// finds a virtiofsd it can use: "" if the host has one (HostVirtiofsd), else
+// CACHE/virtiofsd/bin, whose virtiofsd is a script that runs Debian's
+// daemon (VirtiofsdSuite) through the dynamic loader unpacked with it, so
+// the host's own C library is neither used nor touched. The packages are
+// downloaded once.
+func (c *Cache) VirtiofsdDir(ctx context.Context) (string, error) {
+	if HostVirtiofsd() != "" {
+		return "", nil
+	}
+	root := filepath.Join(c.Dir, "virtiofsd")
+	bin := filepath.Join(root, "bin")
+	if isFile(filepath.Join(root, markerFile)) {
+		return bin, nil
+	}
+	unlock, err := c.lock()
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if isFile(filepath.Join(root, markerFile)) {
+		return bin, nil
+	}
+	apt, err := c.apt(ctx, false)
+	if err != nil {
+		return "", err
+	}
+	var pkgs []string
+	for _, p := range virtiofsdDebs {
+		pkgs = append(pkgs, p+"/"+VirtiofsdSuite)
+	}
+	c.logf("fetching virtiofsd for vng (%s)", strings.Join(pkgs, " "))
+	tmp := root + ".tmp"
+	if err := c.unpackDebs(ctx, apt, pkgs, tmp); err != nil {
+		return "", err
+	}
+	os.RemoveAll(filepath.Join(tmp, "usr/share"))
+	if err := os.MkdirAll(filepath.Join(tmp, "bin"), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "bin", "virtiofsd"), []byte(virtiofsdScript(root)), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, markerFile), []byte(strings.Join(pkgs, "\n")+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	os.RemoveAll(root)
+	if err := os.Rename(tmp, root); err != nil {
+		return "", err
+	}
+	out, err := exec.CommandContext(ctx, filepath.Join(bin, "virtiofsd"), "--version").CombinedOutput()
+	if err != nil || !isRustVirtiofsd(string(out)) {
+		return "", fmt.Errorf("unpacked virtiofsd does not run: %v: %s", err, out)
+	}
+	c.logf("%s ready in %s", strings.TrimSpace(string(out)), bin)
+	return bin, nil
+}
+
+// virtiofsdScript is the virtiofsd wrapper for an unpacked tree in root.
+func virtiofsdScript(root string) string {
+	lib := filepath.Join(root, "usr/lib/x86_64-linux-gnu")
+	return "#!/bin/sh\n" +
+		"# Written by vmtest: Debian " + VirtiofsdSuite + "'s virtiofsd with its own C library.\n" +
+		"exec " + shellQuote(filepath.Join(lib, "ld-linux-x86-64.so.2")) + " --library-path " + shellQuote(lib) + " " +
+		shellQuote(filepath.Join(root, "usr/libexec/virtiofsd")) + ` "$@"` + "\n"
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // TestTimeout returns the VM timeout for a test binary invoked with args:
@@ -67,4 +256,34 @@ func TestTimeout(args []string) time.Duration {
 		return time.Hour
 	}
 	return d + margin
+}
+
+// VngPackage is Debian's package of virtme-ng; bookworm has none, trixie
+// and sid do. It is architecture-independent Python whose dependencies
+// bookworm has.
+const VngPackage = "virtme-ng"
+
+// DownloadDeb downloads the newest pkg in Suites into dir and returns the
+// file's path.
+func (c *Cache) DownloadDeb(ctx context.Context, pkg, dir string) (string, error) {
+	apt, err := c.apt(ctx, false)
+	if err != nil {
+		return "", err
+	}
+	if _, err := apt.run(ctx, dir, "apt-get", "download", pkg); err != nil {
+		return "", err
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
+	if len(files) != 1 {
+		return "", fmt.Errorf("apt-get download %s: got %d files", pkg, len(files))
+	}
+	return files[0], nil
+}
+
+// HostUdevd reports whether systemd-udevd is installed. virtme-ng's init
+// runs the host's udevd in the guest to create /dev/virtio-ports/*, the
+// channels of the command's stdin, stdout, stderr and exit status; without
+// it vng prints nothing and exits 255.
+func HostUdevd() bool {
+	return isFile("/usr/lib/systemd/systemd-udevd") || isFile("/lib/systemd/systemd-udevd")
 }

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -82,20 +83,24 @@ func main() {
 		to = vmtest.TestTimeout(args)
 	}
 
-	if *runner == "vng" {
-		os.Exit(runVng(ctx, k, wd, env, bin, args, to))
-	}
-	if *runner != "qemu" {
-		fmt.Fprintf(os.Stderr, "vmrun: unknown runner %q\n", *runner)
-		os.Exit(2)
-	}
-
 	// Tests may widen timing margins under emulation (testkit.Emulated).
 	guestAccel := *accel
 	if guestAccel == "" {
 		guestAccel = vmtest.Accel()
 	}
 	env = append(env, "BPFKIT_VM_ACCEL="+guestAccel)
+
+	if *runner == "vng" {
+		os.Exit(runVng(ctx, c, k, vmtest.VngConfig{
+			Image: k.Image, Dir: wd, Env: env, Memory: *memory, CPUs: *cpus,
+			Flags: vngFlags(guestAccel, *verbose), Binary: bin, Args: args,
+		}, to))
+	}
+	if *runner != "qemu" {
+		fmt.Fprintf(os.Stderr, "vmrun: unknown runner %q\n", *runner)
+		os.Exit(2)
+	}
+
 	files := append(vmtest.EnvFiles(env), include...)
 	res := vmtest.Run(ctx, vmtest.Options{
 		Kernel:  k,
@@ -132,17 +137,54 @@ func runHost(ctx context.Context, bin string, args []string) int {
 	return 0
 }
 
-func runVng(ctx context.Context, k *vmtest.Kernel, wd string, env []string, bin string, args []string, to time.Duration) int {
-	argv := vmtest.VngArgs(k.Image, wd, env, vmtest.VngFlags(), bin, args)
+func vngFlags(accel string, verbose bool) []string {
+	flags := vmtest.VngFlags(accel)
+	if verbose {
+		flags = append(flags, "--verbose")
+	}
+	return flags
+}
+
+// runVng runs the binary through virtme-ng after making the kernel usable
+// for it (depmod) and finding it a virtiofsd (see vmtest.VirtiofsdDir).
+func runVng(ctx context.Context, c *vmtest.Cache, k *vmtest.Kernel, vc vmtest.VngConfig, to time.Duration) int {
+	if _, err := exec.LookPath("vng"); err != nil {
+		fmt.Fprintln(os.Stderr, "vmrun: vng not found: run `make vmtest-vng` (installs Debian's virtme-ng)")
+		return vmtest.ExitInfra
+	}
+	if static, err := vmtest.IsStatic(vc.Binary); err != nil || !static {
+		fmt.Fprintf(os.Stderr, "vmrun: %s is not a static binary (%v); build it with CGO_ENABLED=0\n", vc.Binary, err)
+		return vmtest.ExitNoExec
+	}
+	if err := c.Depmod(ctx, k); err != nil {
+		fmt.Fprintf(os.Stderr, "vmrun: %v\n", err)
+		return vmtest.ExitInfra
+	}
+	vfsDir, err := c.VirtiofsdDir(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vmrun: virtiofsd for vng: %v\n", err)
+		return vmtest.ExitInfra
+	}
+	argv := vc.Argv()
 	ctx, cancel := context.WithTimeout(ctx, to)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	err := cmd.Run()
+	if vfsDir != "" {
+		cmd.Env = append(os.Environ(), "PATH="+vfsDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
+	// vng starts virtme-run, virtiofsd and qemu below it: on a timeout or an
+	// interrupt, kill them all (its own process group), not only vng.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	start := time.Now()
+	err = cmd.Run()
 	if ctx.Err() == context.DeadlineExceeded {
-		fmt.Fprintf(os.Stderr, "vmrun: vng timed out after %v\n", to)
+		fmt.Fprintf(os.Stderr, "vmrun: timeout: vng (kernel %s) did not finish within %v\n", k.Release, to)
 		return vmtest.ExitTimeout
+	}
+	if vc.Flags != nil && slices.Contains(vc.Flags, "--verbose") {
+		fmt.Fprintf(os.Stderr, "vmrun: kernel %s (vng) finished after %.1fs\n", k.Release, time.Since(start).Seconds())
 	}
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,6 +37,8 @@ func main() {
 		os.Exit(fetch(ctx, flag.Args()[1:]))
 	case "matrix":
 		os.Exit(matrix(ctx, flag.Args()[1:]))
+	case "vng-setup":
+		os.Exit(vngSetup(ctx, flag.Args()[1:]))
 	default:
 		usage()
 		os.Exit(2)
@@ -46,6 +49,7 @@ func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
   vmtest fetch [-update] [KERNEL...]   download kernels into .vmtest/ (default: `+strings.Join(vmtest.DefaultKernels, " ")+`)
   vmtest matrix [flags] [PACKAGE...]   run every package's tests on every kernel (default ./...)
+  vmtest vng-setup [KERNEL...]         install virtme-ng (apt), unpack virtiofsd, depmod the kernels, for -runner vng
 Run "vmtest matrix -h" for the matrix flags.`)
 }
 
@@ -57,21 +61,24 @@ func splitList(specs []string) []string {
 	return out
 }
 
+// vmKernels returns the kernel specs named in args (DefaultKernels if none)
+// without "host", which needs no VM.
+func vmKernels(args []string) []string {
+	specs := splitList(args)
+	if len(specs) == 0 {
+		specs = vmtest.DefaultKernels
+	}
+	return slices.DeleteFunc(specs, func(s string) bool { return s == "host" })
+}
+
 func fetch(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("fetch", flag.ExitOnError)
 	update := fs.Bool("update", false, "refresh the package lists and fetch newer kernels")
 	cache := fs.String("cache", "", "cache directory (default .vmtest at the module root)")
 	fs.Parse(args)
 	c := vmtest.NewCache(*cache)
-	specs := splitList(fs.Args())
-	if len(specs) == 0 {
-		specs = vmtest.DefaultKernels
-	}
 	rc := 0
-	for _, s := range specs {
-		if s == "host" {
-			continue
-		}
+	for _, s := range vmKernels(fs.Args()) {
 		if _, err := os.Stat(s); err == nil {
 			continue // a local kernel image or tree, nothing to fetch
 		}
@@ -84,6 +91,95 @@ func fetch(ctx context.Context, args []string) int {
 		fmt.Printf("%-6s %s  %s\n", s, k.Release, k.Image)
 	}
 	return rc
+}
+
+// vngSetup makes `vng --run` work with the kernels in the cache: installs
+// Debian's virtme-ng package (from the newest of Suites that has it; its
+// dependencies and udev come from the host's own suites) with the host's
+// apt-get, unpacks a virtiofsd vng can use, and writes depmod's output for
+// each kernel.
+func vngSetup(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("vng-setup", flag.ExitOnError)
+	cache := fs.String("cache", "", "cache directory (default .vmtest at the module root)")
+	fs.Parse(args)
+	c := vmtest.NewCache(*cache)
+	var install []string
+	if _, err := exec.LookPath("vng"); err != nil {
+		dir, err := os.MkdirTemp(c.Dir, "debs-")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vmtest: %v\n", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		deb, err := c.DownloadDeb(ctx, vmtest.VngPackage, dir)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vmtest: %v\n", err)
+			return 1
+		}
+		install = append(install, deb)
+	}
+	if !vmtest.HostUdevd() {
+		install = append(install, "udev")
+	}
+	if len(install) > 0 {
+		if err := aptInstall(ctx, install); err != nil {
+			fmt.Fprintf(os.Stderr, "vmtest: %v\n", err)
+			return 1
+		}
+	}
+	out, err := exec.CommandContext(ctx, "vng", "--version").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vmtest: vng --version: %v: %s\n", err, out)
+		return 1
+	}
+	fmt.Printf("vng        %s", out)
+	dir, err := c.VirtiofsdDir(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vmtest: virtiofsd: %v\n", err)
+		return 1
+	}
+	if dir == "" {
+		fmt.Printf("virtiofsd  %s\n", vmtest.HostVirtiofsd())
+	} else {
+		fmt.Printf("virtiofsd  %s/virtiofsd (give vng PATH=%s:$PATH)\n", dir, dir)
+	}
+	rc := 0
+	for _, s := range vmKernels(fs.Args()) {
+		k, err := c.Resolve(ctx, s)
+		if err == nil {
+			err = c.Depmod(ctx, k)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vmtest: %s: %v\n", s, err)
+			rc = 1
+			continue
+		}
+		fmt.Printf("%-10s %s\n", s, k.Image)
+	}
+	return rc
+}
+
+// aptInstall installs packages (names or .deb paths) with the host's
+// apt-get, without recommended packages, refreshing the host's package
+// lists once if the first attempt fails.
+func aptInstall(ctx context.Context, pkgs []string) error {
+	args := append([]string{"install", "-y", "-q", "--no-install-recommends"}, pkgs...)
+	run := func(args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, "apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		return cmd.CombinedOutput()
+	}
+	fmt.Fprintf(os.Stderr, "vmtest: apt-get %s\n", strings.Join(args, " "))
+	if _, err := run(args...); err == nil {
+		return nil
+	}
+	if out, err := run("update", "-qq"); err != nil {
+		return fmt.Errorf("apt-get update: %v\n%s", err, out)
+	}
+	if out, err := run(args...); err != nil {
+		return fmt.Errorf("apt-get %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
 }
 
 type job struct {
@@ -253,7 +349,7 @@ func matrix(ctx context.Context, args []string) int {
 
 	fmt.Print("\n" + m.Text(vmtest.ModulePath+"/"))
 	if *out != "" {
-		gen := fmt.Sprintf("Last run: %s, runner %s, accelerator %s.", time.Now().UTC().Format("2006-01-02 15:04 UTC"), *runner, vmtest.Accel())
+		gen := fmt.Sprintf("Last run: %s. %s", time.Now().UTC().Format("2006-01-02 15:04 UTC"), vmtest.RunnerNote(m.Kernels, *runner, vmtest.Accel()))
 		err := os.MkdirAll(filepath.Dir(*out), 0o755)
 		if err == nil {
 			err = os.WriteFile(*out, []byte(m.Markdown(vmtest.ModulePath+"/", gen)), 0o644)

@@ -1,0 +1,39 @@
+package vmtest
+
+import (
+	"fmt"
+	"strings"
+)
+
+// RunnerNote says which runner produced each column of a matrix, for the
+// line above the compatibility table: every kernel column comes from runner
+// (qemu: vmtest's own initramfs; vng: virtme-ng sharing the host's
+// filesystem), under accelerator accel; the host column from no VM at all.
+func RunnerNote(kernels []string, runner, accel string) string {
+	var vms, host []string
+	for _, k := range kernels {
+		if k == "host" {
+			host = append(host, "`host`")
+		} else {
+			vms = append(vms, "`"+k+"`")
+		}
+	}
+	how := map[string]string{
+		"qemu": "qemu, booting vmtest's own initramfs",
+		"vng":  "virtme-ng (`vng --run`), the guest sharing the host's filesystem",
+	}[runner]
+	if how == "" {
+		how = runner
+	}
+	var parts []string
+	if len(vms) > 0 {
+		parts = append(parts, fmt.Sprintf("%s: runner `%s` (%s; accelerator %s)", strings.Join(vms, ", "), runner, how, accel))
+	}
+	if len(host) > 0 {
+		parts = append(parts, "`host`: no VM (the tests run directly on the machine)")
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "Columns: " + strings.Join(parts, "; ") + "."
+}
