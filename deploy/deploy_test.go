@@ -33,7 +33,7 @@ func strict(t *testing.T, file string, into any) {
 	}
 }
 
-func TestDaemonSet(t *testing.T) {
+func TestHostDaemonSet(t *testing.T) {
 	var ds appsv1.DaemonSet
 	strict(t, "kubernetes/daemonset.yaml", &ds)
 	if ds.APIVersion != "apps/v1" || ds.Kind != "DaemonSet" {
@@ -95,7 +95,7 @@ func TestDaemonSet(t *testing.T) {
 	scrape(t, ds.Spec.Template.Annotations)
 }
 
-func TestService(t *testing.T) {
+func TestHostService(t *testing.T) {
 	var svc corev1.Service
 	strict(t, "kubernetes/service.yaml", &svc)
 	if svc.APIVersion != "v1" || svc.Kind != "Service" {
@@ -150,7 +150,7 @@ func unit(t *testing.T, file string) map[string][]string {
 	return out
 }
 
-func TestSystemdUnit(t *testing.T) {
+func TestHostSystemdUnit(t *testing.T) {
 	u := unit(t, "systemd/bpfkit.service")
 	want := "CAP_BPF CAP_PERFMON CAP_DAC_READ_SEARCH"
 	for _, k := range []string{"AmbientCapabilities", "CapabilityBoundingSet"} {
@@ -193,7 +193,7 @@ func TestSystemdUnit(t *testing.T) {
 	}
 }
 
-func TestContainerfile(t *testing.T) {
+func TestHostContainerfile(t *testing.T) {
 	data, err := os.ReadFile("Containerfile")
 	if err != nil {
 		t.Fatal(err)

@@ -682,8 +682,8 @@ func TestRunnerNote(t *testing.T) {
 		want          string
 	}{
 		{[]string{"6.1", "7", "host"}, "vng", "tcg",
-			"Columns: `6.1`, `7`: runner `vng` (virtme-ng (`vng --run`), the guest sharing the host's filesystem; accelerator tcg); `host`: no VM (the tests run directly on the machine)."},
-		{[]string{"5.10"}, "qemu", "kvm", "Columns: `5.10`: runner `qemu` (qemu, booting vmtest's own initramfs; accelerator kvm)."},
+			"Columns: `6.1`, `7`: runner `vng` (virtme-ng (`vng --run`), the guest sharing the host's filesystem; accelerator tcg; tests named TestHost* left out); `host`: no VM (the tests run directly on the machine)."},
+		{[]string{"5.10"}, "qemu", "kvm", "Columns: `5.10`: runner `qemu` (qemu, booting vmtest's own initramfs; accelerator kvm; tests named TestHost* left out)."},
 		{[]string{"host"}, "qemu", "tcg", "Columns: `host`: no VM (the tests run directly on the machine)."},
 		{nil, "qemu", "tcg", ""},
 	} {

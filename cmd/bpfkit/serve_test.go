@@ -480,9 +480,9 @@ func serveTestParent(t *testing.T) string {
 	return rel
 }
 
-// TestServePrometheus: a real Prometheus scrapes `bpfkit serve`; what it
+// TestHostServePrometheus: a real Prometheus scrapes `bpfkit serve`; what it
 // stores equals what the workloads did, exactly.
-func TestServePrometheus(t *testing.T) {
+func TestHostServePrometheus(t *testing.T) {
 	testkit.RequireRoot(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	srv := startServe(t, addr, "--tools", "all")
@@ -692,9 +692,9 @@ func serveProgs(t *testing.T, pid int) []ebpf.ProgramID {
 	return ids
 }
 
-// TestServeCardinality: many cgroups and a small --max-series: at most
+// TestHostServeCardinality: many cgroups and a small --max-series: at most
 // that many series plus "other", and the sums still equal what was done.
-func TestServeCardinality(t *testing.T) {
+func TestHostServeCardinality(t *testing.T) {
 	testkit.RequireRoot(t)
 	cgroups, limit := 20000, 1000
 	if testing.Short() {

@@ -376,6 +376,9 @@ func runJob(ctx context.Context, j job, vmrun, kernel, runner, run string, timeo
 	if short && kernel != "host" {
 		args = append(args, "-test.short")
 	}
+	if kernel != "host" {
+		args = append(args, "-test.skip="+vmtest.HostOnlyTests)
+	}
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = j.dir
 	var buf bytes.Buffer
