@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/bio"
 	"github.com/bpfkit/bpfkit/pkg/trace/cswitch"
 	"github.com/bpfkit/bpfkit/pkg/trace/execsnoop"
 	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
@@ -38,6 +39,9 @@ var tools = []struct {
 	{"offcputime", offcputime.Spec, loader.Options{}},
 	{"sched record", schedrecord.Spec, loader.Options{}},
 	{"xdp", xdp.Spec, loader.Options{}},
+	{"biolatency", bio.Spec, loader.Options{Alternatives: bio.Alternatives}},
+	{"biosnoop", bio.Spec, loader.Options{Alternatives: bio.Alternatives}},
+	{"biotop", bio.Spec, loader.Options{Alternatives: bio.Alternatives}},
 }
 
 func newCheckCmd(g *globalFlags) *cobra.Command {

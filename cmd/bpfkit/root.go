@@ -49,6 +49,9 @@ func newRootCmd() *cobra.Command {
 		newRunqlatCmd(g),
 		newOffcputimeCmd(g),
 		newSchedCmd(g),
+		newBiolatencyCmd(g),
+		newBiosnoopCmd(g),
+		newBiotopCmd(g),
 		newCheckCmd(g),
 		newXDPCmd(g),
 	)
