@@ -1,0 +1,292 @@
+package bio
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+)
+
+// readRWBS is how the kernel types a direct read of a block device.
+func readRWBS() string {
+	return "R"
+}
+
+// exactOps are direct I/Os of several sizes and offsets, one at a time:
+// each is one request (none is larger than the loop device's smallest
+// max_sectors_kb of 127 KiB, none can merge with another).
+var exactOps = []ioOp{
+	{Write: true, Offset: 0, Size: 4096},
+	{Write: true, Offset: 8192, Size: 8192},
+	{Write: true, Offset: 1 << 20, Size: 65536},
+	{Write: true, Offset: 3<<20 + 512, Size: 512},
+	{Write: false, Offset: 0, Size: 4096},
+	{Write: false, Offset: 8192, Size: 16384},
+	{Write: false, Offset: 1 << 20, Size: 32768},
+	{Write: false, Offset: 3<<20 + 512, Size: 512},
+}
+
+func wantRWBS(o ioOp) string {
+	if o.Write {
+		return "WS" // direct writes are REQ_SYNC (dio_bio_write_op)
+	}
+	return readRWBS()
+}
+
+func countOps(ops []ioOp) (reads, writes, readSectors, writeSectors uint64) {
+	for _, o := range ops {
+		if o.Write {
+			writes++
+			writeSectors += uint64(o.Size / 512)
+		} else {
+			reads++
+			readSectors += uint64(o.Size / 512)
+		}
+	}
+	return
+}
+
+// TestSnoopExact: biosnoop reports exactly the child's I/Os, in order,
+// with its pid, name and cgroup, the type, sector and size of each; every
+// request it reports is one the device's own counters count.
+func TestSnoopExact(t *testing.T) { snoopExact(t) }
+
+// TestSnoopExactRawTracepoint: the same on the raw tracepoints.
+func TestSnoopExactRawTracepoint(t *testing.T) {
+	t.Setenv(loader.NoBTFTracepointsEnv, "1")
+	snoopExact(t)
+}
+
+func snoopExact(t *testing.T) {
+	testkit.RequireRoot(t)
+	l := newLoop(t, 16<<20)
+	cg, cgID := newCgroup(t, "exact")
+	p := startIO(t, "bk-bio-exact", l, cg, exactOps)
+	stop := snoop(t, Config{Disk: l.Name, Queued: true})
+	before := l.stat(t)
+	p.release(t)
+	p.finish(t)
+	delta := l.stat(t).sub(before)
+	evs, st := stop()
+
+	reads, writes, rs, ws := countOps(exactOps)
+	if delta.Reads != reads || delta.Writes != writes || delta.ReadSectors != rs || delta.WriteSectors != ws {
+		t.Fatalf("%s/stat moved by %+v, the workload did %d reads (%d sectors), %d writes (%d sectors): someone else did I/O",
+			l.Name, delta, reads, rs, writes, ws)
+	}
+	if len(evs) != len(exactOps) {
+		t.Fatalf("biosnoop reported %d requests, the workload did %d: %+v", len(evs), len(exactOps), evs)
+	}
+	for i, o := range exactOps {
+		e := evs[i]
+		want := snooped{PID: p.PID, Comm: p.Comm, RWBS: wantRWBS(o), Disk: l.Name, Sector: uint64(o.Offset / 512),
+			Bytes: uint32(o.Size), Queue: e.Queue, Service: e.Service, Cgroup: cgID}
+		if e != want {
+			t.Errorf("request %d (%v):\n got %+v\nwant %+v", i, o, e, want)
+		}
+		if e.Service <= 0 || e.Queue < 0 {
+			t.Errorf("request %d: queue %v, service %v", i, e.Queue, e.Service)
+		}
+	}
+	if st.Done != uint64(len(exactOps)) || st.NoStart != 0 || st.NotCounted() != 0 {
+		t.Errorf("stats %+v, want %d done and nothing else", st, len(exactOps))
+	}
+}
+
+// TestLatencySplits: biolatency counts each request once; -F splits by
+// type, -D by disk; with -Q each request's latency (start to completion)
+// is at least its latency without (issue to completion), so at every
+// bucket bound the -Q histogram has at most as many requests below it.
+func TestLatencySplits(t *testing.T) {
+	testkit.RequireRoot(t)
+	l := newLoop(t, 16<<20)
+	p := startIO(t, "bk-bio-lat", l, "", exactOps)
+	plain, err := NewLatency(Config{Disk: l.Name, ByDisk: true, ByFlags: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	queued, err := NewLatency(Config{Disk: l.Name, ByFlags: true, Queued: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer queued.Close()
+	before := l.stat(t)
+	p.release(t)
+	p.finish(t)
+	delta := l.stat(t).sub(before)
+
+	reads, writes, _, _ := countOps(exactOps)
+	if delta.Reads != reads || delta.Writes != writes {
+		t.Fatalf("%s/stat moved by %+v, the workload did %d reads and %d writes", l.Name, delta, reads, writes)
+	}
+	want := map[string]uint64{"WS": writes, readRWBS(): reads}
+	hists, err := plain.Delta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	for _, h := range hists {
+		if h.Disk != l.Name {
+			t.Errorf("histogram of disk %q, want %q", h.Disk, l.Name)
+		}
+		got[h.Flags] += h.Total()
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("-D -F histograms count %v, want %v", got, want)
+	}
+	qhists, err := queued.Delta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	qgot := map[string]uint64{}
+	for _, q := range qhists {
+		if q.Disk != "" {
+			t.Errorf("histogram with a disk (%q) without -D", q.Disk)
+		}
+		qgot[q.Flags] += q.Total()
+		for _, h := range hists {
+			if h.Flags != q.Flags {
+				continue
+			}
+			var below, qbelow uint64
+			for i := range h.Buckets {
+				below += h.Buckets[i]
+				qbelow += q.Buckets[i]
+				if qbelow > below {
+					t.Errorf("%s: %d requests below bucket %d with -Q, %d without", q.Flags, qbelow, i, below)
+				}
+			}
+		}
+	}
+	if fmt.Sprint(qgot) != fmt.Sprint(want) {
+		t.Errorf("-Q -F histograms count %v, want %v", qgot, want)
+	}
+	for _, tr := range []*Latency{plain, queued} {
+		st, err := tr.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Done != reads+writes || st.NoStart != 0 || st.NotCounted() != 0 {
+			t.Errorf("stats %+v, want %d done and nothing else", st, reads+writes)
+		}
+	}
+}
+
+// spreadOps are n direct I/Os in the 1 MiB region number region, writes
+// and reads in turn, of 4 KiB to 32 KiB.
+func spreadOps(region, n int) []ioOp {
+	var ops []ioOp
+	for i := 0; i < n; i++ {
+		size := 4096 << (i % 4)
+		ops = append(ops, ioOp{Write: i%2 == 0, Offset: int64(region)<<20 + int64(i%8)*32768, Size: size})
+	}
+	return ops
+}
+
+// TestAttribution: two processes in two cgroups do I/O on one device at
+// the same time; every request is credited to the process (pid, name) and
+// cgroup that submitted it, never to the other, by biosnoop, by biotop,
+// and by the --cgroup and -p filters. A third process on a second device
+// is left out by -d.
+func TestAttribution(t *testing.T) {
+	testkit.RequireRoot(t)
+	l := newLoop(t, 16<<20)
+	other := newLoop(t, 16<<20)
+	cgA, idA := newCgroup(t, "a")
+	cgB, idB := newCgroup(t, "b")
+	const n = 200
+	a := startIO(t, "bk-bio-a", l, cgA, spreadOps(1, n))
+	b := startIO(t, "bk-bio-b", l, cgB, spreadOps(2, n))
+	c := startIO(t, "bk-bio-c", other, cgA, spreadOps(1, n))
+
+	stopAll := snoop(t, Config{Disk: l.Name})
+	stopA := snoop(t, Config{Disk: l.Name, Filter: loader.TaskFilter{Cgroup: cgA}})
+	latB, err := NewLatency(Config{Disk: l.Name, Filter: loader.TaskFilter{PID: b.PID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer latB.Close()
+	top, err := NewTop(Config{Disk: l.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer top.Close()
+
+	before := l.stat(t)
+	for _, p := range []*ioProc{a, b, c} {
+		p.release(t)
+	}
+	for _, p := range []*ioProc{a, b, c} {
+		p.finish(t)
+	}
+	delta := l.stat(t).sub(before)
+	all, stAll := stopAll()
+	onlyA, _ := stopA()
+
+	if got := delta.Reads + delta.Writes; got != 2*n {
+		t.Fatalf("%s/stat counts %d requests, the workload did %d", l.Name, got, 2*n)
+	}
+	if len(all) != 2*n || stAll.Done != 2*n || stAll.NoStart != 0 || stAll.NotCounted() != 0 {
+		t.Errorf("biosnoop -d %s: %d events, stats %+v; want %d", l.Name, len(all), stAll, 2*n)
+	}
+	owner := map[uint64]*ioProc{} // region → process
+	owner[1] = a
+	owner[2] = b
+	ids := map[uint32]uint64{a.PID: idA, b.PID: idB}
+	per := map[uint32]int{}
+	for _, e := range all {
+		p := owner[e.Sector*512>>20]
+		if p == nil {
+			t.Fatalf("request at sector %d: no process wrote there (%+v)", e.Sector, e)
+		}
+		if e.PID != p.PID || e.Comm != p.Comm || e.Cgroup != ids[p.PID] || e.Disk != l.Name {
+			t.Errorf("request at sector %d is %s's (pid %d, cgroup %d), reported as %+v", e.Sector, p.Comm, p.PID, ids[p.PID], e)
+		}
+		per[e.PID]++
+	}
+	if per[a.PID] != n || per[b.PID] != n {
+		t.Errorf("requests per pid %v, want %d each of %d and %d", per, n, a.PID, b.PID)
+	}
+	for _, e := range onlyA {
+		if e.PID != a.PID || e.Cgroup != idA {
+			t.Errorf("--cgroup %s reported %+v", cgA, e)
+		}
+	}
+	if len(onlyA) != n {
+		t.Errorf("--cgroup %s: %d requests, want %d", cgA, len(onlyA), n)
+	}
+	hists, err := latB.Delta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hists) != 1 || hists[0].Total() != n {
+		t.Errorf("biolatency -p %d: %+v, want one histogram of %d", b.PID, hists, n)
+	}
+	rows, err := top.Delta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*ioProc{a, b} {
+		r, w, rs, ws := countOps(p.Ops)
+		want := Row{PID: p.PID, Comm: p.Comm, Disk: l.Name, Cgroup: ids[p.PID], Reads: r, Writes: w, ReadBytes: rs * 512, WriteBytes: ws * 512}
+		found := false
+		for _, row := range rows {
+			if row.PID != p.PID {
+				continue
+			}
+			found = true
+			row.Time, row.Latency = want.Time, 0
+			if row != want {
+				t.Errorf("biotop row\n got %+v\nwant %+v", row, want)
+			}
+		}
+		if !found {
+			t.Errorf("biotop has no row of %d: %+v", p.PID, rows)
+		}
+	}
+	if len(rows) != 2 {
+		t.Errorf("biotop -d %s: %d rows, want 2: %+v", l.Name, len(rows), rows)
+	}
+}
