@@ -25,6 +25,11 @@
  * nothing queued) is never inserted: its start is its issue, traced in the
  * submitter's context.
  *
+ * biolatency without -Q and task filters (start_at_issue) loads only the
+ * issue and done hooks: latency from issue needs no start, and nothing is
+ * attributed. Work a mode does not need (reading the device, the flags,
+ * the sector) is left out by the constants, before the verifier sees it.
+ *
  * A request is counted once, at completion: a requeued request is issued
  * (and before 6.5 inserted) again but keeps its start and submitter; a
  * completion whose start was not seen (in flight when tracing began) is
@@ -36,6 +41,7 @@
 
 const volatile u32 mode = MODE_HIST;
 const volatile bool have_io_start = false;	/* block_io_start is the start hook */
+const volatile bool start_at_issue = false;	/* no start hook: latency from issue only, nothing to attribute */
 const volatile u32 rq_arg = 0;			/* index of the request among the block_rq_* arguments (1 before 5.11) */
 const volatile bool in_ms = false;
 const volatile bool queued = false;		/* latency from start, not from issue (-Q) */
@@ -140,6 +146,14 @@ static __always_inline u32 log2(u64 v)
 	return r;
 }
 
+/*
+ * RQ_READ reads a field (path) of a request: in a BTF tracepoint the
+ * verifier knows the pointer's type, so it is a plain load; in a raw
+ * tracepoint it is a CO-RE probe read. btf is a constant: each program
+ * keeps one of the two.
+ */
+#define RQ_READ(btf, rq, ...) ((btf) ? (rq)->__VA_ARGS__ : BPF_CORE_READ(rq, __VA_ARGS__))
+
 static __always_inline struct gendisk *disk_of(struct request *rq)
 {
 	if (bpf_core_field_exists(((struct request___rq_disk *)rq)->rq_disk))
@@ -155,7 +169,7 @@ static __always_inline u32 disk_devt(struct gendisk *disk)
 }
 
 /* dev_of is the device the request is for: its partition, else its disk. */
-static __always_inline u32 dev_of(struct request *rq)
+static __always_inline u32 dev_of(struct request *rq, bool btf)
 {
 	if (bpf_core_type_exists(struct hd_struct)) {
 		struct hd_struct *p = BPF_CORE_READ((struct request___hd *)rq, part);
@@ -163,12 +177,18 @@ static __always_inline u32 dev_of(struct request *rq)
 		if (p)
 			return BPF_CORE_READ(p, __dev.devt);
 	} else {
-		struct block_device *b = BPF_CORE_READ(rq, part);
+		struct block_device *b = RQ_READ(btf, rq, part);
 
 		if (b)
-			return BPF_CORE_READ(b, bd_dev);
+			return RQ_READ(btf, b, bd_dev);
 	}
 	return disk_devt(disk_of(rq));
+}
+
+/* need_dev: the device is used (split, filtered or reported). */
+static __always_inline bool need_dev(void)
+{
+	return filter_dev || by_disk || (mode & (MODE_EVENTS | MODE_TOP));
 }
 
 static __always_inline bool dev_wanted(struct request *rq, u32 dev)
@@ -199,7 +219,8 @@ static __always_inline void new_start(u64 key, u64 now, bool issued)
 	s.start_ns = now;
 	if (issued)
 		s.issue_ns = now;
-	set_submitter(&s);
+	if (!start_at_issue)
+		set_submitter(&s);
 	if (bpf_map_update_elem(&start, &key, &s, BPF_ANY))
 		stat_inc(STAT_START_FULL);
 }
@@ -222,13 +243,13 @@ static __always_inline int on_start(struct request *rq, bool insert)
 	return 0;
 }
 
-static __always_inline int on_issue(struct request *rq)
+static __always_inline int on_issue(struct request *rq, bool btf)
 {
 	u64 key = (u64)rq, now = bpf_ktime_get_ns();
 	struct bio_start *s = bpf_map_lookup_elem(&start, &key);
 
 	if (!s) {
-		if (have_io_start)
+		if (have_io_start && !start_at_issue)
 			return 0;	/* started before tracing began */
 		/* Before 6.5: taken by the driver without being inserted, in
 		 * the submitter's context. */
@@ -238,8 +259,10 @@ static __always_inline int on_issue(struct request *rq)
 			return 0;
 	}
 	s->issue_ns = now;	/* after a requeue: the last issue */
-	s->sector = BPF_CORE_READ(rq, __sector);
-	s->bytes = BPF_CORE_READ(rq, __data_len);
+	if (mode & (MODE_EVENTS | MODE_TOP)) {
+		s->sector = RQ_READ(btf, rq, __sector);
+		s->bytes = RQ_READ(btf, rq, __data_len);
+	}
 	return 0;
 }
 
@@ -321,15 +344,16 @@ static __always_inline void count_top(struct bio_start *s, u32 dev, u32 cmd_flag
 	__sync_fetch_and_add(&v->ns, lat);
 }
 
-static __always_inline int on_done(struct request *rq)
+static __always_inline int on_done(struct request *rq, bool btf)
 {
 	u64 key = (u64)rq, now = bpf_ktime_get_ns();
 	struct bio_start *p = bpf_map_lookup_elem(&start, &key);
 	struct bio_start s;
 	u64 issue, lat;
-	u32 dev, cmd_flags;
+	u32 dev = 0, cmd_flags = 0;
 
-	dev = dev_of(rq);
+	if (need_dev())
+		dev = dev_of(rq, btf);
 	if (!p) {
 		if (dev_wanted(rq, dev))
 			stat_inc(STAT_NO_START);
@@ -347,7 +371,8 @@ static __always_inline int on_done(struct request *rq)
 	lat = now - (queued ? s.start_ns : issue);
 	if ((s64)lat < 0)
 		lat = 0;
-	cmd_flags = BPF_CORE_READ(rq, cmd_flags);
+	if (flags_mask || (mode & (MODE_EVENTS | MODE_TOP)))
+		cmd_flags = RQ_READ(btf, rq, cmd_flags);
 
 	if (mode & MODE_HIST)
 		count_hist(dev, cmd_flags, lat);
@@ -378,29 +403,29 @@ static __always_inline struct request *rq_of(u64 *ctx)
 	return (void *)(rq_arg ? ctx[1] : ctx[0]);
 }
 
-static __always_inline int io_start(u64 *ctx) { return on_start((void *)ctx[0], false); }
-static __always_inline int rq_insert(u64 *ctx) { return on_start(rq_of(ctx), true); }
-static __always_inline int rq_issue(u64 *ctx) { return on_issue(rq_of(ctx)); }
-static __always_inline int rq_requeue(u64 *ctx) { return on_requeue(rq_of(ctx)); }
-static __always_inline int rq_merge(u64 *ctx) { return on_merge(rq_of(ctx)); }
-static __always_inline int io_done(u64 *ctx) { return on_done((void *)ctx[0]); }
+static __always_inline int io_start(u64 *ctx, bool btf) { return on_start((void *)ctx[0], false); }
+static __always_inline int rq_insert(u64 *ctx, bool btf) { return on_start(rq_of(ctx), true); }
+static __always_inline int rq_issue(u64 *ctx, bool btf) { return on_issue(rq_of(ctx), btf); }
+static __always_inline int rq_requeue(u64 *ctx, bool btf) { return on_requeue(rq_of(ctx)); }
+static __always_inline int rq_merge(u64 *ctx, bool btf) { return on_merge(rq_of(ctx)); }
+static __always_inline int io_done(u64 *ctx, bool btf) { return on_done((void *)ctx[0], btf); }
 
 /* block_rq_complete(rq, error, nr_bytes) runs for each part of a request
  * that completes; the request ends when the last of its bytes does. */
-static __always_inline int rq_complete(u64 *ctx)
+static __always_inline int rq_complete(u64 *ctx, bool btf)
 {
 	struct request *rq = (void *)ctx[0];
 
-	if ((unsigned int)ctx[2] < BPF_CORE_READ(rq, __data_len))
+	if ((unsigned int)ctx[2] < RQ_READ(btf, rq, __data_len))
 		return 0;
-	return on_done(rq);
+	return on_done(rq, btf);
 }
 
 /* BLOCK_TP declares fn on the block tracepoint tp twice: as a BTF
  * tracepoint (tp_btf) and as a raw tracepoint; the loader keeps one. */
 #define BLOCK_TP(tp, fn)							\
-	SEC("tp_btf/" #tp) int tp##_btf(u64 *ctx) { return fn(ctx); }		\
-	SEC("raw_tracepoint/" #tp) int tp##_raw(u64 *ctx) { return fn(ctx); }
+	SEC("tp_btf/" #tp) int tp##_btf(u64 *ctx) { return fn(ctx, true); }	\
+	SEC("raw_tracepoint/" #tp) int tp##_raw(u64 *ctx) { return fn(ctx, false); }
 
 BLOCK_TP(block_io_start, io_start)
 BLOCK_TP(block_io_done, io_done)

@@ -97,6 +97,10 @@ var Alternatives = [][]string{
 	{"block_rq_merge_btf", "block_rq_merge_raw"},
 }
 
+// issueAlternatives are the hooks biolatency needs when it measures from
+// the issue and filters no task.
+var issueAlternatives = [][]string{Alternatives[1], Alternatives[2]}
+
 // Spec returns the BPF objects the bio tools load, for `bpfkit check`.
 func Spec() (*ebpf.CollectionSpec, error) { return loadBio() }
 
@@ -131,6 +135,20 @@ func newTracer(cfg Config, mode uint32, ringSize int) (*tracer, error) {
 		return nil, err
 	}
 	flags := kernelReqFlags()
+	// biolatency without -Q and without a task filter measures from the
+	// issue and attributes nothing: it needs neither the start hook nor
+	// the requeue and merge ones, which only keep starts right.
+	alternatives := Alternatives
+	atIssue := mode == modeHist && !cfg.Queued && cfg.Filter == (loader.TaskFilter{})
+	if atIssue {
+		alternatives = issueAlternatives
+		for _, group := range [][]string{Alternatives[0], Alternatives[3], Alternatives[4]} {
+			for _, name := range group {
+				delete(spec.Programs, name)
+			}
+		}
+	}
+	vars["start_at_issue"] = atIssue
 	vars["mode"] = mode
 	vars["have_io_start"] = loader.Hook{Kind: loader.HookRawTracepoint, Name: "block_io_start"}.Available() == nil
 	vars["rq_arg"] = rqArg()
@@ -147,7 +165,7 @@ func newTracer(cfg Config, mode uint32, ringSize int) (*tracer, error) {
 		Variables:    vars,
 		RingSize:     ringSize,
 		Debug:        cfg.Debug,
-		Alternatives: Alternatives,
+		Alternatives: alternatives,
 	})
 	if err != nil {
 		return nil, err

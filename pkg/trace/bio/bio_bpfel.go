@@ -108,6 +108,7 @@ const (
 	bioVarMode                = "mode"
 	bioVarQueued              = "queued"
 	bioVarRqArg               = "rq_arg"
+	bioVarStartAtIssue        = "start_at_issue"
 	bioVarUnusedBioEvent      = "unused_bio_event"
 	bioVarWakeupBytes         = "wakeup_bytes"
 )
@@ -202,6 +203,7 @@ type bioVariableSpecs struct {
 	Mode            *ebpf.VariableSpec `ebpf:"mode"`
 	Queued          *ebpf.VariableSpec `ebpf:"queued"`
 	RqArg           *ebpf.VariableSpec `ebpf:"rq_arg"`
+	StartAtIssue    *ebpf.VariableSpec `ebpf:"start_at_issue"`
 	UnusedBioEvent  *ebpf.VariableSpec `ebpf:"unused_bio_event"`
 	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -265,6 +267,7 @@ type bioVariables struct {
 	Mode            *ebpf.Variable `ebpf:"mode"`
 	Queued          *ebpf.Variable `ebpf:"queued"`
 	RqArg           *ebpf.Variable `ebpf:"rq_arg"`
+	StartAtIssue    *ebpf.Variable `ebpf:"start_at_issue"`
 	UnusedBioEvent  *ebpf.Variable `ebpf:"unused_bio_event"`
 	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

@@ -8,11 +8,6 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
 )
 
-// readRWBS is how the kernel types a direct read of a block device.
-func readRWBS() string {
-	return "R"
-}
-
 // exactOps are direct I/Os of several sizes and offsets, one at a time:
 // each is one request (none is larger than the loop device's smallest
 // max_sectors_kb of 127 KiB, none can merge with another).
@@ -27,11 +22,11 @@ var exactOps = []ioOp{
 	{Write: false, Offset: 3<<20 + 512, Size: 512},
 }
 
-func wantRWBS(o ioOp) string {
-	if o.Write {
-		return "WS" // direct writes are REQ_SYNC (dio_bio_write_op)
+func b2i(b bool) int {
+	if b {
+		return 1
 	}
-	return readRWBS()
+	return 0
 }
 
 func countOps(ops []ioOp) (reads, writes, readSectors, writeSectors uint64) {
@@ -48,8 +43,10 @@ func countOps(ops []ioOp) (reads, writes, readSectors, writeSectors uint64) {
 }
 
 // TestSnoopExact: biosnoop reports exactly the child's I/Os, in order,
-// with its pid, name and cgroup, the type, sector and size of each; every
-// request it reports is one the device's own counters count.
+// with its pid, name and cgroup, the sector and size of each, and the type
+// the kernel's own block_rq_complete event gives it (direct reads are R on
+// 5.10, RS on 6.18); every request it reports is one the device's own
+// counters count.
 func TestSnoopExact(t *testing.T) { snoopExact(t) }
 
 // TestSnoopExactRawTracepoint: the same on the raw tracepoints.
@@ -64,23 +61,29 @@ func snoopExact(t *testing.T) {
 	cg, cgID := newCgroup(t, "exact")
 	p := startIO(t, "bk-bio-exact", l, cg, exactOps)
 	stop := snoop(t, Config{Disk: l.Name, Queued: true})
+	kernel := traceCompletions(t, l)
 	before := l.stat(t)
 	p.release(t)
 	p.finish(t)
 	delta := l.stat(t).sub(before)
 	evs, st := stop()
+	krqs := kernel()
 
 	reads, writes, rs, ws := countOps(exactOps)
 	if delta.Reads != reads || delta.Writes != writes || delta.ReadSectors != rs || delta.WriteSectors != ws {
 		t.Fatalf("%s/stat moved by %+v, the workload did %d reads (%d sectors), %d writes (%d sectors): someone else did I/O",
 			l.Name, delta, reads, rs, writes, ws)
 	}
-	if len(evs) != len(exactOps) {
-		t.Fatalf("biosnoop reported %d requests, the workload did %d: %+v", len(evs), len(exactOps), evs)
+	if len(evs) != len(exactOps) || len(krqs) != len(exactOps) {
+		t.Fatalf("biosnoop reported %d requests, the kernel's trace event %d, the workload did %d: %+v",
+			len(evs), len(krqs), len(exactOps), evs)
 	}
 	for i, o := range exactOps {
-		e := evs[i]
-		want := snooped{PID: p.PID, Comm: p.Comm, RWBS: wantRWBS(o), Disk: l.Name, Sector: uint64(o.Offset / 512),
+		e, k := evs[i], krqs[i]
+		if k.Sector != uint64(o.Offset/512) || k.Sectors != uint32(o.Size/512) || k.RWBS[0] != "RW"[b2i(o.Write)] {
+			t.Fatalf("the kernel traced request %d as %+v, the workload did %v", i, k, o)
+		}
+		want := snooped{PID: p.PID, Comm: p.Comm, RWBS: k.RWBS, Disk: l.Name, Sector: uint64(o.Offset / 512),
 			Bytes: uint32(o.Size), Queue: e.Queue, Service: e.Service, Cgroup: cgID}
 		if e != want {
 			t.Errorf("request %d (%v):\n got %+v\nwant %+v", i, o, e, want)
@@ -102,6 +105,7 @@ func TestLatencySplits(t *testing.T) {
 	testkit.RequireRoot(t)
 	l := newLoop(t, 16<<20)
 	p := startIO(t, "bk-bio-lat", l, "", exactOps)
+	kernel := traceCompletions(t, l)
 	plain, err := NewLatency(Config{Disk: l.Name, ByDisk: true, ByFlags: true})
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +125,14 @@ func TestLatencySplits(t *testing.T) {
 	if delta.Reads != reads || delta.Writes != writes {
 		t.Fatalf("%s/stat moved by %+v, the workload did %d reads and %d writes", l.Name, delta, reads, writes)
 	}
-	want := map[string]uint64{"WS": writes, readRWBS(): reads}
+	want := map[string]uint64{}
+	krqs := kernel()
+	for _, k := range krqs {
+		want[k.RWBS]++
+	}
+	if uint64(len(krqs)) != reads+writes {
+		t.Fatalf("the kernel traced %d requests, the workload did %d", len(krqs), reads+writes)
+	}
 	hists, err := plain.Delta()
 	if err != nil {
 		t.Fatal(err)

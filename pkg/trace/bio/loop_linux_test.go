@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -395,5 +396,54 @@ func snoop(t *testing.T, cfg Config) (stop func() ([]snooped, Stats)) {
 			t.Fatal(err)
 		}
 		return evs, st
+	}
+}
+
+// kernelRq is a request as the kernel's own block_rq_complete trace event
+// prints it (its rwbs from blk_fill_rwbs): an oracle independent of bpfkit.
+type kernelRq struct {
+	RWBS    string
+	Sector  uint64
+	Sectors uint32
+}
+
+var rqCompleteLine = regexp.MustCompile(`block_rq_complete: (\d+),(\d+) (\S+) \([^)]*\) (\d+) \+ (\d+)`)
+
+// traceCompletions turns on the block_rq_complete trace event of l in a
+// tracefs instance of its own; the returned function turns it off and
+// returns the requests that completed meanwhile, in order.
+func traceCompletions(t *testing.T, l *loopDev) func() []kernelRq {
+	t.Helper()
+	if err := loader.EnsureTracefs(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(loader.TracefsPath, "instances", fmt.Sprintf("bpfkit-bio-%d-%s", os.Getpid(), l.Name))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatalf("tracefs instance: %v", err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+	ev := filepath.Join(dir, "events/block/block_rq_complete")
+	if err := os.WriteFile(filepath.Join(ev, "filter"), []byte(fmt.Sprintf("dev == %d", l.Dev)), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ev, "enable"), []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	return func() []kernelRq {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(ev, "enable"), []byte("0"), 0); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "trace"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []kernelRq
+		for _, m := range rqCompleteLine.FindAllStringSubmatch(string(b), -1) {
+			sector, _ := strconv.ParseUint(m[4], 10, 64)
+			n, _ := strconv.ParseUint(m[5], 10, 32)
+			out = append(out, kernelRq{RWBS: m[3], Sector: sector, Sectors: uint32(n)})
+		}
+		return out
 	}
 }
