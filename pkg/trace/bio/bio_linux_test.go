@@ -1,7 +1,6 @@
 package bio
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
@@ -74,15 +73,29 @@ func snoopExact(t *testing.T) {
 		t.Fatalf("%s/stat moved by %+v, the workload did %d reads (%d sectors), %d writes (%d sectors): someone else did I/O",
 			l.Name, delta, reads, rs, writes, ws)
 	}
-	if len(evs) != len(exactOps) || len(krqs) != len(exactOps) {
-		t.Fatalf("biosnoop reported %d requests, the kernel's trace event %d, the workload did %d: %+v",
-			len(evs), len(krqs), len(exactOps), evs)
+	if len(krqs) != len(exactOps) {
+		t.Fatalf("the kernel's trace event saw %d requests, the workload did %d", len(krqs), len(exactOps))
 	}
+	covered(t, "biosnoop requests", uint64(len(evs)), uint64(len(exactOps)), st)
+	if uint64(len(evs)) != st.Done {
+		t.Errorf("biosnoop printed %d requests, counted %d", len(evs), st.Done)
+	}
+	// Each event is the request of the workload with its sector (they
+	// differ); in order unless the kernel skipped a program.
+	j := 0
 	for i, o := range exactOps {
-		e, k := evs[i], krqs[i]
+		k := krqs[i]
 		if k.Sector != uint64(o.Offset/512) || k.Sectors != uint32(o.Size/512) || k.RWBS[0] != "RW"[b2i(o.Write)] {
 			t.Fatalf("the kernel traced request %d as %+v, the workload did %v", i, k, o)
 		}
+		if j >= len(evs) || evs[j].Sector != k.Sector {
+			if st.Missed == 0 {
+				t.Errorf("request %d (%v) not reported in order", i, o)
+			}
+			continue
+		}
+		e := evs[j]
+		j++
 		want := snooped{PID: p.PID, Comm: p.Comm, RWBS: k.RWBS, Disk: l.Name, Sector: uint64(o.Offset / 512),
 			Bytes: uint32(o.Size), Queue: e.Queue, Service: e.Service, Cgroup: cgID}
 		if e != want {
@@ -92,8 +105,28 @@ func snoopExact(t *testing.T) {
 			t.Errorf("request %d: queue %v, service %v", i, e.Queue, e.Service)
 		}
 	}
-	if st.Done != uint64(len(exactOps)) || st.NoStart != 0 || st.NotCounted() != 0 {
-		t.Errorf("stats %+v, want %d done and nothing else", st, len(exactOps))
+	if j != len(evs) {
+		t.Errorf("biosnoop reported %d requests that are not the workload's: %+v", len(evs)-j, evs[j:])
+	}
+	if st.NotCounted() != 0 {
+		t.Errorf("stats %+v: nothing may be left out", st)
+	}
+}
+
+// covered checks a count of requests a tracer reported against the count
+// the kernel made: equal, unless the kernel skipped the tracer's programs
+// (st.Missed: their per-CPU recursion guard was held, seen on 7.2 under
+// emulation, where tracepoint programs run preemptible: a task preempted
+// inside one leaves the guard held for the next task on that CPU). A
+// skipped start makes a request NoStart, a skipped completion leaves it
+// out: each skip costs at most one request, never a wrong one.
+func covered(t *testing.T, what string, got, want uint64, st Stats) {
+	t.Helper()
+	if st.Missed > 0 {
+		t.Logf("%s: the kernel skipped the tracer's programs %d times", what, st.Missed)
+	}
+	if got > want || want-got > st.Missed || st.NoStart > st.Missed {
+		t.Errorf("%s: %d, the kernel counted %d; stats %+v", what, got, want, st)
 	}
 }
 
@@ -137,6 +170,14 @@ func TestLatencySplits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pst, err := plain.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	qst, err := queued.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := map[string]uint64{}
 	for _, h := range hists {
 		if h.Disk != l.Name {
@@ -144,7 +185,10 @@ func TestLatencySplits(t *testing.T) {
 		}
 		got[h.Flags] += h.Total()
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
+	for flags, n := range want {
+		covered(t, "-D -F "+flags, got[flags], n, pst)
+	}
+	if len(got) != len(want) {
 		t.Errorf("-D -F histograms count %v, want %v", got, want)
 	}
 	qhists, err := queued.Delta()
@@ -158,7 +202,7 @@ func TestLatencySplits(t *testing.T) {
 		}
 		qgot[q.Flags] += q.Total()
 		for _, h := range hists {
-			if h.Flags != q.Flags {
+			if h.Flags != q.Flags || pst.Missed+qst.Missed > 0 { // not the same requests
 				continue
 			}
 			var below, qbelow uint64
@@ -171,16 +215,16 @@ func TestLatencySplits(t *testing.T) {
 			}
 		}
 	}
-	if fmt.Sprint(qgot) != fmt.Sprint(want) {
+	for flags, n := range want {
+		covered(t, "-Q -F "+flags, qgot[flags], n, qst)
+	}
+	if len(qgot) != len(want) {
 		t.Errorf("-Q -F histograms count %v, want %v", qgot, want)
 	}
-	for _, tr := range []*Latency{plain, queued} {
-		st, err := tr.Stats()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Done != reads+writes || st.NoStart != 0 || st.NotCounted() != 0 {
-			t.Errorf("stats %+v, want %d done and nothing else", st, reads+writes)
+	for _, st := range []Stats{pst, qst} {
+		covered(t, "biolatency requests", st.Done, reads+writes, st)
+		if st.NotCounted() != 0 {
+			t.Errorf("stats %+v: nothing may be left out", st)
 		}
 	}
 }
@@ -234,13 +278,14 @@ func TestAttribution(t *testing.T) {
 	}
 	delta := l.stat(t).sub(before)
 	all, stAll := stopAll()
-	onlyA, _ := stopA()
+	onlyA, stA := stopA()
 
 	if got := delta.Reads + delta.Writes; got != 2*n {
 		t.Fatalf("%s/stat counts %d requests, the workload did %d", l.Name, got, 2*n)
 	}
-	if len(all) != 2*n || stAll.Done != 2*n || stAll.NoStart != 0 || stAll.NotCounted() != 0 {
-		t.Errorf("biosnoop -d %s: %d events, stats %+v; want %d", l.Name, len(all), stAll, 2*n)
+	covered(t, "biosnoop -d "+l.Name, uint64(len(all)), 2*n, stAll)
+	if uint64(len(all)) != stAll.Done || stAll.NotCounted() != 0 {
+		t.Errorf("biosnoop -d %s: %d events, stats %+v", l.Name, len(all), stAll)
 	}
 	owner := map[uint64]*ioProc{} // region → process
 	owner[1] = a
@@ -257,25 +302,31 @@ func TestAttribution(t *testing.T) {
 		}
 		per[e.PID]++
 	}
-	if per[a.PID] != n || per[b.PID] != n {
-		t.Errorf("requests per pid %v, want %d each of %d and %d", per, n, a.PID, b.PID)
-	}
+	covered(t, "requests of "+a.Comm, uint64(per[a.PID]), n, stAll)
+	covered(t, "requests of "+b.Comm, uint64(per[b.PID]), n, stAll)
 	for _, e := range onlyA {
 		if e.PID != a.PID || e.Cgroup != idA {
 			t.Errorf("--cgroup %s reported %+v", cgA, e)
 		}
 	}
-	if len(onlyA) != n {
-		t.Errorf("--cgroup %s: %d requests, want %d", cgA, len(onlyA), n)
-	}
+	covered(t, "--cgroup "+cgA, uint64(len(onlyA)), n, stA)
 	hists, err := latB.Delta()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hists) != 1 || hists[0].Total() != n {
-		t.Errorf("biolatency -p %d: %+v, want one histogram of %d", b.PID, hists, n)
+	stB, err := latB.Stats()
+	if err != nil {
+		t.Fatal(err)
 	}
+	if len(hists) != 1 {
+		t.Fatalf("biolatency -p %d: %d histograms, want 1", b.PID, len(hists))
+	}
+	covered(t, "biolatency -p", hists[0].Total(), n, stB)
 	rows, err := top.Delta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stTop, err := top.Stats()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,6 +340,11 @@ func TestAttribution(t *testing.T) {
 			}
 			found = true
 			row.Time, row.Latency = want.Time, 0
+			if stTop.Missed > 0 { // some requests may be left out: see covered
+				covered(t, "biotop reads of "+p.Comm, row.Reads, r, stTop)
+				covered(t, "biotop writes of "+p.Comm, row.Writes, w, stTop)
+				want.Reads, want.Writes, want.ReadBytes, want.WriteBytes = row.Reads, row.Writes, row.ReadBytes, row.WriteBytes
+			}
 			if row != want {
 				t.Errorf("biotop row\n got %+v\nwant %+v", row, want)
 			}
