@@ -212,23 +212,10 @@ static __always_inline void set_submitter(struct bio_start *s)
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
 }
 
-static __always_inline void new_start(u64 key, u64 now, bool issued)
-{
-	struct bio_start s = {};
-
-	s.start_ns = now;
-	if (issued)
-		s.issue_ns = now;
-	if (!start_at_issue)
-		set_submitter(&s);
-	if (bpf_map_update_elem(&start, &key, &s, BPF_ANY))
-		stat_inc(STAT_START_FULL);
-}
-
 static __always_inline int on_start(struct request *rq, bool insert)
 {
 	u64 key = (u64)rq;
-	struct bio_start *s;
+	struct bio_start *s, v = {};
 
 	if (insert) {
 		/* A requeued request is inserted again: same start, same
@@ -239,7 +226,10 @@ static __always_inline int on_start(struct request *rq, bool insert)
 			return 0;
 		}
 	}
-	new_start(key, bpf_ktime_get_ns(), false);
+	v.start_ns = bpf_ktime_get_ns();
+	set_submitter(&v);
+	if (bpf_map_update_elem(&start, &key, &v, BPF_ANY))
+		stat_inc(STAT_START_FULL);
 	return 0;
 }
 
@@ -249,14 +239,23 @@ static __always_inline int on_issue(struct request *rq, bool btf)
 	struct bio_start *s = bpf_map_lookup_elem(&start, &key);
 
 	if (!s) {
+		struct bio_start v = {};
+
 		if (have_io_start && !start_at_issue)
 			return 0;	/* started before tracing began */
 		/* Before 6.5: taken by the driver without being inserted, in
 		 * the submitter's context. */
-		new_start(key, now, true);
-		s = bpf_map_lookup_elem(&start, &key);
-		if (!s)
-			return 0;
+		v.start_ns = now;
+		v.issue_ns = now;
+		if (!start_at_issue)
+			set_submitter(&v);
+		if (mode & (MODE_EVENTS | MODE_TOP)) {
+			v.sector = RQ_READ(btf, rq, __sector);
+			v.bytes = RQ_READ(btf, rq, __data_len);
+		}
+		if (bpf_map_update_elem(&start, &key, &v, BPF_ANY))
+			stat_inc(STAT_START_FULL);
+		return 0;
 	}
 	s->issue_ns = now;	/* after a requeue: the last issue */
 	if (mode & (MODE_EVENTS | MODE_TOP)) {
@@ -348,7 +347,7 @@ static __always_inline int on_done(struct request *rq, bool btf)
 {
 	u64 key = (u64)rq, now = bpf_ktime_get_ns();
 	struct bio_start *p = bpf_map_lookup_elem(&start, &key);
-	struct bio_start s;
+	struct bio_start s = {};
 	u64 issue, lat;
 	u32 dev = 0, cmd_flags = 0;
 
@@ -359,7 +358,15 @@ static __always_inline int on_done(struct request *rq, bool btf)
 			stat_inc(STAT_NO_START);
 		return 0;
 	}
-	s = *p;
+	/* Copied before the delete frees it: all of it for biosnoop and
+	 * biotop, the times for biolatency. */
+	if (mode & (MODE_EVENTS | MODE_TOP)) {
+		s = *p;
+	} else {
+		s.start_ns = p->start_ns;
+		s.issue_ns = p->issue_ns;
+		s.skip = p->skip;
+	}
 	bpf_map_delete_elem(&start, &key);
 	if (s.skip || !dev_wanted(rq, dev))
 		return 0;

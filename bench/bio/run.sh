@@ -17,6 +17,7 @@ cd "$(dirname "$0")/../.."
 N=${1:-100000}
 ROUNDS=${2:-3}
 BPFKIT=${BPFKIT:-bin/bpfkit}
+command -v fio >/dev/null || { echo "bench/bio needs fio (apt install fio libbpf-tools)" >&2; exit 1; }
 work=$(mktemp -d /dev/shm/bpfkit-bench-bio.XXXXXX)
 tracer=""
 loop=""
