@@ -357,3 +357,47 @@ func TestAttribution(t *testing.T) {
 		t.Errorf("biotop -d %s: %d rows, want 2: %+v", l.Name, len(rows), rows)
 	}
 }
+
+// TestPartition: I/O on a partition is reported for the partition, named
+// as /proc/partitions names it (loopNp1), with sectors counted from the
+// start of the disk; -d DISK takes in its partitions, -d PART selects one.
+func TestPartition(t *testing.T) {
+	testkit.RequireRoot(t)
+	l := newPartitionedLoop(t, 16<<20)
+	part := l.partition(t, 1)
+	p := startIO(t, "bk-bio-part", part, "", exactOps)
+	stopDisk := snoop(t, Config{Disk: l.Name})
+	stopPart := snoop(t, Config{Disk: part.Name})
+	before := part.stat(t)
+	p.release(t)
+	p.finish(t)
+	delta := part.stat(t).sub(before)
+	evsDisk, stDisk := stopDisk()
+	evsPart, stPart := stopPart()
+
+	reads, writes, _, _ := countOps(exactOps)
+	if delta.Reads != reads || delta.Writes != writes {
+		t.Fatalf("%s/stat moved by %+v, the workload did %d reads and %d writes", part.Name, delta, reads, writes)
+	}
+	type where struct {
+		sector uint64
+		write  bool
+	}
+	ops := map[where]ioOp{}
+	for _, o := range exactOps {
+		ops[where{partStart + uint64(o.Offset/512), o.Write}] = o
+	}
+	for _, c := range []struct {
+		filter string
+		evs    []snooped
+		st     Stats
+	}{{l.Name, evsDisk, stDisk}, {part.Name, evsPart, stPart}} {
+		covered(t, "biosnoop -d "+c.filter, uint64(len(c.evs)), uint64(len(exactOps)), c.st)
+		for _, e := range c.evs {
+			o, ok := ops[where{e.Sector, e.RWBS[0] == 'W'}]
+			if !ok || e.Disk != part.Name || e.Bytes != uint32(o.Size) || e.PID != p.PID {
+				t.Errorf("biosnoop -d %s: %+v is not one of the workload's requests on %s (sector %d + offset)", c.filter, e, part.Name, partStart)
+			}
+		}
+	}
+}

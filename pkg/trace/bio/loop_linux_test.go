@@ -38,7 +38,20 @@ type loopDev struct {
 // newLoop creates a loop device over a new file of size bytes; it is
 // detached and removed, and the file deleted, when the test ends (also
 // when it fails).
-func newLoop(t *testing.T, size int64) *loopDev {
+func newLoop(t *testing.T, size int64) *loopDev { return makeLoop(t, size, 0) }
+
+// partStart is where newPartitionedLoop's one partition starts (sectors).
+const partStart = 2048
+
+// newPartitionedLoop is newLoop with one partition, from sector partStart
+// to the end, added with BLKPG_ADD_PARTITION as partx does (no partition
+// table: some kernels, this host's among them, parse none): it appears as
+// loopNp1. LO_FLAGS_PARTSCAN lets the loop device have partitions.
+func newPartitionedLoop(t *testing.T, size int64) *loopDev {
+	return makeLoop(t, size, unix.LO_FLAGS_PARTSCAN)
+}
+
+func makeLoop(t *testing.T, size int64, flags uint32) *loopDev {
 	t.Helper()
 	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
 	if err != nil {
@@ -69,6 +82,7 @@ func newLoop(t *testing.T, size int64) *loopDev {
 			t.Fatalf("open %s: %v", path, err)
 		}
 		cfg := unix.LoopConfig{Fd: uint32(back.Fd()), Size: 512}
+		cfg.Info.Flags = flags
 		err = unix.IoctlLoopConfigure(int(f.Fd()), &cfg)
 		if errors.Is(err, unix.EBUSY) { // taken meanwhile by someone else
 			f.Close()
@@ -81,6 +95,13 @@ func newLoop(t *testing.T, size int64) *loopDev {
 		l := &loopDev{N: n, Name: fmt.Sprintf("loop%d", n), Path: path}
 		t.Cleanup(func() { l.remove(t, f) })
 		l.Dev = l.devNum(t)
+		if flags&unix.LO_FLAGS_PARTSCAN != 0 {
+			part := unix.BlkpgPartition{Start: partStart * 512, Length: size - partStart*512, Pno: 1}
+			arg := unix.BlkpgIoctlArg{Op: unix.BLKPG_ADD_PARTITION, Datalen: int32(unsafe.Sizeof(part)), Data: (*byte)(unsafe.Pointer(&part))}
+			if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKPG, uintptr(unsafe.Pointer(&arg))); errno != 0 {
+				t.Fatalf("BLKPG_ADD_PARTITION on %s: %v", path, errno)
+			}
+		}
 		l.settle(t)
 		return l
 	}
@@ -113,8 +134,20 @@ func (l *loopDev) remove(t *testing.T, f *os.File) {
 	}
 }
 
+// partition returns partition n of l (loopNpn).
+func (l *loopDev) partition(t *testing.T, n int) *loopDev {
+	t.Helper()
+	name := fmt.Sprintf("%sp%d", l.Name, n)
+	p := &loopDev{N: l.N, Name: name, Path: "/dev/" + name}
+	if _, err := os.Stat(p.Path); err != nil {
+		t.Fatalf("partition %s: %v", name, err)
+	}
+	p.Dev = p.devNum(t)
+	return p
+}
+
 func (l *loopDev) devNum(t *testing.T) uint32 {
-	b, err := os.ReadFile(filepath.Join("/sys/block", l.Name, "dev"))
+	b, err := os.ReadFile(filepath.Join("/sys/class/block", l.Name, "dev"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +166,7 @@ type blockStat struct {
 
 func (l *loopDev) stat(t *testing.T) blockStat {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("/sys/block", l.Name, "stat"))
+	b, err := os.ReadFile(filepath.Join("/sys/class/block", l.Name, "stat"))
 	if err != nil {
 		t.Fatal(err)
 	}
