@@ -46,17 +46,22 @@ fio_run() {
 }
 
 # start NAME CMD...: runs a tracer in the background, output in
-# $work/NAME.out, and gives it 2 s to attach.
+# $work/NAME.out, and waits until it says it is tracing (attached).
 start() {
 	local name=$1; shift
 	"$@" >"$work/$name.out" 2>"$work/$name.err" &
 	tracer=$!
-	sleep 2
-	if ! kill -0 "$tracer" 2>/dev/null; then
-		wait "$tracer" || true
-		tracer=""
-		return 1
-	fi
+	for _ in $(seq 1 1200); do
+		grep -q '^Tracing' "$work/$name.out" "$work/$name.err" && return 0
+		if ! kill -0 "$tracer" 2>/dev/null; then
+			wait "$tracer" || true
+			tracer=""
+			return 1
+		fi
+		sleep 0.1
+	done
+	echo "$name did not attach within 2 minutes" >&2
+	exit 1
 }
 
 stop() {
@@ -95,6 +100,8 @@ for r in $(seq 1 "$ROUNDS"); do
 		"bpfkit biosnoop") counted="$(grep -c '"rwbs":"R' "$work/$name.out")/$n" ;;
 		"bpfkit biotop") counted="$(grep -F '"comm":"fio"' "$work/$name.out" | grep -oE '"reads":[0-9]+' | cut -d: -f2 | paste -sd+ | bc)/$n" ;;
 		esac
+		skips=$(grep -oE 'skipped this tool.s programs [0-9]+' "$work/$name.err" | grep -oE '[0-9]+$' || true)
+		[ -z "$skips" ] || counted="$counted (kernel skipped the programs $skips times)"
 		iops[$name]+="$v "
 		ratio[$name]+="$(echo "scale=3; $v / $base" | bc) "
 		bpf[$name]+="$bpfns "

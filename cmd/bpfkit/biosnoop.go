@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"time"
 
@@ -48,6 +49,7 @@ time, pid, comm, disk, rwbs, sector, bytes, queue_ns, service_ns and cgroup.`,
 				return err
 			}
 			defer t.Close()
+			fmt.Fprintln(os.Stderr, "Tracing block device I/O... Hit Ctrl-C to end.")
 			p := output.NewPrinter(os.Stdout, format, bio.EventFields(cfg.Queued))
 			err = stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*bio.Event) error) (loader.Stats, error) {
 				return t.Run(ctx, opts, emit)
