@@ -86,8 +86,8 @@ for r in $(seq 1 "$ROUNDS"); do
 		"bpfkit biolatency") cmd=("$BPFKIT" biolatency -d "$disk") ;;
 		"bpfkit biosnoop") cmd=("$BPFKIT" biosnoop -d "$disk" -o json) ;;
 		"bpfkit biotop") cmd=("$BPFKIT" biotop -d "$disk" -o json 1) ;;
-		"libbpf-tools biolatency") cmd=(biolatency -d "$disk") ;;
-		"libbpf-tools biosnoop") cmd=(biosnoop -d "$disk") ;;
+		"libbpf-tools biolatency") cmd=(stdbuf -oL biolatency -d "$disk") ;; # its "Tracing" line
+		"libbpf-tools biosnoop") cmd=(stdbuf -oL biosnoop -d "$disk") ;;
 		esac
 		if ! start "$name" "${cmd[@]}"; then
 			row "$name" "-" "-" "-" "does not start: $(grep -m1 -i -e fail -e error "$work/$name.err" | cut -c1-60)"
@@ -98,6 +98,7 @@ for r in $(seq 1 "$ROUNDS"); do
 		counted=-
 		case $name in
 		"bpfkit biosnoop") counted="$(grep -c '"rwbs":"R' "$work/$name.out")/$n" ;;
+		*biolatency) counted="$(grep -E '^ +[0-9]+ -> ' "$work/$name.out" | awk '{s += $5} END {print s}')/$n" ;;
 		"bpfkit biotop") counted="$(grep -F '"comm":"fio"' "$work/$name.out" | grep -oE '"reads":[0-9]+' | cut -d: -f2 | paste -sd+ | bc)/$n" ;;
 		esac
 		skips=$(grep -oE 'skipped this tool.s programs [0-9]+' "$work/$name.err" | grep -oE '[0-9]+$' || true)
