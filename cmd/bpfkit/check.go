@@ -14,6 +14,7 @@ import (
 
 	"github.com/bpfkit/bpfkit/internal/serve"
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/bio"
 	"github.com/bpfkit/bpfkit/pkg/trace/cswitch"
 	"github.com/bpfkit/bpfkit/pkg/trace/execsnoop"
 	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
@@ -44,6 +45,9 @@ var tools = []struct {
 	{"syscount", syscount.Spec, loader.Options{}},
 	{"zombies", zombies.Spec, zombies.Hooks},
 	{"xdp", xdp.Spec, loader.Options{}},
+	{"biolatency", bio.Spec, loader.Options{Alternatives: bio.Alternatives}},
+	{"biosnoop", bio.Spec, loader.Options{Alternatives: bio.Alternatives}},
+	{"biotop", bio.Spec, loader.Options{Alternatives: bio.Alternatives}},
 }
 
 func newCheckCmd(g *globalFlags) *cobra.Command {
