@@ -221,8 +221,16 @@ func TestReaped(t *testing.T) {
 
 				t.Fatalf("the parent held its zombie for %v only, want %v", rep.Seen, least)
 			}
-			if e.Zombie < rep.Seen || e.Zombie > rep.Max {
-				t.Errorf("zombie for %v, want from %v to %v", e.Zombie, rep.Seen, rep.Max)
+			low, high := rep.Seen, rep.Max
+			if testkit.Emulated() {
+				// Under TCG the guest's bpf_ktime_get_boot_ns and its vDSO
+				// CLOCK_BOOTTIME drift apart (6.1: 146.6 ms in the kernel for
+				// 154.4 ms seen by the parent), as schedrecord's slices do:
+				// an eighth either way, in emulated VMs only.
+				low, high = low-low/8, high+high/8
+			}
+			if e.Zombie < low || e.Zombie > high {
+				t.Errorf("zombie for %v, want from %v to %v", e.Zombie, low, high)
 			}
 			if string(e.Comm) != string(e.ParentComm) || len(e.Comm) == 0 {
 				t.Errorf("comm %q, parent %q: both the test binary", e.Comm, e.ParentComm)
