@@ -811,8 +811,32 @@ func TestThreadExits(t *testing.T) {
 		}
 	}
 	slices.Sort(got)
-	if !slices.Equal(got, want) {
-		t.Errorf("--threads: thread ids %v, want each of %v once", got, want)
+	// Every thread listed, each once. The Go runtime's sysmon may start a
+	// thread after the child's last listing (seen on 6.1 and 6.12 under
+	// TCG, one thread); it exits at exit_group too and is reported: such
+	// extra ids are allowed, at most 2, each once and with a number above
+	// every listed one (ids grow; pid_max is far off here).
+	extra := 0
+	for i, id := range got {
+		if i > 0 && got[i-1] == id {
+			t.Errorf("--threads: thread %s reported twice in %v", id, got)
+		}
+		if !slices.Contains(want, id) {
+			n, _ := strconv.Atoi(id)
+			if top, _ := strconv.Atoi(slices.MaxFunc(want, func(a, b string) int { return atoi(a) - atoi(b) })); n <= top {
+				t.Errorf("--threads: thread %s was never listed (listed %v)", id, want)
+			}
+			extra++
+			last = append(last, id) // it was alive at exit_group
+		}
+	}
+	for _, id := range want {
+		if !slices.Contains(got, id) {
+			t.Errorf("--threads: thread %s not reported (got %v)", id, got)
+		}
+	}
+	if extra > 2 {
+		t.Errorf("--threads: %d threads reported that the child never listed: %v, listed %v", extra, got, want)
 	}
 	var whole []exitRec
 	for _, r := range procs {
@@ -914,3 +938,5 @@ func atFDCWD() uintptr {
 	fd := unix.AT_FDCWD
 	return uintptr(fd)
 }
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
