@@ -67,6 +67,9 @@ func nameSyscalls(spec *ebpf.CollectionSpec) (map[uint32]string, error) {
 	delete(spec.Programs, syscountProgSyscallName)
 	dir := filepath.Join(loader.TracefsPath, "events", "syscalls")
 	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrPermission) {
+		return nil, loader.ErrTracefsAccess
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list syscall events: %w", err)
 	}
