@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,8 +82,15 @@ func runTraced(t *testing.T, n int, args ...string) (string, string, []int) {
 			t.Fatalf("bpfkit %s: %v; stderr: %s", strings.Join(args, " "), err, stderr.String())
 		}
 	case <-time.After(time.Minute): // it flushes every 50ms; slow only under emulation
-		cmd.Process.Kill()
-		<-done
+		// SIGINT first: its summary (events, lost, runs the kernel
+		// skipped) tells where the event went.
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
 		t.Fatalf("bpfkit %s did not report the %d children within a minute: lost; stdout %q, stderr: %s",
 			strings.Join(args, " "), n, stdout.String(), stderr.String())
 	}

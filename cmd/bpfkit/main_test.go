@@ -178,6 +178,15 @@ func TestOpensnoopJSON(t *testing.T) {
 	case b := <-out:
 		line = strings.TrimSuffix(string(b), "\n")
 	case <-time.After(time.Minute): // the reader flushes every 10ms; slow only under emulation
+		// SIGINT first: its summary (events, lost, runs the kernel
+		// skipped) tells where the event went.
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-out:
+		case <-time.After(10 * time.Second):
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 		t.Fatalf("bpfkit did not report the open within a minute: it was lost; stderr: %s", stderr.String())
 	}
 	if err := cmd.Wait(); err != nil {

@@ -69,10 +69,31 @@ func serveExecWorkload([]string) int {
 		if err := sleep.Start(); err != nil {
 			return err
 		}
+		// Start returns once the exec has passed the point of no return
+		// (close-on-exec), before sched_process_exec fires: a SIGKILL
+		// sent now can end the exec before the tracepoint, so that an
+		// exec the kernel never reports completed is counted as missing.
+		// Kill only once sleep sleeps.
+		err := waitNanosleep(sleep.Process.Pid)
 		sleep.Process.Kill()
 		sleep.Wait()
-		return nil
+		return err
 	})
+}
+
+// waitNanosleep waits until process pid is asleep in (clock_)nanosleep.
+func waitNanosleep(pid int) error {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		sc, err := os.ReadFile(fmt.Sprintf("/proc/%d/syscall", pid))
+		if err != nil {
+			return err
+		}
+		nr, _, _ := strings.Cut(string(sc), " ")
+		if nr == strconv.Itoa(unix.SYS_CLOCK_NANOSLEEP) || nr == strconv.Itoa(unix.SYS_NANOSLEEP) {
+			return nil
+		}
+	}
+	return fmt.Errorf("process %d did not reach nanosleep", pid)
 }
 
 // serveIOWorkload: "N W R" writes N times W bytes to a new file, then reads
