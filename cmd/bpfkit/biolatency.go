@@ -12,6 +12,8 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
 
+func init() { addTool(&bio.Biolatency, newBiolatencyCmd) }
+
 // addBioFilterFlags registers the filters the block I/O tools share:
 // -d DISK, -p PID and -c/--cgroup (the submitter's).
 func addBioFilterFlags(f *pflag.FlagSet, cfg *bio.Config, verb string) {
@@ -47,7 +49,7 @@ func newBiolatencyCmd(g *globalFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "biolatency [interval] [count]",
-		Short: "Histograms of block I/O latency, per disk and request type on demand",
+		Short: bio.Biolatency.Summary,
 		Long: `Measure, in the kernel, how long block I/O requests take, from their issue to
 the driver to their completion (-Q: from their start, time queued in the OS
 included), into log2 histograms. Requests are attributed at submission: -p

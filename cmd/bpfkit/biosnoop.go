@@ -14,6 +14,8 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
 
+func init() { addTool(&bio.Biosnoop, newBiosnoopCmd) }
+
 func newBiosnoopCmd(g *globalFlags) *cobra.Command {
 	var (
 		cfg   bio.Config
@@ -22,7 +24,7 @@ func newBiosnoopCmd(g *globalFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "biosnoop",
-		Short: "Trace block I/O requests as they complete: who, which disk, how long",
+		Short: bio.Biosnoop.Summary,
 		Long: `One line per block I/O request, at its completion, with the task that
 submitted it (pid 0 and the kernel thread's name for I/O the kernel submits:
 writeback, journal, loop workers), the disk or partition as lsblk names it,

@@ -12,6 +12,8 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
 
+func init() { addTool(&bio.Biotop, newBiotopCmd) }
+
 func newBiotopCmd(g *globalFlags) *cobra.Command {
 	var (
 		cfg     bio.Config
@@ -21,7 +23,7 @@ func newBiotopCmd(g *globalFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "biotop [interval] [count]",
-		Short: "Show the processes doing the most block I/O, per disk, like top",
+		Short: bio.Biotop.Summary,
 		Long: `Counts block I/O requests per submitting process and disk in the kernel and
 shows the top rows every interval (default 1s): requests read and written
 (by the kernel's data direction), KiB, and their mean latency from issue to

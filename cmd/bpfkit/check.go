@@ -14,41 +14,8 @@ import (
 
 	"github.com/bpfkit/bpfkit/internal/serve"
 	"github.com/bpfkit/bpfkit/pkg/loader"
-	"github.com/bpfkit/bpfkit/pkg/trace/bio"
-	"github.com/bpfkit/bpfkit/pkg/trace/cswitch"
-	"github.com/bpfkit/bpfkit/pkg/trace/execsnoop"
-	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
-	"github.com/bpfkit/bpfkit/pkg/trace/offcputime"
-	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
-	"github.com/bpfkit/bpfkit/pkg/trace/runqlat"
-	"github.com/bpfkit/bpfkit/pkg/trace/schedrecord"
-	"github.com/bpfkit/bpfkit/pkg/trace/syscount"
-	"github.com/bpfkit/bpfkit/pkg/trace/zombies"
-	"github.com/bpfkit/bpfkit/pkg/xdp"
 )
-
-// tools lists every tracer with the BPF objects it loads, for check.
-var tools = []struct {
-	name  string
-	spec  func() (*ebpf.CollectionSpec, error)
-	hooks loader.Options // how the tool attaches: AlsoAttach, Alternatives
-}{
-	{"opensnoop", opensnoop.Spec, loader.Options{AlsoAttach: opensnoop.AlsoAttach}},
-	{"execsnoop", execsnoop.ExecSpec, loader.Options{}},
-	{"exitsnoop", execsnoop.ExitSpec, loader.Options{}},
-	{"filetop", filetop.Spec, loader.Options{AlsoAttach: filetop.AlsoAttach}},
-	{"cswitch", cswitch.Spec, loader.Options{}},
-	{"runqlat", runqlat.Spec, loader.Options{}},
-	{"offcputime", offcputime.Spec, loader.Options{}},
-	{"sched record", schedrecord.Spec, loader.Options{}},
-	{"syscount", syscount.Spec, loader.Options{}},
-	{"zombies", zombies.Spec, zombies.Hooks},
-	{"xdp", xdp.Spec, loader.Options{}},
-	{"biolatency", bio.Spec, loader.Options{Alternatives: bio.Alternatives}},
-	{"biosnoop", bio.Spec, loader.Options{Alternatives: bio.Alternatives}},
-	{"biotop", bio.Spec, loader.Options{Alternatives: bio.Alternatives}},
-}
 
 func newCheckCmd(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
@@ -112,15 +79,11 @@ func runCheck(format output.Format) error {
 	line("tracefs", loader.EnsureTracefs(), loader.TracefsPath)
 	line("bpffs", loader.EnsureBPFFS(), loader.BPFFSPath)
 
-	for _, t := range tools {
-		spec, err := t.spec()
+	for _, tc := range toolCommands {
+		t := tc.desc
+		hooks, missing, err := t.Probe()
 		if err != nil {
-			line(t.name, err, "")
-			continue
-		}
-		hooks, missing, err := loader.Probe(spec, t.hooks)
-		if err != nil {
-			line(t.name, err, "")
+			line(t.Name, err, "")
 			continue
 		}
 		var have, lack []string
@@ -139,11 +102,11 @@ func runCheck(format output.Format) error {
 		slices.Sort(lack)
 		switch {
 		case len(have) == 0:
-			line(t.name, fmt.Errorf("%s", strings.Join(lack, "; ")), "")
+			line(t.Name, fmt.Errorf("%s", strings.Join(lack, "; ")), "")
 		case len(lack) > 0:
-			line(t.name, nil, fmt.Sprintf("%d hooks; without: %s", len(have), strings.Join(lack, "; ")))
+			line(t.Name, nil, fmt.Sprintf("%d hooks; without: %s", len(have), strings.Join(lack, "; ")))
 		default:
-			line(t.name, nil, fmt.Sprintf("all %d hooks: %s", len(have), strings.Join(have, ", ")))
+			line(t.Name, nil, fmt.Sprintf("all %d hooks: %s", len(have), strings.Join(have, ", ")))
 		}
 	}
 	if ok, detail := serveRow(); ok {
@@ -178,11 +141,7 @@ func serveRow() (bool, string) {
 			can = append(can, t.Name)
 			continue
 		}
-		spec, err := t.Spec()
-		if err == nil {
-			_, _, err = loader.Probe(spec, t.Hooks)
-		}
-		if err != nil {
+		if _, _, err := t.Probe(); err != nil {
 			cannot = append(cannot, fmt.Sprintf("%s (%v)", t.Name, err))
 			continue
 		}

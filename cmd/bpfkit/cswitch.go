@@ -11,6 +11,8 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
 
+func init() { addTool(&cswitch.Tool, newCswitchCmd) }
+
 func newCswitchCmd(g *globalFlags) *cobra.Command {
 	var (
 		cfg        cswitch.Config
@@ -19,7 +21,7 @@ func newCswitchCmd(g *globalFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "cswitch [interval] [count]",
-		Short: "Count voluntary and involuntary context switches per thread, exactly (like pidstat -w)",
+		Short: cswitch.Tool.Summary,
 		Long: `Count context switches per thread in the kernel at sched_switch, split like
 /proc/PID/status: voluntary (the task blocked: I/O, locks, sleeps) and
 involuntary (it was preempted while runnable: CPU contention). Every

@@ -12,6 +12,8 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
 
+func init() { addTool(&execsnoop.ExecTool, newExecsnoopCmd) }
+
 func newExecsnoopCmd(g *globalFlags) *cobra.Command {
 	var (
 		cfg    execsnoop.Config
@@ -20,7 +22,7 @@ func newExecsnoopCmd(g *globalFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "execsnoop",
-		Short: "Trace every exec (execve and execveat), successful or not, with its whole argv",
+		Short: execsnoop.ExecTool.Summary,
 		Example: `  bpfkit execsnoop                   # every exec on the machine
   bpfkit execsnoop -x                # failed execs only, with -errno
   bpfkit execsnoop -p 1234 --cwd     # children of 1234, with their working directory

@@ -12,6 +12,8 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
 
+func init() { addTool(&execsnoop.ExitTool, newExitsnoopCmd) }
+
 func newExitsnoopCmd(g *globalFlags) *cobra.Command {
 	var (
 		cfg    execsnoop.ExitConfig
@@ -20,7 +22,7 @@ func newExitsnoopCmd(g *globalFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "exitsnoop",
-		Short: "Trace every process exit: status, signal, core dump, lifetime and command line",
+		Short: execsnoop.ExitTool.Summary,
 		Example: `  bpfkit exitsnoop                 # every process exit on the machine
   bpfkit exitsnoop -x              # non-zero statuses and deaths by signal only
   bpfkit exitsnoop -p 1234 --threads  # each thread of process 1234

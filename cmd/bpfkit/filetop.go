@@ -13,6 +13,8 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
 
+func init() { addTool(&filetop.Tool, newFiletopCmd) }
+
 func newFiletopCmd(g *globalFlags) *cobra.Command {
 	var (
 		cfg     filetop.Config
@@ -22,7 +24,7 @@ func newFiletopCmd(g *globalFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "filetop [interval] [count]",
-		Short: "Show the files read and written most, per thread, like top",
+		Short: filetop.Tool.Summary,
 		Long: `Counts reads and writes per thread and file in the kernel, from the syscalls
 tracepoints of read, write, pread64, pwrite64, readv, writev, preadv, pwritev,
 preadv2 and pwritev2, and shows the top rows every interval (default 1s).

@@ -15,6 +15,8 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
 
+func init() { addTool(&offcputime.Tool, newOffcputimeCmd) }
+
 func newOffcputimeCmd(g *globalFlags) *cobra.Command {
 	var (
 		cfg          offcputime.Config
@@ -25,7 +27,7 @@ func newOffcputimeCmd(g *globalFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "offcputime [duration]",
-		Short: "Summarize time off CPU by kernel and user stack",
+		Short: offcputime.Tool.Summary,
 		Long: `Measure, in the kernel, how long tasks are off CPU between being switched out
 and back in, added up per thread and pair of stacks (where they blocked).
 Prints the stacks when the duration ends or at Ctrl-C, the most time last

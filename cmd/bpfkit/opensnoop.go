@@ -11,6 +11,8 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
 
+func init() { addTool(&opensnoop.Tool, newOpensnoopCmd) }
+
 func newOpensnoopCmd(g *globalFlags) *cobra.Command {
 	var (
 		cfg    opensnoop.Config
@@ -19,7 +21,7 @@ func newOpensnoopCmd(g *globalFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "opensnoop",
-		Short: "Trace open(2), openat(2) and openat2(2) as they return",
+		Short: opensnoop.Tool.Summary,
 		Example: `  bpfkit opensnoop                 # every open on the machine
   bpfkit opensnoop -p 1234 -F      # one process, absolute paths
   bpfkit opensnoop -x -n nginx     # failed opens of nginx

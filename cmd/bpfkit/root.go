@@ -40,23 +40,9 @@ func newRootCmd() *cobra.Command {
 	})
 	root.PersistentFlags().BoolVar(&g.debug, "debug", false, "show the full verifier log when a program is rejected")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(
-		newOpensnoopCmd(g),
-		newExecsnoopCmd(g),
-		newExitsnoopCmd(g),
-		newFiletopCmd(g),
-		newCswitchCmd(g),
-		newRunqlatCmd(g),
-		newOffcputimeCmd(g),
-		newSchedCmd(g),
-		newSyscountCmd(g),
-		newZombiesCmd(g),
-		newBiolatencyCmd(g),
-		newBiosnoopCmd(g),
-		newBiotopCmd(g),
-		newCheckCmd(g),
-		newServeCmd(g),
-		newXDPCmd(g),
-	)
+	for _, t := range toolCommands {
+		root.AddCommand(t.newCmd(g))
+	}
+	root.AddCommand(newCheckCmd(g), newServeCmd(g))
 	return root
 }

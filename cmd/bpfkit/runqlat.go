@@ -11,6 +11,8 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/runqlat"
 )
 
+func init() { addTool(&runqlat.Tool, newRunqlatCmd) }
+
 func newRunqlatCmd(g *globalFlags) *cobra.Command {
 	var (
 		cfg                        runqlat.Config
@@ -19,7 +21,7 @@ func newRunqlatCmd(g *globalFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "runqlat [interval] [count]",
-		Short: "Histograms of run-queue latency: how long runnable tasks wait for a CPU",
+		Short: runqlat.Tool.Summary,
 		Long: `Measure, in the kernel, the time from a task becoming runnable (woken, or
 preempted while runnable) to it running, into log2 histograms. Without an
 interval the histogram is printed once, at Ctrl-C.`,

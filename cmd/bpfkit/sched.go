@@ -14,6 +14,8 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/schedrecord"
 )
 
+func init() { addTool(&schedrecord.Tool, newSchedCmd) }
+
 func newSchedCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sched",
@@ -32,7 +34,7 @@ func newSchedRecordCmd(g *globalFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "record",
-		Short: "Record every context switch and wakeup into a trace for Perfetto",
+		Short: schedrecord.Tool.Summary,
 		Long: `Record the context switches (and wakeups) of every CPU and write them in the
 trace-event JSON format that ui.perfetto.dev and chrome://tracing open: one
 track per CPU, with a slice for each time a task ran, named "comm (tid)",

@@ -134,7 +134,7 @@ detaches everything and exits 0.`,
 func toolList() string {
 	var b strings.Builder
 	for _, t := range serve.Tools {
-		fmt.Fprintf(&b, "\n  %-8s %s", t.Name, t.Help)
+		fmt.Fprintf(&b, "\n  %-8s %s", t.Name, t.Summary)
 	}
 	return b.String()
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/syscount"
 )
 
+func init() { addTool(&syscount.Tool, newSyscountCmd) }
+
 func newSyscountCmd(g *globalFlags) *cobra.Command {
 	var (
 		cfg   syscount.Config
@@ -21,7 +23,7 @@ func newSyscountCmd(g *globalFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "syscount [interval] [count]",
-		Short: "Count syscalls per syscall (or process): calls, errors and time, named from this kernel",
+		Short: syscount.Tool.Summary,
 		Long: `Count syscalls in the kernel as they return (raw_syscalls:sys_exit): calls
 and failures per syscall, with -L the time spent in them, with -P per
 process. Names come from the running kernel's own syscall metadata. Without

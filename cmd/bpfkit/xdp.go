@@ -12,10 +12,12 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/xdp"
 )
 
+func init() { addTool(&xdp.Tool, newXDPCmd) }
+
 func newXDPCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "xdp",
-		Short: "Filter packets at the NIC: CIDR, protocol and port rules, redirect, live counters",
+		Short: xdp.Tool.Summary,
 		Long: `Filter packets at the NIC with XDP. Rules match source and destination CIDRs,
 protocol and port ranges, all fields of a rule together; the most specific
 rule wins (see docs/xdp.md). State is pinned under ` + xdp.PinRoot + `

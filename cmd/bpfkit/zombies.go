@@ -14,6 +14,8 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/zombies"
 )
 
+func init() { addTool(&zombies.Tool, newZombiesCmd) }
+
 func newZombiesCmd(g *globalFlags) *cobra.Command {
 	var (
 		cfg        zombies.Config
@@ -22,7 +24,7 @@ func newZombiesCmd(g *globalFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "zombies",
-		Short: "Show every process from its exit to being reaped by its parent, and the zombies there now",
+		Short: zombies.Tool.Summary,
 		Long: `First lists the zombies present now (AGE is since the process started: when
 it exited is not known), then reports each process as its parent reaps it
 with wait4(2) or waitid(2): how long it was a zombie, its exit status

@@ -6,11 +6,11 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/tool"
 	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
 )
@@ -19,17 +19,11 @@ import (
 // how its maps become metrics at scrape time. Nothing runs between scrapes
 // but the kernel's own counting.
 type Tool struct {
-	Name string
-	Help string
+	// Descriptor names the tool, its BPF object (Spec nil for a tool
+	// that only reads what others pinned: xdp), its hooks and metrics.
+	tool.Descriptor
 	// Default: cheap enough to run always (see DefaultTools).
 	Default bool
-	// Spec is the BPF object the tool loads; nil for a tool that only
-	// reads what others pinned (xdp).
-	Spec func() (*ebpf.CollectionSpec, error)
-	// Hooks says how the programs attach (AlsoAttach, Alternatives).
-	Hooks loader.Options
-	// Metrics are the tool's own metric families.
-	Metrics []string
 	collect func(e *Exporter, objs *loader.Objects, ch chan<- prometheus.Metric) error
 }
 
@@ -45,52 +39,70 @@ type Tool struct {
 // traced path: those three are there to be chosen with --tools.
 var Tools = []*Tool{
 	{
-		Name: "exec", Help: "successful execs per cgroup", Default: true,
-		Spec:    loadServeExec,
-		Metrics: []string{"bpfkit_exec_total"},
+		Descriptor: tool.Descriptor{
+			Name: "exec", Kind: tool.Sampler, Summary: "successful execs per cgroup",
+			Spec:    loadServeExec,
+			Metrics: []string{"bpfkit_exec_total"},
+		},
+		Default: true,
 		collect: collectExec,
 	},
 	{
-		Name: "exit", Help: "process exits per cgroup and signal", Default: true,
-		Spec:    loadServeExit,
-		Metrics: []string{"bpfkit_exit_total"},
+		Descriptor: tool.Descriptor{
+			Name: "exit", Kind: tool.Sampler, Summary: "process exits per cgroup and signal",
+			Spec:    loadServeExit,
+			Metrics: []string{"bpfkit_exit_total"},
+		},
+		Default: true,
 		collect: collectExit,
 	},
 	{
-		Name: "cswitch", Help: "voluntary and involuntary context switches per cgroup", Default: true,
-		Spec:    loadServeCswitch,
-		Hooks:   loader.Options{Alternatives: [][]string{{"sched_switch_btf", "sched_switch_raw"}}},
-		Metrics: []string{"bpfkit_context_switches_total"},
+		Descriptor: tool.Descriptor{
+			Name: "cswitch", Kind: tool.Sampler, Summary: "voluntary and involuntary context switches per cgroup",
+			Spec:    loadServeCswitch,
+			Hooks:   loader.Options{Alternatives: [][]string{{"sched_switch_btf", "sched_switch_raw"}}},
+			Metrics: []string{"bpfkit_context_switches_total"},
+		},
+		Default: true,
 		collect: collectCswitch,
 	},
 	{
-		Name: "runqlat", Help: "run-queue latency histogram per cgroup",
-		Spec: loadServeRunqlat,
-		Hooks: loader.Options{Alternatives: [][]string{
-			{"sched_switch_btf", "sched_switch_raw"},
-			{"sched_wakeup_btf", "sched_wakeup_raw"},
-			{"sched_wakeup_new_btf", "sched_wakeup_new_raw"},
-		}},
-		Metrics: []string{"bpfkit_runqueue_latency_seconds"},
+		Descriptor: tool.Descriptor{
+			Name: "runqlat", Kind: tool.Sampler, Summary: "run-queue latency histogram per cgroup",
+			Spec: loadServeRunqlat,
+			Hooks: loader.Options{Alternatives: [][]string{
+				{"sched_switch_btf", "sched_switch_raw"},
+				{"sched_wakeup_btf", "sched_wakeup_raw"},
+				{"sched_wakeup_new_btf", "sched_wakeup_new_raw"},
+			}},
+			Metrics: []string{"bpfkit_runqueue_latency_seconds"},
+		},
 		collect: collectRunqlat,
 	},
 	{
-		Name: "fileio", Help: "read and write calls and bytes on regular files per cgroup",
-		Spec:    loadServeFileio,
-		Hooks:   loader.Options{AlsoAttach: filetop.AlsoAttach},
-		Metrics: []string{"bpfkit_file_io_bytes_total", "bpfkit_file_io_ops_total"},
+		Descriptor: tool.Descriptor{
+			Name: "fileio", Kind: tool.Sampler, Summary: "read and write calls and bytes on regular files per cgroup",
+			Spec:    loadServeFileio,
+			Hooks:   loader.Options{AlsoAttach: filetop.AlsoAttach},
+			Metrics: []string{"bpfkit_file_io_bytes_total", "bpfkit_file_io_ops_total"},
+		},
 		collect: collectFileio,
 	},
 	{
-		Name: "openerr", Help: "failed opens per cgroup and errno",
-		Spec:    loadServeOpenerr,
-		Hooks:   loader.Options{AlsoAttach: opensnoop.AlsoAttach},
-		Metrics: []string{"bpfkit_open_errors_total"},
+		Descriptor: tool.Descriptor{
+			Name: "openerr", Kind: tool.Sampler, Summary: "failed opens per cgroup and errno",
+			Spec:    loadServeOpenerr,
+			Hooks:   loader.Options{AlsoAttach: opensnoop.AlsoAttach},
+			Metrics: []string{"bpfkit_open_errors_total"},
+		},
 		collect: collectOpenerr,
 	},
 	{
-		Name: "xdp", Help: "packets and bytes of every pinned bpfkit XDP filter", Default: true,
-		Metrics: []string{"bpfkit_xdp_packets_total", "bpfkit_xdp_bytes_total"},
+		Descriptor: tool.Descriptor{
+			Name: "xdp", Kind: tool.Sampler, Summary: "packets and bytes of every pinned bpfkit XDP filter",
+			Metrics: []string{"bpfkit_xdp_packets_total", "bpfkit_xdp_bytes_total"},
+		},
+		Default: true,
 		collect: collectXDP,
 	},
 }
@@ -162,10 +174,8 @@ func (t *Tool) load(debug bool) (*loader.Objects, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := t.Hooks
-	opts.RingSize = 4096 // serve sends no events: the smallest ring
-	opts.Debug = debug
-	objs, err := loader.Load(spec, opts)
+	// serve sends no events: the smallest ring
+	objs, err := t.Load(spec, loader.Options{RingSize: 4096, Debug: debug})
 	if err != nil {
 		return nil, fmt.Errorf("tool %s: %w", t.Name, err)
 	}

@@ -275,6 +275,25 @@ func (o *Objects) Close() error {
 	return errors.Join(errs...)
 }
 
+// Health is what a loaded tool reports about itself, the same way for every
+// tool, in the CLI and in serve.
+type Health struct {
+	// Lost counts records the ring buffer had no room for, and, for
+	// tools that keep their results in maps, entries those maps had no
+	// room for (their capacity reached).
+	Lost uint64
+	// Missed counts runs of the tool's programs the kernel skipped (see
+	// Objects.Missed): events never seen.
+	Missed uint64
+	// Dropped lists the hooks this kernel lacks, by "program@hook".
+	Dropped map[string]error
+}
+
+// Health reports the tool's losses so far and the hooks it lacks.
+func (o *Objects) Health() Health {
+	return Health{Lost: o.Lost(), Missed: o.Missed(), Dropped: o.Dropped}
+}
+
 // Missed is the number of times the kernel skipped one of the programs
 // because it was already running on that CPU (a tracepoint hit from an
 // interrupt while the program ran, e.g. a wakeup from a timer interrupt

@@ -12,7 +12,7 @@ import (
 // set and reads them back from the kernel's copy of its .rodata map.
 func TestLoadSetsVariables(t *testing.T) {
 	testkit.RequireRoot(t)
-	spec, err := opensnoop.Spec()
+	spec, err := opensnoop.Tool.Spec()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,17 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/tool"
 )
+
+// Tool describes xdp to its command, to `bpfkit check` and to serve.
+var Tool = tool.Descriptor{
+	Name:    "xdp",
+	Kind:    tool.Sampler,
+	Summary: "Filter packets at the NIC: CIDR, protocol and port rules, redirect, live counters",
+	Spec:    loadXdpFilter,
+	Hooks:   loader.Options{},
+}
 
 // Mode is how the program is attached.
 type Mode string
@@ -101,9 +111,6 @@ type Filter struct {
 	state *ebpf.Map // pinState
 	dir   string    // pin directory, when pinned
 }
-
-// Spec returns the BPF objects of the filter, for `bpfkit check`.
-func Spec() (*ebpf.CollectionSpec, error) { return loadXdpFilter() }
 
 // Program is the filter's XDP program (for Program.Run in tests and
 // benchmarks); nil for a filter from Open.

@@ -32,11 +32,38 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/tool"
 )
+
+// Biotop describes biotop to its command, to `bpfkit check` and to serve.
+var Biotop = tool.Descriptor{
+	Name:    "biotop",
+	Kind:    tool.Sampler,
+	Summary: "Show the processes doing the most block I/O, per disk, like top",
+	Spec:    loadBio,
+	Hooks:   loader.Options{Alternatives: Alternatives},
+}
+
+// Biosnoop describes biosnoop to its command, to `bpfkit check` and to serve.
+var Biosnoop = tool.Descriptor{
+	Name:    "biosnoop",
+	Kind:    tool.Stream,
+	Summary: "Trace block I/O requests as they complete: who, which disk, how long",
+	Spec:    loadBio,
+	Hooks:   loader.Options{Alternatives: Alternatives},
+}
+
+// Biolatency describes biolatency to its command, to `bpfkit check` and to serve.
+var Biolatency = tool.Descriptor{
+	Name:    "biolatency",
+	Kind:    tool.Sampler,
+	Summary: "Histograms of block I/O latency, per disk and request type on demand",
+	Spec:    loadBio,
+	Hooks:   loader.Options{Alternatives: Alternatives},
+}
 
 // Config selects what is traced. Every filter runs in the kernel.
 type Config struct {
@@ -100,9 +127,6 @@ var Alternatives = [][]string{
 // issueAlternatives are the hooks biolatency needs when it measures from
 // the issue and filters no task.
 var issueAlternatives = [][]string{Alternatives[1], Alternatives[2]}
-
-// Spec returns the BPF objects the bio tools load, for `bpfkit check`.
-func Spec() (*ebpf.CollectionSpec, error) { return loadBio() }
 
 // tracer is what the three tools share: the loaded object, device names
 // and the kernel's request flag bits.

@@ -25,8 +25,18 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/tool"
 	"github.com/bpfkit/bpfkit/pkg/trace"
 )
+
+// Tool describes cswitch to its command, to `bpfkit check` and to serve.
+var Tool = tool.Descriptor{
+	Name:    "cswitch",
+	Kind:    tool.Sampler,
+	Summary: "Count voluntary and involuntary context switches per thread, exactly (like pidstat -w)",
+	Spec:    loadCswitch,
+	Hooks:   loader.Options{Alternatives: alternatives},
+}
 
 // Config selects what is counted. Filters run in the kernel.
 type Config struct {
@@ -45,9 +55,6 @@ type Count struct {
 
 // Total is voluntary plus involuntary switches.
 func (c Count) Total() uint64 { return c.Voluntary + c.Involuntary }
-
-// Spec returns the BPF objects cswitch loads, for `bpfkit check`.
-func Spec() (*ebpf.CollectionSpec, error) { return loadCswitch() }
 
 // Alternatives are the hooks cswitch can use, in order of preference.
 var alternatives = [][]string{{"sched_switch_btf", "sched_switch_raw"}}
@@ -69,11 +76,10 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	objs, err := loader.Load(spec, loader.Options{
-		Variables:    vars,
-		RingSize:     4096, // cswitch sends no events: the smallest ring
-		Debug:        cfg.Debug,
-		Alternatives: alternatives,
+	objs, err := Tool.Load(spec, loader.Options{
+		Variables: vars,
+		RingSize:  4096, // cswitch sends no events: the smallest ring
+		Debug:     cfg.Debug,
 	})
 	if err != nil {
 		return nil, err

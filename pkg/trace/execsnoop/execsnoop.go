@@ -16,8 +16,27 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/tool"
 	"github.com/bpfkit/bpfkit/pkg/trace"
 )
+
+// ExitTool describes exitsnoop to its command, to `bpfkit check` and to serve.
+var ExitTool = tool.Descriptor{
+	Name:    "exitsnoop",
+	Kind:    tool.Stream,
+	Summary: "Trace every process exit: status, signal, core dump, lifetime and command line",
+	Spec:    ExitSpec,
+	Hooks:   loader.Options{},
+}
+
+// ExecTool describes execsnoop to its command, to `bpfkit check` and to serve.
+var ExecTool = tool.Descriptor{
+	Name:    "execsnoop",
+	Kind:    tool.Stream,
+	Summary: "Trace every exec (execve and execveat), successful or not, with its whole argv",
+	Spec:    ExecSpec,
+	Hooks:   loader.Options{},
+}
 
 // DefaultRingSize is the event ring's size unless Config.RingSize says
 // otherwise: smaller than loader.DefaultRingSize, since execs are far rarer

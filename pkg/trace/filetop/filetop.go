@@ -15,8 +15,18 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/tool"
 	"github.com/bpfkit/bpfkit/pkg/trace"
 )
+
+// Tool describes filetop to its command, to `bpfkit check` and to serve.
+var Tool = tool.Descriptor{
+	Name:    "filetop",
+	Kind:    tool.Sampler,
+	Summary: "Show the files read and written most, per thread, like top",
+	Spec:    loadFiletop,
+	Hooks:   loader.Options{AlsoAttach: AlsoAttach},
+}
 
 // DefaultMapSize is how many (thread, file) pairs one interval can hold.
 const DefaultMapSize = 10240
@@ -90,9 +100,6 @@ func syscalls(dir string, names ...string) []string {
 	return sections
 }
 
-// Spec returns the BPF objects filetop loads, for `bpfkit check`.
-func Spec() (*ebpf.CollectionSpec, error) { return loadFiletop() }
-
 // switchGrace is how long Drain waits after switching the kernel to the
 // other counter map before it takes the full one: far longer than the few
 // hundred nanoseconds a program that read the old side still runs.
@@ -141,7 +148,7 @@ func New(cfg Config) (*Tracer, error) {
 	spec.Maps["paths"].MaxEntries = uint32(size)
 	// filetop sends no events: the shared ring buffer is not needed.
 	delete(spec.Maps, "events")
-	objs, err := loader.Load(spec, loader.Options{Variables: vars, Debug: cfg.Debug, AlsoAttach: AlsoAttach})
+	objs, err := Tool.Load(spec, loader.Options{Variables: vars, Debug: cfg.Debug})
 	if err != nil {
 		return nil, err
 	}

@@ -14,13 +14,21 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/bpfkit/bpfkit/internal/flagval"
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/tool"
 	"github.com/bpfkit/bpfkit/pkg/trace"
 	"github.com/bpfkit/bpfkit/pkg/trace/symbol"
 )
+
+// Tool describes offcputime to its command, to `bpfkit check` and to serve.
+var Tool = tool.Descriptor{
+	Name:    "offcputime",
+	Kind:    tool.Sampler,
+	Summary: "Summarize time off CPU by kernel and user stack",
+	Spec:    loadOffcputime,
+	Hooks:   loader.Options{Alternatives: [][]string{{"sched_switch_btf", "sched_switch_raw"}}},
+}
 
 // States select tasks by the state they were switched out in (enum
 // offcpu_state); zero is any state.
@@ -73,9 +81,6 @@ type Entry struct {
 	Count                uint64
 }
 
-// Spec returns the BPF objects offcputime loads, for `bpfkit check`.
-func Spec() (*ebpf.CollectionSpec, error) { return loadOffcputime() }
-
 // Tracer measures from New until Close.
 type Tracer struct {
 	objs *loader.Objects
@@ -103,11 +108,10 @@ func New(cfg Config) (*Tracer, error) {
 	vars["max_ns"] = uint64(cfg.Max)
 	vars["kernel_stacks"] = !cfg.UserOnly
 	vars["user_stacks"] = !cfg.KernelOnly
-	objs, err := loader.Load(spec, loader.Options{
-		Variables:    vars,
-		RingSize:     4096, // offcputime sends no events: the smallest ring
-		Debug:        cfg.Debug,
-		Alternatives: [][]string{{"sched_switch_btf", "sched_switch_raw"}},
+	objs, err := Tool.Load(spec, loader.Options{
+		Variables: vars,
+		RingSize:  4096, // offcputime sends no events: the smallest ring
+		Debug:     cfg.Debug,
 	})
 	if err != nil {
 		return nil, err

@@ -9,11 +9,19 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/tool"
 	"github.com/bpfkit/bpfkit/pkg/trace"
 )
+
+// Tool describes opensnoop to its command, to `bpfkit check` and to serve.
+var Tool = tool.Descriptor{
+	Name:    "opensnoop",
+	Kind:    tool.Stream,
+	Summary: "Trace open(2), openat(2) and openat2(2) as they return",
+	Spec:    loadOpensnoop,
+	Hooks:   loader.Options{AlsoAttach: AlsoAttach},
+}
 
 // Config selects what is traced. Every filter runs in the kernel.
 type Config struct {
@@ -45,9 +53,6 @@ type Event struct {
 	FullPathTruncated bool
 }
 
-// Spec returns the BPF objects opensnoop loads, for `bpfkit check`.
-func Spec() (*ebpf.CollectionSpec, error) { return loadOpensnoop() }
-
 // AlsoAttach puts the one exit program on every open syscall's exit.
 var AlsoAttach = map[string][]string{
 	"exit_open": {"tracepoint/syscalls/sys_exit_open", "tracepoint/syscalls/sys_exit_openat2"},
@@ -73,11 +78,10 @@ func New(cfg Config) (*Tracer, error) {
 	}
 	vars["only_failed"] = cfg.FailedOnly
 	vars["want_full_path"] = cfg.FullPath
-	objs, err := loader.Load(spec, loader.Options{
-		Variables:  vars,
-		RingSize:   cfg.RingSize,
-		Debug:      cfg.Debug,
-		AlsoAttach: AlsoAttach,
+	objs, err := Tool.Load(spec, loader.Options{
+		Variables: vars,
+		RingSize:  cfg.RingSize,
+		Debug:     cfg.Debug,
 	})
 	if err != nil {
 		return nil, err

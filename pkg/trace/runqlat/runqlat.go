@@ -20,8 +20,18 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/tool"
 	"github.com/bpfkit/bpfkit/pkg/trace"
 )
+
+// Tool describes runqlat to its command, to `bpfkit check` and to serve.
+var Tool = tool.Descriptor{
+	Name:    "runqlat",
+	Kind:    tool.Sampler,
+	Summary: "Histograms of run-queue latency: how long runnable tasks wait for a CPU",
+	Spec:    loadRunqlat,
+	Hooks:   loader.Options{Alternatives: alternatives},
+}
 
 // KeyBy is what a histogram is kept for (enum runqlat_key).
 type KeyBy uint32
@@ -73,9 +83,6 @@ type Stats struct {
 	Missed uint64
 }
 
-// Spec returns the BPF objects runqlat loads, for `bpfkit check`.
-func Spec() (*ebpf.CollectionSpec, error) { return loadRunqlat() }
-
 var alternatives = [][]string{
 	{"sched_switch_btf", "sched_switch_raw"},
 	{"sched_wakeup_btf", "sched_wakeup_raw"},
@@ -105,11 +112,10 @@ func New(cfg Config) (*Tracer, error) {
 	}
 	vars["key_by"] = uint32(cfg.Key)
 	vars["in_ms"] = cfg.Milliseconds
-	objs, err := loader.Load(spec, loader.Options{
-		Variables:    vars,
-		RingSize:     4096, // runqlat sends no events: the smallest ring
-		Debug:        cfg.Debug,
-		Alternatives: alternatives,
+	objs, err := Tool.Load(spec, loader.Options{
+		Variables: vars,
+		RingSize:  4096, // runqlat sends no events: the smallest ring
+		Debug:     cfg.Debug,
 	})
 	if err != nil {
 		return nil, err

@@ -14,13 +14,26 @@ import (
 	"strconv"
 	"unsafe"
 
-	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/tool"
 	"github.com/bpfkit/bpfkit/pkg/trace"
 	"github.com/bpfkit/bpfkit/pkg/trace/output"
 )
+
+// Tool describes sched record to its command, to `bpfkit check` and to serve.
+var Tool = tool.Descriptor{
+	Name:    "sched record",
+	Kind:    tool.Stream,
+	Summary: "Record every context switch and wakeup into a trace for Perfetto",
+	Spec:    loadSchedrecord,
+	Hooks: loader.Options{Alternatives: [][]string{
+		{"sched_switch_btf", "sched_switch_raw"},
+		{"sched_wakeup_btf", "sched_wakeup_raw"},
+		{"sched_wakeup_new_btf", "sched_wakeup_new_raw"},
+	}},
+}
 
 // Config selects what is recorded.
 type Config struct {
@@ -41,9 +54,6 @@ type Stats struct {
 	Capped            bool   // MaxEvents was reached: the recording stopped early
 }
 
-// Spec returns the BPF objects sched record loads, for `bpfkit check`.
-func Spec() (*ebpf.CollectionSpec, error) { return loadSchedrecord() }
-
 // Recorder is attached from New until Close.
 type Recorder struct {
 	objs *loader.Objects
@@ -61,15 +71,10 @@ func New(cfg Config) (*Recorder, error) {
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		return nil, fmt.Errorf("read the monotonic clock: %w", err)
 	}
-	objs, err := loader.Load(spec, loader.Options{
+	objs, err := Tool.Load(spec, loader.Options{
 		Variables: map[string]any{"want_wakeups": cfg.Wakeups},
 		RingSize:  cfg.RingSize,
 		Debug:     cfg.Debug,
-		Alternatives: [][]string{
-			{"sched_switch_btf", "sched_switch_raw"},
-			{"sched_wakeup_btf", "sched_wakeup_raw"},
-			{"sched_wakeup_new_btf", "sched_wakeup_new_raw"},
-		},
 	})
 	if err != nil {
 		return nil, err

@@ -20,8 +20,18 @@ import (
 
 	"github.com/bpfkit/bpfkit/internal/flagval"
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/tool"
 	"github.com/bpfkit/bpfkit/pkg/trace"
 )
+
+// Tool describes syscount to its command, to `bpfkit check` and to serve.
+var Tool = tool.Descriptor{
+	Name:    "syscount",
+	Kind:    tool.Sampler,
+	Summary: "Count syscalls per syscall (or process): calls, errors and time, named from this kernel",
+	Spec:    loadSyscount,
+	Hooks:   loader.Options{},
+}
 
 // DefaultMapSize is how many (process, syscall) pairs are counted unless
 // Config.MapSize says otherwise; MaxMapSize is the most it may say.
@@ -51,9 +61,6 @@ type Row struct {
 	Errors  uint64
 	TotalNS uint64 // with Config.Latency
 }
-
-// Spec returns syscount's BPF objects, for bpfkit check.
-func Spec() (*ebpf.CollectionSpec, error) { return loadSyscount() }
 
 // nameSyscalls replaces syscall_name in spec with one copy per
 // syscalls:sys_enter_* tracepoint of this kernel, each with the event's id
@@ -118,7 +125,7 @@ type Tracer struct {
 
 // New loads syscount's programs and attaches them.
 func New(cfg Config) (*Tracer, error) {
-	spec, err := Spec()
+	spec, err := Tool.Spec()
 	if err != nil {
 		return nil, err
 	}

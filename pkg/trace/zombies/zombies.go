@@ -15,13 +15,22 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/tool"
 	"github.com/bpfkit/bpfkit/pkg/trace"
 	"github.com/bpfkit/bpfkit/pkg/trace/execsnoop"
 )
+
+// Tool describes zombies to its command, to `bpfkit check` and to serve.
+var Tool = tool.Descriptor{
+	Name:    "zombies",
+	Kind:    tool.Stream,
+	Summary: "Show every process from its exit to being reaped by its parent, and the zombies there now",
+	Spec:    loadZombies,
+	Hooks:   loader.Options{Alternatives: [][]string{{zombiesProgSchedProcessFreeBtf, zombiesProgSchedProcessFreeRaw}}}, // sched_process_free: BTF tracepoint, else raw
+}
 
 // Config chooses the zombies reported.
 type Config struct {
@@ -52,13 +61,6 @@ func (e *Event) Status() int {
 	return e.ExitCode
 }
 
-// Hooks is how zombies attaches: sched_process_free on its BTF tracepoint,
-// else the raw one.
-var Hooks = loader.Options{Alternatives: [][]string{{zombiesProgSchedProcessFreeBtf, zombiesProgSchedProcessFreeRaw}}}
-
-// Spec returns the BPF objects zombies loads, for bpfkit check.
-func Spec() (*ebpf.CollectionSpec, error) { return loadZombies() }
-
 // Tracer reports from New until Close.
 type Tracer struct {
 	objs  *loader.Objects
@@ -78,9 +80,8 @@ func New(cfg Config) (*Tracer, error) {
 	}
 	vars["min_zombie_ns"] = uint64(cfg.Over)
 	vars["filter_ppid"] = cfg.PPID
-	objs, err := loader.Load(spec, loader.Options{
+	objs, err := Tool.Load(spec, loader.Options{
 		Variables: vars, RingSize: cfg.RingSize, Debug: cfg.Debug,
-		Alternatives: Hooks.Alternatives,
 	})
 	if err != nil {
 		return nil, err
