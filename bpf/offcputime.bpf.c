@@ -17,6 +17,10 @@ const volatile u64 min_ns = 1;
 const volatile u64 max_ns = 0;		/* 0: no maximum */
 const volatile bool kernel_stacks = true;
 const volatile bool user_stacks = true;
+/* sched_switch passes prev_state (5.18+): loader.SchedSwitchHasPrevState. */
+const volatile bool switch_prev_state = false;
+
+#define TASK_WAKING 0x0200
 
 struct offcpu_start {
 	u64 ts;
@@ -45,12 +49,25 @@ struct {
 	__type(value, struct offcpu_val);
 } totals SEC(".maps");
 
-static __always_inline bool state_wanted(bool preempt, long state)
+/*
+ * state_wanted: is the switch-out of prev in a state the user asked for?
+ * The state is the one __schedule read when it counted the switch as
+ * voluntary or not: the tracepoint's prev_state argument (5.18+). Before
+ * that only the task's state can be read here, and a wakeup from another
+ * CPU may already have set it to TASK_WAKING (the task blocked: its S or D
+ * is gone); such a switch-out is counted as S.
+ */
+static __always_inline bool state_wanted(u64 *ctx, bool preempt, struct task_struct *prev, bool btf)
 {
+	long state;
+
 	if (!state_mask)
 		return true;
+	state = switch_prev_state ? (long)(u32)ctx[3] : task_state(prev, btf);
 	if (preempt || state == TASK_RUNNING)
 		return state_mask & OFFCPU_PREEMPTED;
+	if (state & TASK_WAKING)
+		return state_mask & OFFCPU_INTERRUPTIBLE;
 	return state & state_mask;
 }
 
@@ -64,7 +81,7 @@ static __always_inline int on_switch(u64 *ctx, bool btf)
 	struct offcpu_start *s;
 	u64 now = bpf_ktime_get_ns(), delta;
 
-	if (tid && task_wanted(id) && state_wanted(preempt, task_state(prev, btf))) {
+	if (tid && task_wanted(id) && state_wanted(ctx, preempt, prev, btf)) {
 		struct offcpu_start n = {
 			.ts = now,
 			.kstack = kernel_stacks ? bpf_get_stackid(ctx, &stacks, 0) : -1,

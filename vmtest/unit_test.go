@@ -527,13 +527,13 @@ func TestVngArgs(t *testing.T) {
 	c := VngConfig{Image: "/k/vmlinuz", Dir: "/src/pkg", Env: []string{"CI=true"}, Memory: "1G", CPUs: 2,
 		Flags: []string{"--disable-kvm", "--verbose"}, Binary: "/b/x.test", Args: []string{"-test.v"}}
 	want := []string{"vng", "--run", "/k/vmlinuz", "--user", "root", "--cwd", "/src/pkg", "--memory", "1G", "--cpus", "2",
-		"--disable-kvm", "--verbose", "--", "env", "CI=true", "/b/x.test", "-test.v"}
+		"--disable-kvm", "--verbose", "--", "env", "CI=true", "/bin/sh", "-c", vngCopy, "/b/x.test", "-test.v"}
 	if got := c.Argv(); !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %v\nwant %v", got, want)
 	}
 	// Defaults are vng's: no --cwd, --memory, --cpus.
 	c = VngConfig{Image: "/k/vmlinuz", Binary: "/b/x"}
-	want = []string{"vng", "--run", "/k/vmlinuz", "--user", "root", "--", "env", "/b/x"}
+	want = []string{"vng", "--run", "/k/vmlinuz", "--user", "root", "--", "env", "/bin/sh", "-c", vngCopy, "/b/x"}
 	if got := c.Argv(); !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %v\nwant %v", got, want)
 	}

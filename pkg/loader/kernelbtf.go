@@ -24,3 +24,25 @@ func KernelBTF() (*btf.Spec, error) {
 	})
 	return kernelBTF.spec, kernelBTF.err
 }
+
+// SchedSwitchHasPrevState tells whether this kernel's sched_switch
+// tracepoint passes prev_state, the state __schedule read when it decided
+// how to count the switch (5.18+): unlike the task's state read in the
+// tracepoint, a wakeup racing the switch-out cannot change it.
+func SchedSwitchHasPrevState() bool {
+	spec, err := KernelBTF()
+	if err != nil {
+		return false
+	}
+	var td *btf.Typedef
+	if err := spec.TypeByName("btf_trace_sched_switch", &td); err != nil {
+		return false
+	}
+	ptr, ok := td.Type.(*btf.Pointer)
+	if !ok {
+		return false
+	}
+	proto, ok := ptr.Target.(*btf.FuncProto)
+	// void *__data, bool preempt, prev, next, unsigned int prev_state
+	return ok && len(proto.Params) == 5
+}

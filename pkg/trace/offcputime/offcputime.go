@@ -108,6 +108,7 @@ func New(cfg Config) (*Tracer, error) {
 	vars["max_ns"] = uint64(cfg.Max)
 	vars["kernel_stacks"] = !cfg.UserOnly
 	vars["user_stacks"] = !cfg.KernelOnly
+	vars["switch_prev_state"] = loader.SchedSwitchHasPrevState()
 	objs, err := Tool.Load(spec, loader.Options{
 		Variables: vars,
 		RingSize:  4096, // offcputime sends no events: the smallest ring

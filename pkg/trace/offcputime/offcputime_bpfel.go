@@ -49,6 +49,7 @@ const (
 	offcputimeVarMaxNs           = "max_ns"
 	offcputimeVarMinNs           = "min_ns"
 	offcputimeVarStateMask       = "state_mask"
+	offcputimeVarSwitchPrevState = "switch_prev_state"
 	offcputimeVarUserStacks      = "user_stacks"
 	offcputimeVarWakeupBytes     = "wakeup_bytes"
 )
@@ -114,18 +115,19 @@ type offcputimeMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type offcputimeVariableSpecs struct {
-	FilterCgroup *ebpf.VariableSpec `ebpf:"filter_cgroup"`
-	FilterComm   *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterPid    *ebpf.VariableSpec `ebpf:"filter_pid"`
-	FilterTid    *ebpf.VariableSpec `ebpf:"filter_tid"`
-	FilterUid    *ebpf.VariableSpec `ebpf:"filter_uid"`
-	FilterUidOn  *ebpf.VariableSpec `ebpf:"filter_uid_on"`
-	KernelStacks *ebpf.VariableSpec `ebpf:"kernel_stacks"`
-	MaxNs        *ebpf.VariableSpec `ebpf:"max_ns"`
-	MinNs        *ebpf.VariableSpec `ebpf:"min_ns"`
-	StateMask    *ebpf.VariableSpec `ebpf:"state_mask"`
-	UserStacks   *ebpf.VariableSpec `ebpf:"user_stacks"`
-	WakeupBytes  *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	FilterCgroup    *ebpf.VariableSpec `ebpf:"filter_cgroup"`
+	FilterComm      *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterPid       *ebpf.VariableSpec `ebpf:"filter_pid"`
+	FilterTid       *ebpf.VariableSpec `ebpf:"filter_tid"`
+	FilterUid       *ebpf.VariableSpec `ebpf:"filter_uid"`
+	FilterUidOn     *ebpf.VariableSpec `ebpf:"filter_uid_on"`
+	KernelStacks    *ebpf.VariableSpec `ebpf:"kernel_stacks"`
+	MaxNs           *ebpf.VariableSpec `ebpf:"max_ns"`
+	MinNs           *ebpf.VariableSpec `ebpf:"min_ns"`
+	StateMask       *ebpf.VariableSpec `ebpf:"state_mask"`
+	SwitchPrevState *ebpf.VariableSpec `ebpf:"switch_prev_state"`
+	UserStacks      *ebpf.VariableSpec `ebpf:"user_stacks"`
+	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // offcputimeObjects contains all objects after they have been loaded into the kernel.
@@ -169,18 +171,19 @@ func (m *offcputimeMaps) Close() error {
 //
 // It can be passed to loadOffcputimeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type offcputimeVariables struct {
-	FilterCgroup *ebpf.Variable `ebpf:"filter_cgroup"`
-	FilterComm   *ebpf.Variable `ebpf:"filter_comm"`
-	FilterPid    *ebpf.Variable `ebpf:"filter_pid"`
-	FilterTid    *ebpf.Variable `ebpf:"filter_tid"`
-	FilterUid    *ebpf.Variable `ebpf:"filter_uid"`
-	FilterUidOn  *ebpf.Variable `ebpf:"filter_uid_on"`
-	KernelStacks *ebpf.Variable `ebpf:"kernel_stacks"`
-	MaxNs        *ebpf.Variable `ebpf:"max_ns"`
-	MinNs        *ebpf.Variable `ebpf:"min_ns"`
-	StateMask    *ebpf.Variable `ebpf:"state_mask"`
-	UserStacks   *ebpf.Variable `ebpf:"user_stacks"`
-	WakeupBytes  *ebpf.Variable `ebpf:"wakeup_bytes"`
+	FilterCgroup    *ebpf.Variable `ebpf:"filter_cgroup"`
+	FilterComm      *ebpf.Variable `ebpf:"filter_comm"`
+	FilterPid       *ebpf.Variable `ebpf:"filter_pid"`
+	FilterTid       *ebpf.Variable `ebpf:"filter_tid"`
+	FilterUid       *ebpf.Variable `ebpf:"filter_uid"`
+	FilterUidOn     *ebpf.Variable `ebpf:"filter_uid_on"`
+	KernelStacks    *ebpf.Variable `ebpf:"kernel_stacks"`
+	MaxNs           *ebpf.Variable `ebpf:"max_ns"`
+	MinNs           *ebpf.Variable `ebpf:"min_ns"`
+	StateMask       *ebpf.Variable `ebpf:"state_mask"`
+	SwitchPrevState *ebpf.Variable `ebpf:"switch_prev_state"`
+	UserStacks      *ebpf.Variable `ebpf:"user_stacks"`
+	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // offcputimePrograms contains all programs after they have been loaded into the kernel.
