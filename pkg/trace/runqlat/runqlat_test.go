@@ -10,6 +10,7 @@ package runqlat
 // The Contention tests run with the BTF and the raw tracepoint programs.
 
 import (
+	"math"
 	"runtime"
 	"slices"
 	"testing"
@@ -190,6 +191,13 @@ func checkKernel(t *testing.T, h Hist, st Stats, k threadStat) {
 		lo = 0 // run_delay has waits the histogram does not
 	}
 	t.Logf("histogram waits between %s and %s (±%s); run_delay %s", lo, hi, slack, k.waiting)
+	if n := h.Total() + st.NoStart; k.switches > n {
+		// A switch-in without sched_switch (6.12+, untracedSwitchIns,
+		// checked above): its wait is in run_delay and in no bucket, so
+		// the histogram bounds run_delay from below only (seen on 6.18:
+		// 70 switches, 69 traced, run_delay 4.5 ms over the buckets).
+		hi = time.Duration(math.MaxInt64 / 2)
+	}
 	if k.waiting < lo-slack || k.waiting > hi+slack {
 		t.Errorf("schedstat has %s waiting, the histogram's waits add up to %s..%s (±%s)", k.waiting, lo, hi, slack)
 	}
