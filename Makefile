@@ -63,9 +63,10 @@ bench: build
 
 ## ci: what .ci/run does on a fresh machine: install, check, and test once
 ## on the host (the matrix's host column) and in VMs on every kernel of
-## vmtest/vmtest.mk; vmtest's own tests (they start qemu) run on the host.
-## (The vng cell, make vmtest-vng-ci, is not in it yet: see vmtest/README.md.)
-ci: deps check-generated lint vmtest-unit vmtest
+## vmtest/vmtest.mk; vmtest's own tests (they start qemu) run on the host;
+## then one kernel through virtme-ng (vmtest-vng-ci), so that path cannot
+## silently break.
+ci: deps check-generated lint vmtest-unit vmtest vmtest-vng-ci
 
 clean:
 	rm -rf bin

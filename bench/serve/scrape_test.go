@@ -15,7 +15,7 @@ import (
 
 	"github.com/bpfkit/bpfkit/internal/serve"
 	"github.com/bpfkit/bpfkit/pkg/loader"
-	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+	"github.com/bpfkit/bpfkit/internal/testkit"
 )
 
 // BenchmarkScrape: GET /metrics of serve running openerr, after one failed

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+	"github.com/bpfkit/bpfkit/internal/testkit"
 )
 
 // badInput is one refused invocation: the review's cases that were not

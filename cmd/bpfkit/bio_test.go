@@ -3,7 +3,7 @@ package main
 import (
 	"testing"
 
-	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+	"github.com/bpfkit/bpfkit/internal/testkit"
 )
 
 // TestBioBadInput: the block I/O tools refuse bad flags and arguments with

@@ -14,7 +14,7 @@ import (
 
 	"github.com/bpfkit/bpfkit/internal/serve"
 	"github.com/bpfkit/bpfkit/pkg/loader"
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 func newCheckCmd(g *globalFlags) *cobra.Command {

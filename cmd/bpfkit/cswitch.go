@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bpfkit/bpfkit/pkg/trace/cswitch"
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 func init() { addTool(&cswitch.Tool, newCswitchCmd) }

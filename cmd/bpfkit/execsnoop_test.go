@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+	"github.com/bpfkit/bpfkit/internal/testkit"
 )
 
 // runChild runs the child registered as child (bpfkit, bpfkit-nocaps)

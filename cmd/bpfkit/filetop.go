@@ -10,7 +10,7 @@ import (
 
 	"github.com/bpfkit/bpfkit/internal/flagval"
 	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 func init() { addTool(&filetop.Tool, newFiletopCmd) }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/bpfkit/bpfkit/internal/flagval"
 	"github.com/bpfkit/bpfkit/pkg/trace/offcputime"
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 func init() { addTool(&offcputime.Tool, newOffcputimeCmd) }

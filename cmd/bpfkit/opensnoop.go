@@ -8,7 +8,7 @@ import (
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 func init() { addTool(&opensnoop.Tool, newOpensnoopCmd) }

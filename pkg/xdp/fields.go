@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 // Row is one line of `bpfkit xdp stats` or `rule list`: a rule, a default

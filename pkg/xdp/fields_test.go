@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 func TestStatsRowsAndFields(t *testing.T) {

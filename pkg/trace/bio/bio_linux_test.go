@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
-	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+	"github.com/bpfkit/bpfkit/internal/testkit"
 )
 
 // exactOps are direct I/Os of several sizes and offsets, one at a time:

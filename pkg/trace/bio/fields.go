@@ -3,7 +3,7 @@ package bio
 import (
 	"time"
 
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 // HistFields describes a Report for JSON lines, in runqlat's shape (time,

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 // TestEventJSONKeys: biosnoop's JSON lines have exactly the keys the

@@ -3,7 +3,7 @@ package cswitch
 import (
 	"strconv"
 
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 // Fields describes a Row for every output format: the table shows rates

@@ -7,7 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/bpfkit/bpfkit/pkg/trace"
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 // FuzzDecodeExec feeds raw exec records to execsnoop's decoder: it must

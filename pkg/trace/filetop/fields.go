@@ -1,7 +1,7 @@
 package filetop
 
 import (
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 // FieldOptions choose the columns.

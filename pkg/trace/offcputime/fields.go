@@ -1,7 +1,7 @@
 package offcputime
 
 import (
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 // Fields describes an Entry for JSON lines (the text and folded formats

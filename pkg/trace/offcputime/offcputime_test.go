@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
-	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+	"github.com/bpfkit/bpfkit/internal/testkit"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }

@@ -1,7 +1,7 @@
 package runqlat
 
 import (
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 // Fields describes a Report for JSON lines: time, unit, key (and comm)

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
-	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/testkit"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }

@@ -1,6 +1,6 @@
 package syscount
 
-import "github.com/bpfkit/bpfkit/pkg/trace/output"
+import "github.com/bpfkit/bpfkit/internal/output"
 
 // FieldOptions choose the columns.
 type FieldOptions struct {

@@ -3,7 +3,7 @@ package zombies
 import (
 	"time"
 
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 // Fields describes an Event for every output format. JSON keys: time, pid,
