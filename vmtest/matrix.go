@@ -247,7 +247,7 @@ func (m *Matrix) Markdown(trim, generated string) string {
 	}
 	b.WriteString("Each cell is the result of the package's tests running as root on that kernel ")
 	b.WriteString("(Debian `-cloud-amd64` kernels booted in qemu by `vmtest`; `host` is the machine that ran `make vmtest`). ")
-	b.WriteString("`pass (N skipped)` means N tests or subtests skipped; `skip` means every test skipped or ran only skipped subtests; under `CI=true` skips are failures.\n\n")
+	b.WriteString("`pass (N skipped)` means N tests or subtests skipped; `skip` means every test skipped, ran only skipped subtests, or none ran (in a VM, a package whose tests are all `TestHost*`); under `CI=true` skips are failures.\n\n")
 	b.WriteString("| package |")
 	for _, k := range m.Kernels {
 		b.WriteString(" " + m.header(k) + " |")
