@@ -1,0 +1,357 @@
+package tcp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+func init() {
+	testkit.Register("tcp.server", serverChild)
+	testkit.Register("tcp.client", clientChild)
+}
+
+// serverChild ADDR N M: listens on ADDR (a free port, printed), accepts one
+// connection, reads exactly N bytes, writes M, waits for the client's EOF,
+// closes, and prints how long it held the connection (a lower bound of the
+// connection's life).
+func serverChild(args []string) int {
+	n, _ := strconv.Atoi(args[1])
+	m, _ := strconv.Atoi(args[2])
+	ln, err := net.Listen("tcp", net.JoinHostPort(args[0], "0"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer ln.Close()
+	fmt.Println(ln.Addr().(*net.TCPAddr).Port)
+	c, err := ln.Accept()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	start := time.Now()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	if _, err := io.ReadFull(c, make([]byte, n)); err != nil {
+		fmt.Fprintln(os.Stderr, "server read:", err)
+		return 1
+	}
+	if _, err := c.Write(bytes.Repeat([]byte{'s'}, m)); err != nil {
+		fmt.Fprintln(os.Stderr, "server write:", err)
+		return 1
+	}
+	if extra, err := io.Copy(io.Discard, c); err != nil || extra != 0 {
+		fmt.Fprintln(os.Stderr, "server: waiting for EOF:", extra, err)
+		return 1
+	}
+	held := time.Since(start)
+	c.Close()
+	fmt.Println(held.Nanoseconds())
+	return 0
+}
+
+// clientChild ADDR PORT N M: connects, writes N bytes in one write, reads
+// exactly M, closes first, and prints how long it held the connection.
+func clientChild(args []string) int {
+	n, _ := strconv.Atoi(args[2])
+	m, _ := strconv.Atoi(args[3])
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(args[0], args[1]), 30*time.Second)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	start := time.Now()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	if _, err := c.Write(bytes.Repeat([]byte{'c'}, n)); err != nil {
+		fmt.Fprintln(os.Stderr, "client write:", err)
+		return 1
+	}
+	if _, err := io.ReadFull(c, make([]byte, m)); err != nil {
+		fmt.Fprintln(os.Stderr, "client read:", err)
+		return 1
+	}
+	held := time.Since(start)
+	c.Close()
+	fmt.Println(held.Nanoseconds())
+	return 0
+}
+
+// pair is a client namespace a and a server namespace b on one veth, with
+// an IPv4 and an IPv6 address each.
+type pair struct {
+	a, b *testkit.NetNS
+}
+
+const (
+	clientV4, serverV4 = "198.18.7.1", "198.18.7.2"
+	clientV6, serverV6 = "2001:2:0:7::1", "2001:2:0:7::2"
+)
+
+func newPair(t *testing.T) pair {
+	p := pair{a: testkit.NewNetNS(t, "tcpa"), b: testkit.NewNetNS(t, "tcpb")}
+	testkit.Veth(t, p.a, "tcpa", clientV4+"/24", p.b, "tcpb", serverV4+"/24")
+	p.a.AddAddr(t, "tcpa", clientV6+"/64")
+	p.b.AddAddr(t, "tcpb", serverV6+"/64")
+	return p
+}
+
+// run is one exchange between a server and a client process.
+type run struct {
+	server, client         *exec.Cmd
+	serverComm, clientComm string
+	port                   uint16
+	serverHeld, clientHeld time.Duration // lower bounds of each side's life
+	started                time.Time
+}
+
+func (r *run) serverPID() uint32 { return uint32(r.server.Process.Pid) }
+func (r *run) clientPID() uint32 { return uint32(r.client.Process.Pid) }
+
+// start starts the server in b (returning once it listens) and the
+// client in a.
+func (p pair) start(t *testing.T, serverAddr string, n, m int) *run {
+	t.Helper()
+	r := &run{started: time.Now()}
+	r.server = testkit.Command(t, "tcp.server", serverAddr, strconv.Itoa(n), strconv.Itoa(m))
+	out, err := r.server.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.b.Start(r.server); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.server.Process.Kill(); r.server.Wait() })
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() {
+		t.Fatalf("server printed no port: %v", lines.Err())
+	}
+	port, err := strconv.ParseUint(lines.Text(), 10, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.port = uint16(port)
+	r.serverComm = comm(t, r.server.Process.Pid)
+	var cout bytes.Buffer
+	r.client = testkit.Command(t, "tcp.client", serverAddr, lines.Text(), strconv.Itoa(n), strconv.Itoa(m))
+	r.client.Stdout = &cout
+	if err := p.a.Start(r.client); err != nil {
+		t.Fatal(err)
+	}
+	r.clientComm = comm(t, r.client.Process.Pid)
+	if err := r.client.Wait(); err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	r.clientHeld = held(t, cout.String())
+	if !lines.Scan() {
+		t.Fatalf("server printed no time: %v", lines.Err())
+	}
+	r.serverHeld = held(t, lines.Text())
+	if err := r.server.Wait(); err != nil {
+		t.Fatalf("server: %v", err)
+	}
+	return r
+}
+
+func comm(t *testing.T, pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func held(t *testing.T, s string) time.Duration {
+	ns, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		t.Fatalf("child printed %q: %v", s, err)
+	}
+	return time.Duration(ns)
+}
+
+// collector keeps the events of one test's addresses, copied.
+type collector struct {
+	mu     sync.Mutex
+	events []Event
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func collect(t *testing.T, tr *Tracer, addrs ...string) *collector {
+	keep := map[netip.Addr]bool{}
+	for _, a := range addrs {
+		keep[netip.MustParseAddr(a)] = true
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &collector{cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		_, err := tr.Run(ctx, loader.StreamOptions{}, func(e *Event) error {
+			if !keep[e.Src.Addr()] || !keep[e.Dst.Addr()] {
+				return nil
+			}
+			cp := *e
+			cp.Comm = bytes.Clone(e.Comm)
+			c.mu.Lock()
+			c.events = append(c.events, cp)
+			c.mu.Unlock()
+			return nil
+		})
+		c.done <- err
+	}()
+	t.Cleanup(func() { c.stop(t) })
+	return c
+}
+
+// wait returns the events once match selects want of them, or fails
+// after a bounded wait.
+func (c *collector) wait(t *testing.T, want int, match func(*Event) bool) []Event {
+	t.Helper()
+	limit := 10 * time.Second
+	if testkit.Emulated() {
+		limit = 60 * time.Second
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		c.mu.Lock()
+		var got []Event
+		for i := range c.events {
+			if match(&c.events[i]) {
+				got = append(got, c.events[i])
+			}
+		}
+		c.mu.Unlock()
+		if len(got) >= want || time.Now().After(deadline) {
+			if len(got) != want {
+				t.Fatalf("%d events after %s, want %d: %+v", len(got), limit, want, got)
+			}
+			return got
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c *collector) stop(t *testing.T) {
+	if c.cancel == nil {
+		return
+	}
+	c.cancel()
+	c.cancel = nil
+	if err := <-c.done; err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
+
+type family struct {
+	name           string
+	client, server string
+	af             uint16
+}
+
+var families = []family{
+	{"IPv4", clientV4, serverV4, unix.AF_INET},
+	{"IPv6", clientV6, serverV6, unix.AF_INET6},
+}
+
+// onPort selects the events of the connection to port (either side).
+func onPort(port uint16) func(*Event) bool {
+	return func(e *Event) bool {
+		return (e.Src.Port() == port && e.Dst.Port() != 0) || e.Dst.Port() == port
+	}
+}
+
+func TestLife(t *testing.T) {
+	testkit.RequireRoot(t)
+	tr, err := NewLife(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	p := newPair(t)
+	for _, f := range families {
+		t.Run(f.name, func(t *testing.T) {
+			c := collect(t, tr, f.client, f.server)
+			const n, m = 100_003, 54_321 // client→server, server→client
+			r := p.start(t, f.server, n, m)
+			evs := c.wait(t, 2, onPort(r.port))
+			upper := time.Since(r.started)
+			for _, e := range evs {
+				want := struct {
+					pid    uint32
+					comm   string
+					tx, rx uint64
+					lower  time.Duration
+				}{r.clientPID(), r.clientComm, n, m, r.clientHeld}
+				if e.Src.Port() == r.port {
+					want.pid, want.comm, want.tx, want.rx, want.lower = r.serverPID(), r.serverComm, m, n, r.serverHeld
+				}
+				if e.Kind != KindLife || e.Family != f.af || e.PID != want.pid || string(e.Comm) != want.comm ||
+					e.TxBytes != want.tx || e.RxBytes != want.rx {
+					t.Errorf("%s → %s: pid %d %q tx %d rx %d kind %s family %d; want pid %d %q tx %d rx %d",
+						e.Src, e.Dst, e.PID, e.Comm, e.TxBytes, e.RxBytes, e.Kind, e.Family, want.pid, want.comm, want.tx, want.rx)
+				}
+				if e.Duration < want.lower || e.Duration > upper {
+					t.Errorf("%s → %s: duration %s, want between %s (held by the process) and %s (the whole run)",
+						e.Src, e.Dst, e.Duration, want.lower, upper)
+				}
+			}
+			if evs[0].Src.Port() == evs[1].Src.Port() {
+				t.Errorf("both rows from one side: %+v", evs)
+			}
+		})
+	}
+}
+
+func TestStates(t *testing.T) {
+	testkit.RequireRoot(t)
+	tr, err := NewStates(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	p := newPair(t)
+	for _, f := range families {
+		t.Run(f.name, func(t *testing.T) {
+			c := collect(t, tr, f.client, f.server)
+			r := p.start(t, f.server, 1000, 1000)
+			client := []string{"CLOSE>SYN-SENT", "SYN-SENT>ESTAB", "ESTAB>FIN-WAIT-1", "FIN-WAIT-1>FIN-WAIT-2", "FIN-WAIT-2>CLOSE"}
+			server := []string{"LISTEN>SYN-RECV", "SYN-RECV>ESTAB", "ESTAB>CLOSE-WAIT", "CLOSE-WAIT>LAST-ACK", "LAST-ACK>CLOSE"}
+			evs := c.wait(t, len(client)+len(server), onPort(r.port))
+			var gotC, gotS []string
+			for _, e := range evs {
+				step := e.OldState.String() + ">" + e.NewState.String()
+				pid := r.clientPID()
+				if e.Src.Port() == r.port {
+					gotS, pid = append(gotS, step), r.serverPID()
+				} else {
+					gotC = append(gotC, step)
+				}
+				if e.PID != pid {
+					t.Errorf("%s on %s → %s: pid %d (%s), want %d", step, e.Src, e.Dst, e.PID, e.Comm, pid)
+				}
+			}
+			if strings.Join(gotC, " ") != strings.Join(client, " ") {
+				t.Errorf("client states %v, want %v", gotC, client)
+			}
+			if strings.Join(gotS, " ") != strings.Join(server, " ") {
+				t.Errorf("server states %v, want %v", gotS, server)
+			}
+		})
+	}
+}
