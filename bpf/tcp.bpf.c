@@ -429,21 +429,28 @@ int exit_accept(struct syscall_exit_ctx *ctx)
 SEC("tracepoint/tcp/tcp_retransmit_skb")
 int retransmit(void *ctx)
 {
-	struct sock___tcp *sk;
+	struct sock___tcp *sk = NULL;
 	struct inet_connection_sock___tcp *icsk;
 	struct tcp_event e = {};
 	struct sock_info *si;
 	u64 key;
 
+	/* Read with helpers: the verifier refuses loads from the record at
+	 * an offset that CO-RE relocated into a register. */
 	if (bpf_core_type_exists(struct trace_event_raw_tcp_retransmit_skb)) {
 		struct trace_event_raw_tcp_retransmit_skb *r = ctx;
+		int err = 0;
+
 		/* 6.13+ also traces attempts that failed (err != 0): those
 		 * sent nothing, and TcpRetransSegs does not count them. */
-		if (bpf_core_field_exists(r->err) && r->err)
+		if (bpf_core_field_exists(r->err))
+			bpf_core_read(&err, sizeof(err), &r->err);
+		if (err)
 			return 0;
-		sk = (void *)r->skaddr;
+		bpf_core_read(&sk, sizeof(sk), &r->skaddr);
 	} else {
-		sk = (void *)((struct trace_event_raw_tcp_event_sk_skb *)ctx)->skaddr;
+		struct trace_event_raw_tcp_event_sk_skb *r = ctx;
+		bpf_core_read(&sk, sizeof(sk), &r->skaddr);
 	}
 	key = (u64)sk;
 	si = bpf_map_lookup_elem(&socks, &key);

@@ -126,8 +126,8 @@ func (r *run) serverPID() uint32 { return uint32(r.server.Process.Pid) }
 func (r *run) clientPID() uint32 { return uint32(r.client.Process.Pid) }
 
 // start starts the server in b (returning once it listens) and the
-// client in a.
-func (p pair) start(t *testing.T, serverAddr string, n, m int) *run {
+// client in a; before the client starts, listening(port) runs if given.
+func (p pair) start(t *testing.T, serverAddr string, n, m int, listening ...func(port uint16)) *run {
 	t.Helper()
 	r := &run{started: time.Now()}
 	r.server = testkit.Command(t, "tcp.server", serverAddr, strconv.Itoa(n), strconv.Itoa(m))
@@ -149,6 +149,9 @@ func (p pair) start(t *testing.T, serverAddr string, n, m int) *run {
 	}
 	r.port = uint16(port)
 	r.serverComm = comm(t, r.server.Process.Pid)
+	for _, f := range listening {
+		f(r.port)
+	}
 	var cout bytes.Buffer
 	r.client = testkit.Command(t, "tcp.client", serverAddr, lines.Text(), strconv.Itoa(n), strconv.Itoa(m))
 	r.client.Stdout = &cout
@@ -352,6 +355,137 @@ func TestStates(t *testing.T) {
 			if strings.Join(gotS, " ") != strings.Join(server, " ") {
 				t.Errorf("server states %v, want %v", gotS, server)
 			}
+		})
+	}
+}
+
+// snmp reads a counter of the namespace's /proc/net/snmp (file "snmp",
+// prefix "Tcp") or /proc/net/netstat ("netstat", "TcpExt").
+func snmp(t *testing.T, ns *testkit.NetNS, file, prefix, name string) uint64 {
+	t.Helper()
+	var raw []byte
+	if err := ns.Do(func() (err error) {
+		raw, err = os.ReadFile("/proc/thread-self/net/" + file)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(raw), "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		keys, vals := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(keys) == 0 || keys[0] != prefix+":" || len(vals) != len(keys) {
+			continue
+		}
+		for j, k := range keys {
+			if k == name {
+				v, err := strconv.ParseUint(vals[j], 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+		}
+	}
+	t.Fatalf("no %s %s in /proc/net/%s", prefix, name, file)
+	return 0
+}
+
+// nft runs nft -f - with rules inside ns.
+func nft(t *testing.T, ns *testkit.NetNS, rules string) {
+	t.Helper()
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := ns.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("nft: %v: %s", err, out.String())
+	}
+}
+
+func TestRetrans(t *testing.T) {
+	testkit.RequireRoot(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		testkit.Skip(t, "needs nft (Debian package nftables): %v", err)
+	}
+	tr, err := NewRetrans(Config{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	counter, err := NewRetrans(Config{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer counter.Close()
+	p := newPair(t)
+	for _, f := range families {
+		t.Run(f.name, func(t *testing.T) {
+			c := collect(t, tr, f.client, f.server)
+			// The client's one write of payload bytes is one segment of
+			// length bytes at the server's input hook: IP header (20 or
+			// 40), TCP header with the timestamp option (32), payload.
+			// The first k of them are dropped: the original and k-1
+			// retransmissions, so k retransmissions in all.
+			const payload, k = 100, 3
+			length := 20 + 32 + payload
+			if f.af == unix.AF_INET6 {
+				length = 40 + 32 + payload
+			}
+			retrans0 := snmp(t, p.a, "snmp", "Tcp", "RetransSegs")
+			probes0 := snmp(t, p.a, "netstat", "TcpExt", "TCPLossProbes")
+			r := p.start(t, f.server, payload, 1, func(port uint16) {
+				nft(t, p.b, fmt.Sprintf(`table inet bpfkit_retrans {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		tcp dport %d meta length %d quota until %d bytes drop
+	}
+}
+`, port, length, k*length+1))
+			})
+			t.Cleanup(func() { nft(t, p.b, "delete table inet bpfkit_retrans\n") })
+			evs := c.wait(t, k, onPort(r.port))
+			retrans := snmp(t, p.a, "snmp", "Tcp", "RetransSegs") - retrans0
+			probes := snmp(t, p.a, "netstat", "TcpExt", "TCPLossProbes") - probes0
+			if retrans != k {
+				t.Fatalf("TcpRetransSegs rose by %d in the client's namespace, want %d (is the rule's length right?)", retrans, k)
+			}
+			var lossProbes uint64
+			for _, e := range evs {
+				if e.Kind == KindLossProbe {
+					lossProbes++
+				} else if e.Kind != KindRetrans {
+					t.Errorf("kind %s", e.Kind)
+				}
+				if e.PID != r.clientPID() || string(e.Comm) != r.clientComm || e.Dst.Port() != r.port ||
+					e.Src.Addr().String() != f.client || e.Dst.Addr().String() != f.server {
+					t.Errorf("%s → %s pid %d %q, want the client's (%d %q) to port %d", e.Src, e.Dst, e.PID, e.Comm, r.clientPID(), r.clientComm, r.port)
+				}
+			}
+			// Every tail loss probe here retransmits (the client has no
+			// new data to send instead), so TCPLossProbes counts them all.
+			if lossProbes != probes {
+				t.Errorf("%d loss probes reported, TCPLossProbes rose by %d", lossProbes, probes)
+			}
+			counts, err := counter.Counts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var found bool
+			for _, n := range counts {
+				if n.Dst == evs[0].Dst && n.Src == evs[0].Src {
+					found = true
+					if n.Retrans+n.LossProbes != k || n.LossProbes != lossProbes || n.PID != r.clientPID() || n.Comm != r.clientComm {
+						t.Errorf("count mode: %+v, want %d in all, %d loss probes, pid %d", n, k, lossProbes, r.clientPID())
+					}
+				}
+			}
+			if !found {
+				t.Errorf("count mode: no entry for %s → %s in %+v", evs[0].Src, evs[0].Dst, counts)
+			}
+			t.Logf("%d retransmissions, %d of them loss probes", k, lossProbes)
 		})
 	}
 }
