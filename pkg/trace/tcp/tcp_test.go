@@ -372,37 +372,6 @@ func TestStates(t *testing.T) {
 	}
 }
 
-// snmp reads a counter of the namespace's /proc/net/snmp (file "snmp",
-// prefix "Tcp") or /proc/net/netstat ("netstat", "TcpExt").
-func snmp(t *testing.T, ns *testkit.NetNS, file, prefix, name string) uint64 {
-	t.Helper()
-	var raw []byte
-	if err := ns.Do(func() (err error) {
-		raw, err = os.ReadFile("/proc/thread-self/net/" + file)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(raw), "\n")
-	for i := 0; i+1 < len(lines); i++ {
-		keys, vals := strings.Fields(lines[i]), strings.Fields(lines[i+1])
-		if len(keys) == 0 || keys[0] != prefix+":" || len(vals) != len(keys) {
-			continue
-		}
-		for j, k := range keys {
-			if k == name {
-				v, err := strconv.ParseUint(vals[j], 10, 64)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return v
-			}
-		}
-	}
-	t.Fatalf("no %s %s in /proc/net/%s", prefix, name, file)
-	return 0
-}
-
 // nft runs nft -f - with rules inside ns.
 func nft(t *testing.T, ns *testkit.NetNS, rules string) {
 	t.Helper()
@@ -447,8 +416,8 @@ func TestRetrans(t *testing.T) {
 			if f.af == unix.AF_INET6 {
 				length = 40 + 32 + payload
 			}
-			retrans0 := snmp(t, p.a, "snmp", "Tcp", "RetransSegs")
-			probes0 := snmp(t, p.a, "netstat", "TcpExt", "TCPLossProbes")
+			retrans0 := p.a.Counter(t, "snmp", "Tcp", "RetransSegs")
+			probes0 := p.a.Counter(t, "netstat", "TcpExt", "TCPLossProbes")
 			r := p.start(t, f.server, payload, 1, func(port uint16) {
 				nft(t, p.b, fmt.Sprintf(`table inet bpfkit_retrans {
 	chain in {
@@ -460,8 +429,8 @@ func TestRetrans(t *testing.T) {
 			})
 			t.Cleanup(func() { nft(t, p.b, "delete table inet bpfkit_retrans\n") })
 			evs := c.wait(t, k, onPort(r.port))
-			retrans := snmp(t, p.a, "snmp", "Tcp", "RetransSegs") - retrans0
-			probes := snmp(t, p.a, "netstat", "TcpExt", "TCPLossProbes") - probes0
+			retrans := p.a.Counter(t, "snmp", "Tcp", "RetransSegs") - retrans0
+			probes := p.a.Counter(t, "netstat", "TcpExt", "TCPLossProbes") - probes0
 			if retrans != k {
 				t.Fatalf("TcpRetransSegs rose by %d in the client's namespace, want %d (is the rule's length right?)", retrans, k)
 			}
