@@ -26,23 +26,57 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 
 func init() {
 	testkit.Register("tcp.server", serverChild)
+	testkit.Register("tcp.acceptor", acceptorChild)
 	testkit.Register("tcp.client", clientChild)
 }
 
-// serverChild ADDR N M: listens on ADDR (a free port, printed), accepts one
-// connection, reads exactly N bytes, writes M, waits for the client's EOF,
-// closes, and prints how long it held the connection (a lower bound of the
-// connection's life).
+// serverChild ADDR N M: listens on ADDR (a free port, printed), then
+// hands the listening socket to a child process, the acceptor (its pid
+// printed), as a pre-forking server does: the connection's owner is the
+// acceptor, not the process that listened.
 func serverChild(args []string) int {
-	n, _ := strconv.Atoi(args[1])
-	m, _ := strconv.Atoi(args[2])
 	ln, err := net.Listen("tcp", net.JoinHostPort(args[0], "0"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	f, err := ln.(*net.TCPListener).File()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer ln.Close()
 	fmt.Println(ln.Addr().(*net.TCPAddr).Port)
+	cmd := exec.Command("/proc/self/exe", args...)
+	cmd.Env = append(os.Environ(), testkit.ChildEnv("tcp.acceptor"))
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	f.Close()
+	fmt.Println(cmd.Process.Pid)
+	if err := cmd.Wait(); err != nil {
+		fmt.Fprintln(os.Stderr, "acceptor:", err)
+		return 1
+	}
+	return 0
+}
+
+// acceptorChild ADDR N M: accepts one connection on the listening socket
+// it was given (fd 3), reads exactly N bytes, writes M, waits for the
+// client's EOF, closes, and prints how long it held the connection (a
+// lower bound of the connection's life).
+func acceptorChild(args []string) int {
+	n, _ := strconv.Atoi(args[1])
+	m, _ := strconv.Atoi(args[2])
+	ln, err := net.FileListener(os.NewFile(3, "listener"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer ln.Close()
 	c, err := ln.Accept()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -116,14 +150,16 @@ func newPair(t *testing.T) pair {
 // run is one exchange between a server and a client process.
 type run struct {
 	server, client         *exec.Cmd
+	acceptor               uint32 // the server's child that accepts
 	serverComm, clientComm string
 	port                   uint16
 	serverHeld, clientHeld time.Duration // lower bounds of each side's life
 	started                time.Time
 }
 
-func (r *run) serverPID() uint32 { return uint32(r.server.Process.Pid) }
-func (r *run) clientPID() uint32 { return uint32(r.client.Process.Pid) }
+func (r *run) listenerPID() uint32 { return uint32(r.server.Process.Pid) }
+func (r *run) serverPID() uint32   { return r.acceptor }
+func (r *run) clientPID() uint32   { return uint32(r.client.Process.Pid) }
 
 // start starts the server in b (returning once it listens) and the
 // client in a; before the client starts, listening(port) runs if given.
@@ -148,12 +184,20 @@ func (p pair) start(t *testing.T, serverAddr string, n, m int, listening ...func
 		t.Fatal(err)
 	}
 	r.port = uint16(port)
-	r.serverComm = comm(t, r.server.Process.Pid)
+	if !lines.Scan() {
+		t.Fatalf("server printed no acceptor: %v", lines.Err())
+	}
+	acceptor, err := strconv.ParseUint(lines.Text(), 10, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.acceptor = uint32(acceptor)
+	r.serverComm = comm(t, int(acceptor))
 	for _, f := range listening {
 		f(r.port)
 	}
 	var cout bytes.Buffer
-	r.client = testkit.Command(t, "tcp.client", serverAddr, lines.Text(), strconv.Itoa(n), strconv.Itoa(m))
+	r.client = testkit.Command(t, "tcp.client", serverAddr, strconv.Itoa(int(r.port)), strconv.Itoa(n), strconv.Itoa(m))
 	r.client.Stdout = &cout
 	if err := p.a.Start(r.client); err != nil {
 		t.Fatal(err)
@@ -347,6 +391,10 @@ func TestStates(t *testing.T) {
 				pid := r.clientPID()
 				if e.Src.Port() == r.port {
 					gotS, pid = append(gotS, step), r.serverPID()
+					// Not accepted yet: the listening process's.
+					if e.OldState == Listen || e.OldState == SynRecv {
+						pid = r.listenerPID()
+					}
 				} else {
 					gotC = append(gotC, step)
 				}
