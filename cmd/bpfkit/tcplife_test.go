@@ -67,7 +67,7 @@ func TestTcplifeJSON(t *testing.T) {
 	keys := []string{"comm", "daddr", "dport", "duration_ns", "family", "pid", "rx_bytes", "saddr", "sport", "time", "tx_bytes"}
 	lines := bytes.Split(bytes.TrimSpace(stdout.Bytes()), []byte("\n"))
 	if len(lines) != 2 {
-		t.Fatalf("%d lines, want 2: %s", len(lines), stdout.String())
+		t.Fatalf("%d lines, want 2: %s / %s", len(lines), stdout.String(), stderr.String())
 	}
 	for _, l := range lines {
 		var row map[string]any
