@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,8 +32,8 @@ func init() {
 }
 
 // serverChild ADDR N M: listens on ADDR (a free port, printed), then
-// hands the listening socket to a child process, the acceptor (its pid
-// printed), as a pre-forking server does: the connection's owner is the
+// hands the listening socket to a child process, the acceptor, as a
+// pre-forking server does: the connection's owner is the
 // acceptor, not the process that listened.
 func serverChild(args []string) int {
 	ln, err := net.Listen("tcp", net.JoinHostPort(args[0], "0"))
@@ -56,7 +57,6 @@ func serverChild(args []string) int {
 		return 1
 	}
 	f.Close()
-	fmt.Println(cmd.Process.Pid)
 	if err := cmd.Wait(); err != nil {
 		fmt.Fprintln(os.Stderr, "acceptor:", err)
 		return 1
@@ -64,8 +64,8 @@ func serverChild(args []string) int {
 	return 0
 }
 
-// acceptorChild ADDR N M: accepts one connection on the listening socket
-// it was given (fd 3), reads exactly N bytes, writes M, waits for the
+// acceptorChild ADDR N M: prints its pid and comm, accepts one connection
+// on the listening socket it was given (fd 3), reads exactly N bytes, writes M, waits for the
 // client's EOF, closes, and prints how long it held the connection (a
 // lower bound of the connection's life).
 func acceptorChild(args []string) int {
@@ -77,6 +77,12 @@ func acceptorChild(args []string) int {
 		return 1
 	}
 	defer ln.Close()
+	comm, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(os.Getpid(), strings.TrimSpace(string(comm)))
 	c, err := ln.Accept()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -187,12 +193,14 @@ func (p pair) start(t *testing.T, serverAddr string, n, m int, listening ...func
 	if !lines.Scan() {
 		t.Fatalf("server printed no acceptor: %v", lines.Err())
 	}
-	acceptor, err := strconv.ParseUint(lines.Text(), 10, 32)
+	// The acceptor's own word: read from here, its comm could still be
+	// the forking server's, set anew only after exec returned to it.
+	pidText, commText, _ := strings.Cut(lines.Text(), " ")
+	acceptor, err := strconv.ParseUint(pidText, 10, 32)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.acceptor = uint32(acceptor)
-	r.serverComm = comm(t, int(acceptor))
+	r.acceptor, r.serverComm = uint32(acceptor), commText
 	for _, f := range listening {
 		f(r.port)
 	}
@@ -202,7 +210,7 @@ func (p pair) start(t *testing.T, serverAddr string, n, m int, listening ...func
 	if err := p.a.Start(r.client); err != nil {
 		t.Fatal(err)
 	}
-	r.clientComm = comm(t, r.client.Process.Pid)
+	r.clientComm = execComm(t)
 	if err := r.client.Wait(); err != nil {
 		t.Fatalf("client: %v", err)
 	}
@@ -217,12 +225,16 @@ func (p pair) start(t *testing.T, serverAddr string, n, m int, listening ...func
 	return r
 }
 
-func comm(t *testing.T, pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+// execComm is the comm of a process that exec'd this test binary (as
+// testkit.Command does): the file's name, at most 15 bytes. Read from
+// /proc it could still be the forking thread's just after Start.
+func execComm(t *testing.T) string {
+	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(b))
+	name := filepath.Base(self)
+	return name[:min(len(name), 15)]
 }
 
 func held(t *testing.T, s string) time.Duration {
