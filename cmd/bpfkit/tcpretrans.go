@@ -26,11 +26,12 @@ func newTcpretransCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tcpretrans",
 		Short: tcp.Retrans.Summary,
-		Long: `One line per retransmitted TCP segment (kind retrans) and per tail loss probe
-that retransmits the last segment (kind loss_probe), from the tracepoint
-tcp:tcp_retransmit_skb: what the kernel counts in TcpRetransSegs. PID is the
-socket's owner, not the task a softirq interrupted. With -c/--count, sums per
-connection in the kernel and prints them at the end (Ctrl-C or -d).
+		Long: `One line per retransmission (kind retrans) and per tail loss probe that
+retransmits the last segment (kind loss_probe), from the tracepoint
+tcp:tcp_retransmit_skb: one line per retransmitted buffer, which TcpRetransSegs
+counts once per segment it holds (several when TSO/GSO merged them). PID is
+the socket's owner, not the task a softirq interrupted. With -c/--count, sums
+per connection in the kernel and prints them at the end (Ctrl-C or -d).
 See docs/tcp.md.`,
 		Example: `  bpfkit tcpretrans              # every retransmission
   bpfkit tcpretrans -c -d 10s    # count per connection for 10 seconds
