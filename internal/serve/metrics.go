@@ -37,7 +37,7 @@ var (
 	descTCPClosed = cgroupDesc("bpfkit_tcp_connections_closed_total",
 		"TCP connections closed (sock:inet_sock_set_state to CLOSE, listeners left out), by cgroup of the socket's owner.")
 	descTCPRetransmits = cgroupDesc("bpfkit_tcp_retransmits_total",
-		"TCP segments retransmitted, tail loss probes included (tcp:tcp_retransmit_skb), by cgroup of the socket's owner.")
+		"TCP retransmissions, tail loss probes included (tcp:tcp_retransmit_skb: one per retransmitted buffer, which TcpRetransSegs counts once per segment), by cgroup of the socket's owner.")
 
 	descXDPPackets = prometheus.NewDesc("bpfkit_xdp_packets_total",
 		"Packets seen by bpfkit's XDP filters, by interface, rule id (or default, malformed, non-ip) and action.",
