@@ -85,6 +85,11 @@ var badInputs = []badInput{
 	{"syscount pid 0", []string{"syscount", "-p", "0"}, "process id 0"},
 	{"zombies over negative", []string{"zombies", "--over", "-1s"}, "must not be negative"},
 	{"zombies ppid 0", []string{"zombies", "--ppid", "0"}, "process id 0"},
+	{"tcplife port 0", []string{"tcplife", "-L", "0"}, "give ports from 1 to 65535"},
+	{"tcpstates port name", []string{"tcpstates", "-D", "http"}, "give ports from 1 to 65535"},
+	{"tcpretrans nine ports", []string{"tcpretrans", "-L", "1,2,3,4,5,6,7,8,9"}, "give at most 8"},
+	{"tcplife pid 0", []string{"tcplife", "-p", "0"}, "process id 0"},
+	{"tcpretrans cgroup missing", []string{"tcpretrans", "--cgroup", "/nonexistent/cg"}, "does not exist"},
 	// cgroups: named, opened as the user (rows 8-10)
 	{"cgroup missing (8)", []string{"opensnoop", "--cgroup", "/nonexistent/cg"}, "does not exist"},
 	{"cgroup is a file (10)", []string{"opensnoop", "--cgroup", "{file}"}, "is not a directory"},

@@ -55,6 +55,7 @@ func New(opts Options) (*Exporter, error) {
 	for desc, extra := range map[*prometheus.Desc]bool{
 		descExec: false, descExit: true, descSwitches: true, descRunqlat: false,
 		descFileBytes: true, descFileOps: true, descOpenErrors: true,
+		descTCPClosed: false, descTCPRetransmits: false,
 	} {
 		e.families[desc] = newFamily(desc, prometheus.CounterValue, extra)
 	}

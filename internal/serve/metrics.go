@@ -34,6 +34,10 @@ var (
 		"Read and write system calls on regular files that succeeded (a read at end of file too).", "op")
 	descOpenErrors = cgroupDesc("bpfkit_open_errors_total",
 		"Failed open, openat and openat2 calls, by errno.", "errno")
+	descTCPClosed = cgroupDesc("bpfkit_tcp_connections_closed_total",
+		"TCP connections closed (sock:inet_sock_set_state to CLOSE, listeners left out), by cgroup of the socket's owner.")
+	descTCPRetransmits = cgroupDesc("bpfkit_tcp_retransmits_total",
+		"TCP retransmissions, tail loss probes included (tcp:tcp_retransmit_skb: one per retransmitted buffer, which TcpRetransSegs counts once per segment), by cgroup of the socket's owner.")
 
 	descXDPPackets = prometheus.NewDesc("bpfkit_xdp_packets_total",
 		"Packets seen by bpfkit's XDP filters, by interface, rule id (or default, malformed, non-ip) and action.",

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
@@ -104,6 +105,14 @@ var Tools = []*Tool{
 		},
 		Default: true,
 		collect: collectXDP,
+	},
+	{
+		Descriptor: tool.Descriptor{
+			Name: "tcp", Kind: tool.Sampler, Summary: "TCP connections closed and segments retransmitted per cgroup of the socket's owner",
+			Spec:    serveTCPSpec,
+			Metrics: []string{"bpfkit_tcp_connections_closed_total", "bpfkit_tcp_retransmits_total"},
+		},
+		collect: collectTCP,
 	},
 }
 
@@ -247,4 +256,29 @@ func errnoName(err uint32) string {
 		return name
 	}
 	return strconv.Itoa(int(err))
+}
+
+// serveTCPSpec is serve_tcp without the accept exits: serve attributes an
+// accepted socket to its listener's cgroup until its owner closes it, and
+// attaches no syscall tracepoint (see Tools).
+func serveTCPSpec() (*ebpf.CollectionSpec, error) {
+	spec, err := loadServeTcp()
+	if err != nil {
+		return nil, err
+	}
+	delete(spec.Programs, serveTcpProgExitAccept)
+	delete(spec.Programs, serveTcpProgExitAccept4)
+	return spec, nil
+}
+
+func collectTCP(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+	closed, retrans := e.families[descTCPClosed], e.families[descTCPRetransmits]
+	if err := loader.ReadAll(objs.Collection.Maps[serveTcpMapClosed], func(id, n *uint64) {
+		closed.add(e.cgroups.lookup(*id), "", float64(*n))
+	}); err != nil {
+		return err
+	}
+	return loader.ReadAll(objs.Collection.Maps[serveTcpMapRetransmits], func(id, n *uint64) {
+		retrans.add(e.cgroups.lookup(*id), "", float64(*n))
+	})
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -229,4 +231,34 @@ func (n *NetNS) Neighbor(t testing.TB, iface, ip string, mac net.HardwareAddr) {
 		return netlink.NeighSet(&netlink.Neigh{LinkIndex: l.Attrs().Index, Family: family,
 			State: netlink.NUD_PERMANENT, IP: addr, HardwareAddr: mac})
 	})
+}
+
+// Counter reads a counter of the namespace's /proc/net/snmp (file "snmp",
+// prefix "Tcp", "Udp", ...) or /proc/net/netstat ("netstat", "TcpExt"),
+// such as Tcp RetransSegs or Udp NoPorts.
+func (n *NetNS) Counter(t testing.TB, file, prefix, name string) uint64 {
+	t.Helper()
+	var raw []byte
+	n.must(t, func() (err error) {
+		raw, err = os.ReadFile("/proc/thread-self/net/" + file)
+		return err
+	})
+	lines := strings.Split(string(raw), "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		keys, vals := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(keys) == 0 || keys[0] != prefix+":" || len(vals) != len(keys) {
+			continue
+		}
+		for j, k := range keys {
+			if k == name {
+				v, err := strconv.ParseUint(vals[j], 10, 64)
+				if err != nil {
+					t.Fatalf("%s %s in /proc/net/%s: %v", prefix, name, file, err)
+				}
+				return v
+			}
+		}
+	}
+	t.Fatalf("no %s %s in /proc/net/%s", prefix, name, file)
+	return 0
 }

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+)
+
+func init() { testkit.Register("serve-tcp", serveTCPWorkload) }
+
+// serveTCPWorkload N PAYLOAD: listens on loopback (printing the port),
+// waits for a line on stdin, then makes N connections to itself, each
+// sending PAYLOAD bytes one way and closing; prints "done".
+func serveTCPWorkload(args []string) int {
+	n, _ := strconv.Atoi(args[0])
+	payload, _ := strconv.Atoi(args[1])
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer ln.Close()
+	fmt.Println(ln.Addr().(*net.TCPAddr).Port)
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	for range n {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		s.SetDeadline(time.Now().Add(time.Minute))
+		c.Write(make([]byte, payload))
+		if _, err := io.ReadFull(s, make([]byte, payload)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		c.Close()
+		io.Copy(io.Discard, s) // the client's FIN
+		s.Close()
+	}
+	fmt.Println("done")
+	return 0
+}
+
+// metric reads one per-cgroup series from serve's /metrics (0 if absent).
+func metric(t *testing.T, addr, name, cgroup string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, name+"{") && strings.Contains(l, fmt.Sprintf("cgroup=%q", cgroup)) {
+			v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+			if err != nil {
+				t.Fatalf("%s: %v", l, err)
+			}
+			sum += v
+		}
+	}
+	return sum
+}
+
+// TestServeTCP: a process in a cgroup of its own makes n connections to
+// itself in a namespace where an nftables rule drops the first k copies of
+// its first data segment: /metrics shows 2n closed connections (both
+// sides) and k retransmits for that cgroup, as many as the namespace's
+// TcpRetransSegs.
+func TestServeTCP(t *testing.T) {
+	testkit.RequireRoot(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		testkit.Skip(t, "needs nft (Debian package nftables): %v", err)
+	}
+	rel, fd := testCgroup(t, "", fmt.Sprintf("bpfkit-serve-tcp-%d", os.Getpid()))
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startServe(t, addr, "--tools", "tcp")
+	ns := testkit.NewNetNS(t, "stcp")
+	const n, k, payload = 5, 2, 100
+	cmd := testkit.Command(t, "serve-tcp", strconv.Itoa(n), strconv.Itoa(payload))
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outPipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	out := bufio.NewScanner(outPipe)
+	if !out.Scan() {
+		t.Fatal("workload printed no port")
+	}
+	// On loopback a data segment is 20 (IP) + 32 (TCP with timestamps)
+	// + payload bytes at the input hook.
+	length := 20 + 32 + payload
+	nft := exec.Command("nft", "-f", "-")
+	nft.Stdin = strings.NewReader(fmt.Sprintf(`table inet bpfkit_serve_tcp {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		tcp dport %s meta length %d quota until %d bytes drop
+	}
+}
+`, out.Text(), length, k*length+1))
+	if msg, err := runIn(ns, nft); err != nil {
+		t.Fatalf("nft: %v: %s", err, msg)
+	}
+	retrans0 := ns.Counter(t, "snmp", "Tcp", "RetransSegs")
+	fmt.Fprintln(in, "go")
+	if !out.Scan() || out.Text() != "done" {
+		t.Fatalf("workload: %q", out.Text())
+	}
+	retrans := ns.Counter(t, "snmp", "Tcp", "RetransSegs") - retrans0
+	if retrans != k {
+		t.Fatalf("TcpRetransSegs rose by %d, want %d (is the rule's length right?)", retrans, k)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		closed := metric(t, addr, "bpfkit_tcp_connections_closed_total", rel)
+		re := metric(t, addr, "bpfkit_tcp_retransmits_total", rel)
+		if closed == 2*n && re == k {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cgroup %s: %v connections closed, %v retransmits; want %d and %d", rel, closed, re, 2*n, k)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func runIn(ns *testkit.NetNS, cmd *exec.Cmd) (string, error) {
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := ns.Start(cmd); err != nil {
+		return "", err
+	}
+	err := cmd.Wait()
+	return out.String(), err
+}
