@@ -249,6 +249,12 @@ func nftDropUDP(t *testing.T, ns *testkit.NetNS, port uint16) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
+	// nftables.Conn panics when it cannot open its socket: ask first.
+	probe, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+	if err != nil {
+		t.Fatalf("no nfnetlink socket (load nf_tables; vmtest: VMTEST_MODULES): %v", err)
+	}
+	unix.Close(probe)
 	c, err := nftables.New(nftables.WithNetNSFd(fd))
 	if err != nil {
 		t.Fatal(err)
