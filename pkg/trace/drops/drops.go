@@ -17,6 +17,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
@@ -31,6 +32,7 @@ var Tool = tool.Descriptor{
 	Kind:    tool.Stream,
 	Summary: "Show every packet the kernel drops, with the kernel's reason, the dropping function, addresses and namespace",
 	Spec:    loadDrops,
+	Metrics: []string{"bpfkit_drops_total"},
 	// skb:kfree_skb as a BTF tracepoint, else a raw one.
 	Hooks: loader.Options{Alternatives: [][]string{{dropsProgKfreeSkbBtf, dropsProgKfreeSkbRaw}}},
 }
@@ -206,22 +208,54 @@ func protocol(ethertype uint16, family, l4 uint8) string {
 // and location (function), most first.
 func (t *Tracer) Totals() ([]Count, error) {
 	sum := map[[2]string]uint64{}
+	if err := readCounts(t.objs, func(reason uint32, location, n uint64) {
+		sum[[2]string{t.reasons.Name(reason), t.location(location)}] += n
+	}); err != nil {
+		return nil, err
+	}
+	return sorted(sum), nil
+}
+
+// readCounts calls fn for each (reason, location) of the summary table,
+// with its count summed over the CPUs.
+func readCounts(objs *loader.Objects, fn func(reason uint32, location, n uint64)) error {
 	var (
 		k   dropsDropKey
 		per []uint64
 	)
-	it := t.objs.Collection.Maps["counts"].Iterate()
+	it := objs.Collection.Maps["counts"].Iterate()
 	for it.Next(&k, &per) {
 		var n uint64
 		for _, c := range per {
 			n += c
 		}
-		sum[[2]string{t.reasons.Name(k.Reason), t.location(k.Location)}] += n
+		fn(k.Reason, k.Location, n)
 	}
 	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("read drop counts: %w", err)
+		return fmt.Errorf("read drop counts: %w", err)
 	}
-	return sorted(sum), nil
+	return nil
+}
+
+// SummarySpec is the drops object set for summary mode: for serve, which
+// loads it with the descriptor's hooks and reads it with ReasonTotals.
+func SummarySpec() (*ebpf.CollectionSpec, error) {
+	spec, err := loadDrops()
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.Variables["summary"].Set(true); err != nil {
+		return nil, fmt.Errorf("set summary: %w", err)
+	}
+	return spec, nil
+}
+
+// ReasonTotals reads the drops counted by objects loaded from SummarySpec,
+// per reason name.
+func ReasonTotals(objs *loader.Objects, reasons Reasons) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	err := readCounts(objs, func(reason uint32, _, n uint64) { out[reasons.Name(reason)] += n })
+	return out, err
 }
 
 // Delta returns the drops counted since the previous call (or New).

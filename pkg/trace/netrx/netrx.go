@@ -22,6 +22,7 @@ var Tool = tool.Descriptor{
 	Kind:    tool.Sampler,
 	Summary: "Received packets and bytes per interface, RX queue and CPU, and NAPI polls that used their whole budget",
 	Spec:    loadNetrx,
+	Metrics: []string{"bpfkit_netrx_packets_total"},
 	Hooks: loader.Options{Alternatives: [][]string{ // BTF tracepoints, else raw ones
 		{netrxProgNetifReceiveSkbBtf, netrxProgNetifReceiveSkbRaw},
 		{netrxProgNapiPollBtf, netrxProgNapiPollRaw},
@@ -80,13 +81,23 @@ func (t *Tracer) Health() loader.Health { return t.objs.Health() }
 
 func (t *Tracer) totals() (map[key]Count, error) {
 	out := map[key]Count{}
-	if err := loader.ReadAll(t.objs.Collection.Maps["counts"], func(k *netrxNetrxKey, v *netrxNetrxVal) {
-		out[*k] = Count{Netns: k.Netns, Ifindex: k.Ifindex, Iface: string(trace.CString(v.Name[:])),
-			Queue: k.Queue, CPU: k.Cpu, Packets: v.Packets, Bytes: v.Bytes, Polls: v.Polls, Full: v.Full}
+	err := read(t.objs, func(k *netrxNetrxKey, c Count) { out[*k] = c })
+	return out, err
+}
+
+// Read calls fn with every row counted by objects loaded from Tool.Spec.
+func Read(objs *loader.Objects, fn func(Count)) error {
+	return read(objs, func(_ *netrxNetrxKey, c Count) { fn(c) })
+}
+
+func read(objs *loader.Objects, fn func(k *netrxNetrxKey, c Count)) error {
+	if err := loader.ReadAll(objs.Collection.Maps["counts"], func(k *netrxNetrxKey, v *netrxNetrxVal) {
+		fn(k, Count{Netns: k.Netns, Ifindex: k.Ifindex, Iface: string(trace.CString(v.Name[:])),
+			Queue: k.Queue, CPU: k.Cpu, Packets: v.Packets, Bytes: v.Bytes, Polls: v.Polls, Full: v.Full})
 	}); err != nil {
-		return nil, fmt.Errorf("read receive counts: %w", err)
+		return fmt.Errorf("read receive counts: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // Totals returns everything counted since New, sorted.

@@ -58,22 +58,6 @@ func inNetnsSysfs(t *testing.T, ns *testkit.NetNS, path, value string) {
 	}
 }
 
-// noIPv6 turns IPv6 off in ns before its interfaces exist, so that no
-// router solicitation or MLD report crosses the veth during the test.
-func noIPv6(t *testing.T, ns *testkit.NetNS) {
-	t.Helper()
-	if err := ns.Do(func() error {
-		for _, f := range []string{"all", "default"} {
-			if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+f+"/disable_ipv6", []byte("1"), 0); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestRPS: with rps_cpus of vb's RX queue set to one CPU, every datagram
 // a sends is received by the stack on that CPU, whichever CPU sent it:
 // exactly n packets of exactly n*(IP+UDP header+payload) bytes on vb on
@@ -91,8 +75,8 @@ func TestRPS(t *testing.T) {
 	defer tr.Close()
 	a := testkit.NewNetNS(t, "netrx-a")
 	b := testkit.NewNetNS(t, "netrx-b")
-	noIPv6(t, a)
-	noIPv6(t, b)
+	a.NoIPv6(t)
+	b.NoIPv6(t)
 	testkit.Veth(t, a, "va", "198.18.14.1/24", b, "vb", "198.18.14.2/24")
 	a.Neighbor(t, "va", "198.18.14.2", b.MAC(t, "vb"))
 	b.Neighbor(t, "vb", "198.18.14.1", a.MAC(t, "va"))

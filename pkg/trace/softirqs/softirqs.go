@@ -25,6 +25,7 @@ var Tool = tool.Descriptor{
 	Kind:    tool.Sampler,
 	Summary: "Time spent in each softirq vector per CPU, with counts and histograms (like bcc's softirqs)",
 	Spec:    loadSoftirqs,
+	Metrics: []string{"bpfkit_softirq_seconds_total"},
 	Hooks: loader.Options{Alternatives: [][]string{ // BTF tracepoints, else raw ones
 		{softirqsProgSoftirqEntryBtf, softirqsProgSoftirqEntryRaw},
 		{softirqsProgSoftirqExitBtf, softirqsProgSoftirqExitRaw},
@@ -86,10 +87,14 @@ func (t *Tracer) Health() loader.Health { return t.objs.Health() }
 
 // Totals returns every CPU's softirqs since New, per vector, CPU first;
 // vectors and CPUs with none are left out.
-func (t *Tracer) Totals() ([]Stat, error) {
+func (t *Tracer) Totals() ([]Stat, error) { return Read(t.objs, t.names) }
+
+// Read reads the softirqs counted by objects loaded from Tool.Spec, for
+// the vectors named (ReadProc's names).
+func Read(objs *loader.Objects, names []string) ([]Stat, error) {
 	var out []Stat
-	m := t.objs.Collection.Maps["stats"]
-	for vec := range t.names {
+	m := objs.Collection.Maps["stats"]
+	for vec := range names {
 		var perCPU []softirqsSoftirqStat
 		if err := m.Lookup(uint32(vec), &perCPU); err != nil {
 			return nil, fmt.Errorf("read softirq vector %d: %w", vec, err)
@@ -98,7 +103,7 @@ func (t *Tracer) Totals() ([]Stat, error) {
 			if raw.Count == 0 {
 				continue
 			}
-			out = append(out, Stat{CPU: cpu, Vector: vec, Name: t.names[vec],
+			out = append(out, Stat{CPU: cpu, Vector: vec, Name: names[vec],
 				Count: raw.Count, Time: time.Duration(raw.Ns), Hist: raw.Hist})
 		}
 	}
