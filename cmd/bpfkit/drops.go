@@ -74,7 +74,7 @@ every interval (default: once, at Ctrl-C).`,
 				fmt.Fprintln(os.Stderr, "Counting drops... Hit Ctrl-C to end.")
 			}
 			p := output.NewPrinter(os.Stdout, format, drops.SummaryFields())
-			var lost uint64
+			var lost, missed uint64
 			return ia.every(cmd.Context(), func(now time.Time, elapsed time.Duration) error {
 				counts, err := t.Delta()
 				if err != nil {
@@ -94,11 +94,15 @@ every interval (default: once, at Ctrl-C).`,
 						return err
 					}
 				}
-				if h := t.Health(); h.Lost > lost {
-					fmt.Fprintf(os.Stderr, "bpfkit: %d drops not counted: the kernel table (10240 reason+location pairs) is full\n", h.Lost)
+				h := t.Health()
+				if h.Lost > lost {
+					fmt.Fprintf(os.Stderr, "bpfkit: %d drops not counted: the kernel table (10240 reason+location pairs) is full\n", h.Lost-lost)
 					lost = h.Lost
 				}
-				warnMissed(t.Health().Missed)
+				if h.Missed > missed {
+					warnMissed(h.Missed - missed)
+					missed = h.Missed
+				}
 				return p.Flush()
 			})
 		},
