@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+	"github.com/bpfkit/bpfkit/internal/testkit"
 )
 
 const payload = 100

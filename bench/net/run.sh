@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# bench/net: cost per TCP connection (connect, 100 bytes each way, close)
-# between two network namespaces, without tracing, with bpfkit tcplife,
-# tcpstates, tcpretrans and with libbpf-tools' tcplife and tcpstates
-# (Debian package libbpf-tools; tracers print to nowhere but their pipe).
-# ns/op is the loop's time per connection; tracer-cpu-ns/conn the tracer
-# process's own CPU per connection (clock ticks, so coarse for small N).
-# Usage (root): bench/net/run.sh [CONNECTIONS] [ROUNDS]
+# bench/net: both network benchmarks, TCP connections (tcp.sh: bpfkit
+# tcplife, tcpstates, tcpretrans against libbpf-tools) and a flood of
+# packets dropped at the socket layer (drops.sh: drops --summary).
+# Usage (root): bench/net/run.sh
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-go test -run '^$' -bench BenchmarkConnections -benchtime "${1:-20000}x" -count "${2:-3}" ./bench/net/
+cd "$(dirname "$0")"
+./tcp.sh
+./drops.sh

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+	"github.com/bpfkit/bpfkit/internal/testkit"
 )
 
 func init() { testkit.Register("serve-tcp", serveTCPWorkload) }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/bpfkit/bpfkit/internal/flagval"
 	"github.com/bpfkit/bpfkit/pkg/loader"
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 	"github.com/bpfkit/bpfkit/pkg/trace/tcp"
 )
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+	"github.com/bpfkit/bpfkit/internal/testkit"
 )
 
 // TestTcplifeJSON runs `bpfkit tcplife -p PID -o json` while this process

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bpfkit/bpfkit/internal/flagval"
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 	"github.com/bpfkit/bpfkit/pkg/trace/tcp"
 )
 

@@ -149,6 +149,9 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	for desc := range e.families {
 		ch <- desc
 	}
+	for _, d := range netDescs {
+		ch <- d
+	}
 	for _, d := range []*prometheus.Desc{descXDPPackets, descXDPBytes, descLost, descSkipped, descScrape, descDropped, descCgroupWalks} {
 		ch <- d
 	}

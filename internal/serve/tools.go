@@ -12,8 +12,11 @@ import (
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/tool"
+	"github.com/bpfkit/bpfkit/pkg/trace/drops"
 	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
+	"github.com/bpfkit/bpfkit/pkg/trace/netrx"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
+	"github.com/bpfkit/bpfkit/pkg/trace/softirqs"
 )
 
 // A Tool is one sampler serve can run: what it loads into the kernel and
@@ -113,6 +116,19 @@ var Tools = []*Tool{
 			Metrics: []string{"bpfkit_tcp_connections_closed_total", "bpfkit_tcp_retransmits_total"},
 		},
 		collect: collectTCP,
+	},
+	{
+		// The packet path (net.go): not per cgroup; drops in summary mode.
+		Descriptor: withSpec(drops.Tool, drops.SummarySpec),
+		collect:    collectDrops,
+	},
+	{
+		Descriptor: softirqs.Tool,
+		collect:    collectSoftirqs,
+	},
+	{
+		Descriptor: netrx.Tool,
+		collect:    collectNetrx,
 	},
 }
 

@@ -262,3 +262,18 @@ func (n *NetNS) Counter(t testing.TB, file, prefix, name string) uint64 {
 	t.Fatalf("no %s %s in /proc/net/%s", prefix, name, file)
 	return 0
 }
+
+// NoIPv6 turns IPv6 off in the namespace (for its interfaces to come, and
+// those there now), so that no router solicitation or MLD report crosses
+// its links while a test counts packets.
+func (n *NetNS) NoIPv6(t testing.TB) {
+	t.Helper()
+	n.must(t, func() error {
+		for _, f := range []string{"all", "default"} {
+			if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+f+"/disable_ipv6", []byte("1"), 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

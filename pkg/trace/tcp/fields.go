@@ -3,7 +3,7 @@ package tcp
 import (
 	"time"
 
-	"github.com/bpfkit/bpfkit/pkg/trace/output"
+	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 type field = output.Field[Event]

@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
-	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
+	"github.com/bpfkit/bpfkit/internal/testkit"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
