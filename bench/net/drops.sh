@@ -14,7 +14,7 @@ BPFKIT=${BPFKIT:-bin/bpfkit}
 work=$(mktemp -d /tmp/bpfkit-bench.XXXXXX)
 tpid=
 trap '[ -n "$tpid" ] && kill -INT "$tpid" 2>/dev/null; rm -rf "$work"' EXIT
-cc -O2 -o "$work/udpflood" bench/net/udpflood.c
+cc -O2 -o "$work/udpflood" bench/net/cflood/udpflood.c
 [ -x "$BPFKIT" ] || go build -o "$BPFKIT" ./cmd/bpfkit
 
 flood() { unshare -n sh -c "ip link set lo up && $work/udpflood $N"; }

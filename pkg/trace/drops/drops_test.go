@@ -26,11 +26,10 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 
 // pair is two namespaces joined by a veth: a (va) sends, b (vb) receives.
 type pair struct {
-	a, b    *testkit.NetNS
-	bInode  uint32
-	a4, b4  string
-	a6, b6  string
-	running *Tracer
+	a, b   *testkit.NetNS
+	bInode uint32
+	a4, b4 string
+	a6, b6 string
 }
 
 func newPair(t *testing.T) *pair {
