@@ -10,9 +10,8 @@
  *
  * A call made from inside another traced call of the same thread (glibc's
  * reallocarray calls realloc, tcmalloc's valloc calls memalign) is the
- * allocator's own
- * work: it is not counted. Only functions with a return probe can hide
- * such calls; ret_mask says which have one.
+ * allocator's own work: it is not counted. Only functions with a return
+ * probe can hide such calls; ret_mask says which have one.
  */
 #include "kernel.h"
 #include "sched.h"

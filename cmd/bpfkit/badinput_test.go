@@ -85,6 +85,13 @@ var badInputs = []badInput{
 	{"syscount pid 0", []string{"syscount", "-p", "0"}, "process id 0"},
 	{"zombies over negative", []string{"zombies", "--over", "-1s"}, "must not be negative"},
 	{"zombies ppid 0", []string{"zombies", "--ppid", "0"}, "process id 0"},
+	{"malloc nothing to trace", []string{"malloc"}, "give a process (-p PID) or a command"},
+	{"malloc pid and command", []string{"malloc", "-p", "1", "--", "/bin/true"}, "one of them"},
+	{"malloc argument without --", []string{"malloc", "-p", "1", "ls"}, "give the command after --"},
+	{"malloc no such command", []string{"malloc", "--", "/nonexistent/cmd"}, "no such file"},
+	{"malloc kernel thread", []string{"malloc", "-p", "2"}, "kernel thread"},
+	{"malloc older-than alone", []string{"malloc", "-p", "1", "--older-than", "5s"}, "add --outstanding"},
+	{"malloc folded alone", []string{"malloc", "-p", "1", "--folded"}, "add --stacks"},
 	// cgroups: named, opened as the user (rows 8-10)
 	{"cgroup missing (8)", []string{"opensnoop", "--cgroup", "/nonexistent/cg"}, "does not exist"},
 	{"cgroup is a file (10)", []string{"opensnoop", "--cgroup", "{file}"}, "is not a directory"},

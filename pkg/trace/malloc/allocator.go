@@ -85,8 +85,11 @@ func FindPID(pid int) (*Allocator, error) {
 	root := fmt.Sprintf("/proc/%d/root", pid)
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		if _, serr := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(serr, os.ErrNotExist) {
 			return nil, fmt.Errorf("process %d does not exist: give the pid of a running process", pid)
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("process %d has no executable (a kernel thread): give a user process", pid)
 		}
 		return nil, fmt.Errorf("process %d: %w", pid, err)
 	}

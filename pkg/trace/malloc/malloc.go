@@ -210,17 +210,18 @@ func (t *Tracer) Rows() ([]Row, error) {
 	return rows, nil
 }
 
-// Sizes returns the log2 histogram of the sizes asked for: slot 0 counts
-// size 0, slot k sizes from 2^(k-1) to 2^k-1.
+// Sizes returns the log2 histogram of the sizes asked for, in buckets as
+// output.AppendLog2Hist prints them: 0 holds sizes 0 and 1, bucket k sizes
+// from 2^k to 2^(k+1)-1.
 func (t *Tracer) Sizes() ([]uint64, error) {
-	out := make([]uint64, 65)
+	out := make([]uint64, 64)
 	var per []uint64
-	for k := range out {
-		if err := t.objs.Collection.Maps["sizes"].Lookup(uint32(k), &per); err != nil {
+	for slot := range uint32(65) { // 0: size 0; k: [2^(k-1), 2^k)
+		if err := t.objs.Collection.Maps["sizes"].Lookup(slot, &per); err != nil {
 			return nil, fmt.Errorf("read the sizes: %w", err)
 		}
 		for _, n := range per {
-			out[k] += n
+			out[max(int(slot)-1, 0)] += n
 		}
 	}
 	return out, nil
