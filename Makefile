@@ -10,11 +10,13 @@ GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 # objects are committed and `go build` is enough). Installed without
 # recommended packages: qemu's GUI is not needed to boot test kernels,
 # and prometheus (the real scraper of serve's tests) needs no exporters.
-APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool iproute2 qemu-system-x86 cpio xz-utils zstd prometheus
+# malloc's tests build their workload (libc6-dev: -static) and run it under
+# jemalloc and tcmalloc by LD_PRELOAD.
+APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool iproute2 qemu-system-x86 cpio xz-utils zstd prometheus libc6-dev libjemalloc2 libtcmalloc-minimal4
 # Extra arguments for `make run`, e.g. make run ARGS="-F -p 1234".
 ARGS ?=
 
-.PHONY: all deps deps-go generate build run test check-generated lint bench ci clean
+.PHONY: all deps deps-go generate testdata-malloc build run test check-generated lint bench ci clean
 
 all: build
 
@@ -31,6 +33,10 @@ deps-go:
 ## generate: compile bpf/*.bpf.c with the pinned clang into the committed bpf2go outputs.
 generate:
 	$(GO) generate ./...
+
+## testdata-malloc: the static workload malloc's tests run in the VMs (committed; no compiler there).
+testdata-malloc:
+	$(CLANG) -O1 -fno-omit-frame-pointer -fno-builtin -static -o pkg/trace/malloc/testdata/workload-static pkg/trace/malloc/testdata/workload.c
 
 ## build: the bpfkit binary (needs no clang: the BPF objects are committed).
 build:

@@ -94,6 +94,13 @@ var badInputs = []badInput{
 	{"tcpretrans nine ports", []string{"tcpretrans", "-L", "1,2,3,4,5,6,7,8,9"}, "give at most 8"},
 	{"tcplife pid 0", []string{"tcplife", "-p", "0"}, "process id 0"},
 	{"tcpretrans cgroup missing", []string{"tcpretrans", "--cgroup", "/nonexistent/cg"}, "does not exist"},
+	{"malloc nothing to trace", []string{"malloc"}, "give a process (-p PID) or a command"},
+	{"malloc pid and command", []string{"malloc", "-p", "1", "--", "/bin/true"}, "one of them"},
+	{"malloc argument without --", []string{"malloc", "-p", "1", "ls"}, "give the command after --"},
+	{"malloc no such command", []string{"malloc", "--", "/nonexistent/cmd"}, "no such file"},
+	{"malloc kernel thread", []string{"malloc", "-p", "2"}, "kernel thread"},
+	{"malloc older-than alone", []string{"malloc", "-p", "1", "--older-than", "5s"}, "add --outstanding"},
+	{"malloc folded alone", []string{"malloc", "-p", "1", "--folded"}, "add --stacks"},
 	// cgroups: named, opened as the user (rows 8-10)
 	{"cgroup missing (8)", []string{"opensnoop", "--cgroup", "/nonexistent/cg"}, "does not exist"},
 	{"cgroup is a file (10)", []string{"opensnoop", "--cgroup", "{file}"}, "is not a directory"},

@@ -33,6 +33,10 @@ const (
 	// other programs reach it with bpf_tail_call through a program array
 	// initialised in C. Section tracepoint/tail_call.
 	HookTailCall
+	// HookUprobe is a uprobe or uretprobe (section "uprobe", "uretprobe").
+	// Load does not attach it: the tool attaches it to the file, offset
+	// and process it finds at run time.
+	HookUprobe
 )
 
 // Hook is the attach point a program's ELF section names.
@@ -54,6 +58,8 @@ func (h Hook) String() string {
 		return "XDP"
 	case HookTailCall:
 		return "tail call"
+	case HookUprobe:
+		return h.Name
 	}
 	return "unknown hook"
 }
@@ -77,6 +83,8 @@ func HookOf(p *ebpf.ProgramSpec) (Hook, error) {
 		return Hook{Kind: HookRawTracepoint, Name: rest}, nil
 	case "xdp":
 		return Hook{Kind: HookXDP, Name: "xdp"}, nil
+	case "uprobe", "uretprobe":
+		return Hook{Kind: HookUprobe, Name: kind}, nil
 	}
 	return Hook{}, fmt.Errorf("program %s: unsupported section %q", p.Name, p.SectionName)
 }
@@ -117,6 +125,15 @@ func (h Hook) Available() error {
 		return nil
 	case HookTailCall:
 		return nil
+	case HookUprobe:
+		// The uprobe PMU (4.17+), else tracefs's uprobe_events.
+		if _, err := os.Stat("/sys/bus/event_source/devices/uprobe"); err == nil {
+			return nil
+		}
+		if _, err := os.Stat(filepath.Join(tracefsRoot(), "uprobe_events")); err != nil {
+			return fmt.Errorf("this kernel has no uprobes (CONFIG_UPROBE_EVENTS)")
+		}
+		return nil
 	}
 	return fmt.Errorf("unknown hook kind %d", h.Kind)
 }
@@ -134,6 +151,8 @@ func (h Hook) attach(prog *ebpf.Program) (link.Link, error) {
 		return nil, fmt.Errorf("XDP programs attach to an interface: use pkg/xdp")
 	case HookTailCall:
 		return nil, fmt.Errorf("tail call targets are not attached")
+	case HookUprobe:
+		return nil, fmt.Errorf("uprobes attach to a file the tool finds: use link.OpenExecutable")
 	}
 	return nil, fmt.Errorf("unknown hook kind %d", h.Kind)
 }

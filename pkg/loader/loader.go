@@ -116,8 +116,8 @@ func Load(spec *ebpf.CollectionSpec, opts Options) (_ *Objects, err error) {
 
 	for _, name := range slices.Sorted(maps.Keys(hooks)) {
 		for _, h := range hooks[name] {
-			if h.Kind == HookTailCall {
-				continue
+			if h.Kind == HookTailCall || h.Kind == HookUprobe {
+				continue // reached by tail calls; attached by the tool
 			}
 			l, err := h.attach(coll.Programs[name])
 			if err != nil {

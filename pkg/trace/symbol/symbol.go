@@ -164,6 +164,20 @@ func (u *User) Name(pid uint32, addr uint64) string {
 	return "0x" + strconv.FormatUint(addr, 16)
 }
 
+// Remember reads the mappings and symbol tables of process pid now, so
+// that its addresses still resolve after it exits (when /proc/PID is
+// gone). A process already gone keeps what was remembered before.
+func (u *User) Remember(pid uint32) {
+	maps := readMaps(pid)
+	if len(maps) == 0 {
+		return
+	}
+	u.procs[pid] = maps
+	for _, m := range maps {
+		u.file(pid, m.path)
+	}
+}
+
 // readMaps returns the executable file mappings of a process.
 func readMaps(pid uint32) []mapping {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/maps", pid))

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* malloc.h: what bpfkit malloc counts per function of the allocation API. */
+#ifndef BPFKIT_MALLOC_H
+#define BPFKIT_MALLOC_H
+
+/* The functions traced; index of the counts map. */
+enum malloc_fn {
+	MALLOC_FN_MALLOC,
+	MALLOC_FN_CALLOC,
+	MALLOC_FN_REALLOC,
+	MALLOC_FN_REALLOCARRAY,
+	MALLOC_FN_FREE,
+	MALLOC_FN_POSIX_MEMALIGN,
+	MALLOC_FN_ALIGNED_ALLOC,
+	MALLOC_FN_MEMALIGN,
+	MALLOC_FN_VALLOC,
+	MALLOC_FN_PVALLOC,
+	MALLOC_FN_MALLOCX,	/* jemalloc's own API */
+	MALLOC_FN_RALLOCX,
+	MALLOC_FN_SDALLOCX,
+	MALLOC_FN_DALLOCX,
+	MALLOC_FN_MAX,
+};
+
+/* Calls and bytes of one function (per CPU). Bytes are the sizes asked
+ * for; for free and dallocx the sizes of the tracked blocks freed (with
+ * --outstanding), for sdallocx the size given. */
+struct malloc_count {
+	__u64 calls;
+	__u64 bytes;
+};
+
+/* A block allocated and not freed yet (--outstanding), by address. */
+struct malloc_alloc {
+	__u64 size;
+	__u64 ts;		/* bpf_ktime_get_ns at the allocation */
+	__s32 stack;		/* user stack id, < 0 if not taken */
+	enum malloc_fn fn;
+};
+
+/* Bytes allocated from one user stack (--stacks). */
+struct malloc_stack {
+	__u64 calls;
+	__u64 bytes;
+};
+
+#define MALLOC_SIZE_SLOTS 65	/* 0: size 0; k: [2^(k-1), 2^k) */
+#define MALLOC_STACK_DEPTH 127
+
+#endif

@@ -1,0 +1,393 @@
+// Package malloc counts the calls a process makes to its memory allocator
+// — glibc, jemalloc, tcmalloc, mimalloc, one brought in by LD_PRELOAD or
+// one linked into the executable — by uprobes on the allocator's own
+// entry points: calls and bytes per function, a log2 histogram of sizes,
+// the blocks not freed yet and the bytes per user stack, all kept in the
+// kernel and filtered there to the traced processes.
+package malloc
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/tool"
+	"github.com/bpfkit/bpfkit/pkg/trace/symbol"
+)
+
+// Tool describes malloc to its command, to `bpfkit check` and to serve.
+var Tool = tool.Descriptor{
+	Name:    "malloc",
+	Kind:    tool.Sampler,
+	Summary: "Count a process's allocator calls and bytes per function (glibc, jemalloc, tcmalloc, ...)",
+	Spec:    loadMalloc,
+	Hooks:   loader.Options{Alternatives: [][]string{{"sched_process_fork_btf", "sched_process_fork_raw"}}},
+}
+
+// DefaultMaxBlocks is how many blocks --outstanding tracks at most.
+const DefaultMaxBlocks = 1 << 18
+
+// Config selects what is measured.
+type Config struct {
+	Follow      bool // trace the children the process forks (-f)
+	Sizes       bool // log2 histogram of the sizes asked for
+	Outstanding bool // blocks not freed yet, with their stacks
+	Stacks      bool // bytes per user stack
+	MaxBlocks   int  // blocks tracked by Outstanding; 0: DefaultMaxBlocks
+	Debug       bool
+}
+
+// Row is one function's calls and bytes.
+type Row struct {
+	Function  string
+	Allocator string
+	Calls     uint64
+	Bytes     uint64
+}
+
+// Tracer counts from New until Close.
+type Tracer struct {
+	objs  *loader.Objects
+	links []link.Link
+	cfg   Config
+	alloc *Allocator
+	pids  []uint32
+	usyms *symbol.User
+}
+
+// New loads malloc's programs and attaches them to alloc's functions for
+// process pid (and its future children with Follow).
+func New(alloc *Allocator, pid int, cfg Config) (_ *Tracer, err error) {
+	if cfg.MaxBlocks == 0 {
+		cfg.MaxBlocks = DefaultMaxBlocks
+	}
+	spec, err := loadMalloc()
+	if err != nil {
+		return nil, err
+	}
+	stacks := cfg.Stacks || cfg.Outstanding
+	// Return probes: on every allocating function to learn the address
+	// (--outstanding) or take the whole stack (--stacks). Counting only,
+	// on all but malloc, the hottest: they mark the thread as inside the
+	// API until they return, so that the calls they make to another of
+	// its functions are not counted twice (glibc's reallocarray calls
+	// realloc, tcmalloc's posix_memalign and valloc call memalign).
+	var retMask uint32
+	keep := map[string]bool{}
+	for _, f := range alloc.Funcs {
+		enter, ret := programs(f.fn)
+		keep[enter] = true
+		if ret != "" && (stacks || f.fn != mallocMallocFnMALLOC_FN_MALLOC) {
+			keep[ret] = true
+			retMask |= 1 << f.fn
+		}
+	}
+	for name, p := range spec.Programs {
+		if p.Type == ebpf.Kprobe && !keep[name] {
+			delete(spec.Programs, name)
+		}
+	}
+	if !stacks {
+		spec.Maps["allocs"].MaxEntries = 1
+		spec.Maps["stacks"].MaxEntries = 1
+		spec.Maps["stack_bytes"].MaxEntries = 1
+	} else {
+		spec.Maps["allocs"].MaxEntries = uint32(cfg.MaxBlocks)
+	}
+	objs, err := Tool.Load(spec, loader.Options{
+		Variables: map[string]any{
+			"follow":         cfg.Follow,
+			"sizes_on":       cfg.Sizes,
+			"outstanding_on": cfg.Outstanding,
+			"stacks_on":      stacks,
+			"ret_mask":       retMask,
+		},
+		RingSize: 4096, // malloc sends no events: the smallest ring
+		Debug:    cfg.Debug,
+	})
+	if err != nil {
+		return nil, err
+	}
+	t := &Tracer{objs: objs, cfg: cfg, alloc: alloc, usyms: symbol.NewUser()}
+	defer func() {
+		if err != nil {
+			t.Close()
+		}
+	}()
+	if err := t.Trace(pid); err != nil {
+		return nil, err
+	}
+	ex, err := link.OpenExecutable(alloc.open)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", alloc.Path, err)
+	}
+	// Without -f only the process's own memory gets breakpoints (the
+	// perf event's pid): others' calls do not even trap.
+	opts := &link.UprobeOptions{PID: pid}
+	if cfg.Follow {
+		opts.PID = 0
+	}
+	for _, f := range alloc.Funcs {
+		enter, ret := programs(f.fn)
+		opts.Address = f.Offset
+		l, err := ex.Uprobe(f.Name, objs.Collection.Programs[enter], opts)
+		if err != nil {
+			return nil, loader.Explain(fmt.Sprintf("attach a uprobe to %s in %s", f.Name, alloc.Path), err, cfg.Debug)
+		}
+		t.links = append(t.links, l)
+		if p := objs.Collection.Programs[ret]; p != nil {
+			l, err := ex.Uretprobe(f.Name, p, opts)
+			if err != nil {
+				return nil, loader.Explain(fmt.Sprintf("attach a uretprobe to %s in %s", f.Name, alloc.Path), err, cfg.Debug)
+			}
+			t.links = append(t.links, l)
+		}
+	}
+	return t, nil
+}
+
+// Trace adds a process to the traced ones.
+func (t *Tracer) Trace(pid int) error {
+	one := uint8(1)
+	if err := t.objs.Collection.Maps["traced"].Put(uint32(pid), one); err != nil {
+		return fmt.Errorf("trace process %d: %w", pid, err)
+	}
+	t.pids = append(t.pids, uint32(pid))
+	return nil
+}
+
+// Close detaches and frees everything.
+func (t *Tracer) Close() error {
+	var errs []error
+	for _, l := range t.links {
+		errs = append(errs, l.Close())
+	}
+	t.links = nil
+	return errors.Join(append(errs, t.objs.Close())...)
+}
+
+// Health reports losses (full maps) and missing hooks.
+func (t *Tracer) Health() loader.Health { return t.objs.Health() }
+
+// Allocator is the allocator traced.
+func (t *Tracer) Allocator() *Allocator { return t.alloc }
+
+// Remember reads the traced processes' mappings and symbol tables now, so
+// that their stacks still resolve after they exit.
+func (t *Tracer) Remember() {
+	for _, pid := range t.pids {
+		t.usyms.Remember(pid)
+	}
+}
+
+// Rows returns the calls and bytes of every function traced, in the
+// order of the API (malloc, calloc, realloc, ...).
+func (t *Tracer) Rows() ([]Row, error) {
+	var per []mallocMallocCount
+	rows := make([]Row, 0, len(t.alloc.Funcs))
+	for _, f := range t.alloc.Funcs {
+		if err := t.objs.Collection.Maps["counts"].Lookup(uint32(f.fn), &per); err != nil {
+			return nil, fmt.Errorf("read the counts: %w", err)
+		}
+		r := Row{Function: f.Name, Allocator: t.alloc.Name}
+		for _, c := range per {
+			r.Calls += c.Calls
+			r.Bytes += c.Bytes
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// Sizes returns the log2 histogram of the sizes asked for, in buckets as
+// output.AppendLog2Hist prints them: 0 holds sizes 0 and 1, bucket k sizes
+// from 2^k to 2^(k+1)-1.
+func (t *Tracer) Sizes() ([]uint64, error) {
+	out := make([]uint64, 64)
+	var per []uint64
+	for slot := range uint32(65) { // 0: size 0; k: [2^(k-1), 2^k)
+		if err := t.objs.Collection.Maps["sizes"].Lookup(slot, &per); err != nil {
+			return nil, fmt.Errorf("read the sizes: %w", err)
+		}
+		for _, n := range per {
+			out[max(int(slot)-1, 0)] += n
+		}
+	}
+	return out, nil
+}
+
+// Stack is the bytes allocated (or, for Outstanding, not freed) from one
+// user stack.
+type Stack struct {
+	Frames []string // innermost first; nil if the stack was not taken
+	Calls  uint64   // calls, or blocks
+	Bytes  uint64
+}
+
+// Stacks returns the bytes allocated per user stack, the most first.
+func (t *Tracer) Stacks() ([]Stack, error) {
+	var (
+		id  int32
+		val mallocMallocStack
+		out []Stack
+	)
+	it := t.objs.Collection.Maps["stack_bytes"].Iterate()
+	for it.Next(&id, &val) {
+		out = append(out, Stack{Frames: t.frames(id), Calls: val.Calls, Bytes: val.Bytes})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read the stacks: %w", err)
+	}
+	return mergeStacks(out), nil
+}
+
+// Outstanding returns the blocks allocated and not freed, at least
+// olderThan old, per stack, the most bytes first, and their totals.
+func (t *Tracer) Outstanding(olderThan time.Duration) ([]Stack, Stack, error) {
+	var (
+		addr  uint64
+		a     mallocMallocAlloc
+		ts    unix.Timespec
+		total Stack
+	)
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return nil, total, err
+	}
+	now := uint64(ts.Nano())
+	by := map[int32]*Stack{}
+	it := t.objs.Collection.Maps["allocs"].Iterate()
+	for it.Next(&addr, &a) {
+		if olderThan > 0 && now-a.Ts < uint64(olderThan) {
+			continue
+		}
+		s := by[a.Stack]
+		if s == nil {
+			s = &Stack{}
+			by[a.Stack] = s
+		}
+		s.Calls++
+		s.Bytes += a.Size
+		total.Calls++
+		total.Bytes += a.Size
+	}
+	if err := it.Err(); err != nil {
+		return nil, total, fmt.Errorf("read the outstanding blocks: %w", err)
+	}
+	var out []Stack
+	for id, s := range by {
+		s.Frames = t.frames(id)
+		out = append(out, *s)
+	}
+	return mergeStacks(out), total, nil
+}
+
+// frames symbolizes a user stack of the traced process.
+func (t *Tracer) frames(id int32) []string {
+	var frame [127]uint64
+	if id < 0 || t.objs.Collection.Maps["stacks"].Lookup(uint32(id), &frame) != nil {
+		return nil
+	}
+	n := slices.Index(frame[:], 0)
+	if n < 0 {
+		n = len(frame)
+	}
+	out := make([]string, 0, n)
+	for _, a := range frame[:n] {
+		out = append(out, t.usyms.Name(t.pids[0], a))
+	}
+	return out
+}
+
+// mergeStacks adds up stacks that read the same once symbolized, and
+// sorts them by bytes, the most first.
+func mergeStacks(in []Stack) []Stack {
+	seen := map[string]int{}
+	var out []Stack
+	for _, s := range in {
+		k := strings.Join(s.Frames, ";")
+		if i, ok := seen[k]; ok {
+			out[i].Calls += s.Calls
+			out[i].Bytes += s.Bytes
+			continue
+		}
+		seen[k] = len(out)
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b Stack) int {
+		if c := cmp.Compare(b.Bytes, a.Bytes); c != 0 {
+			return c
+		}
+		return cmp.Compare(strings.Join(a.Frames, ";"), strings.Join(b.Frames, ";"))
+	})
+	return out
+}
+
+// Start starts cmd held at its exec (ptrace stops it there: none of the
+// program has run), and returns a function that releases it. Call both
+// from one goroutine; the OS thread stays locked until release.
+func Start(cmd *exec.Cmd) (release func() error, err error) {
+	runtime.LockOSThread()
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Ptrace = true
+	if err := cmd.Start(); err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(cmd.Process.Pid, &ws, unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || !ws.Stopped() {
+			runtime.UnlockOSThread()
+			cmd.Process.Kill()
+			return nil, fmt.Errorf("start %s: it did not stop at its exec (%v)", cmd.Path, err)
+		}
+		break
+	}
+	return func() error {
+		defer runtime.UnlockOSThread()
+		if err := unix.PtraceDetach(cmd.Process.Pid); err != nil {
+			cmd.Process.Kill()
+			return fmt.Errorf("release %s: %w", cmd.Path, err)
+		}
+		return nil
+	}, nil
+}
+
+// WaitExit returns when process pid has exited or done is closed.
+func WaitExit(pid int, done <-chan struct{}) error {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return fmt.Errorf("watch process %d: %w", pid, err)
+	}
+	defer unix.Close(fd)
+	for {
+		select {
+		case <-done:
+			return nil
+		default:
+		}
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 200)
+		if err != nil && err != unix.EINTR {
+			return fmt.Errorf("watch process %d: %w", pid, err)
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+}

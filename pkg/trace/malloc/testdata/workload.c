@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * workload: known numbers of calls of known sizes to every function of the
+ * allocation API, for bpfkit malloc's tests (pkg/trace/malloc/workload_test.go
+ * holds the same numbers). No stdio: nothing but the pattern allocates.
+ *
+ *   workload [wait] [hold] [none]
+ *     wait  read one byte from stdin before the pattern (a tracer attaches)
+ *     hold  read one byte from stdin after it, before exiting (stacks are
+ *           symbolized while the process lives)
+ *     none  skip the pattern (the start-up allocations alone)
+ *
+ * jemalloc's own API (mallocx, rallocx, sdallocx, dallocx) is called when
+ * the allocator loaded provides it (weak symbols the dynamic loader binds).
+ * Built by `make testdata-malloc` (the static copy is committed) and by the
+ * tests with clang-19: -O1 -fno-omit-frame-pointer -fno-builtin.
+ */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern void *mallocx(size_t size, int flags) __attribute__((weak));
+extern void *rallocx(void *ptr, size_t size, int flags) __attribute__((weak));
+extern void sdallocx(void *ptr, size_t size, int flags) __attribute__((weak));
+extern void dallocx(void *ptr, int flags) __attribute__((weak));
+
+#define NOINLINE __attribute__((noinline))
+
+static void *blocks[64];
+/* A compiler barrier: keeps every call and its result. */
+#define KEEP(p) __asm__ volatile("" : : "r"(p) : "memory")
+
+NOINLINE static void *wl_malloc(size_t n) { void *p = malloc(n); KEEP(p); return p; }
+NOINLINE static void *wl_calloc(size_t n, size_t s) { void *p = calloc(n, s); KEEP(p); return p; }
+NOINLINE static void *wl_realloc(void *o, size_t n) { void *p = realloc(o, n); KEEP(p); return p; }
+NOINLINE static void *wl_reallocarray(void *o, size_t n, size_t s) { void *p = reallocarray(o, n, s); KEEP(p); return p; }
+NOINLINE static void *wl_posix_memalign(size_t a, size_t n) { void *p = 0; if (posix_memalign(&p, a, n)) _exit(3); KEEP(p); return p; }
+NOINLINE static void *wl_aligned_alloc(size_t a, size_t n) { void *p = aligned_alloc(a, n); KEEP(p); return p; }
+NOINLINE static void *wl_memalign(size_t a, size_t n) { void *p = memalign(a, n); KEEP(p); return p; }
+NOINLINE static void *wl_valloc(size_t n) { void *p = valloc(n); KEEP(p); return p; }
+NOINLINE static void wl_free(void *p) { KEEP(p); free(p); }
+
+NOINLINE static void pattern(void)
+{
+	void *m[16], *c[8], *pm[3], *v[2];
+	int i;
+
+	for (i = 0; i < 16; i++)		/* malloc: 16 x 1000 */
+		m[i] = wl_malloc(1000);
+	for (i = 0; i < 8; i++)			/* calloc: 8 x 4 x 250 */
+		c[i] = wl_calloc(4, 250);
+	for (i = 0; i < 4; i++)			/* realloc: 4 x 3000, of m[0..3] */
+		m[i] = wl_realloc(m[i], 3000);
+	for (i = 4; i < 6; i++)			/* reallocarray: 2 x 10 x 500, of m[4..5] */
+		m[i] = wl_reallocarray(m[i], 10, 500);
+	for (i = 0; i < 3; i++)			/* posix_memalign: 3 x 700 */
+		pm[i] = wl_posix_memalign(64, 700);
+	for (i = 0; i < 5; i++)			/* aligned_alloc: 5 x 1024 */
+		blocks[i] = wl_aligned_alloc(128, 1024);
+	for (i = 0; i < 6; i++)			/* memalign: 6 x 600 */
+		blocks[5 + i] = wl_memalign(256, 600);
+	for (i = 0; i < 2; i++)			/* valloc: 2 x 5000 */
+		v[i] = wl_valloc(5000);
+	/* free: 16 calls — the calloc blocks, the realloc'd ones, two of the
+	 * posix_memalign ones and the valloc ones. Left: 10 malloc x 1000,
+	 * 2 reallocarray x 5000, 1 posix_memalign x 700, 5 aligned_alloc x
+	 * 1024, 6 memalign x 600: 24 blocks, 29420 bytes. */
+	for (i = 0; i < 8; i++)
+		wl_free(c[i]);
+	for (i = 0; i < 4; i++)
+		wl_free(m[i]);
+	wl_free(pm[0]);
+	wl_free(pm[1]);
+	wl_free(v[0]);
+	wl_free(v[1]);
+	for (i = 0; i < 16; i++)
+		blocks[16 + i] = m[i];
+	blocks[32] = pm[2];
+
+	/* jemalloc: 3 mallocx x 2000; one rallocx'd to 4000 (left), one
+	 * sdallocx'd, one dallocx'd. */
+	if (mallocx && rallocx && sdallocx && dallocx) {
+		void *x[3];
+
+		for (i = 0; i < 3; i++) {
+			x[i] = mallocx(2000, 0);
+			KEEP(x[i]);
+		}
+		blocks[33] = rallocx(x[0], 4000, 0);
+		KEEP(blocks[33]);
+		sdallocx(x[1], 2000, 0);
+		dallocx(x[2], 0);
+	}
+}
+
+static void wait_stdin(void)
+{
+	char b;
+
+	if (read(0, &b, 1) < 0)
+		_exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	int wait = 0, hold = 0, none = 0;
+
+	for (int i = 1; i < argc; i++) {
+		wait |= !strcmp(argv[i], "wait");
+		hold |= !strcmp(argv[i], "hold");
+		none |= !strcmp(argv[i], "none");
+	}
+	if (wait)
+		wait_stdin();
+	if (!none)
+		pattern();
+	if (write(1, "done\n", 5) != 5)
+		_exit(2);
+	if (hold)
+		wait_stdin();
+	_exit(0);	/* no exit handlers: they may free */
+}
