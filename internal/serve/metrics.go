@@ -34,6 +34,14 @@ var (
 		"Read and write system calls on regular files that succeeded (a read at end of file too).", "op")
 	descOpenErrors = cgroupDesc("bpfkit_open_errors_total",
 		"Failed open, openat and openat2 calls, by errno.", "errno")
+	descOOMKills = cgroupDesc("bpfkit_oom_kills_total",
+		"Processes killed by the OOM killer (oom:mark_victim), by cgroup of the victim.")
+	descZombies = cgroupDesc("bpfkit_zombie_seconds",
+		"Time processes stayed zombies, from the exit of their last thread to the wait4 or waitid that reaped them, by cgroup of the zombie (log2 buckets of microseconds).")
+	descSyscalls = cgroupDesc("bpfkit_syscalls_total",
+		"System calls returned (raw_syscalls:sys_exit; exit and exit_group never return), by syscall as this kernel names it.", "syscall")
+	descSyscallErrors = cgroupDesc("bpfkit_syscall_errors_total",
+		"System calls that failed (returned -4095 to -1), by syscall.", "syscall")
 
 	descXDPPackets = prometheus.NewDesc("bpfkit_xdp_packets_total",
 		"Packets seen by bpfkit's XDP filters, by interface, rule id (or default, malformed, non-ip) and action.",
