@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -137,7 +138,7 @@ func RemoveCgroup(t testing.TB, dir string) {
 
 // OOMHog runs a child that sets its oom_score_adj to scoreAdj, waits until
 // place (given its pid) has put it into the cgroups the test wants, then
-// allocates and touches memory, 1 MiB at a time, up to 1 GiB: it must be
+// allocates and touches memory on one thread, 1 MiB at a time, up to 1 GiB: it must be
 // killed by the OOM killer (SIGKILL) before. It returns the child's pid.
 func OOMHog(t testing.TB, scoreAdj int, place func(pid int)) int {
 	t.Helper()
@@ -173,6 +174,9 @@ func oomHog(args []string) int {
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
 		return 2
 	}
+	// One thread faults the pages in (the kernel caches RSS counts per
+	// thread before 6.2: fewer threads, closer counts).
+	runtime.LockOSThread()
 	var keep [][]byte
 	for range 1024 {
 		b := make([]byte, 1<<20)
