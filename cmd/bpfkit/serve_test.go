@@ -34,6 +34,66 @@ func init() {
 	testkit.Register("serve-io", serveIOWorkload)
 	testkit.Register("serve-switch", serveSwitchWorkload)
 	testkit.Register("serve-hop", serveHopWorkload)
+	testkit.Register("serve-zombies", serveZombiesWorkload)
+	testkit.Register("serve-syscalls", serveSyscallsWorkload)
+}
+
+// serveZombiesWorkload: "N MS" starts N children (/bin/true), waits until
+// each is a zombie, keeps them so MS milliseconds more, then reaps them
+// with wait4(2).
+func serveZombiesWorkload([]string) int {
+	return lines(func(line string) error {
+		var n, ms int
+		fmt.Sscan(line, &n, &ms)
+		var pids []int
+		for range n {
+			pid, err := syscall.ForkExec("/bin/true", []string{"true"}, nil)
+			if err != nil {
+				return err
+			}
+			pids = append(pids, pid)
+		}
+		for _, pid := range pids {
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Millisecond) {
+				stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+				if err != nil {
+					return err
+				}
+				if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+					break
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("child %d did not become a zombie", pid)
+				}
+			}
+		}
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		for _, pid := range pids {
+			if _, err := syscall.Wait4(pid, nil, 0, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// serveSyscallsWorkload: "N M" calls getppid N times and fails M openat
+// calls (ENOENT).
+func serveSyscallsWorkload(args []string) int {
+	missing := args[0]
+	return lines(func(line string) error {
+		var n, m int
+		fmt.Sscan(line, &n, &m)
+		for range n {
+			unix.Getppid()
+		}
+		for range m {
+			if _, err := unix.Open(missing, unix.O_RDONLY, 0); err != unix.ENOENT {
+				return fmt.Errorf("open %s: %v", missing, err)
+			}
+		}
+		return nil
+	})
 }
 
 // lines runs do for every line of stdin, answering "done" after each.
@@ -400,26 +460,9 @@ func testCgroup(t *testing.T, parent, name string) (rel string, fd int) {
 	}
 	t.Cleanup(func() {
 		unix.Close(fd)
-		removeCgroup(t, dir)
+		testkit.RemoveCgroup(t, dir)
 	})
 	return rel, fd
-}
-
-// removeCgroup kills what is left in dir and removes it.
-func removeCgroup(t *testing.T, dir string) {
-	for range 100 {
-		procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-		for _, f := range strings.Fields(string(procs)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				unix.Kill(pid, unix.SIGKILL)
-			}
-		}
-		if err := unix.Rmdir(dir); err == nil || err == unix.ENOENT {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Errorf("cgroup %s could not be removed", dir)
 }
 
 // workload is a child running in a test cgroup.
@@ -654,6 +697,77 @@ func TestHostServePrometheus(t *testing.T) {
 		}
 	})
 
+	t.Run("oom kills", func(t *testing.T) {
+		m := testkit.NewMemoryCgroup(t, 48<<20)
+		// serve labels by the victim's cgroup v2: on a hybrid system
+		// (memory on v1) the hog is put into a v2 cgroup of its own too.
+		rel, place := m.Rel, func(pid int) { m.Add(t, pid) }
+		if m.V1 {
+			rel, _ = testCgroup(t, parent, "oom")
+			root, _ := loader.Cgroup2Root()
+			dir := root + rel
+			place = func(pid int) {
+				m.Add(t, pid)
+				if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		testkit.OOMHog(t, 0, place)
+		if kills := m.OOMKills(t); kills != 1 {
+			t.Fatalf("the cgroup's oom_kill is %d, want 1", kills)
+		}
+		p.scraped(t, time.Now())
+		if got := p.value(t, sel("bpfkit_oom_kills_total", rel, "")); got != 1 {
+			t.Errorf("bpfkit_oom_kills_total = %v, want 1 (the kernel's oom_kill)", got)
+		}
+	})
+
+	t.Run("zombies", func(t *testing.T) {
+		rel, fd := testCgroup(t, parent, "zombies")
+		w := startWorkload(t, fd, "serve-zombies")
+		const n, hold = 3, 50 * time.Millisecond
+		start := time.Now()
+		w.do(t, fmt.Sprint(n, hold.Milliseconds()))
+		elapsed := time.Since(start)
+		p.scraped(t, time.Now())
+		if got := p.value(t, fmt.Sprintf(`sum(bpfkit_zombie_seconds_count{cgroup=%q})`, rel)); got != n {
+			t.Errorf("bpfkit_zombie_seconds_count = %v, want %d", got, n)
+		}
+		// Each child stayed a zombie at least hold (it was seen one
+		// first) and at most while the workload ran.
+		sum := p.value(t, fmt.Sprintf(`sum(bpfkit_zombie_seconds_sum{cgroup=%q})`, rel))
+		if sum < n*hold.Seconds() || sum > n*elapsed.Seconds() {
+			t.Errorf("bpfkit_zombie_seconds_sum = %vs, want between %v and %v", sum, n*hold.Seconds(), n*elapsed.Seconds())
+		}
+		// 32.768 ms, the largest bucket bound under hold, counts none.
+		if got := p.value(t, fmt.Sprintf(`sum(bpfkit_zombie_seconds_bucket{cgroup=%q,le="0.032768"})`, rel)); got != 0 {
+			t.Errorf("%v zombies under 32.768 ms, want 0", got)
+		}
+	})
+
+	t.Run("syscalls", func(t *testing.T) {
+		rel, fd := testCgroup(t, parent, "syscalls")
+		w := startWorkload(t, fd, "serve-syscalls", filepath.Join(t.TempDir(), "missing"))
+		q := func(metric, name string) float64 {
+			return p.value(t, sel(metric, rel, fmt.Sprintf(",syscall=%q", name)))
+		}
+		p.scraped(t, time.Now())
+		calls, errs := q("bpfkit_syscalls_total", "getppid"), q("bpfkit_syscall_errors_total", "openat")
+		const n, m = 1000, 500
+		w.do(t, fmt.Sprint(n, m))
+		p.scraped(t, time.Now())
+		if got := q("bpfkit_syscalls_total", "getppid") - calls; got != n {
+			t.Errorf("bpfkit_syscalls_total{syscall=\"getppid\"} rose by %v, want %d", got, n)
+		}
+		if got := q("bpfkit_syscall_errors_total", "getppid"); got != 0 {
+			t.Errorf("bpfkit_syscall_errors_total{syscall=\"getppid\"} = %v, want 0", got)
+		}
+		if got := q("bpfkit_syscall_errors_total", "openat") - errs; got != m {
+			t.Errorf("bpfkit_syscall_errors_total{syscall=\"openat\"} rose by %v, want %d", got, m)
+		}
+	})
+
 	t.Run("crash and restart", func(t *testing.T) {
 		progs := serveProgs(t, srv.cmd.Process.Pid)
 		if len(progs) < 7 {
@@ -737,7 +851,7 @@ func TestHostServeCardinality(t *testing.T) {
 		if err := os.Mkdir(root+rel, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { removeCgroup(t, root+rel) })
+		t.Cleanup(func() { testkit.RemoveCgroup(t, root+rel) })
 		want[rel] = 1 + i%3
 		total += want[rel]
 		fmt.Fprintf(&script, "%s%s %d\n", root, rel, want[rel])
