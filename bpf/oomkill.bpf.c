@@ -3,7 +3,7 @@
  * oomkill: every OOM kill, at oom:mark_victim: the victim (its task from
  * signal:signal_generate, oom.h), the task that called the OOM killer (the
  * current one), both memory cgroups, and the victim's figures where the
- * tracepoint has them (6.8+).
+ * tracepoint has them (its record grew after 5.10: CO-RE tells).
  */
 #include "kernel.h"
 #include "common.h"

@@ -7,7 +7,7 @@ struct oom_event {
 	__u64 boot_ns;
 	__u64 victim_memcg;	/* memory cgroup ids (0: no memcg) */
 	__u64 trigger_memcg;
-	/* The victim's figures as oom:mark_victim gives them (6.8+), in kB. */
+	/* The victim's figures as oom:mark_victim gives them (not 5.10), in kB. */
 	__u64 total_vm;
 	__u64 anon_rss;
 	__u64 file_rss;

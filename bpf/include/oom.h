@@ -3,10 +3,11 @@
  * oom.h: finding an OOM kill's victim with tracepoints only (oomkill, serve's
  * oom counts). Include after common.h.
  *
- * oom:mark_victim carries only the victim's pid before 6.8, and its task
- * from 6.8 on only in the record's figures. But the kernel sends the victim
- * SIGKILL (do_send_sig_info with SEND_SIG_PRIV) just before it marks it, from
- * the same thread, and signal:signal_generate hands over the task: the
+ * oom:mark_victim carries only the victim's pid on older kernels (5.10);
+ * where its record grew, its comm and figures, but neither its process
+ * (tgid) nor its cgroups. But the kernel sends the victim SIGKILL
+ * (do_send_sig_info with SEND_SIG_PRIV) just before it marks it, from the
+ * same thread, and signal:signal_generate hands over the task: the
  * signalling thread remembers it in `killing` and mark_victim, from that
  * thread, takes it back if the pid matches. Both run in the context of the
  * task that called the OOM killer (__oom_kill_process): the allocating task
@@ -20,8 +21,9 @@
 #define SIGKILL 9
 #define SEND_SIG_PRIV 1	/* (struct kernel_siginfo *)1: sent by the kernel */
 
-/* oom:mark_victim's record: pid only before 6.8, then the victim's figures
- * (kB, as the kernel's "Killed process" line) are relocated by CO-RE. */
+/* oom:mark_victim's record: pid only on 5.10; on later kernels also the
+ * victim's figures (kB, as in the kernel's "Killed process" line), whose
+ * offsets CO-RE relocates. */
 struct trace_event_raw_mark_victim {
 	int pid;
 	unsigned long total_vm;

@@ -28,7 +28,7 @@ OOM killer (TRIGGER), and CGROUP, the trigger's memory cgroup: the limit hit
 is its own or an ancestor's (a global OOM: "/"). Paths are below the mount of
 the memory controller's hierarchy, cgroup v1 or v2. The victim's figures
 (total VM, anon, file and shmem RSS in kB) come from the kernel's
-oom:mark_victim tracepoint, which has them from Linux 6.8; before, "-".`,
+oom:mark_victim tracepoint where its record has them (5.10's has not: "-").`,
 		Example: `  bpfkit oomkill
   bpfkit oomkill -o json      # with the trigger's tid, uid, oom_score_adj, page tables`,
 		Args: cobra.NoArgs,

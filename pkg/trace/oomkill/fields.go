@@ -7,7 +7,7 @@ import (
 // Fields describes an Event for every output format. JSON keys: time, pid,
 // tgid, comm, cgroup (the trigger's memory cgroup), victim_cgroup,
 // trigger_pid, trigger_tid, trigger_comm, and where the kernel gives them
-// (6.8+) total_vm_bytes, anon_rss_bytes, file_rss_bytes, shmem_rss_bytes,
+// (not on 5.10) total_vm_bytes, anon_rss_bytes, file_rss_bytes, shmem_rss_bytes,
 // pgtables_bytes, uid, oom_score_adj.
 func Fields(timestamps bool) []output.Field[Event] {
 	var fs []output.Field[Event]

@@ -42,7 +42,8 @@ type Event struct {
 	// The task that called the OOM killer.
 	TriggerPID, TriggerTID uint32
 	TriggerComm            []byte
-	// Figures is true when the kernel's oom:mark_victim has them (6.8+);
+	// Figures is true when the kernel's oom:mark_victim has them (its
+	// record grew: not on 5.10, on Debian's 6.1 and later in the matrix);
 	// sizes in bytes.
 	Figures                                       bool
 	TotalVM, AnonRSS, FileRSS, ShmemRSS, PgTables uint64

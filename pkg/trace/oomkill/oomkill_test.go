@@ -22,8 +22,8 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 
 // TestOOMKill: a child exceeds the limit of a memory cgroup the test made
 // and is killed: exactly one report, naming it, its cgroup and the trigger
-// (itself), as many reports as the kernel's own counters rose, and on 6.8+
-// the figures of the kernel's "Killed process" line.
+// (itself), as many reports as the kernel's own counters rose, and where the
+// tracepoint has them the figures of the kernel's "Killed process" line.
 func TestOOMKill(t *testing.T) {
 	testkit.RequireRoot(t)
 	tr, err := oomkill.New(oomkill.Config{})
