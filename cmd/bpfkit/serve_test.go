@@ -697,76 +697,14 @@ func TestHostServePrometheus(t *testing.T) {
 		}
 	})
 
-	t.Run("oom kills", func(t *testing.T) {
-		m := testkit.NewMemoryCgroup(t, 48<<20)
-		// serve labels by the victim's cgroup v2: on a hybrid system
-		// (memory on v1) the hog is put into a v2 cgroup of its own too.
-		rel, place := m.Rel, func(pid int) { m.Add(t, pid) }
-		if m.V1 {
-			rel, _ = testCgroup(t, parent, "oom")
-			root, _ := loader.Cgroup2Root()
-			dir := root + rel
-			place = func(pid int) {
-				m.Add(t, pid)
-				if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		testkit.OOMHog(t, 0, place)
-		if kills := m.OOMKills(t); kills != 1 {
-			t.Fatalf("the cgroup's oom_kill is %d, want 1", kills)
-		}
+	// What Prometheus stored after a scrape that started now.
+	scraped := func(t *testing.T, metric, rel, extra string) float64 {
 		p.scraped(t, time.Now())
-		if got := p.value(t, sel("bpfkit_oom_kills_total", rel, "")); got != 1 {
-			t.Errorf("bpfkit_oom_kills_total = %v, want 1 (the kernel's oom_kill)", got)
-		}
-	})
-
-	t.Run("zombies", func(t *testing.T) {
-		rel, fd := testCgroup(t, parent, "zombies")
-		w := startWorkload(t, fd, "serve-zombies")
-		const n, hold = 3, 50 * time.Millisecond
-		start := time.Now()
-		w.do(t, fmt.Sprint(n, hold.Milliseconds()))
-		elapsed := time.Since(start)
-		p.scraped(t, time.Now())
-		if got := p.value(t, fmt.Sprintf(`sum(bpfkit_zombie_seconds_count{cgroup=%q})`, rel)); got != n {
-			t.Errorf("bpfkit_zombie_seconds_count = %v, want %d", got, n)
-		}
-		// Each child stayed a zombie at least hold (it was seen one
-		// first) and at most while the workload ran.
-		sum := p.value(t, fmt.Sprintf(`sum(bpfkit_zombie_seconds_sum{cgroup=%q})`, rel))
-		if sum < n*hold.Seconds() || sum > n*elapsed.Seconds() {
-			t.Errorf("bpfkit_zombie_seconds_sum = %vs, want between %v and %v", sum, n*hold.Seconds(), n*elapsed.Seconds())
-		}
-		// 32.768 ms, the largest bucket bound under hold, counts none.
-		if got := p.value(t, fmt.Sprintf(`sum(bpfkit_zombie_seconds_bucket{cgroup=%q,le="0.032768"})`, rel)); got != 0 {
-			t.Errorf("%v zombies under 32.768 ms, want 0", got)
-		}
-	})
-
-	t.Run("syscalls", func(t *testing.T) {
-		rel, fd := testCgroup(t, parent, "syscalls")
-		w := startWorkload(t, fd, "serve-syscalls", filepath.Join(t.TempDir(), "missing"))
-		q := func(metric, name string) float64 {
-			return p.value(t, sel(metric, rel, fmt.Sprintf(",syscall=%q", name)))
-		}
-		p.scraped(t, time.Now())
-		calls, errs := q("bpfkit_syscalls_total", "getppid"), q("bpfkit_syscall_errors_total", "openat")
-		const n, m = 1000, 500
-		w.do(t, fmt.Sprint(n, m))
-		p.scraped(t, time.Now())
-		if got := q("bpfkit_syscalls_total", "getppid") - calls; got != n {
-			t.Errorf("bpfkit_syscalls_total{syscall=\"getppid\"} rose by %v, want %d", got, n)
-		}
-		if got := q("bpfkit_syscall_errors_total", "getppid"); got != 0 {
-			t.Errorf("bpfkit_syscall_errors_total{syscall=\"getppid\"} = %v, want 0", got)
-		}
-		if got := q("bpfkit_syscall_errors_total", "openat") - errs; got != m {
-			t.Errorf("bpfkit_syscall_errors_total{syscall=\"openat\"} rose by %v, want %d", got, m)
-		}
-	})
+		return p.value(t, sel(metric, rel, extra))
+	}
+	t.Run("oom kills", func(t *testing.T) { testServeOOM(t, parent, scraped) })
+	t.Run("zombies", func(t *testing.T) { testServeZombies(t, parent, scraped) })
+	t.Run("syscalls", func(t *testing.T) { testServeSyscalls(t, parent, scraped) })
 
 	t.Run("crash and restart", func(t *testing.T) {
 		progs := serveProgs(t, srv.cmd.Process.Pid)
@@ -801,6 +739,126 @@ func TestHostServePrometheus(t *testing.T) {
 			t.Errorf("after the restart bpfkit_exec_total = %v, want 6 (5 /bin/true, one /bin/sleep)", got)
 		}
 	})
+}
+
+// metricReader returns the sum of the series of metric whose cgroup is rel
+// and whose other labels match extra (`,name="value"`, or ""), as serve
+// exports them now.
+type metricReader func(t *testing.T, metric, rel, extra string) float64
+
+// testServeOOM: one hog killed in a memory cgroup the test made is one
+// kill of its cgroup, as the kernel's oom_kill says.
+func testServeOOM(t *testing.T, parent string, read metricReader) {
+	m := testkit.NewMemoryCgroup(t, 48<<20)
+	// serve labels by the victim's cgroup v2: on a hybrid system
+	// (memory on v1) the hog is put into a v2 cgroup of its own too.
+	rel, place := m.Rel, func(pid int) { m.Add(t, pid) }
+	if m.V1 {
+		rel, _ = testCgroup(t, parent, "oom")
+		root, _ := loader.Cgroup2Root()
+		dir := root + rel
+		place = func(pid int) {
+			m.Add(t, pid)
+			if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	testkit.OOMHog(t, 0, place)
+	if kills := m.OOMKills(t); kills != 1 {
+		t.Fatalf("the cgroup's oom_kill is %d, want 1", kills)
+	}
+	if got := read(t, "bpfkit_oom_kills_total", rel, ""); got != 1 {
+		t.Errorf("bpfkit_oom_kills_total = %v, want 1 (the kernel's oom_kill)", got)
+	}
+}
+
+// testServeZombies: three children kept zombies 50 ms each are three
+// observations of bpfkit_zombie_seconds, each at least 50 ms.
+func testServeZombies(t *testing.T, parent string, read metricReader) {
+	rel, fd := testCgroup(t, parent, "zombies")
+	w := startWorkload(t, fd, "serve-zombies")
+	const n, hold = 3, 50 * time.Millisecond
+	start := time.Now()
+	w.do(t, fmt.Sprint(n, hold.Milliseconds()))
+	elapsed := time.Since(start)
+	if got := read(t, "bpfkit_zombie_seconds_count", rel, ""); got != n {
+		t.Errorf("bpfkit_zombie_seconds_count = %v, want %d", got, n)
+	}
+	// Each child stayed a zombie at least hold (it was seen one first)
+	// and at most while the workload ran.
+	sum := read(t, "bpfkit_zombie_seconds_sum", rel, "")
+	if sum < n*hold.Seconds() || sum > n*elapsed.Seconds() {
+		t.Errorf("bpfkit_zombie_seconds_sum = %vs, want between %v and %v", sum, n*hold.Seconds(), n*elapsed.Seconds())
+	}
+	// 32.768 ms, the largest bucket bound under hold, counts none.
+	if got := read(t, "bpfkit_zombie_seconds_bucket", rel, `,le="0.032768"`); got != 0 {
+		t.Errorf("%v zombies under 32.768 ms, want 0", got)
+	}
+}
+
+// testServeSyscalls: 1000 getppid and 500 failed openat calls, exactly.
+func testServeSyscalls(t *testing.T, parent string, read metricReader) {
+	rel, fd := testCgroup(t, parent, "syscalls")
+	w := startWorkload(t, fd, "serve-syscalls", filepath.Join(t.TempDir(), "missing"))
+	q := func(metric, name string) float64 { return read(t, metric, rel, fmt.Sprintf(",syscall=%q", name)) }
+	calls, errs := q("bpfkit_syscalls_total", "getppid"), q("bpfkit_syscall_errors_total", "openat")
+	const n, m = 1000, 500
+	w.do(t, fmt.Sprint(n, m))
+	if got := q("bpfkit_syscalls_total", "getppid") - calls; got != n {
+		t.Errorf("bpfkit_syscalls_total{syscall=\"getppid\"} rose by %v, want %d", got, n)
+	}
+	if got := q("bpfkit_syscall_errors_total", "getppid"); got != 0 {
+		t.Errorf("bpfkit_syscall_errors_total{syscall=\"getppid\"} = %v, want 0", got)
+	}
+	if got := q("bpfkit_syscall_errors_total", "openat") - errs; got != m {
+		t.Errorf("bpfkit_syscall_errors_total{syscall=\"openat\"} rose by %v, want %d", got, m)
+	}
+}
+
+// TestServeProcessMetrics: oom kills, zombie times and syscalls as
+// serve's /metrics shows them, read directly (every kernel of the matrix;
+// TestHostServePrometheus checks the same through Prometheus).
+func TestServeProcessMetrics(t *testing.T) {
+	testkit.RequireRoot(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startServe(t, addr, "--tools", "oom,zombies,syscalls")
+	parent := serveTestParent(t)
+	read := func(t *testing.T, metric, rel, extra string) float64 {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{fmt.Sprintf("cgroup=%q", rel)}
+		if extra != "" {
+			want = append(want, extra[1:])
+		}
+		var sum float64
+		for _, l := range strings.Split(string(body), "\n") {
+			series, value, ok := strings.Cut(l, " ")
+			labels, found := strings.CutPrefix(series, metric+"{")
+			if !ok || !found {
+				continue
+			}
+			match := true
+			for _, w := range want {
+				match = match && (strings.Contains(labels, ","+w) || strings.HasPrefix(labels, w))
+			}
+			if v, err := strconv.ParseFloat(value, 64); match && err == nil {
+				sum += v
+			}
+		}
+		return sum
+	}
+	t.Run("oom kills", func(t *testing.T) { testServeOOM(t, parent, read) })
+	t.Run("zombies", func(t *testing.T) { testServeZombies(t, parent, read) })
+	t.Run("syscalls", func(t *testing.T) { testServeSyscalls(t, parent, read) })
 }
 
 // serveProgs lists the ids of the BPF programs process pid holds (its
