@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/loader/testkit"
 )
 
@@ -44,7 +45,7 @@ func TestOomkillJSON(t *testing.T) {
 		close(lines)
 	}()
 
-	m := testkit.NewMemoryCgroup(t, 48<<20)
+	m := testkit.NewMemoryCgroup(t, loader.MemcgRoot, 48<<20)
 	vmstat := testkit.VMStat(t, "oom_kill")
 	pid := testkit.OOMHog(t, 0, func(pid int) { m.Add(t, pid) })
 	global := testkit.VMStat(t, "oom_kill") - vmstat

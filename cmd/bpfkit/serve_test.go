@@ -749,7 +749,7 @@ type metricReader func(t *testing.T, metric, rel, extra string) float64
 // testServeOOM: one hog killed in a memory cgroup the test made is one
 // kill of its cgroup, as the kernel's oom_kill says.
 func testServeOOM(t *testing.T, parent string, read metricReader) {
-	m := testkit.NewMemoryCgroup(t, 48<<20)
+	m := testkit.NewMemoryCgroup(t, loader.MemcgRoot, 48<<20)
 	// serve labels by the victim's cgroup v2: on a hybrid system
 	// (memory on v1) the hog is put into a v2 cgroup of its own too.
 	rel, place := m.Rel, func(pid int) { m.Add(t, pid) }

@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/bpfkit/bpfkit/pkg/loader"
 )
 
 func init() { Register("testkit.oomhog", oomHog) }
@@ -31,11 +29,13 @@ type MemoryCgroup struct {
 }
 
 // NewMemoryCgroup makes a cgroup limited to limit bytes of memory and no
-// swap, removed (its processes killed first) when the test ends. On cgroup
-// v2 it enables the memory controller for the root's children if needed.
-func NewMemoryCgroup(t testing.TB, limit int64) *MemoryCgroup {
+// swap, removed (its processes killed first) when the test ends, below the
+// mount memcgRoot finds (loader.MemcgRoot: testkit may not import loader,
+// whose tests use testkit). On cgroup v2 it enables the memory controller
+// for the root's children if needed.
+func NewMemoryCgroup(t testing.TB, memcgRoot func() (string, bool, error), limit int64) *MemoryCgroup {
 	t.Helper()
-	root, v1, err := loader.MemcgRoot()
+	root, v1, err := memcgRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

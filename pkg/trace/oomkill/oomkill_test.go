@@ -48,7 +48,7 @@ func TestOOMKill(t *testing.T) {
 		}
 	}()
 
-	m := testkit.NewMemoryCgroup(t, 48<<20)
+	m := testkit.NewMemoryCgroup(t, loader.MemcgRoot, 48<<20)
 	vmstat := testkit.VMStat(t, "oom_kill")
 	const scoreAdj = 123
 	pid := testkit.OOMHog(t, scoreAdj, func(pid int) { m.Add(t, pid) })
