@@ -38,16 +38,27 @@ func init() {
 	testkit.Register("serve-syscalls", serveSyscallsWorkload)
 }
 
-// serveZombiesWorkload: "N MS" starts N children (/bin/true), waits until
-// each is a zombie, keeps them so MS milliseconds more, then reaps them
-// with wait4(2).
+// serveZombiesWorkload: "N MS" starts N children (the test binary as
+// "exit": the VMs' initramfs has no /bin/true), waits until each is a
+// zombie, keeps them so MS milliseconds more, then reaps them with wait4(2).
 func serveZombiesWorkload([]string) int {
+	self, err := os.Executable()
+	if err != nil {
+		return 1
+	}
+	env := []string{testkit.ChildEnv("exit")}
+	key, _, _ := strings.Cut(env[0], "=")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, key+"=") { // this workload's own name
+			env = append(env, kv)
+		}
+	}
 	return lines(func(line string) error {
 		var n, ms int
 		fmt.Sscan(line, &n, &ms)
 		var pids []int
 		for range n {
-			pid, err := syscall.ForkExec("/bin/true", []string{"true"}, nil)
+			pid, err := syscall.ForkExec(self, []string{self}, &syscall.ProcAttr{Env: env})
 			if err != nil {
 				return err
 			}
