@@ -560,7 +560,11 @@ func serveTestParent(t *testing.T) string {
 func TestHostServePrometheus(t *testing.T) {
 	testkit.RequireRoot(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	srv := startServe(t, addr, "--tools", "all")
+	// Every tool but syscalls: its ~350 naming programs (one per
+	// sys_enter_* event) take ~30 s to detach on this host when the crash
+	// below kills serve (a tracepoint RCU synchronisation each);
+	// TestServeProcessMetrics checks it on /metrics.
+	srv := startServe(t, addr, "--tools", "default,runqlat,fileio,openerr,zombies")
 	p := startPrometheus(t, addr)
 	parent := serveTestParent(t)
 	sel := func(metric, rel, extra string) string {
@@ -715,7 +719,6 @@ func TestHostServePrometheus(t *testing.T) {
 	}
 	t.Run("oom kills", func(t *testing.T) { testServeOOM(t, parent, scraped) })
 	t.Run("zombies", func(t *testing.T) { testServeZombies(t, parent, scraped) })
-	t.Run("syscalls", func(t *testing.T) { testServeSyscalls(t, parent, scraped) })
 
 	t.Run("crash and restart", func(t *testing.T) {
 		progs := serveProgs(t, srv.cmd.Process.Pid)

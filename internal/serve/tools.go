@@ -43,7 +43,8 @@ type Tool struct {
 // oom is default too: it runs at each signal the kernel sends (one compare
 // unless it is a kernel SIGKILL) and at each OOM kill. zombies waits at the
 // wait4 and waitid syscall tracepoints and syscalls at raw_syscalls:sys_exit
-// (and, until each syscall number is named, at every sys_enter_* event):
+// (and, to name each syscall number at its first call, at every
+// sys_enter_* event, ~350 programs that take seconds to detach at exit):
 // syscall tracepoints again, so neither is default.
 var Tools = []*Tool{
 	{
