@@ -46,6 +46,17 @@ struct serve_errno_key {
 	__u32 pad;
 };
 
+/* System calls returned, by syscall number (raw_syscalls:sys_exit). */
+struct serve_syscall_key {
+	__u64 cgroup;
+	__u32 nr;
+	__u32 pad;
+};
+struct serve_syscall {
+	__u64 calls;
+	__u64 errors;		/* of which failed (-4095 <= ret < 0) */
+};
+
 #ifdef BPFKIT_COMMON_H
 /*
  * A per-cgroup map. What does not fit is counted in common.h's `lost`, shown

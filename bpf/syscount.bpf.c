@@ -6,24 +6,17 @@
  * latency on, sys_enter stamps the thread and only calls whose entry was
  * seen are counted, so every counted call has its time.
  *
- * Names come from the running kernel, not a copied table: user space puts a
- * copy of syscall_name on every syscalls:sys_enter_<name> tracepoint this
- * kernel has, each with its own event number patched into the placeholder
- * (a tracepoint program may not read its record's common_type), and each
- * files that number under the syscall number its record carries. Each number
- * is learnt at its first call, so every syscall counted has its name; after
- * that the copy costs one lookup per call.
+ * Names come from the running kernel (syscall_names.h).
  */
 #include "kernel.h"
 #include "common.h"
 #include "syscount.h"
+#include "syscall_names.h"
 
 const volatile bool per_process = false;
 const volatile bool latency = false;
 const volatile bool failed_only = false;
 const volatile s32 filter_errno = 0;	/* positive errno; 0: any */
-/* The placeholder's value, for user space to find (never read here). */
-const volatile u32 event_placeholder = SYSCOUNT_EVENT_PLACEHOLDER;
 
 /* Sized by user space (--map-size) before load. */
 struct {
@@ -40,13 +33,6 @@ struct {
 	__type(key, u32);
 	__type(value, u64);
 } start SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SYSCOUNT_MAX_NR);
-	__type(key, u32);
-	__type(value, u32);	/* trace event id of sys_enter_<name>; 0: not seen */
-} names SEC(".maps");
 
 SEC("tracepoint/raw_syscalls/sys_enter")
 int sys_enter(struct syscall_enter_ctx *ctx)
@@ -110,27 +96,5 @@ int sys_exit(struct syscall_exit_ctx *ctx)
 		__sync_fetch_and_add(&v->errors, 1);
 	if (ns)
 		__sync_fetch_and_add(&v->total_ns, ns);
-	return 0;
-}
-
-/* The record of a syscalls:sys_enter_<name> tracepoint up to the number:
- * an int, and nothing may be read past it (sys_enter_sync's record ends
- * there; attaching a program that reads further fails with EACCES). */
-struct sys_enter_named_args {
-	struct trace_entry ent;
-	s32 syscall_nr;
-};
-
-/* Copied by user space onto every syscalls:sys_enter_* tracepoint, with
- * SYSCOUNT_EVENT_PLACEHOLDER replaced by that tracepoint's event id. */
-SEC("tracepoint/syscalls/sys_enter_getpid")
-int syscall_name(struct sys_enter_named_args *ctx)
-{
-	u32 nr = ctx->syscall_nr, *event, id;
-
-	asm volatile("%0 = %1" : "=r"(id) : "i"(SYSCOUNT_EVENT_PLACEHOLDER));
-	event = bpf_map_lookup_elem(&names, &nr);	/* NULL past SYSCOUNT_MAX_NR */
-	if (event && !*event)
-		*event = id;
 	return 0;
 }

@@ -155,8 +155,17 @@ struct kernfs_node {
 struct cgroup {
 	struct kernfs_node *kn;
 };
+struct cgroup_subsys_state {
+	struct cgroup *cgroup;
+};
 struct css_set {
+	struct cgroup_subsys_state *subsys[1];	/* CGROUP_SUBSYS_COUNT entries */
 	struct cgroup *dfl_cgrp;
+};
+/* The controllers' indexes in css_set.subsys: their values depend on the
+ * kernel's config, so they are relocated (bpf_core_enum_value). */
+enum cgroup_subsys_id {
+	memory_cgrp_id = 4,
 };
 struct ns_common {
 	unsigned int inum;

@@ -52,6 +52,7 @@ var badInputs = []badInput{
 	{"ring size not a power of two", []string{"opensnoop", "--ring-size", "5000"}, "must be a power of two"},
 	{"ring size negative", []string{"execsnoop", "--ring-size", "-4096"}, "must be a power of two"},
 	{"ring size 64 GiB", []string{"exitsnoop", "--ring-size", "68719476736"}, "must be a power of two"},
+	{"oomkill ring size not a power of two", []string{"oomkill", "--ring-size", "5000"}, "must be a power of two"},
 	{"ring size word", []string{"sched", "record", "-w", "{cwd}/t.json", "--ring-size", "big"}, "give a whole number"},
 	{"max-args 0 (17)", []string{"execsnoop", "--max-args", "0"}, "give a number of bytes from 1 to 131072"},
 	{"max-args too big", []string{"execsnoop", "--max-args", "999999"}, "give a number of bytes from 1 to 131072"},

@@ -34,6 +34,77 @@ func init() {
 	testkit.Register("serve-io", serveIOWorkload)
 	testkit.Register("serve-switch", serveSwitchWorkload)
 	testkit.Register("serve-hop", serveHopWorkload)
+	testkit.Register("serve-zombies", serveZombiesWorkload)
+	testkit.Register("serve-syscalls", serveSyscallsWorkload)
+}
+
+// serveZombiesWorkload: "N MS" starts N children (the test binary as
+// "exit": the VMs' initramfs has no /bin/true), waits until each is a
+// zombie, keeps them so MS milliseconds more, then reaps them with wait4(2).
+func serveZombiesWorkload([]string) int {
+	self, err := os.Executable()
+	if err != nil {
+		return 1
+	}
+	env := []string{testkit.ChildEnv("exit")}
+	key, _, _ := strings.Cut(env[0], "=")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, key+"=") { // this workload's own name
+			env = append(env, kv)
+		}
+	}
+	return lines(func(line string) error {
+		var n, ms int
+		fmt.Sscan(line, &n, &ms)
+		var pids []int
+		for range n {
+			pid, err := syscall.ForkExec(self, []string{self}, &syscall.ProcAttr{Env: env})
+			if err != nil {
+				return err
+			}
+			pids = append(pids, pid)
+		}
+		for _, pid := range pids {
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Millisecond) {
+				stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+				if err != nil {
+					return err
+				}
+				if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+					break
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("child %d did not become a zombie", pid)
+				}
+			}
+		}
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		for _, pid := range pids {
+			if _, err := syscall.Wait4(pid, nil, 0, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// serveSyscallsWorkload: "N M" calls getppid N times and fails M openat
+// calls (ENOENT).
+func serveSyscallsWorkload(args []string) int {
+	missing := args[0]
+	return lines(func(line string) error {
+		var n, m int
+		fmt.Sscan(line, &n, &m)
+		for range n {
+			unix.Getppid()
+		}
+		for range m {
+			if _, err := unix.Open(missing, unix.O_RDONLY, 0); err != unix.ENOENT {
+				return fmt.Errorf("open %s: %v", missing, err)
+			}
+		}
+		return nil
+	})
 }
 
 // lines runs do for every line of stdin, answering "done" after each.
@@ -400,26 +471,9 @@ func testCgroup(t *testing.T, parent, name string) (rel string, fd int) {
 	}
 	t.Cleanup(func() {
 		unix.Close(fd)
-		removeCgroup(t, dir)
+		testkit.RemoveCgroup(t, dir)
 	})
 	return rel, fd
-}
-
-// removeCgroup kills what is left in dir and removes it.
-func removeCgroup(t *testing.T, dir string) {
-	for range 100 {
-		procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-		for _, f := range strings.Fields(string(procs)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				unix.Kill(pid, unix.SIGKILL)
-			}
-		}
-		if err := unix.Rmdir(dir); err == nil || err == unix.ENOENT {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Errorf("cgroup %s could not be removed", dir)
 }
 
 // workload is a child running in a test cgroup.
@@ -506,7 +560,11 @@ func serveTestParent(t *testing.T) string {
 func TestHostServePrometheus(t *testing.T) {
 	testkit.RequireRoot(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	srv := startServe(t, addr, "--tools", "all")
+	// Every tool but syscalls: its ~350 naming programs (one per
+	// sys_enter_* event) take ~30 s to detach on this host when the crash
+	// below kills serve (a tracepoint RCU synchronisation each);
+	// TestServeProcessMetrics checks it on /metrics.
+	srv := startServe(t, addr, "--tools", "default,runqlat,fileio,openerr,zombies")
 	p := startPrometheus(t, addr)
 	parent := serveTestParent(t)
 	sel := func(metric, rel, extra string) string {
@@ -654,6 +712,14 @@ func TestHostServePrometheus(t *testing.T) {
 		}
 	})
 
+	// What Prometheus stored after a scrape that started now.
+	scraped := func(t *testing.T, metric, rel, extra string) float64 {
+		p.scraped(t, time.Now())
+		return p.value(t, sel(metric, rel, extra))
+	}
+	t.Run("oom kills", func(t *testing.T) { testServeOOM(t, parent, scraped) })
+	t.Run("zombies", func(t *testing.T) { testServeZombies(t, parent, scraped) })
+
 	t.Run("crash and restart", func(t *testing.T) {
 		progs := serveProgs(t, srv.cmd.Process.Pid)
 		if len(progs) < 7 {
@@ -687,6 +753,126 @@ func TestHostServePrometheus(t *testing.T) {
 			t.Errorf("after the restart bpfkit_exec_total = %v, want 6 (5 /bin/true, one /bin/sleep)", got)
 		}
 	})
+}
+
+// metricReader returns the sum of the series of metric whose cgroup is rel
+// and whose other labels match extra (`,name="value"`, or ""), as serve
+// exports them now.
+type metricReader func(t *testing.T, metric, rel, extra string) float64
+
+// testServeOOM: one hog killed in a memory cgroup the test made is one
+// kill of its cgroup, as the kernel's oom_kill says.
+func testServeOOM(t *testing.T, parent string, read metricReader) {
+	m := testkit.NewMemoryCgroup(t, loader.MemcgRoot, 48<<20)
+	// serve labels by the victim's cgroup v2: on a hybrid system
+	// (memory on v1) the hog is put into a v2 cgroup of its own too.
+	rel, place := m.Rel, func(pid int) { m.Add(t, pid) }
+	if m.V1 {
+		rel, _ = testCgroup(t, parent, "oom")
+		root, _ := loader.Cgroup2Root()
+		dir := root + rel
+		place = func(pid int) {
+			m.Add(t, pid)
+			if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	testkit.OOMHog(t, 0, place)
+	if kills := m.OOMKills(t); kills != 1 {
+		t.Fatalf("the cgroup's oom_kill is %d, want 1", kills)
+	}
+	if got := read(t, "bpfkit_oom_kills_total", rel, ""); got != 1 {
+		t.Errorf("bpfkit_oom_kills_total = %v, want 1 (the kernel's oom_kill)", got)
+	}
+}
+
+// testServeZombies: three children kept zombies 50 ms each are three
+// observations of bpfkit_zombie_seconds, each at least 50 ms.
+func testServeZombies(t *testing.T, parent string, read metricReader) {
+	rel, fd := testCgroup(t, parent, "zombies")
+	w := startWorkload(t, fd, "serve-zombies")
+	const n, hold = 3, 50 * time.Millisecond
+	start := time.Now()
+	w.do(t, fmt.Sprint(n, hold.Milliseconds()))
+	elapsed := time.Since(start)
+	if got := read(t, "bpfkit_zombie_seconds_count", rel, ""); got != n {
+		t.Errorf("bpfkit_zombie_seconds_count = %v, want %d", got, n)
+	}
+	// Each child stayed a zombie at least hold (it was seen one first)
+	// and at most while the workload ran.
+	sum := read(t, "bpfkit_zombie_seconds_sum", rel, "")
+	if sum < n*hold.Seconds() || sum > n*elapsed.Seconds() {
+		t.Errorf("bpfkit_zombie_seconds_sum = %vs, want between %v and %v", sum, n*hold.Seconds(), n*elapsed.Seconds())
+	}
+	// 32.768 ms, the largest bucket bound under hold, counts none.
+	if got := read(t, "bpfkit_zombie_seconds_bucket", rel, `,le="0.032768"`); got != 0 {
+		t.Errorf("%v zombies under 32.768 ms, want 0", got)
+	}
+}
+
+// testServeSyscalls: 1000 getppid and 500 failed openat calls, exactly.
+func testServeSyscalls(t *testing.T, parent string, read metricReader) {
+	rel, fd := testCgroup(t, parent, "syscalls")
+	w := startWorkload(t, fd, "serve-syscalls", filepath.Join(t.TempDir(), "missing"))
+	q := func(metric, name string) float64 { return read(t, metric, rel, fmt.Sprintf(",syscall=%q", name)) }
+	calls, errs := q("bpfkit_syscalls_total", "getppid"), q("bpfkit_syscall_errors_total", "openat")
+	const n, m = 1000, 500
+	w.do(t, fmt.Sprint(n, m))
+	if got := q("bpfkit_syscalls_total", "getppid") - calls; got != n {
+		t.Errorf("bpfkit_syscalls_total{syscall=\"getppid\"} rose by %v, want %d", got, n)
+	}
+	if got := q("bpfkit_syscall_errors_total", "getppid"); got != 0 {
+		t.Errorf("bpfkit_syscall_errors_total{syscall=\"getppid\"} = %v, want 0", got)
+	}
+	if got := q("bpfkit_syscall_errors_total", "openat") - errs; got != m {
+		t.Errorf("bpfkit_syscall_errors_total{syscall=\"openat\"} rose by %v, want %d", got, m)
+	}
+}
+
+// TestServeProcessMetrics: oom kills, zombie times and syscalls as
+// serve's /metrics shows them, read directly (every kernel of the matrix;
+// TestHostServePrometheus checks the same through Prometheus).
+func TestServeProcessMetrics(t *testing.T) {
+	testkit.RequireRoot(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startServe(t, addr, "--tools", "oom,zombies,syscalls")
+	parent := serveTestParent(t)
+	read := func(t *testing.T, metric, rel, extra string) float64 {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{fmt.Sprintf("cgroup=%q", rel)}
+		if extra != "" {
+			want = append(want, extra[1:])
+		}
+		var sum float64
+		for _, l := range strings.Split(string(body), "\n") {
+			series, value, ok := strings.Cut(l, " ")
+			labels, found := strings.CutPrefix(series, metric+"{")
+			if !ok || !found {
+				continue
+			}
+			match := true
+			for _, w := range want {
+				match = match && (strings.Contains(labels, ","+w) || strings.HasPrefix(labels, w))
+			}
+			if v, err := strconv.ParseFloat(value, 64); match && err == nil {
+				sum += v
+			}
+		}
+		return sum
+	}
+	t.Run("oom kills", func(t *testing.T) { testServeOOM(t, parent, read) })
+	t.Run("zombies", func(t *testing.T) { testServeZombies(t, parent, read) })
+	t.Run("syscalls", func(t *testing.T) { testServeSyscalls(t, parent, read) })
 }
 
 // serveProgs lists the ids of the BPF programs process pid holds (its
@@ -737,7 +923,7 @@ func TestHostServeCardinality(t *testing.T) {
 		if err := os.Mkdir(root+rel, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { removeCgroup(t, root+rel) })
+		t.Cleanup(func() { testkit.RemoveCgroup(t, root+rel) })
 		want[rel] = 1 + i%3
 		total += want[rel]
 		fmt.Fprintf(&script, "%s%s %d\n", root, rel, want[rel])

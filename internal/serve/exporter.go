@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/syscount"
 )
 
 // DefaultMaxSeries is how many series each per-cgroup metric has at most,
@@ -38,6 +39,9 @@ type Exporter struct {
 	running  []running // in the order of Tools
 	cgroups  *cgroups
 	families map[*prometheus.Desc]*family
+	// The syscalls tool's objects and the names of their syscalls.
+	syscallObjs  *loader.Objects
+	syscallNames *syscount.Names
 }
 
 type running struct {
@@ -56,6 +60,7 @@ func New(opts Options) (*Exporter, error) {
 		descExec: false, descExit: true, descSwitches: true, descRunqlat: false,
 		descFileBytes: true, descFileOps: true, descOpenErrors: true,
 		descTCPClosed: false, descTCPRetransmits: false,
+		descOOMKills: false, descZombies: false, descSyscalls: true, descSyscallErrors: true,
 	} {
 		e.families[desc] = newFamily(desc, prometheus.CounterValue, extra)
 	}

@@ -38,6 +38,14 @@ var (
 		"TCP connections closed (sock:inet_sock_set_state to CLOSE, listeners left out), by cgroup of the socket's owner.")
 	descTCPRetransmits = cgroupDesc("bpfkit_tcp_retransmits_total",
 		"TCP retransmissions, tail loss probes included (tcp:tcp_retransmit_skb: one per retransmitted buffer, which TcpRetransSegs counts once per segment), by cgroup of the socket's owner.")
+	descOOMKills = cgroupDesc("bpfkit_oom_kills_total",
+		"Processes killed by the OOM killer (oom:mark_victim), by cgroup of the victim.")
+	descZombies = cgroupDesc("bpfkit_zombie_seconds",
+		"Time processes stayed zombies, from the exit of their last thread to the wait4 or waitid that reaped them, by cgroup of the zombie (log2 buckets of microseconds).")
+	descSyscalls = cgroupDesc("bpfkit_syscalls_total",
+		"System calls returned (raw_syscalls:sys_exit; exit and exit_group never return), by syscall as this kernel names it.", "syscall")
+	descSyscallErrors = cgroupDesc("bpfkit_syscall_errors_total",
+		"System calls that failed (returned -4095 to -1), by syscall.", "syscall")
 
 	descXDPPackets = prometheus.NewDesc("bpfkit_xdp_packets_total",
 		"Packets seen by bpfkit's XDP filters, by interface, rule id (or default, malformed, non-ip) and action.",

@@ -17,6 +17,7 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/trace/netrx"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
 	"github.com/bpfkit/bpfkit/pkg/trace/softirqs"
+	"github.com/bpfkit/bpfkit/pkg/trace/syscount"
 )
 
 // A Tool is one sampler serve can run: what it loads into the kernel and
@@ -41,6 +42,13 @@ type Tool struct {
 // openerr use syscall tracepoints, and attaching any syscall tracepoint
 // sends every system call of every task through the kernel's slower
 // traced path: those three are there to be chosen with --tools.
+//
+// oom is default too: it runs at each signal the kernel sends (one compare
+// unless it is a kernel SIGKILL) and at each OOM kill. zombies waits at the
+// wait4 and waitid syscall tracepoints and syscalls at raw_syscalls:sys_exit
+// (and, to name each syscall number at its first call, at every
+// sys_enter_* event, ~350 programs that take seconds to detach at exit):
+// syscall tracepoints again, so neither is default.
 var Tools = []*Tool{
 	{
 		Descriptor: tool.Descriptor{
@@ -100,6 +108,32 @@ var Tools = []*Tool{
 			Metrics: []string{"bpfkit_open_errors_total"},
 		},
 		collect: collectOpenerr,
+	},
+	{
+		Descriptor: tool.Descriptor{
+			Name: "oom", Kind: tool.Sampler, Summary: "OOM kills per cgroup of the victim",
+			Spec:    loadServeOom,
+			Metrics: []string{"bpfkit_oom_kills_total"},
+		},
+		Default: true,
+		collect: collectOOM,
+	},
+	{
+		Descriptor: tool.Descriptor{
+			Name: "zombies", Kind: tool.Sampler, Summary: "time processes stayed zombies, histogram per cgroup",
+			Spec:    loadServeZombies,
+			Hooks:   loader.Options{Alternatives: [][]string{{serveZombiesProgSchedProcessFreeBtf, serveZombiesProgSchedProcessFreeRaw}}},
+			Metrics: []string{"bpfkit_zombie_seconds"},
+		},
+		collect: collectZombies,
+	},
+	{
+		Descriptor: tool.Descriptor{
+			Name: "syscalls", Kind: tool.Sampler, Summary: "system calls and failed ones per cgroup and syscall",
+			Spec:    loadServeSyscallsNamed,
+			Metrics: []string{"bpfkit_syscalls_total", "bpfkit_syscall_errors_total"},
+		},
+		collect: collectSyscalls,
 	},
 	{
 		Descriptor: tool.Descriptor{
@@ -296,5 +330,47 @@ func collectTCP(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) e
 	}
 	return loader.ReadAll(objs.Collection.Maps[serveTcpMapRetransmits], func(id, n *uint64) {
 		retrans.add(e.cgroups.lookup(*id), "", float64(*n))
+	})
+}
+
+func collectOOM(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+	f := e.families[descOOMKills]
+	return loader.ReadAll(objs.Collection.Maps[serveOomMapOomKills], func(id, n *uint64) {
+		f.add(e.cgroups.lookup(*id), "", float64(*n))
+	})
+}
+
+// collectZombies reads serve_hist values: the layout runqlat's Go type has.
+func collectZombies(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+	f := e.families[descZombies]
+	return loader.ReadAll(objs.Collection.Maps[serveZombiesMapZombieHists], func(id *uint64, h *serveRunqlatServeHist) {
+		f.addHist(e.cgroups.lookup(*id), &histogram{slots: h.Slots, sumNs: h.SumNs})
+	})
+}
+
+// loadServeSyscallsNamed is serve_syscalls with a copy of syscall_name on
+// every sys_enter_* event, as syscount names syscalls.
+func loadServeSyscallsNamed() (*ebpf.CollectionSpec, error) {
+	spec, err := loadServeSyscalls()
+	if err != nil {
+		return nil, err
+	}
+	_, err = syscount.NameSyscalls(spec)
+	return spec, err
+}
+
+func collectSyscalls(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+	if e.syscallObjs != objs { // loaded anew: its names map is new
+		byID, err := syscount.EventIDs()
+		if err != nil {
+			return err
+		}
+		e.syscallObjs, e.syscallNames = objs, syscount.NewNames(objs.Collection.Maps[serveSyscallsMapNames], byID)
+	}
+	calls, errs := e.families[descSyscalls], e.families[descSyscallErrors]
+	return loader.ReadAll(objs.Collection.Maps[serveSyscallsMapSyscalls], func(k *serveSyscallsServeSyscallKey, v *serveSyscallsServeSyscall) {
+		cg, name := e.cgroups.lookup(k.Cgroup), e.syscallNames.Name(k.Nr)
+		calls.add(cg, name, float64(v.Calls))
+		errs.add(cg, name, float64(v.Errors))
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -84,6 +85,39 @@ func Cgroup2Root() (string, error) {
 		}
 	}
 	return "", errors.New("cgroup v2 is not mounted (mount -t cgroup2 none /sys/fs/cgroup/unified)")
+}
+
+// MemcgRoot returns where the memory controller's hierarchy is mounted: a
+// cgroup v1 mount with the memory option (v1 true) where there is one (a
+// hybrid system such as /sys/fs/cgroup/memory), else the cgroup v2 mount
+// if memory is among its controllers.
+func MemcgRoot() (root string, v1 bool, err error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", false, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE SOURCE SUPER
+		pre, post, ok := strings.Cut(line, " - ")
+		fields, super := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(fields) < 5 || len(super) < 3 || super[0] != "cgroup" {
+			continue
+		}
+		for _, o := range strings.Split(super[2], ",") {
+			if o == "memory" {
+				return unescapeMount(fields[4]), true, nil
+			}
+		}
+	}
+	root, err = Cgroup2Root()
+	if err != nil {
+		return "", false, errors.New("the memory controller is not mounted (neither cgroup v1 with memory nor cgroup v2)")
+	}
+	ctrl, err := os.ReadFile(filepath.Join(root, "cgroup.controllers"))
+	if err != nil || !strings.Contains(" "+strings.TrimSpace(string(ctrl))+" ", " memory ") {
+		return "", false, errors.New("the memory controller is not mounted (neither cgroup v1 with memory nor in cgroup v2's cgroup.controllers)")
+	}
+	return root, false, nil
 }
 
 // unescapeMount undoes mountinfo's octal escapes (\040 for a space).

@@ -62,16 +62,9 @@ type Row struct {
 	TotalNS uint64 // with Config.Latency
 }
 
-// nameSyscalls replaces syscall_name in spec with one copy per
-// syscalls:sys_enter_* tracepoint of this kernel, each with the event's id
-// in place of the placeholder, and returns the syscall name of each id.
-func nameSyscalls(spec *ebpf.CollectionSpec) (map[uint32]string, error) {
-	var placeholder uint32
-	if err := spec.Variables[syscountVarEventPlaceholder].Get(&placeholder); err != nil {
-		return nil, err
-	}
-	proto := spec.Programs[syscountProgSyscallName]
-	delete(spec.Programs, syscountProgSyscallName)
+// EventIDs returns the syscall name of every syscalls:sys_enter_* event
+// of this kernel, by event id.
+func EventIDs() (map[uint32]string, error) {
 	dir := filepath.Join(loader.TracefsPath, "events", "syscalls")
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrPermission) {
@@ -94,9 +87,30 @@ func nameSyscalls(spec *ebpf.CollectionSpec) (map[uint32]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s's id: %w", e.Name(), err)
 		}
+		byID[uint32(id)] = name
+	}
+	return byID, nil
+}
+
+// NameSyscalls replaces syscall_name in spec (a program of
+// bpf/include/syscall_names.h) with one copy per syscalls:sys_enter_*
+// tracepoint of this kernel, each with the event's id in place of the
+// placeholder, and returns the syscall name of each id (EventIDs).
+func NameSyscalls(spec *ebpf.CollectionSpec) (map[uint32]string, error) {
+	var placeholder uint32
+	if err := spec.Variables[syscountVarEventPlaceholder].Get(&placeholder); err != nil {
+		return nil, err
+	}
+	byID, err := EventIDs()
+	if err != nil {
+		return nil, err
+	}
+	proto := spec.Programs[syscountProgSyscallName]
+	delete(spec.Programs, syscountProgSyscallName)
+	for id, name := range byID {
 		p := proto.Copy()
 		p.Name = fmt.Sprintf("name_%d", id)
-		p.SectionName = "tracepoint/syscalls/" + e.Name()
+		p.SectionName = "tracepoint/syscalls/sys_enter_" + name
 		patched := 0
 		for i := range p.Instructions {
 			if ins := &p.Instructions[i]; ins.OpCode.ALUOp() == asm.Mov && ins.Constant == int64(placeholder) {
@@ -108,19 +122,47 @@ func nameSyscalls(spec *ebpf.CollectionSpec) (map[uint32]string, error) {
 			return nil, fmt.Errorf("syscall_name has %d placeholders, want 1", patched)
 		}
 		spec.Programs[p.Name] = p
-		byID[uint32(id)] = name
 	}
 	return byID, nil
+}
+
+// Names names syscall numbers from the names map (syscall_names.h) of a
+// loaded collection and the event ids NameSyscalls or EventIDs returned.
+// Not safe for concurrent use.
+type Names struct {
+	names *ebpf.Map         // syscall number -> event id
+	byID  map[uint32]string // event id -> syscall name
+	known map[uint32]string // syscall number -> name, as learnt
+}
+
+// NewNames names by names, the collection's names map, and byID.
+func NewNames(names *ebpf.Map, byID map[uint32]string) *Names {
+	return &Names{names: names, byID: byID, known: map[uint32]string{}}
+}
+
+// Name returns the kernel's name of syscall nr, learnt at its first call
+// since the collection was loaded; "syscall_N" for a number with no
+// sys_enter event.
+func (n *Names) Name(nr uint32) string {
+	if name, ok := n.known[nr]; ok {
+		return name
+	}
+	var event uint32
+	if err := n.names.Lookup(nr, &event); err == nil && event != 0 {
+		if name, ok := n.byID[event]; ok {
+			n.known[nr] = name
+			return name
+		}
+	}
+	return "syscall_" + strconv.FormatUint(uint64(nr), 10)
 }
 
 // Tracer counts from New until Close.
 type Tracer struct {
 	objs   *loader.Objects
 	counts *ebpf.Map
-	names  *ebpf.Map         // syscall number -> event id
-	byID   map[uint32]string // event id -> syscall name
-	known  map[uint32]string // syscall number -> name, as learnt
-	prev   map[syscountSyscountKey]syscountSyscountVal
+	*Names
+	prev map[syscountSyscountKey]syscountSyscountVal
 }
 
 // New loads syscount's programs and attaches them.
@@ -146,7 +188,7 @@ func New(cfg Config) (*Tracer, error) {
 	}
 	spec.Maps[syscountMapCounts].MaxEntries = uint32(size)
 	delete(spec.Maps, "events") // no events: aggregates only
-	byID, err := nameSyscalls(spec)
+	byID, err := NameSyscalls(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -155,8 +197,8 @@ func New(cfg Config) (*Tracer, error) {
 		return nil, err
 	}
 	return &Tracer{
-		objs: objs, counts: objs.Collection.Maps[syscountMapCounts], names: objs.Collection.Maps[syscountMapNames],
-		byID: byID, known: map[uint32]string{}, prev: map[syscountSyscountKey]syscountSyscountVal{},
+		objs: objs, counts: objs.Collection.Maps[syscountMapCounts], Names: NewNames(objs.Collection.Maps[syscountMapNames], byID),
+		prev: map[syscountSyscountKey]syscountSyscountVal{},
 	}, nil
 }
 
@@ -171,22 +213,6 @@ func (t *Tracer) Full() uint64 { return t.objs.Lost() }
 
 // Capacity is the table's size.
 func (t *Tracer) Capacity() uint32 { return t.counts.MaxEntries() }
-
-// Name returns the kernel's name of syscall nr, learnt at its first call
-// since New; "syscall_N" for a number with no sys_enter event.
-func (t *Tracer) Name(nr uint32) string {
-	if n, ok := t.known[nr]; ok {
-		return n
-	}
-	var event uint32
-	if err := t.names.Lookup(nr, &event); err == nil && event != 0 {
-		if n, ok := t.byID[event]; ok {
-			t.known[nr] = n
-			return n
-		}
-	}
-	return "syscall_" + strconv.FormatUint(uint64(nr), 10)
-}
 
 // Delta returns what was counted since the previous call (or New), most
 // calls first, and forgets processes that have exited.
