@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/bpfkit/bpfkit/pkg/trace/bio"
 	"github.com/bpfkit/bpfkit/internal/output"
+	"github.com/bpfkit/bpfkit/pkg/trace/bio"
 )
 
 func init() { addTool(&bio.Biolatency, newBiolatencyCmd) }

@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bpfkit/bpfkit/pkg/trace/cswitch"
 	"github.com/bpfkit/bpfkit/internal/output"
+	"github.com/bpfkit/bpfkit/pkg/trace/cswitch"
 )
 
 func init() { addTool(&cswitch.Tool, newCswitchCmd) }

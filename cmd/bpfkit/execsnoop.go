@@ -7,9 +7,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bpfkit/bpfkit/internal/flagval"
+	"github.com/bpfkit/bpfkit/internal/output"
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/execsnoop"
-	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 func init() { addTool(&execsnoop.ExecTool, newExecsnoopCmd) }

@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bpfkit/bpfkit/internal/flagval"
-	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
 	"github.com/bpfkit/bpfkit/internal/output"
+	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
 )
 
 func init() { addTool(&filetop.Tool, newFiletopCmd) }

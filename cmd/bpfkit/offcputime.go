@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bpfkit/bpfkit/internal/flagval"
-	"github.com/bpfkit/bpfkit/pkg/trace/offcputime"
 	"github.com/bpfkit/bpfkit/internal/output"
+	"github.com/bpfkit/bpfkit/pkg/trace/offcputime"
 )
 
 func init() { addTool(&offcputime.Tool, newOffcputimeCmd) }

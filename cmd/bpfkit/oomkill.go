@@ -6,9 +6,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bpfkit/bpfkit/internal/output"
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/oomkill"
-	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 func init() { addTool(&oomkill.Tool, newOomkillCmd) }

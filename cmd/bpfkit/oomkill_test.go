@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/internal/testkit"
+	"github.com/bpfkit/bpfkit/pkg/loader"
 )
 
 // TestOomkillJSON: `bpfkit oomkill -o json` reports the hog a memory

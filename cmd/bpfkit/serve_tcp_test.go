@@ -7,11 +7,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 	"time"
 
 	"github.com/bpfkit/bpfkit/internal/testkit"
@@ -90,9 +91,6 @@ func metric(t *testing.T, addr, name, cgroup string) float64 {
 // TcpRetransSegs.
 func TestServeTCP(t *testing.T) {
 	testkit.RequireRoot(t)
-	if _, err := exec.LookPath("nft"); err != nil {
-		testkit.Skip(t, "needs nft (Debian package nftables): %v", err)
-	}
 	rel, fd := testCgroup(t, "", fmt.Sprintf("bpfkit-serve-tcp-%d", os.Getpid()))
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	startServe(t, addr, "--tools", "tcp")
@@ -119,17 +117,12 @@ func TestServeTCP(t *testing.T) {
 	// On loopback a data segment is 20 (IP) + 32 (TCP with timestamps)
 	// + payload bytes at the input hook.
 	length := 20 + 32 + payload
-	nft := exec.Command("nft", "-f", "-")
-	nft.Stdin = strings.NewReader(fmt.Sprintf(`table inet bpfkit_serve_tcp {
-	chain in {
-		type filter hook input priority 0; policy accept;
-		tcp dport %s meta length %d quota until %d bytes drop
+	port, err := strconv.ParseUint(out.Text(), 10, 16)
+	if err != nil {
+		t.Fatalf("workload printed port %q", out.Text())
 	}
-}
-`, out.Text(), length, k*length+1))
-	if msg, err := runIn(ns, nft); err != nil {
-		t.Fatalf("nft: %v: %s", err, msg)
-	}
+	ns.Drop(t, "bpfkit_serve_tcp", testkit.DropRule{Proto: unix.IPPROTO_TCP, DstPort: uint16(port),
+		Length: uint32(length), QuotaBytes: uint64(k*length + 1)})
 	retrans0 := ns.Counter(t, "snmp", "Tcp", "RetransSegs")
 	fmt.Fprintln(in, "go")
 	if !out.Scan() || out.Text() != "done" {
@@ -151,14 +144,4 @@ func TestServeTCP(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func runIn(ns *testkit.NetNS, cmd *exec.Cmd) (string, error) {
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := ns.Start(cmd); err != nil {
-		return "", err
-	}
-	err := cmd.Wait()
-	return out.String(), err
 }

@@ -22,8 +22,8 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/internal/testkit"
+	"github.com/bpfkit/bpfkit/pkg/loader"
 )
 
 // The workloads of serve's tests. Each runs in a cgroup the test made,

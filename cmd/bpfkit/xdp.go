@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bpfkit/bpfkit/internal/userfs"
 	"github.com/bpfkit/bpfkit/internal/output"
+	"github.com/bpfkit/bpfkit/internal/userfs"
 	"github.com/bpfkit/bpfkit/pkg/xdp"
 )
 

@@ -3,8 +3,8 @@ package loader_test
 import (
 	"testing"
 
-	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/internal/testkit"
+	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
 )
 

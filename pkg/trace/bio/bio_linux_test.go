@@ -3,8 +3,8 @@ package bio
 import (
 	"testing"
 
-	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/internal/testkit"
+	"github.com/bpfkit/bpfkit/pkg/loader"
 )
 
 // exactOps are direct I/Os of several sizes and offsets, one at a time:

@@ -13,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
-	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/internal/testkit"
@@ -237,48 +234,12 @@ func TestNoSocket(t *testing.T) {
 	}
 }
 
-// nftDropUDP adds to ns an nftables rule that drops UDP datagrams to
-// port on input (`table inet bpfkit_drops { chain in { type filter hook
-// input priority 0; udp dport PORT drop } }`), through netlink: the VMs of
-// vmtest have no nft binary.
-func nftDropUDP(t *testing.T, ns *testkit.NetNS, port uint16) {
-	t.Helper()
-	fd, err := unix.Open(ns.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	// nftables.Conn panics when it cannot open its socket: ask first.
-	probe, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
-	if err != nil {
-		t.Fatalf("no nfnetlink socket (load nf_tables; vmtest: VMTEST_MODULES): %v", err)
-	}
-	unix.Close(probe)
-	c, err := nftables.New(nftables.WithNetNSFd(fd))
-	if err != nil {
-		t.Fatal(err)
-	}
-	table := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "bpfkit_drops"})
-	chain := c.AddChain(&nftables.Chain{Name: "in", Table: table, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter})
-	c.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	}})
-	if err := c.Flush(); err != nil {
-		t.Fatalf("add nftables rule in %s: %v", ns.Name, err)
-	}
-}
-
 // TestNetfilter: n datagrams dropped by an nftables rule give n drops with
 // the netfilter reason, at nf_hook_slow.
 func TestNetfilter(t *testing.T) {
 	tr := newTracer(t, Config{})
 	p := newPair(t)
-	nftDropUDP(t, p.b, 7777)
+	p.b.Drop(t, "bpfkit_drops", testkit.DropRule{Proto: unix.IPPROTO_UDP, DstPort: 7777})
 	const n = 20
 	stop := collect(t, tr, p.bInode, 7777)
 	p.send(t, p.b4, 7777, n)

@@ -9,9 +9,9 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/bpfkit/bpfkit/internal/output"
 	"github.com/bpfkit/bpfkit/internal/testkit"
 	"github.com/bpfkit/bpfkit/pkg/trace"
-	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 func TestSplitArgs(t *testing.T) {

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bpfkit/bpfkit/internal/output"
 	"github.com/bpfkit/bpfkit/internal/testkit"
 	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
-	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 func sampleRows() []filetop.Row {

@@ -10,9 +10,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/bpfkit/bpfkit/internal/output"
 	"github.com/bpfkit/bpfkit/internal/testkit"
 	"github.com/bpfkit/bpfkit/pkg/trace"
-	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 // record builds a raw ring buffer record as the BPF program writes it.

@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/bpfkit/bpfkit/pkg/trace"
 	"github.com/bpfkit/bpfkit/internal/output"
+	"github.com/bpfkit/bpfkit/pkg/trace"
 )
 
 // FuzzDecode feeds raw ring buffer records to the decoder: it must never

@@ -16,10 +16,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/bpfkit/bpfkit/internal/output"
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/tool"
 	"github.com/bpfkit/bpfkit/pkg/trace"
-	"github.com/bpfkit/bpfkit/internal/output"
 )
 
 // Tool describes sched record to its command, to `bpfkit check` and to serve.

@@ -19,8 +19,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/internal/testkit"
+	"github.com/bpfkit/bpfkit/pkg/loader"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
@@ -432,26 +432,8 @@ func TestStates(t *testing.T) {
 	}
 }
 
-// nft runs nft -f - with rules inside ns.
-func nft(t *testing.T, ns *testkit.NetNS, rules string) {
-	t.Helper()
-	cmd := exec.Command("nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(rules)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := ns.Start(cmd); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("nft: %v: %s", err, out.String())
-	}
-}
-
 func TestRetrans(t *testing.T) {
 	testkit.RequireRoot(t)
-	if _, err := exec.LookPath("nft"); err != nil {
-		testkit.Skip(t, "needs nft (Debian package nftables): %v", err)
-	}
 	tr, err := NewRetrans(Config{}, false)
 	if err != nil {
 		t.Fatal(err)
@@ -479,15 +461,9 @@ func TestRetrans(t *testing.T) {
 			retrans0 := p.a.Counter(t, "snmp", "Tcp", "RetransSegs")
 			probes0 := p.a.Counter(t, "netstat", "TcpExt", "TCPLossProbes")
 			r := p.start(t, f.server, payload, 1, func(port uint16) {
-				nft(t, p.b, fmt.Sprintf(`table inet bpfkit_retrans {
-	chain in {
-		type filter hook input priority 0; policy accept;
-		tcp dport %d meta length %d quota until %d bytes drop
-	}
-}
-`, port, length, k*length+1))
+				p.b.Drop(t, "bpfkit_retrans_"+f.name, testkit.DropRule{Proto: unix.IPPROTO_TCP, DstPort: port,
+					Length: uint32(length), QuotaBytes: uint64(k*length + 1)})
 			})
-			t.Cleanup(func() { nft(t, p.b, "delete table inet bpfkit_retrans\n") })
 			evs := c.wait(t, k, onPort(r.port))
 			retrans := p.a.Counter(t, "snmp", "Tcp", "RetransSegs") - retrans0
 			probes := p.a.Counter(t, "netstat", "TcpExt", "TCPLossProbes") - probes0
