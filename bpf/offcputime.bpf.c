@@ -17,6 +17,7 @@ const volatile u64 min_ns = 1;
 const volatile u64 max_ns = 0;		/* 0: no maximum */
 const volatile bool kernel_stacks = true;
 const volatile bool user_stacks = true;
+BTF_ENUM(offcpu_state);
 
 struct offcpu_start {
 	u64 ts;
