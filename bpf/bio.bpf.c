@@ -50,6 +50,8 @@ const volatile u32 flags_mask = 0;		/* -F: the cmd_flags bits a histogram is kep
 const volatile u32 filter_dev = 0;		/* kernel dev_t; 0: any */
 const volatile bool filter_whole_disk = false;	/* filter_dev is a disk: its partitions match too */
 const volatile u64 min_ns = 0;			/* biosnoop: shortest latency shown */
+BTF_ENUM(bio_mode);
+BTF_ENUM(bio_stat);
 
 /* Only built on the stack: named here so that its type is in the BTF that
  * bpf2go reads. */

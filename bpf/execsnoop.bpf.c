@@ -21,6 +21,9 @@ const volatile bool want_cwd = false;
 const volatile bool all_threads = false;	/* report each thread's exit, not only a process's */
 const volatile u32 filter_ppid = 0;
 const volatile u32 args_limit = 32 << 10;	/* at most ARGS_MAX */
+BTF_ENUM(record_kind);
+BTF_ENUM(exec_event_flags);
+BTF_ENUM(execsnoop_limits);
 
 #define ARGS_MASK (2 * ARGS_MAX - 1)
 #define MAX_ARGC 1024	/* arguments read from a failed exec's caller */

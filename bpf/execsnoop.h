@@ -5,8 +5,9 @@
 #ifndef BPFKIT_EXECSNOOP_H
 #define BPFKIT_EXECSNOOP_H
 
-/* Largest argv limit user space may set; the default is 32 KiB. */
-#define ARGS_MAX (128 << 10)
+enum execsnoop_limits {
+	ARGS_MAX = 128 << 10,	/* largest argv limit user space may set; the default is 32 KiB */
+};
 
 enum record_kind {
 	RECORD_EXEC = 1,

@@ -21,6 +21,8 @@ _Static_assert(sizeof(((struct file_path *)0)->path) == PATH_ROOM, "path room");
 
 const volatile bool all_files = false;	/* also sockets, pipes and others */
 const volatile bool per_process = false;	/* one key per process, tid 0 */
+BTF_ENUM(file_type);
+BTF_ENUM(file_path_flags);
 
 /* The counters, double-buffered: the programs add to stats0 or stats1, as
  * `side` says, while user space drains the other one, so that no call is

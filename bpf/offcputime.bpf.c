@@ -21,6 +21,7 @@ const volatile bool user_stacks = true;
 const volatile bool switch_prev_state = false;
 
 #define TASK_WAKING 0x0200
+BTF_ENUM(offcpu_state);
 
 struct offcpu_start {
 	u64 ts;

@@ -12,6 +12,8 @@
 
 const volatile bool only_failed = false;
 const volatile bool want_full_path = false;
+BTF_ENUM(path_source);
+BTF_ENUM(open_event_flags);
 
 struct open_args {
 	u64 name;	/* user pointer */

@@ -19,6 +19,8 @@
 
 const volatile u32 key_by = KEY_ALL;
 const volatile bool in_ms = false;
+BTF_ENUM(runqlat_key);
+BTF_ENUM(runqlat_stat);
 
 /* Histograms per process, thread or pid namespace. */
 struct {

@@ -9,6 +9,7 @@
 #include "schedrecord.h"
 
 const volatile bool want_wakeups = true;
+BTF_ENUM(sched_event_kind);
 
 /* Keeps struct sched_event in BTF for bpf2go (it only lives on the stack). */
 const struct sched_event *unused_sched_event __attribute__((unused));

@@ -441,8 +441,10 @@ fallback:
 		return XDP_DROP;
 	case XDPF_ACT_REDIRECT:
 		return bpf_redirect_map(&tx_ports, v->ifindex, XDP_DROP);
+	default:	/* XDPF_ACT_PASS */
+		return XDP_PASS;
 	}
-	return XDP_PASS;
+
 
 dflt:
 	if (live->policy == XDPF_POLICY_ALLOW) {

@@ -35,6 +35,23 @@ enum xdpf_stat {
 	XDPF_STAT_MAX = 4,
 };
 
+/* Flags of an address class entry (struct xdpf_ac). */
+enum xdpf_ac_flags {
+	XDPF_AC_VALID = 1,	/* this entry holds the address class */
+	XDPF_AC_ANY = 2,	/* any is set */
+	XDPF_AC_PROTO = 4,	/* the match table has protocol entries for it */
+	XDPF_AC_PORTS = 8,	/* the match table has port entries for it */
+	XDPF_AC_INLINE = 16,	/* in[] holds all its rules but any: no table lookup */
+};
+
+/* Flags of a stored rule (struct xdpf_rule): which fields are set. */
+enum xdpf_rule_flags {
+	XDPF_RULE_SPORT = 1,	/* sport_lo..sport_hi is set */
+	XDPF_RULE_DPORT = 2,
+	XDPF_RULE_SRC = 4,	/* src/src_len is set */
+	XDPF_RULE_DST = 8,
+};
+
 struct xdpf_counter {
 	__u64 packets;
 	__u64 bytes;
@@ -42,7 +59,7 @@ struct xdpf_counter {
 
 struct xdpf_verdict {
 	__u32 rule;	/* id, index of the counters */
-	__u32 action;	/* enum xdpf_verdict_action */
+	enum xdpf_verdict_action action;
 	__u32 ifindex;	/* redirect target */
 };
 
@@ -63,17 +80,12 @@ struct xdpf_inline {
  * another lookup. */
 struct xdpf_ac {
 	__u32 ac;
-	__u32 flags;			/* XDPF_AC_* */
+	enum xdpf_ac_flags flags;
 	struct xdpf_verdict any;	/* best rule without protocol or ports */
 	__u32 n_inline;			/* with XDPF_AC_INLINE: how many of in */
 	struct xdpf_inline in[XDPF_INLINE];	/* every other rule of the class, best first */
 };
 
-#define XDPF_AC_VALID	1	/* this entry holds the address class */
-#define XDPF_AC_ANY	2	/* any is set */
-#define XDPF_AC_PROTO	4	/* the match table has protocol entries for it */
-#define XDPF_AC_PORTS	8	/* the match table has port entries for it */
-#define XDPF_AC_INLINE	16	/* in[] holds all its rules but any: no table lookup */
 
 /* LPM value: the field's class; when the other address field is the same
  * for every packet, also the address class (ac.flags has XDPF_AC_VALID). */
@@ -111,7 +123,7 @@ struct xdpf_pfx6_key {
  * when a table would always say the same. */
 struct xdpf_config {
 	__u32 gen;		/* 0 or 1 (entry 0) */
-	__u32 policy;		/* enum xdpf_policy (entry 0) */
+	enum xdpf_policy policy;	/* entry 0 */
 	__u32 src4_class;	/* nonzero: every IPv4 source has this class */
 	__u32 dst4_class;
 	__u32 src6_class;
@@ -135,13 +147,10 @@ struct xdpf_rule {
 	__u16 sport_lo, sport_hi;	/* 0-0 is any */
 	__u16 dport_lo, dport_hi;
 	__s32 priority;		/* lower wins among equally specific rules */
-	__u32 action;		/* enum xdpf_verdict_action */
+	enum xdpf_verdict_action action;
 	__u32 ifindex;		/* redirect target */
-	__u32 flags;		/* XDPF_RULE_* */
+	enum xdpf_rule_flags flags;
 };
-
-#define XDPF_RULE_SPORT 1	/* sport_lo..sport_hi is set */
-#define XDPF_RULE_DPORT 2
 
 /* LPM keys: generation byte, then the address; prefixlen counts 32 bits of
  * generation and padding plus the address prefix. */

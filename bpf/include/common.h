@@ -33,6 +33,12 @@ struct {
 /* Wake the reader when this much unread data is waiting. Set by the loader. */
 const volatile u64 wakeup_bytes = 64 << 10;
 
+/* BTF_ENUM(name) puts enum name into the object's BTF, so that bpf2go -type
+ * emits its values as Go constants: an enum used only for its values, or
+ * stored in a field narrower than an enum, is otherwise left out. It is a
+ * constant nothing reads. */
+#define BTF_ENUM(name) const volatile enum name unused_enum_##name = 0
+
 static __always_inline void count_lost(void)
 {
 	u32 zero = 0;

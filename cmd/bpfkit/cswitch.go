@@ -68,7 +68,7 @@ JSON lines give the exact counts and the interval.`,
 					}
 				}
 				if n := t.Uncounted(); n > uncounted {
-					fmt.Fprintf(os.Stderr, "bpfkit: %d threads not counted: the kernel table (32768 threads) is full\n", n)
+					fmt.Fprintf(os.Stderr, "bpfkit: %d threads not counted: the kernel table (%d threads) is full\n", n, t.Capacity())
 					uncounted = n
 				}
 				return p.Flush()

@@ -98,7 +98,7 @@ like bcc, or folded for flame graphs (-f).`,
 				_, err = os.Stdout.Write(b)
 			}
 			if n := t.Lost(); n > 0 {
-				fmt.Fprintf(os.Stderr, "bpfkit: %d off-CPU periods not recorded: the totals table (16384 entries) was full\n", n)
+				fmt.Fprintf(os.Stderr, "bpfkit: %d off-CPU periods not recorded: the totals table (%d entries) was full\n", n, t.Capacity())
 			}
 			return err
 		},

@@ -95,7 +95,7 @@ interval the histogram is printed once, at Ctrl-C.`,
 					return err
 				}
 				if st.Lost > lost {
-					fmt.Fprintf(os.Stderr, "bpfkit: %d latencies not recorded: the histogram table (10240 keys) is full\n", st.Lost)
+					fmt.Fprintf(os.Stderr, "bpfkit: %d latencies not recorded: the histogram table (%d keys) is full\n", st.Lost, t.Capacity())
 					lost = st.Lost
 				}
 				return p.Flush()

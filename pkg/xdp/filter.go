@@ -57,8 +57,8 @@ func ParseMode(s string) (Mode, error) {
 type Policy uint32
 
 const (
-	PolicyDeny  Policy = 0 // rules say what to drop; the rest passes
-	PolicyAllow Policy = 1 // rules say what to let through; the rest is dropped
+	PolicyDeny  = Policy(xdpFilterXdpfPolicyXDPF_POLICY_DENY)  // rules say what to drop; the rest passes
+	PolicyAllow = Policy(xdpFilterXdpfPolicyXDPF_POLICY_ALLOW) // rules say what to let through; the rest is dropped
 )
 
 // ParsePolicy accepts deny or allow.

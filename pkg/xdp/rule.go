@@ -15,13 +15,13 @@ type Action struct {
 	Iface string // redirect target
 }
 
-// ActionKind is drop, pass or redirect.
+// ActionKind is drop, pass or redirect (enum xdpf_verdict_action).
 type ActionKind uint32
 
 const (
-	Pass     ActionKind = 0
-	Drop     ActionKind = 1
-	Redirect ActionKind = 2
+	Pass     = ActionKind(xdpFilterXdpfVerdictActionXDPF_ACT_PASS)
+	Drop     = ActionKind(xdpFilterXdpfVerdictActionXDPF_ACT_DROP)
+	Redirect = ActionKind(xdpFilterXdpfVerdictActionXDPF_ACT_REDIRECT)
 )
 
 func (a Action) String() string {

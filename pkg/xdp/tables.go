@@ -270,7 +270,7 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 	if err := f.maps["config"].Put(1+gen, &c); err != nil {
 		return fmt.Errorf("write the new rule set's config: %w", err)
 	}
-	live.Gen, live.Policy = gen, uint32(f.Policy)
+	live.Gen, live.Policy = gen, xdpFilterXdpfPolicy(f.Policy)
 	if err := f.maps["config"].Put(uint32(0), &live); err != nil {
 		return fmt.Errorf("switch to the new rule set: %w", err)
 	}
@@ -327,22 +327,22 @@ func encodeRule(r *Rule) ruleRec {
 	}
 	rec.Family = uint8(r.Family())
 	if r.Src.IsValid() {
-		rec.Flags |= 4
+		rec.Flags |= ruleSrc
 	}
 	if r.Dst.IsValid() {
-		rec.Flags |= 8
+		rec.Flags |= ruleDst
 	}
 	rec.Proto = r.Proto
 	if !r.SPort.Any() {
-		rec.Flags |= 1
+		rec.Flags |= ruleSport
 		rec.SportLo, rec.SportHi = r.SPort.Lo, r.SPort.Hi
 	}
 	if !r.DPort.Any() {
-		rec.Flags |= 2
+		rec.Flags |= ruleDport
 		rec.DportLo, rec.DportHi = r.DPort.Lo, r.DPort.Hi
 	}
 	rec.Priority = r.Priority
-	rec.Action = uint32(r.Action.Kind)
+	rec.Action = xdpFilterXdpfVerdictAction(r.Action.Kind)
 	return rec
 }
 
@@ -354,16 +354,16 @@ func decodeRule(id uint32, rec *ruleRec, ifname func(int) string) Rule {
 		}
 		return netip.AddrFrom16(b)
 	}
-	if rec.Flags&4 != 0 {
+	if rec.Flags&ruleSrc != 0 {
 		r.Src = netip.PrefixFrom(addr(rec.Src), int(rec.SrcLen))
 	}
-	if rec.Flags&8 != 0 {
+	if rec.Flags&ruleDst != 0 {
 		r.Dst = netip.PrefixFrom(addr(rec.Dst), int(rec.DstLen))
 	}
-	if rec.Flags&1 != 0 {
+	if rec.Flags&ruleSport != 0 {
 		r.SPort = PortRange{rec.SportLo, rec.SportHi}
 	}
-	if rec.Flags&2 != 0 {
+	if rec.Flags&ruleDport != 0 {
 		r.DPort = PortRange{rec.DportLo, rec.DportHi}
 	}
 	if r.Action.Kind == Redirect {
@@ -372,21 +372,26 @@ func decodeRule(id uint32, rec *ruleRec, ifname func(int) string) Rule {
 	return r
 }
 
-// Flags of acVal (XDPF_AC_* in xdp_filter.h).
 // noPorts is the port classes of match entries for rules without ports.
 const noPorts = 0xffffffff
 
+// Flags of acVal (enum xdpf_ac_flags) and of ruleRec (enum xdpf_rule_flags).
 const (
-	acValid  = 1
-	acAny    = 2
-	acProto  = 4
-	acPorts  = 8
-	acInline = 16
+	acValid  = xdpFilterXdpfAcFlagsXDPF_AC_VALID
+	acAny    = xdpFilterXdpfAcFlagsXDPF_AC_ANY
+	acProto  = xdpFilterXdpfAcFlagsXDPF_AC_PROTO
+	acPorts  = xdpFilterXdpfAcFlagsXDPF_AC_PORTS
+	acInline = xdpFilterXdpfAcFlagsXDPF_AC_INLINE
+
+	ruleSport = xdpFilterXdpfRuleFlagsXDPF_RULE_SPORT
+	ruleDport = xdpFilterXdpfRuleFlagsXDPF_RULE_DPORT
+	ruleSrc   = xdpFilterXdpfRuleFlagsXDPF_RULE_SRC
+	ruleDst   = xdpFilterXdpfRuleFlagsXDPF_RULE_DST
 )
 
 func (t *tables) verdict(r int32, ifindexes map[string]int) verdict {
 	rule := t.rules[r]
-	return verdict{Rule: rule.ID, Action: uint32(rule.Action.Kind), Ifindex: uint32(ifindexes[rule.Action.Iface])}
+	return verdict{Rule: rule.ID, Action: xdpFilterXdpfVerdictAction(rule.Action.Kind), Ifindex: uint32(ifindexes[rule.Action.Iface])}
 }
 
 // acValue is the entry of address class ac.

@@ -16,11 +16,21 @@ import (
 type xdpFilterXdpfAc struct {
 	_        structs.HostLayout
 	Ac       uint32
-	Flags    uint32
+	Flags    xdpFilterXdpfAcFlags
 	Any      xdpFilterXdpfVerdict
 	N_inline uint32
 	In       [2]xdpFilterXdpfInline
 }
+
+type xdpFilterXdpfAcFlags uint32
+
+const (
+	xdpFilterXdpfAcFlagsXDPF_AC_VALID  xdpFilterXdpfAcFlags = 1
+	xdpFilterXdpfAcFlagsXDPF_AC_ANY    xdpFilterXdpfAcFlags = 2
+	xdpFilterXdpfAcFlagsXDPF_AC_PROTO  xdpFilterXdpfAcFlags = 4
+	xdpFilterXdpfAcFlagsXDPF_AC_PORTS  xdpFilterXdpfAcFlags = 8
+	xdpFilterXdpfAcFlagsXDPF_AC_INLINE xdpFilterXdpfAcFlags = 16
+)
 
 type xdpFilterXdpfAddrKey struct {
 	_   structs.HostLayout
@@ -39,7 +49,7 @@ type xdpFilterXdpfClass struct {
 type xdpFilterXdpfConfig struct {
 	_         structs.HostLayout
 	Gen       uint32
-	Policy    uint32
+	Policy    xdpFilterXdpfPolicy
 	Src4Class uint32
 	Dst4Class uint32
 	Src6Class uint32
@@ -113,6 +123,13 @@ type xdpFilterXdpfPfx6Key struct {
 	Addr   [16]uint8
 }
 
+type xdpFilterXdpfPolicy uint32
+
+const (
+	xdpFilterXdpfPolicyXDPF_POLICY_DENY  xdpFilterXdpfPolicy = 0
+	xdpFilterXdpfPolicyXDPF_POLICY_ALLOW xdpFilterXdpfPolicy = 1
+)
+
 type xdpFilterXdpfRule struct {
 	_        structs.HostLayout
 	Src      [16]uint8
@@ -126,17 +143,34 @@ type xdpFilterXdpfRule struct {
 	DportLo  uint16
 	DportHi  uint16
 	Priority int32
-	Action   uint32
+	Action   xdpFilterXdpfVerdictAction
 	Ifindex  uint32
-	Flags    uint32
+	Flags    xdpFilterXdpfRuleFlags
 }
+
+type xdpFilterXdpfRuleFlags uint32
+
+const (
+	xdpFilterXdpfRuleFlagsXDPF_RULE_SPORT xdpFilterXdpfRuleFlags = 1
+	xdpFilterXdpfRuleFlagsXDPF_RULE_DPORT xdpFilterXdpfRuleFlags = 2
+	xdpFilterXdpfRuleFlagsXDPF_RULE_SRC   xdpFilterXdpfRuleFlags = 4
+	xdpFilterXdpfRuleFlagsXDPF_RULE_DST   xdpFilterXdpfRuleFlags = 8
+)
 
 type xdpFilterXdpfVerdict struct {
 	_       structs.HostLayout
 	Rule    uint32
-	Action  uint32
+	Action  xdpFilterXdpfVerdictAction
 	Ifindex uint32
 }
+
+type xdpFilterXdpfVerdictAction uint32
+
+const (
+	xdpFilterXdpfVerdictActionXDPF_ACT_PASS     xdpFilterXdpfVerdictAction = 0
+	xdpFilterXdpfVerdictActionXDPF_ACT_DROP     xdpFilterXdpfVerdictAction = 1
+	xdpFilterXdpfVerdictActionXDPF_ACT_REDIRECT xdpFilterXdpfVerdictAction = 2
+)
 
 // Names of all BPF objects in the ELF.
 //

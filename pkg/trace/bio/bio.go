@@ -85,8 +85,8 @@ type Config struct {
 	Debug      bool
 }
 
-// Slots is the number of log2 buckets of a histogram.
-const Slots = 32
+// Slots is the number of log2 buckets of a histogram (BIO_SLOTS in bpf/bio.h).
+const Slots = len(bioBioHist{}.Slots)
 
 // Stats count requests since the tool started.
 type Stats struct {
@@ -106,11 +106,11 @@ type Stats struct {
 // full, for a warning.
 func (s Stats) NotCounted() uint64 { return s.StartFull + s.HistFull + s.TopFull + s.Lost }
 
-// Values of enum bio_mode in bpf/bio.h.
+// The modes of the one object (enum bio_mode in bpf/bio.h).
 const (
-	modeHist   = 1
-	modeEvents = 2
-	modeTop    = 4
+	modeHist   = bioBioModeMODE_HIST
+	modeEvents = bioBioModeMODE_EVENTS
+	modeTop    = bioBioModeMODE_TOP
 )
 
 // Alternatives are the hooks of each step, best first: block_io_start and
@@ -136,7 +136,7 @@ type tracer struct {
 	flags reqFlags
 }
 
-func newTracer(cfg Config, mode uint32, ringSize int) (*tracer, error) {
+func newTracer(cfg Config, mode bioBioMode, ringSize int) (*tracer, error) {
 	disks := NewDisks()
 	var dev uint32
 	whole := false
@@ -173,7 +173,7 @@ func newTracer(cfg Config, mode uint32, ringSize int) (*tracer, error) {
 		}
 	}
 	vars["start_at_issue"] = atIssue
-	vars["mode"] = mode
+	vars["mode"] = uint32(mode)
 	vars["have_io_start"] = loader.Hook{Kind: loader.HookRawTracepoint, Name: "block_io_start"}.Available() == nil
 	vars["rq_arg"] = rqArg()
 	vars["in_ms"] = cfg.Milliseconds
@@ -228,8 +228,15 @@ func (t *tracer) Dropped() map[string]error { return t.objs.Dropped }
 func (t *tracer) Stats() (Stats, error) {
 	var st Stats
 	var perCPU []uint64
-	for i, dst := range []*uint64{&st.Done, &st.NoStart, &st.StartFull, &st.HistFull, &st.TopFull, &st.Requeued} {
-		if err := t.objs.Collection.Maps["stats"].Lookup(uint32(i), &perCPU); err != nil {
+	for slot, dst := range map[bioBioStat]*uint64{
+		bioBioStatSTAT_DONE:       &st.Done,
+		bioBioStatSTAT_NO_START:   &st.NoStart,
+		bioBioStatSTAT_START_FULL: &st.StartFull,
+		bioBioStatSTAT_HIST_FULL:  &st.HistFull,
+		bioBioStatSTAT_TOP_FULL:   &st.TopFull,
+		bioBioStatSTAT_REQUEUED:   &st.Requeued,
+	} {
+		if err := t.objs.Collection.Maps["stats"].Lookup(uint32(slot), &perCPU); err != nil {
 			return st, fmt.Errorf("read bio stats: %w", err)
 		}
 		for _, v := range perCPU {

@@ -38,6 +38,14 @@ type bioBioHistKey struct {
 	Flags uint32
 }
 
+type bioBioMode uint32
+
+const (
+	bioBioModeMODE_HIST   bioBioMode = 1
+	bioBioModeMODE_EVENTS bioBioMode = 2
+	bioBioModeMODE_TOP    bioBioMode = 4
+)
+
 type bioBioStart struct {
 	_        structs.HostLayout
 	StartNs  uint64
@@ -50,6 +58,18 @@ type bioBioStart struct {
 	Skip     uint32
 	Comm     [16]int8
 }
+
+type bioBioStat uint32
+
+const (
+	bioBioStatSTAT_DONE       bioBioStat = 0
+	bioBioStatSTAT_NO_START   bioBioStat = 1
+	bioBioStatSTAT_START_FULL bioBioStat = 2
+	bioBioStatSTAT_HIST_FULL  bioBioStat = 3
+	bioBioStatSTAT_TOP_FULL   bioBioStat = 4
+	bioBioStatSTAT_REQUEUED   bioBioStat = 5
+	bioBioStatSTAT_MAX        bioBioStat = 6
+)
 
 type bioBioTopKey struct {
 	_      structs.HostLayout
@@ -110,6 +130,8 @@ const (
 	bioVarRqArg               = "rq_arg"
 	bioVarStartAtIssue        = "start_at_issue"
 	bioVarUnusedBioEvent      = "unused_bio_event"
+	bioVarUnusedEnumBioMode   = "unused_enum_bio_mode"
+	bioVarUnusedEnumBioStat   = "unused_enum_bio_stat"
 	bioVarWakeupBytes         = "wakeup_bytes"
 )
 
@@ -187,25 +209,27 @@ type bioMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bioVariableSpecs struct {
-	ByDisk          *ebpf.VariableSpec `ebpf:"by_disk"`
-	FilterCgroup    *ebpf.VariableSpec `ebpf:"filter_cgroup"`
-	FilterComm      *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterDev       *ebpf.VariableSpec `ebpf:"filter_dev"`
-	FilterPid       *ebpf.VariableSpec `ebpf:"filter_pid"`
-	FilterTid       *ebpf.VariableSpec `ebpf:"filter_tid"`
-	FilterUid       *ebpf.VariableSpec `ebpf:"filter_uid"`
-	FilterUidOn     *ebpf.VariableSpec `ebpf:"filter_uid_on"`
-	FilterWholeDisk *ebpf.VariableSpec `ebpf:"filter_whole_disk"`
-	FlagsMask       *ebpf.VariableSpec `ebpf:"flags_mask"`
-	HaveIoStart     *ebpf.VariableSpec `ebpf:"have_io_start"`
-	InMs            *ebpf.VariableSpec `ebpf:"in_ms"`
-	MinNs           *ebpf.VariableSpec `ebpf:"min_ns"`
-	Mode            *ebpf.VariableSpec `ebpf:"mode"`
-	Queued          *ebpf.VariableSpec `ebpf:"queued"`
-	RqArg           *ebpf.VariableSpec `ebpf:"rq_arg"`
-	StartAtIssue    *ebpf.VariableSpec `ebpf:"start_at_issue"`
-	UnusedBioEvent  *ebpf.VariableSpec `ebpf:"unused_bio_event"`
-	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	ByDisk            *ebpf.VariableSpec `ebpf:"by_disk"`
+	FilterCgroup      *ebpf.VariableSpec `ebpf:"filter_cgroup"`
+	FilterComm        *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterDev         *ebpf.VariableSpec `ebpf:"filter_dev"`
+	FilterPid         *ebpf.VariableSpec `ebpf:"filter_pid"`
+	FilterTid         *ebpf.VariableSpec `ebpf:"filter_tid"`
+	FilterUid         *ebpf.VariableSpec `ebpf:"filter_uid"`
+	FilterUidOn       *ebpf.VariableSpec `ebpf:"filter_uid_on"`
+	FilterWholeDisk   *ebpf.VariableSpec `ebpf:"filter_whole_disk"`
+	FlagsMask         *ebpf.VariableSpec `ebpf:"flags_mask"`
+	HaveIoStart       *ebpf.VariableSpec `ebpf:"have_io_start"`
+	InMs              *ebpf.VariableSpec `ebpf:"in_ms"`
+	MinNs             *ebpf.VariableSpec `ebpf:"min_ns"`
+	Mode              *ebpf.VariableSpec `ebpf:"mode"`
+	Queued            *ebpf.VariableSpec `ebpf:"queued"`
+	RqArg             *ebpf.VariableSpec `ebpf:"rq_arg"`
+	StartAtIssue      *ebpf.VariableSpec `ebpf:"start_at_issue"`
+	UnusedBioEvent    *ebpf.VariableSpec `ebpf:"unused_bio_event"`
+	UnusedEnumBioMode *ebpf.VariableSpec `ebpf:"unused_enum_bio_mode"`
+	UnusedEnumBioStat *ebpf.VariableSpec `ebpf:"unused_enum_bio_stat"`
+	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // bioObjects contains all objects after they have been loaded into the kernel.
@@ -251,25 +275,27 @@ func (m *bioMaps) Close() error {
 //
 // It can be passed to loadBioObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bioVariables struct {
-	ByDisk          *ebpf.Variable `ebpf:"by_disk"`
-	FilterCgroup    *ebpf.Variable `ebpf:"filter_cgroup"`
-	FilterComm      *ebpf.Variable `ebpf:"filter_comm"`
-	FilterDev       *ebpf.Variable `ebpf:"filter_dev"`
-	FilterPid       *ebpf.Variable `ebpf:"filter_pid"`
-	FilterTid       *ebpf.Variable `ebpf:"filter_tid"`
-	FilterUid       *ebpf.Variable `ebpf:"filter_uid"`
-	FilterUidOn     *ebpf.Variable `ebpf:"filter_uid_on"`
-	FilterWholeDisk *ebpf.Variable `ebpf:"filter_whole_disk"`
-	FlagsMask       *ebpf.Variable `ebpf:"flags_mask"`
-	HaveIoStart     *ebpf.Variable `ebpf:"have_io_start"`
-	InMs            *ebpf.Variable `ebpf:"in_ms"`
-	MinNs           *ebpf.Variable `ebpf:"min_ns"`
-	Mode            *ebpf.Variable `ebpf:"mode"`
-	Queued          *ebpf.Variable `ebpf:"queued"`
-	RqArg           *ebpf.Variable `ebpf:"rq_arg"`
-	StartAtIssue    *ebpf.Variable `ebpf:"start_at_issue"`
-	UnusedBioEvent  *ebpf.Variable `ebpf:"unused_bio_event"`
-	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
+	ByDisk            *ebpf.Variable `ebpf:"by_disk"`
+	FilterCgroup      *ebpf.Variable `ebpf:"filter_cgroup"`
+	FilterComm        *ebpf.Variable `ebpf:"filter_comm"`
+	FilterDev         *ebpf.Variable `ebpf:"filter_dev"`
+	FilterPid         *ebpf.Variable `ebpf:"filter_pid"`
+	FilterTid         *ebpf.Variable `ebpf:"filter_tid"`
+	FilterUid         *ebpf.Variable `ebpf:"filter_uid"`
+	FilterUidOn       *ebpf.Variable `ebpf:"filter_uid_on"`
+	FilterWholeDisk   *ebpf.Variable `ebpf:"filter_whole_disk"`
+	FlagsMask         *ebpf.Variable `ebpf:"flags_mask"`
+	HaveIoStart       *ebpf.Variable `ebpf:"have_io_start"`
+	InMs              *ebpf.Variable `ebpf:"in_ms"`
+	MinNs             *ebpf.Variable `ebpf:"min_ns"`
+	Mode              *ebpf.Variable `ebpf:"mode"`
+	Queued            *ebpf.Variable `ebpf:"queued"`
+	RqArg             *ebpf.Variable `ebpf:"rq_arg"`
+	StartAtIssue      *ebpf.Variable `ebpf:"start_at_issue"`
+	UnusedBioEvent    *ebpf.Variable `ebpf:"unused_bio_event"`
+	UnusedEnumBioMode *ebpf.Variable `ebpf:"unused_enum_bio_mode"`
+	UnusedEnumBioStat *ebpf.Variable `ebpf:"unused_enum_bio_stat"`
+	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // bioPrograms contains all programs after they have been loaded into the kernel.

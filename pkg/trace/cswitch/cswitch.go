@@ -91,8 +91,11 @@ func New(cfg Config) (*Tracer, error) {
 func (t *Tracer) Close() error { return t.objs.Close() }
 
 // Uncounted is the number of threads that were not counted because the
-// kernel's table was full (32768 threads).
+// kernel's table (Capacity threads) was full.
 func (t *Tracer) Uncounted() uint64 { return t.objs.Lost() }
+
+// Capacity is how many threads the kernel's table holds.
+func (t *Tracer) Capacity() uint32 { return t.counts.MaxEntries() }
 
 // Totals returns every thread's switches since New, by thread id.
 func (t *Tracer) Totals() (map[uint32]Count, error) {

@@ -55,7 +55,7 @@ const FlushEvery = 50 * time.Millisecond
 // Limits on the bytes of argv read per exec.
 const (
 	DefaultArgsLimit = 32 << 10
-	MaxArgsLimit     = 128 << 10 // ARGS_MAX in bpf/execsnoop.h
+	MaxArgsLimit     = int(execsnoopExecsnoopLimitsARGS_MAX)
 )
 
 // Config selects which execs are traced. Every filter but Line runs in the
@@ -110,14 +110,15 @@ func spec(keep []string) (*ebpf.CollectionSpec, error) {
 	return cs, nil
 }
 
-// Values of enum record_kind and exec_event_flags in bpf/execsnoop.h.
+// Values of a record's kind and flags bytes (enum record_kind and
+// exec_event_flags in bpf/execsnoop.h).
 const (
-	recordExec = 1
-	recordExit = 2
+	recordExec = uint8(execsnoopRecordKindRECORD_EXEC)
+	recordExit = uint8(execsnoopRecordKindRECORD_EXIT)
 
-	argsTruncated     = 1
-	filenameTruncated = 2
-	cwdTruncated      = 4
+	argsTruncated     = uint8(execsnoopExecEventFlagsARGS_TRUNCATED)
+	filenameTruncated = uint8(execsnoopExecEventFlagsFILENAME_TRUNCATED)
+	cwdTruncated      = uint8(execsnoopExecEventFlagsCWD_TRUNCATED)
 )
 
 const (

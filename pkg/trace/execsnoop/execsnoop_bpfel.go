@@ -30,6 +30,21 @@ type execsnoopExecEvent struct {
 	Comm        [16]int8
 }
 
+type execsnoopExecEventFlags uint32
+
+const (
+	execsnoopExecEventFlagsARGS_TRUNCATED     execsnoopExecEventFlags = 1
+	execsnoopExecEventFlagsFILENAME_TRUNCATED execsnoopExecEventFlags = 2
+	execsnoopExecEventFlagsCWD_TRUNCATED      execsnoopExecEventFlags = 4
+	execsnoopExecEventFlagsARGS_FROM_CALLER   execsnoopExecEventFlags = 8
+)
+
+type execsnoopExecsnoopLimits uint32
+
+const (
+	execsnoopExecsnoopLimitsARGS_MAX execsnoopExecsnoopLimits = 131072
+)
+
 type execsnoopExitEvent struct {
 	_         structs.HostLayout
 	Kind      uint8
@@ -45,36 +60,46 @@ type execsnoopExitEvent struct {
 	Comm      [16]int8
 }
 
+type execsnoopRecordKind uint32
+
+const (
+	execsnoopRecordKindRECORD_EXEC execsnoopRecordKind = 1
+	execsnoopRecordKindRECORD_EXIT execsnoopRecordKind = 2
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	execsnoopMapEvents          = "events"
-	execsnoopMapExecScratch     = "exec_scratch"
-	execsnoopMapExited          = "exited"
-	execsnoopMapInflight        = "inflight"
-	execsnoopMapLost            = "lost"
-	execsnoopMapPathWalks       = "path_walks"
-	execsnoopProgEnterExecve    = "enter_execve"
-	execsnoopProgEnterExecveat  = "enter_execveat"
-	execsnoopProgExecDone       = "exec_done"
-	execsnoopProgExitExecve     = "exit_execve"
-	execsnoopProgExitExecveat   = "exit_execveat"
-	execsnoopProgTaskExit       = "task_exit"
-	execsnoopVarAllThreads      = "all_threads"
-	execsnoopVarArgsLimit       = "args_limit"
-	execsnoopVarFilterCgroup    = "filter_cgroup"
-	execsnoopVarFilterComm      = "filter_comm"
-	execsnoopVarFilterPid       = "filter_pid"
-	execsnoopVarFilterPpid      = "filter_ppid"
-	execsnoopVarFilterTid       = "filter_tid"
-	execsnoopVarFilterUid       = "filter_uid"
-	execsnoopVarFilterUidOn     = "filter_uid_on"
-	execsnoopVarOnlyFailedExecs = "only_failed_execs"
-	execsnoopVarOnlyFailedExits = "only_failed_exits"
-	execsnoopVarUnusedExitEvent = "unused_exit_event"
-	execsnoopVarWakeupBytes     = "wakeup_bytes"
-	execsnoopVarWantCwd         = "want_cwd"
+	execsnoopMapEvents                    = "events"
+	execsnoopMapExecScratch               = "exec_scratch"
+	execsnoopMapExited                    = "exited"
+	execsnoopMapInflight                  = "inflight"
+	execsnoopMapLost                      = "lost"
+	execsnoopMapPathWalks                 = "path_walks"
+	execsnoopProgEnterExecve              = "enter_execve"
+	execsnoopProgEnterExecveat            = "enter_execveat"
+	execsnoopProgExecDone                 = "exec_done"
+	execsnoopProgExitExecve               = "exit_execve"
+	execsnoopProgExitExecveat             = "exit_execveat"
+	execsnoopProgTaskExit                 = "task_exit"
+	execsnoopVarAllThreads                = "all_threads"
+	execsnoopVarArgsLimit                 = "args_limit"
+	execsnoopVarFilterCgroup              = "filter_cgroup"
+	execsnoopVarFilterComm                = "filter_comm"
+	execsnoopVarFilterPid                 = "filter_pid"
+	execsnoopVarFilterPpid                = "filter_ppid"
+	execsnoopVarFilterTid                 = "filter_tid"
+	execsnoopVarFilterUid                 = "filter_uid"
+	execsnoopVarFilterUidOn               = "filter_uid_on"
+	execsnoopVarOnlyFailedExecs           = "only_failed_execs"
+	execsnoopVarOnlyFailedExits           = "only_failed_exits"
+	execsnoopVarUnusedEnumExecEventFlags  = "unused_enum_exec_event_flags"
+	execsnoopVarUnusedEnumExecsnoopLimits = "unused_enum_execsnoop_limits"
+	execsnoopVarUnusedEnumRecordKind      = "unused_enum_record_kind"
+	execsnoopVarUnusedExitEvent           = "unused_exit_event"
+	execsnoopVarWakeupBytes               = "wakeup_bytes"
+	execsnoopVarWantCwd                   = "want_cwd"
 )
 
 // loadExecsnoop returns the embedded CollectionSpec for execsnoop.
@@ -143,20 +168,23 @@ type execsnoopMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execsnoopVariableSpecs struct {
-	AllThreads      *ebpf.VariableSpec `ebpf:"all_threads"`
-	ArgsLimit       *ebpf.VariableSpec `ebpf:"args_limit"`
-	FilterCgroup    *ebpf.VariableSpec `ebpf:"filter_cgroup"`
-	FilterComm      *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterPid       *ebpf.VariableSpec `ebpf:"filter_pid"`
-	FilterPpid      *ebpf.VariableSpec `ebpf:"filter_ppid"`
-	FilterTid       *ebpf.VariableSpec `ebpf:"filter_tid"`
-	FilterUid       *ebpf.VariableSpec `ebpf:"filter_uid"`
-	FilterUidOn     *ebpf.VariableSpec `ebpf:"filter_uid_on"`
-	OnlyFailedExecs *ebpf.VariableSpec `ebpf:"only_failed_execs"`
-	OnlyFailedExits *ebpf.VariableSpec `ebpf:"only_failed_exits"`
-	UnusedExitEvent *ebpf.VariableSpec `ebpf:"unused_exit_event"`
-	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
-	WantCwd         *ebpf.VariableSpec `ebpf:"want_cwd"`
+	AllThreads                *ebpf.VariableSpec `ebpf:"all_threads"`
+	ArgsLimit                 *ebpf.VariableSpec `ebpf:"args_limit"`
+	FilterCgroup              *ebpf.VariableSpec `ebpf:"filter_cgroup"`
+	FilterComm                *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterPid                 *ebpf.VariableSpec `ebpf:"filter_pid"`
+	FilterPpid                *ebpf.VariableSpec `ebpf:"filter_ppid"`
+	FilterTid                 *ebpf.VariableSpec `ebpf:"filter_tid"`
+	FilterUid                 *ebpf.VariableSpec `ebpf:"filter_uid"`
+	FilterUidOn               *ebpf.VariableSpec `ebpf:"filter_uid_on"`
+	OnlyFailedExecs           *ebpf.VariableSpec `ebpf:"only_failed_execs"`
+	OnlyFailedExits           *ebpf.VariableSpec `ebpf:"only_failed_exits"`
+	UnusedEnumExecEventFlags  *ebpf.VariableSpec `ebpf:"unused_enum_exec_event_flags"`
+	UnusedEnumExecsnoopLimits *ebpf.VariableSpec `ebpf:"unused_enum_execsnoop_limits"`
+	UnusedEnumRecordKind      *ebpf.VariableSpec `ebpf:"unused_enum_record_kind"`
+	UnusedExitEvent           *ebpf.VariableSpec `ebpf:"unused_exit_event"`
+	WakeupBytes               *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WantCwd                   *ebpf.VariableSpec `ebpf:"want_cwd"`
 }
 
 // execsnoopObjects contains all objects after they have been loaded into the kernel.
@@ -202,20 +230,23 @@ func (m *execsnoopMaps) Close() error {
 //
 // It can be passed to loadExecsnoopObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execsnoopVariables struct {
-	AllThreads      *ebpf.Variable `ebpf:"all_threads"`
-	ArgsLimit       *ebpf.Variable `ebpf:"args_limit"`
-	FilterCgroup    *ebpf.Variable `ebpf:"filter_cgroup"`
-	FilterComm      *ebpf.Variable `ebpf:"filter_comm"`
-	FilterPid       *ebpf.Variable `ebpf:"filter_pid"`
-	FilterPpid      *ebpf.Variable `ebpf:"filter_ppid"`
-	FilterTid       *ebpf.Variable `ebpf:"filter_tid"`
-	FilterUid       *ebpf.Variable `ebpf:"filter_uid"`
-	FilterUidOn     *ebpf.Variable `ebpf:"filter_uid_on"`
-	OnlyFailedExecs *ebpf.Variable `ebpf:"only_failed_execs"`
-	OnlyFailedExits *ebpf.Variable `ebpf:"only_failed_exits"`
-	UnusedExitEvent *ebpf.Variable `ebpf:"unused_exit_event"`
-	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
-	WantCwd         *ebpf.Variable `ebpf:"want_cwd"`
+	AllThreads                *ebpf.Variable `ebpf:"all_threads"`
+	ArgsLimit                 *ebpf.Variable `ebpf:"args_limit"`
+	FilterCgroup              *ebpf.Variable `ebpf:"filter_cgroup"`
+	FilterComm                *ebpf.Variable `ebpf:"filter_comm"`
+	FilterPid                 *ebpf.Variable `ebpf:"filter_pid"`
+	FilterPpid                *ebpf.Variable `ebpf:"filter_ppid"`
+	FilterTid                 *ebpf.Variable `ebpf:"filter_tid"`
+	FilterUid                 *ebpf.Variable `ebpf:"filter_uid"`
+	FilterUidOn               *ebpf.Variable `ebpf:"filter_uid_on"`
+	OnlyFailedExecs           *ebpf.Variable `ebpf:"only_failed_execs"`
+	OnlyFailedExits           *ebpf.Variable `ebpf:"only_failed_exits"`
+	UnusedEnumExecEventFlags  *ebpf.Variable `ebpf:"unused_enum_exec_event_flags"`
+	UnusedEnumExecsnoopLimits *ebpf.Variable `ebpf:"unused_enum_execsnoop_limits"`
+	UnusedEnumRecordKind      *ebpf.Variable `ebpf:"unused_enum_record_kind"`
+	UnusedExitEvent           *ebpf.Variable `ebpf:"unused_exit_event"`
+	WakeupBytes               *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WantCwd                   *ebpf.Variable `ebpf:"want_cwd"`
 }
 
 // execsnoopPrograms contains all programs after they have been loaded into the kernel.

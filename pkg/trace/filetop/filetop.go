@@ -47,10 +47,10 @@ type Config struct {
 type Type byte
 
 const (
-	Regular Type = 'R'
-	Socket  Type = 'S'
-	Pipe    Type = 'P'
-	Other   Type = 'O' // devices, directories, anonymous inodes...
+	Regular = Type(filetopFileTypeFILE_REGULAR) // 'R'
+	Socket  = Type(filetopFileTypeFILE_SOCKET)  // 'S'
+	Pipe    = Type(filetopFileTypeFILE_PIPE)    // 'P'
+	Other   = Type(filetopFileTypeFILE_OTHER)   // 'O': devices, directories, anonymous inodes...
 )
 
 // Row is what one thread (or process) did to one file in an interval.
@@ -246,10 +246,10 @@ func (t *Tracer) name(r *Row) {
 	t.names[id] = n
 }
 
-// Values of enum file_path_flags in bpf/filetop.h.
+// Values of file_path's flags byte (enum file_path_flags in bpf/filetop.h).
 const (
-	pathTruncated = 1
-	fileDeleted   = 2
+	pathTruncated = uint8(filetopFilePathFlagsFILE_PATH_TRUNCATED)
+	fileDeleted   = uint8(filetopFilePathFlagsFILE_DELETED)
 )
 
 func decodePath(v *filetopFilePath) name {

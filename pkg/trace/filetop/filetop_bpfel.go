@@ -36,6 +36,13 @@ type filetopFilePath struct {
 	_     [1]byte
 }
 
+type filetopFilePathFlags uint32
+
+const (
+	filetopFilePathFlagsFILE_PATH_TRUNCATED filetopFilePathFlags = 1
+	filetopFilePathFlagsFILE_DELETED        filetopFilePathFlags = 2
+)
+
 type filetopFileStat struct {
 	_          structs.HostLayout
 	Reads      uint64
@@ -47,34 +54,45 @@ type filetopFileStat struct {
 	Pad        [7]uint8
 }
 
+type filetopFileType uint32
+
+const (
+	filetopFileTypeFILE_REGULAR filetopFileType = 82
+	filetopFileTypeFILE_SOCKET  filetopFileType = 83
+	filetopFileTypeFILE_PIPE    filetopFileType = 80
+	filetopFileTypeFILE_OTHER   filetopFileType = 79
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	filetopMapEvents         = "events"
-	filetopMapInflight       = "inflight"
-	filetopMapLost           = "lost"
-	filetopMapPathScratch    = "path_scratch"
-	filetopMapPathWalks      = "path_walks"
-	filetopMapPaths          = "paths"
-	filetopMapSide           = "side"
-	filetopMapStats0         = "stats0"
-	filetopMapStats1         = "stats1"
-	filetopMapTailCalls      = "tail_calls"
-	filetopProgEnterFdCall   = "enter_fd_call"
-	filetopProgExitReadCall  = "exit_read_call"
-	filetopProgExitWriteCall = "exit_write_call"
-	filetopProgResolvePath   = "resolve_path"
-	filetopProgThreadExit    = "thread_exit"
-	filetopVarAllFiles       = "all_files"
-	filetopVarFilterCgroup   = "filter_cgroup"
-	filetopVarFilterComm     = "filter_comm"
-	filetopVarFilterPid      = "filter_pid"
-	filetopVarFilterTid      = "filter_tid"
-	filetopVarFilterUid      = "filter_uid"
-	filetopVarFilterUidOn    = "filter_uid_on"
-	filetopVarPerProcess     = "per_process"
-	filetopVarWakeupBytes    = "wakeup_bytes"
+	filetopMapEvents                  = "events"
+	filetopMapInflight                = "inflight"
+	filetopMapLost                    = "lost"
+	filetopMapPathScratch             = "path_scratch"
+	filetopMapPathWalks               = "path_walks"
+	filetopMapPaths                   = "paths"
+	filetopMapSide                    = "side"
+	filetopMapStats0                  = "stats0"
+	filetopMapStats1                  = "stats1"
+	filetopMapTailCalls               = "tail_calls"
+	filetopProgEnterFdCall            = "enter_fd_call"
+	filetopProgExitReadCall           = "exit_read_call"
+	filetopProgExitWriteCall          = "exit_write_call"
+	filetopProgResolvePath            = "resolve_path"
+	filetopProgThreadExit             = "thread_exit"
+	filetopVarAllFiles                = "all_files"
+	filetopVarFilterCgroup            = "filter_cgroup"
+	filetopVarFilterComm              = "filter_comm"
+	filetopVarFilterPid               = "filter_pid"
+	filetopVarFilterTid               = "filter_tid"
+	filetopVarFilterUid               = "filter_uid"
+	filetopVarFilterUidOn             = "filter_uid_on"
+	filetopVarPerProcess              = "per_process"
+	filetopVarUnusedEnumFilePathFlags = "unused_enum_file_path_flags"
+	filetopVarUnusedEnumFileType      = "unused_enum_file_type"
+	filetopVarWakeupBytes             = "wakeup_bytes"
 )
 
 // loadFiletop returns the embedded CollectionSpec for filetop.
@@ -146,15 +164,17 @@ type filetopMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type filetopVariableSpecs struct {
-	AllFiles     *ebpf.VariableSpec `ebpf:"all_files"`
-	FilterCgroup *ebpf.VariableSpec `ebpf:"filter_cgroup"`
-	FilterComm   *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterPid    *ebpf.VariableSpec `ebpf:"filter_pid"`
-	FilterTid    *ebpf.VariableSpec `ebpf:"filter_tid"`
-	FilterUid    *ebpf.VariableSpec `ebpf:"filter_uid"`
-	FilterUidOn  *ebpf.VariableSpec `ebpf:"filter_uid_on"`
-	PerProcess   *ebpf.VariableSpec `ebpf:"per_process"`
-	WakeupBytes  *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	AllFiles                *ebpf.VariableSpec `ebpf:"all_files"`
+	FilterCgroup            *ebpf.VariableSpec `ebpf:"filter_cgroup"`
+	FilterComm              *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterPid               *ebpf.VariableSpec `ebpf:"filter_pid"`
+	FilterTid               *ebpf.VariableSpec `ebpf:"filter_tid"`
+	FilterUid               *ebpf.VariableSpec `ebpf:"filter_uid"`
+	FilterUidOn             *ebpf.VariableSpec `ebpf:"filter_uid_on"`
+	PerProcess              *ebpf.VariableSpec `ebpf:"per_process"`
+	UnusedEnumFilePathFlags *ebpf.VariableSpec `ebpf:"unused_enum_file_path_flags"`
+	UnusedEnumFileType      *ebpf.VariableSpec `ebpf:"unused_enum_file_type"`
+	WakeupBytes             *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // filetopObjects contains all objects after they have been loaded into the kernel.
@@ -208,15 +228,17 @@ func (m *filetopMaps) Close() error {
 //
 // It can be passed to loadFiletopObjects or ebpf.CollectionSpec.LoadAndAssign.
 type filetopVariables struct {
-	AllFiles     *ebpf.Variable `ebpf:"all_files"`
-	FilterCgroup *ebpf.Variable `ebpf:"filter_cgroup"`
-	FilterComm   *ebpf.Variable `ebpf:"filter_comm"`
-	FilterPid    *ebpf.Variable `ebpf:"filter_pid"`
-	FilterTid    *ebpf.Variable `ebpf:"filter_tid"`
-	FilterUid    *ebpf.Variable `ebpf:"filter_uid"`
-	FilterUidOn  *ebpf.Variable `ebpf:"filter_uid_on"`
-	PerProcess   *ebpf.Variable `ebpf:"per_process"`
-	WakeupBytes  *ebpf.Variable `ebpf:"wakeup_bytes"`
+	AllFiles                *ebpf.Variable `ebpf:"all_files"`
+	FilterCgroup            *ebpf.Variable `ebpf:"filter_cgroup"`
+	FilterComm              *ebpf.Variable `ebpf:"filter_comm"`
+	FilterPid               *ebpf.Variable `ebpf:"filter_pid"`
+	FilterTid               *ebpf.Variable `ebpf:"filter_tid"`
+	FilterUid               *ebpf.Variable `ebpf:"filter_uid"`
+	FilterUidOn             *ebpf.Variable `ebpf:"filter_uid_on"`
+	PerProcess              *ebpf.Variable `ebpf:"per_process"`
+	UnusedEnumFilePathFlags *ebpf.Variable `ebpf:"unused_enum_file_path_flags"`
+	UnusedEnumFileType      *ebpf.Variable `ebpf:"unused_enum_file_type"`
+	WakeupBytes             *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // filetopPrograms contains all programs after they have been loaded into the kernel.

@@ -35,9 +35,9 @@ var Tool = tool.Descriptor{
 type States uint32
 
 const (
-	Sleeping        States = 1       // S: interruptible sleep
-	Uninterruptible States = 2       // D: uninterruptible sleep (disk, some locks)
-	Preempted       States = 1 << 30 // R: switched out while runnable
+	Sleeping        = States(offcputimeOffcpuStateOFFCPU_INTERRUPTIBLE)   // S: interruptible sleep
+	Uninterruptible = States(offcputimeOffcpuStateOFFCPU_UNINTERRUPTIBLE) // D: uninterruptible sleep (disk, some locks)
+	Preempted       = States(offcputimeOffcpuStateOFFCPU_PREEMPTED)       // R: switched out while runnable
 )
 
 // ParseStates reads states as letters (S, D, R), alone or comma-separated.
@@ -124,8 +124,11 @@ func New(cfg Config) (*Tracer, error) {
 func (t *Tracer) Close() error { return t.objs.Close() }
 
 // Lost is the number of off-CPU periods not recorded: the totals map
-// (16384 thread and stack pairs) was full.
+// (Capacity thread and stack pairs) was full.
 func (t *Tracer) Lost() uint64 { return t.objs.Lost() }
+
+// Capacity is how many thread and stack pairs the totals map holds.
+func (t *Tracer) Capacity() uint32 { return t.objs.Collection.Maps["totals"].MaxEntries() }
 
 // Read returns the totals since New, symbolized, the most time first. Read
 // while the processes live: the user stacks of exited ones show addresses.

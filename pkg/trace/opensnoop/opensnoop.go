@@ -108,14 +108,15 @@ func (t *Tracer) Close() error { return t.objs.Close() }
 
 const headerSize = int(unsafe.Sizeof(opensnoopOpenEvent{}))
 
-// Values of enum path_source and open_event_flags in bpf/opensnoop.h.
+// Values of the header's path_source and trunc bytes (enum path_source
+// and open_event_flags in bpf/opensnoop.h).
 const (
-	pathFile = 1
-	pathDir  = 2
-	pathName = 3
+	pathFile = uint8(opensnoopPathSourcePATH_FILE)
+	pathDir  = uint8(opensnoopPathSourcePATH_DIR)
+	pathName = uint8(opensnoopPathSourcePATH_NAME)
 
-	nameTruncated = 1
-	pathTruncated = 2
+	nameTruncated = uint8(opensnoopOpenEventFlagsNAME_TRUNCATED)
+	pathTruncated = uint8(opensnoopOpenEventFlagsPATH_TRUNCATED)
 )
 
 // decode fills t.ev from a record without allocating.

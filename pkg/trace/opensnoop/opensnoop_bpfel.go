@@ -30,28 +30,46 @@ type opensnoopOpenEvent struct {
 	Comm       [16]int8
 }
 
+type opensnoopOpenEventFlags uint32
+
+const (
+	opensnoopOpenEventFlagsNAME_TRUNCATED opensnoopOpenEventFlags = 1
+	opensnoopOpenEventFlagsPATH_TRUNCATED opensnoopOpenEventFlags = 2
+)
+
+type opensnoopPathSource uint32
+
+const (
+	opensnoopPathSourcePATH_NONE opensnoopPathSource = 0
+	opensnoopPathSourcePATH_FILE opensnoopPathSource = 1
+	opensnoopPathSourcePATH_DIR  opensnoopPathSource = 2
+	opensnoopPathSourcePATH_NAME opensnoopPathSource = 3
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	opensnoopMapEvents        = "events"
-	opensnoopMapInflight      = "inflight"
-	opensnoopMapLost          = "lost"
-	opensnoopMapPathWalks     = "path_walks"
-	opensnoopMapScratch       = "scratch"
-	opensnoopProgEnterOpen    = "enter_open"
-	opensnoopProgEnterOpenat  = "enter_openat"
-	opensnoopProgEnterOpenat2 = "enter_openat2"
-	opensnoopProgExitOpen     = "exit_open"
-	opensnoopVarFilterCgroup  = "filter_cgroup"
-	opensnoopVarFilterComm    = "filter_comm"
-	opensnoopVarFilterPid     = "filter_pid"
-	opensnoopVarFilterTid     = "filter_tid"
-	opensnoopVarFilterUid     = "filter_uid"
-	opensnoopVarFilterUidOn   = "filter_uid_on"
-	opensnoopVarOnlyFailed    = "only_failed"
-	opensnoopVarWakeupBytes   = "wakeup_bytes"
-	opensnoopVarWantFullPath  = "want_full_path"
+	opensnoopMapEvents                   = "events"
+	opensnoopMapInflight                 = "inflight"
+	opensnoopMapLost                     = "lost"
+	opensnoopMapPathWalks                = "path_walks"
+	opensnoopMapScratch                  = "scratch"
+	opensnoopProgEnterOpen               = "enter_open"
+	opensnoopProgEnterOpenat             = "enter_openat"
+	opensnoopProgEnterOpenat2            = "enter_openat2"
+	opensnoopProgExitOpen                = "exit_open"
+	opensnoopVarFilterCgroup             = "filter_cgroup"
+	opensnoopVarFilterComm               = "filter_comm"
+	opensnoopVarFilterPid                = "filter_pid"
+	opensnoopVarFilterTid                = "filter_tid"
+	opensnoopVarFilterUid                = "filter_uid"
+	opensnoopVarFilterUidOn              = "filter_uid_on"
+	opensnoopVarOnlyFailed               = "only_failed"
+	opensnoopVarUnusedEnumOpenEventFlags = "unused_enum_open_event_flags"
+	opensnoopVarUnusedEnumPathSource     = "unused_enum_path_source"
+	opensnoopVarWakeupBytes              = "wakeup_bytes"
+	opensnoopVarWantFullPath             = "want_full_path"
 )
 
 // loadOpensnoop returns the embedded CollectionSpec for opensnoop.
@@ -117,15 +135,17 @@ type opensnoopMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type opensnoopVariableSpecs struct {
-	FilterCgroup *ebpf.VariableSpec `ebpf:"filter_cgroup"`
-	FilterComm   *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterPid    *ebpf.VariableSpec `ebpf:"filter_pid"`
-	FilterTid    *ebpf.VariableSpec `ebpf:"filter_tid"`
-	FilterUid    *ebpf.VariableSpec `ebpf:"filter_uid"`
-	FilterUidOn  *ebpf.VariableSpec `ebpf:"filter_uid_on"`
-	OnlyFailed   *ebpf.VariableSpec `ebpf:"only_failed"`
-	WakeupBytes  *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
-	WantFullPath *ebpf.VariableSpec `ebpf:"want_full_path"`
+	FilterCgroup             *ebpf.VariableSpec `ebpf:"filter_cgroup"`
+	FilterComm               *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterPid                *ebpf.VariableSpec `ebpf:"filter_pid"`
+	FilterTid                *ebpf.VariableSpec `ebpf:"filter_tid"`
+	FilterUid                *ebpf.VariableSpec `ebpf:"filter_uid"`
+	FilterUidOn              *ebpf.VariableSpec `ebpf:"filter_uid_on"`
+	OnlyFailed               *ebpf.VariableSpec `ebpf:"only_failed"`
+	UnusedEnumOpenEventFlags *ebpf.VariableSpec `ebpf:"unused_enum_open_event_flags"`
+	UnusedEnumPathSource     *ebpf.VariableSpec `ebpf:"unused_enum_path_source"`
+	WakeupBytes              *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WantFullPath             *ebpf.VariableSpec `ebpf:"want_full_path"`
 }
 
 // opensnoopObjects contains all objects after they have been loaded into the kernel.
@@ -169,15 +189,17 @@ func (m *opensnoopMaps) Close() error {
 //
 // It can be passed to loadOpensnoopObjects or ebpf.CollectionSpec.LoadAndAssign.
 type opensnoopVariables struct {
-	FilterCgroup *ebpf.Variable `ebpf:"filter_cgroup"`
-	FilterComm   *ebpf.Variable `ebpf:"filter_comm"`
-	FilterPid    *ebpf.Variable `ebpf:"filter_pid"`
-	FilterTid    *ebpf.Variable `ebpf:"filter_tid"`
-	FilterUid    *ebpf.Variable `ebpf:"filter_uid"`
-	FilterUidOn  *ebpf.Variable `ebpf:"filter_uid_on"`
-	OnlyFailed   *ebpf.Variable `ebpf:"only_failed"`
-	WakeupBytes  *ebpf.Variable `ebpf:"wakeup_bytes"`
-	WantFullPath *ebpf.Variable `ebpf:"want_full_path"`
+	FilterCgroup             *ebpf.Variable `ebpf:"filter_cgroup"`
+	FilterComm               *ebpf.Variable `ebpf:"filter_comm"`
+	FilterPid                *ebpf.Variable `ebpf:"filter_pid"`
+	FilterTid                *ebpf.Variable `ebpf:"filter_tid"`
+	FilterUid                *ebpf.Variable `ebpf:"filter_uid"`
+	FilterUidOn              *ebpf.Variable `ebpf:"filter_uid_on"`
+	OnlyFailed               *ebpf.Variable `ebpf:"only_failed"`
+	UnusedEnumOpenEventFlags *ebpf.Variable `ebpf:"unused_enum_open_event_flags"`
+	UnusedEnumPathSource     *ebpf.Variable `ebpf:"unused_enum_path_source"`
+	WakeupBytes              *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WantFullPath             *ebpf.Variable `ebpf:"want_full_path"`
 }
 
 // opensnoopPrograms contains all programs after they have been loaded into the kernel.

@@ -37,14 +37,14 @@ var Tool = tool.Descriptor{
 type KeyBy uint32
 
 const (
-	All       KeyBy = 0 // one histogram
-	ByProcess KeyBy = 1 // per thread group id (-P)
-	ByThread  KeyBy = 2 // per thread id (-L)
-	ByPIDNS   KeyBy = 3 // per pid namespace (--pidnss)
+	All       = KeyBy(runqlatRunqlatKeyKEY_ALL)     // one histogram
+	ByProcess = KeyBy(runqlatRunqlatKeyKEY_PROCESS) // per thread group id (-P)
+	ByThread  = KeyBy(runqlatRunqlatKeyKEY_THREAD)  // per thread id (-L)
+	ByPIDNS   = KeyBy(runqlatRunqlatKeyKEY_PIDNS)   // per pid namespace (--pidnss)
 )
 
-// Slots is the number of log2 buckets.
-const Slots = 32
+// Slots is the number of log2 buckets (RUNQLAT_SLOTS in bpf/runqlat.h).
+const Slots = len(runqlatRunqlatHist{}.Slots)
 
 // Config selects what is measured. Filters run in the kernel.
 type Config struct {
@@ -186,12 +186,19 @@ func (t *Tracer) Delta() ([]Hist, error) {
 	return out, nil
 }
 
+// Capacity is how many histograms the kernel's table holds (with a key
+// other than All).
+func (t *Tracer) Capacity() uint32 { return t.hists.MaxEntries() }
+
 // Stats returns the switch-in counters since New.
 func (t *Tracer) Stats() (Stats, error) {
 	var perCPU []uint64
 	var st Stats
-	for i, dst := range []*uint64{&st.SwitchIns, &st.NoStart} {
-		if err := t.objs.Collection.Maps["stats"].Lookup(uint32(i), &perCPU); err != nil {
+	for slot, dst := range map[runqlatRunqlatStat]*uint64{
+		runqlatRunqlatStatSTAT_SWITCH_IN: &st.SwitchIns,
+		runqlatRunqlatStatSTAT_NO_START:  &st.NoStart,
+	} {
+		if err := t.objs.Collection.Maps["stats"].Lookup(uint32(slot), &perCPU); err != nil {
 			return st, fmt.Errorf("read runqlat stats: %w", err)
 		}
 		for _, v := range perCPU {

@@ -19,31 +19,50 @@ type runqlatRunqlatHist struct {
 	Comm  [16]int8
 }
 
+type runqlatRunqlatKey uint32
+
+const (
+	runqlatRunqlatKeyKEY_ALL     runqlatRunqlatKey = 0
+	runqlatRunqlatKeyKEY_PROCESS runqlatRunqlatKey = 1
+	runqlatRunqlatKeyKEY_THREAD  runqlatRunqlatKey = 2
+	runqlatRunqlatKeyKEY_PIDNS   runqlatRunqlatKey = 3
+)
+
+type runqlatRunqlatStat uint32
+
+const (
+	runqlatRunqlatStatSTAT_SWITCH_IN runqlatRunqlatStat = 0
+	runqlatRunqlatStatSTAT_NO_START  runqlatRunqlatStat = 1
+	runqlatRunqlatStatSTAT_MAX       runqlatRunqlatStat = 2
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	runqlatMapEvents             = "events"
-	runqlatMapHistAll            = "hist_all"
-	runqlatMapHists              = "hists"
-	runqlatMapLost               = "lost"
-	runqlatMapStart              = "start"
-	runqlatMapStats              = "stats"
-	runqlatProgSchedSwitchBtf    = "sched_switch_btf"
-	runqlatProgSchedSwitchRaw    = "sched_switch_raw"
-	runqlatProgSchedWakeupBtf    = "sched_wakeup_btf"
-	runqlatProgSchedWakeupNewBtf = "sched_wakeup_new_btf"
-	runqlatProgSchedWakeupNewRaw = "sched_wakeup_new_raw"
-	runqlatProgSchedWakeupRaw    = "sched_wakeup_raw"
-	runqlatVarFilterCgroup       = "filter_cgroup"
-	runqlatVarFilterComm         = "filter_comm"
-	runqlatVarFilterPid          = "filter_pid"
-	runqlatVarFilterTid          = "filter_tid"
-	runqlatVarFilterUid          = "filter_uid"
-	runqlatVarFilterUidOn        = "filter_uid_on"
-	runqlatVarInMs               = "in_ms"
-	runqlatVarKeyBy              = "key_by"
-	runqlatVarWakeupBytes        = "wakeup_bytes"
+	runqlatMapEvents                = "events"
+	runqlatMapHistAll               = "hist_all"
+	runqlatMapHists                 = "hists"
+	runqlatMapLost                  = "lost"
+	runqlatMapStart                 = "start"
+	runqlatMapStats                 = "stats"
+	runqlatProgSchedSwitchBtf       = "sched_switch_btf"
+	runqlatProgSchedSwitchRaw       = "sched_switch_raw"
+	runqlatProgSchedWakeupBtf       = "sched_wakeup_btf"
+	runqlatProgSchedWakeupNewBtf    = "sched_wakeup_new_btf"
+	runqlatProgSchedWakeupNewRaw    = "sched_wakeup_new_raw"
+	runqlatProgSchedWakeupRaw       = "sched_wakeup_raw"
+	runqlatVarFilterCgroup          = "filter_cgroup"
+	runqlatVarFilterComm            = "filter_comm"
+	runqlatVarFilterPid             = "filter_pid"
+	runqlatVarFilterTid             = "filter_tid"
+	runqlatVarFilterUid             = "filter_uid"
+	runqlatVarFilterUidOn           = "filter_uid_on"
+	runqlatVarInMs                  = "in_ms"
+	runqlatVarKeyBy                 = "key_by"
+	runqlatVarUnusedEnumRunqlatKey  = "unused_enum_runqlat_key"
+	runqlatVarUnusedEnumRunqlatStat = "unused_enum_runqlat_stat"
+	runqlatVarWakeupBytes           = "wakeup_bytes"
 )
 
 // loadRunqlat returns the embedded CollectionSpec for runqlat.
@@ -112,15 +131,17 @@ type runqlatMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type runqlatVariableSpecs struct {
-	FilterCgroup *ebpf.VariableSpec `ebpf:"filter_cgroup"`
-	FilterComm   *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterPid    *ebpf.VariableSpec `ebpf:"filter_pid"`
-	FilterTid    *ebpf.VariableSpec `ebpf:"filter_tid"`
-	FilterUid    *ebpf.VariableSpec `ebpf:"filter_uid"`
-	FilterUidOn  *ebpf.VariableSpec `ebpf:"filter_uid_on"`
-	InMs         *ebpf.VariableSpec `ebpf:"in_ms"`
-	KeyBy        *ebpf.VariableSpec `ebpf:"key_by"`
-	WakeupBytes  *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	FilterCgroup          *ebpf.VariableSpec `ebpf:"filter_cgroup"`
+	FilterComm            *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterPid             *ebpf.VariableSpec `ebpf:"filter_pid"`
+	FilterTid             *ebpf.VariableSpec `ebpf:"filter_tid"`
+	FilterUid             *ebpf.VariableSpec `ebpf:"filter_uid"`
+	FilterUidOn           *ebpf.VariableSpec `ebpf:"filter_uid_on"`
+	InMs                  *ebpf.VariableSpec `ebpf:"in_ms"`
+	KeyBy                 *ebpf.VariableSpec `ebpf:"key_by"`
+	UnusedEnumRunqlatKey  *ebpf.VariableSpec `ebpf:"unused_enum_runqlat_key"`
+	UnusedEnumRunqlatStat *ebpf.VariableSpec `ebpf:"unused_enum_runqlat_stat"`
+	WakeupBytes           *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // runqlatObjects contains all objects after they have been loaded into the kernel.
@@ -166,15 +187,17 @@ func (m *runqlatMaps) Close() error {
 //
 // It can be passed to loadRunqlatObjects or ebpf.CollectionSpec.LoadAndAssign.
 type runqlatVariables struct {
-	FilterCgroup *ebpf.Variable `ebpf:"filter_cgroup"`
-	FilterComm   *ebpf.Variable `ebpf:"filter_comm"`
-	FilterPid    *ebpf.Variable `ebpf:"filter_pid"`
-	FilterTid    *ebpf.Variable `ebpf:"filter_tid"`
-	FilterUid    *ebpf.Variable `ebpf:"filter_uid"`
-	FilterUidOn  *ebpf.Variable `ebpf:"filter_uid_on"`
-	InMs         *ebpf.Variable `ebpf:"in_ms"`
-	KeyBy        *ebpf.Variable `ebpf:"key_by"`
-	WakeupBytes  *ebpf.Variable `ebpf:"wakeup_bytes"`
+	FilterCgroup          *ebpf.Variable `ebpf:"filter_cgroup"`
+	FilterComm            *ebpf.Variable `ebpf:"filter_comm"`
+	FilterPid             *ebpf.Variable `ebpf:"filter_pid"`
+	FilterTid             *ebpf.Variable `ebpf:"filter_tid"`
+	FilterUid             *ebpf.Variable `ebpf:"filter_uid"`
+	FilterUidOn           *ebpf.Variable `ebpf:"filter_uid_on"`
+	InMs                  *ebpf.Variable `ebpf:"in_ms"`
+	KeyBy                 *ebpf.Variable `ebpf:"key_by"`
+	UnusedEnumRunqlatKey  *ebpf.Variable `ebpf:"unused_enum_runqlat_key"`
+	UnusedEnumRunqlatStat *ebpf.Variable `ebpf:"unused_enum_runqlat_stat"`
+	WakeupBytes           *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // runqlatPrograms contains all programs after they have been loaded into the kernel.

@@ -85,11 +85,11 @@ func New(cfg Config) (*Recorder, error) {
 // Close detaches and frees everything.
 func (r *Recorder) Close() error { return r.objs.Close() }
 
-// Values of enum sched_event_kind (bpf/schedrecord.h).
+// Values of sched_event's kind (enum sched_event_kind in bpf/schedrecord.h).
 const (
-	kindSwitch    = 1
-	kindWakeup    = 2
-	kindWakeupNew = 3
+	kindSwitch    = uint32(schedrecordSchedEventKindSCHED_SWITCH)
+	kindWakeup    = uint32(schedrecordSchedEventKindSCHED_WAKEUP)
+	kindWakeupNew = uint32(schedrecordSchedEventKindSCHED_WAKEUP_NEW)
 )
 
 // running is what a CPU runs since when.

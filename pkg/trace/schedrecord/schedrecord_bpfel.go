@@ -27,27 +27,36 @@ type schedrecordSchedEvent struct {
 	NextComm  [16]int8
 }
 
+type schedrecordSchedEventKind uint32
+
+const (
+	schedrecordSchedEventKindSCHED_SWITCH     schedrecordSchedEventKind = 1
+	schedrecordSchedEventKindSCHED_WAKEUP     schedrecordSchedEventKind = 2
+	schedrecordSchedEventKindSCHED_WAKEUP_NEW schedrecordSchedEventKind = 3
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	schedrecordMapEvents             = "events"
-	schedrecordMapLost               = "lost"
-	schedrecordProgSchedSwitchBtf    = "sched_switch_btf"
-	schedrecordProgSchedSwitchRaw    = "sched_switch_raw"
-	schedrecordProgSchedWakeupBtf    = "sched_wakeup_btf"
-	schedrecordProgSchedWakeupNewBtf = "sched_wakeup_new_btf"
-	schedrecordProgSchedWakeupNewRaw = "sched_wakeup_new_raw"
-	schedrecordProgSchedWakeupRaw    = "sched_wakeup_raw"
-	schedrecordVarFilterCgroup       = "filter_cgroup"
-	schedrecordVarFilterComm         = "filter_comm"
-	schedrecordVarFilterPid          = "filter_pid"
-	schedrecordVarFilterTid          = "filter_tid"
-	schedrecordVarFilterUid          = "filter_uid"
-	schedrecordVarFilterUidOn        = "filter_uid_on"
-	schedrecordVarUnusedSchedEvent   = "unused_sched_event"
-	schedrecordVarWakeupBytes        = "wakeup_bytes"
-	schedrecordVarWantWakeups        = "want_wakeups"
+	schedrecordMapEvents                   = "events"
+	schedrecordMapLost                     = "lost"
+	schedrecordProgSchedSwitchBtf          = "sched_switch_btf"
+	schedrecordProgSchedSwitchRaw          = "sched_switch_raw"
+	schedrecordProgSchedWakeupBtf          = "sched_wakeup_btf"
+	schedrecordProgSchedWakeupNewBtf       = "sched_wakeup_new_btf"
+	schedrecordProgSchedWakeupNewRaw       = "sched_wakeup_new_raw"
+	schedrecordProgSchedWakeupRaw          = "sched_wakeup_raw"
+	schedrecordVarFilterCgroup             = "filter_cgroup"
+	schedrecordVarFilterComm               = "filter_comm"
+	schedrecordVarFilterPid                = "filter_pid"
+	schedrecordVarFilterTid                = "filter_tid"
+	schedrecordVarFilterUid                = "filter_uid"
+	schedrecordVarFilterUidOn              = "filter_uid_on"
+	schedrecordVarUnusedEnumSchedEventKind = "unused_enum_sched_event_kind"
+	schedrecordVarUnusedSchedEvent         = "unused_sched_event"
+	schedrecordVarWakeupBytes              = "wakeup_bytes"
+	schedrecordVarWantWakeups              = "want_wakeups"
 )
 
 // loadSchedrecord returns the embedded CollectionSpec for schedrecord.
@@ -112,15 +121,16 @@ type schedrecordMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type schedrecordVariableSpecs struct {
-	FilterCgroup     *ebpf.VariableSpec `ebpf:"filter_cgroup"`
-	FilterComm       *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterPid        *ebpf.VariableSpec `ebpf:"filter_pid"`
-	FilterTid        *ebpf.VariableSpec `ebpf:"filter_tid"`
-	FilterUid        *ebpf.VariableSpec `ebpf:"filter_uid"`
-	FilterUidOn      *ebpf.VariableSpec `ebpf:"filter_uid_on"`
-	UnusedSchedEvent *ebpf.VariableSpec `ebpf:"unused_sched_event"`
-	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
-	WantWakeups      *ebpf.VariableSpec `ebpf:"want_wakeups"`
+	FilterCgroup             *ebpf.VariableSpec `ebpf:"filter_cgroup"`
+	FilterComm               *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterPid                *ebpf.VariableSpec `ebpf:"filter_pid"`
+	FilterTid                *ebpf.VariableSpec `ebpf:"filter_tid"`
+	FilterUid                *ebpf.VariableSpec `ebpf:"filter_uid"`
+	FilterUidOn              *ebpf.VariableSpec `ebpf:"filter_uid_on"`
+	UnusedEnumSchedEventKind *ebpf.VariableSpec `ebpf:"unused_enum_sched_event_kind"`
+	UnusedSchedEvent         *ebpf.VariableSpec `ebpf:"unused_sched_event"`
+	WakeupBytes              *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WantWakeups              *ebpf.VariableSpec `ebpf:"want_wakeups"`
 }
 
 // schedrecordObjects contains all objects after they have been loaded into the kernel.
@@ -158,15 +168,16 @@ func (m *schedrecordMaps) Close() error {
 //
 // It can be passed to loadSchedrecordObjects or ebpf.CollectionSpec.LoadAndAssign.
 type schedrecordVariables struct {
-	FilterCgroup     *ebpf.Variable `ebpf:"filter_cgroup"`
-	FilterComm       *ebpf.Variable `ebpf:"filter_comm"`
-	FilterPid        *ebpf.Variable `ebpf:"filter_pid"`
-	FilterTid        *ebpf.Variable `ebpf:"filter_tid"`
-	FilterUid        *ebpf.Variable `ebpf:"filter_uid"`
-	FilterUidOn      *ebpf.Variable `ebpf:"filter_uid_on"`
-	UnusedSchedEvent *ebpf.Variable `ebpf:"unused_sched_event"`
-	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
-	WantWakeups      *ebpf.Variable `ebpf:"want_wakeups"`
+	FilterCgroup             *ebpf.Variable `ebpf:"filter_cgroup"`
+	FilterComm               *ebpf.Variable `ebpf:"filter_comm"`
+	FilterPid                *ebpf.Variable `ebpf:"filter_pid"`
+	FilterTid                *ebpf.Variable `ebpf:"filter_tid"`
+	FilterUid                *ebpf.Variable `ebpf:"filter_uid"`
+	FilterUidOn              *ebpf.Variable `ebpf:"filter_uid_on"`
+	UnusedEnumSchedEventKind *ebpf.Variable `ebpf:"unused_enum_sched_event_kind"`
+	UnusedSchedEvent         *ebpf.Variable `ebpf:"unused_sched_event"`
+	WakeupBytes              *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WantWakeups              *ebpf.Variable `ebpf:"want_wakeups"`
 }
 
 // schedrecordPrograms contains all programs after they have been loaded into the kernel.
