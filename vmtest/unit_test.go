@@ -525,9 +525,11 @@ func TestTestTimeout(t *testing.T) {
 
 func TestVngArgs(t *testing.T) {
 	c := VngConfig{Image: "/k/vmlinuz", Dir: "/src/pkg", Env: []string{"CI=true"}, Memory: "1G", CPUs: 2,
-		Flags: []string{"--disable-kvm", "--verbose"}, Binary: "/b/x.test", Args: []string{"-test.v"}}
+		Flags: []string{"--disable-kvm", "--verbose"}, Binary: "/b/x.test", Args: []string{"-test.v"},
+		Modules: []string{"veth", "loop"}}
 	want := []string{"vng", "--run", "/k/vmlinuz", "--user", "root", "--cwd", "/src/pkg", "--memory", "1G", "--cpus", "2",
-		"--disable-kvm", "--verbose", "--", "env", "CI=true", "/bin/sh", "-c", vngCopy, "/b/x.test", "-test.v"}
+		"--disable-kvm", "--verbose", "--", "env", "CI=true", "/bin/sh", "-c",
+		"modprobe -qa veth loop 2>/dev/null; " + vngCopy, "/b/x.test", "-test.v"}
 	if got := c.Argv(); !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %v\nwant %v", got, want)
 	}

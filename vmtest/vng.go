@@ -25,6 +25,11 @@ type VngConfig struct {
 	Flags  []string // extra vng flags (VngFlags)
 	Binary string
 	Args   []string
+	// Modules are loaded (modprobe, from the kernel's own module tree
+	// that vng links into the guest) before the binary runs, as the
+	// qemu runner loads them: /dev/loop-control, for one, appears only
+	// once loop is loaded.
+	Modules []string
 }
 
 // Argv returns the command line, starting with "vng", that runs the binary
@@ -44,11 +49,16 @@ func (c VngConfig) Argv() []string {
 	cmd = append(cmd, c.Flags...)
 	cmd = append(cmd, "--", "env")
 	cmd = append(cmd, c.Env...)
-	cmd = append(cmd, "/bin/sh", "-c", vngCopy, c.Binary)
+	script := vngCopy
+	if len(c.Modules) > 0 {
+		// A module the kernel lacks or has built in is no error.
+		script = "modprobe -qa " + strings.Join(c.Modules, " ") + " 2>/dev/null; " + script
+	}
+	cmd = append(cmd, "/bin/sh", "-c", script, c.Binary)
 	return append(cmd, c.Args...)
 }
 
-// vngCopy is the guest's first step: copy the binary into the guest's own
+// vngCopy is the guest's last step: copy the binary into the guest's own
 // /tmp (a tmpfs) and run it from there. Executing it where it lies, over
 // virtiofs, takes about 230 ms an exec under TCG, and the tests execute
 // their own binary (os.Executable) thousands of times.

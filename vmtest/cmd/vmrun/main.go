@@ -94,6 +94,7 @@ func main() {
 		os.Exit(runVng(ctx, c, k, vmtest.VngConfig{
 			Image: k.Image, Dir: wd, Env: env, Memory: *memory, CPUs: *cpus,
 			Flags: vngFlags(guestAccel, *verbose), Binary: bin, Args: args,
+			Modules: splitList(*modules),
 		}, to))
 	}
 	if *runner != "qemu" {
