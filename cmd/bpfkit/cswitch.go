@@ -47,7 +47,8 @@ JSON lines give the exact counts and the interval.`,
 			}
 			defer t.Close()
 			p := output.NewPrinter(os.Stdout, format, cswitch.Fields(perProcess))
-			uncounted := uint64(0)
+			var health healthReport
+			defer func() { health.report(t.Health()) }()
 			return ia.every(cmd.Context(), func(now time.Time, elapsed time.Duration) error {
 				counts, err := t.Delta()
 				if err != nil {
@@ -67,10 +68,7 @@ JSON lines give the exact counts and the interval.`,
 						return err
 					}
 				}
-				if n := t.Uncounted(); n > uncounted {
-					fmt.Fprintf(os.Stderr, "bpfkit: %d threads not counted: the kernel table (%d threads) is full\n", n, t.Capacity())
-					uncounted = n
-				}
+				health.report(t.Health())
 				return p.Flush()
 			})
 		},

@@ -45,7 +45,7 @@ func newExecsnoopCmd(g *globalFlags) *cobra.Command {
 			err = stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*execsnoop.Event) error) (loader.Stats, error) {
 				return t.Run(ctx, opts, emit)
 			})
-			warnMissed(t.Missed())
+			reportHealth(t.Health())
 			return err
 		},
 	}

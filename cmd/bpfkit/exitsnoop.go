@@ -44,7 +44,7 @@ func newExitsnoopCmd(g *globalFlags) *cobra.Command {
 			err = stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*execsnoop.ExitEvent) error) (loader.Stats, error) {
 				return t.Run(ctx, opts, emit)
 			})
-			warnMissed(t.Missed())
+			reportHealth(t.Health())
 			return err
 		},
 	}

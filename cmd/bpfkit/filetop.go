@@ -49,7 +49,6 @@ With --per-process, JSON rows have no tid.`,
 			if err != nil {
 				return err
 			}
-			interval, count := ia.interval, ia.count
 			key, err := filetop.ParseSortKey(sortBy)
 			if err != nil {
 				return err
@@ -64,15 +63,16 @@ With --per-process, JSON rows have no tid.`,
 
 			p := output.NewPrinter(os.Stdout, format, filetop.Fields(filetop.FieldOptions{PerProcess: cfg.PerProcess}))
 			clear := format == output.Table && !noClear
-			fmt.Fprintf(os.Stderr, "Tracing... Output every %s. Hit Ctrl-C to end.\n", interval)
-			var lost uint64
+			fmt.Fprintf(os.Stderr, "Tracing... Output every %s. Hit Ctrl-C to end.\n", ia.interval)
+			var health healthReport
 			intervals := 0
-			err = t.Run(cmd.Context(), interval, count, func(s filetop.Snapshot) error {
-				intervals++
-				if s.Lost > lost {
-					fmt.Fprintf(os.Stderr, "bpfkit: %d calls not counted: the map was full (raise --map-size)\n", s.Lost-lost)
-					lost = s.Lost
+			err = ia.every(cmd.Context(), func(time.Time, time.Duration) error {
+				s, err := t.Drain()
+				if err != nil {
+					return err
 				}
+				intervals++
+				health.report(t.Health())
 				if format == output.Table {
 					if clear {
 						os.Stdout.WriteString("\033[H\033[2J")
@@ -96,7 +96,9 @@ With --per-process, JSON rows have no tid.`,
 				}
 				return nil
 			})
-			fmt.Fprintf(os.Stderr, "bpfkit: %d intervals, %d calls not counted (map full)\n", intervals, lost)
+			h := t.Health()
+			health.report(h)
+			fmt.Fprintf(os.Stderr, "bpfkit: %d intervals, %d calls not counted (map full)\n", intervals, h.Lost)
 			return err
 		},
 	}

@@ -97,9 +97,7 @@ like bcc, or folded for flame graphs (-f).`,
 				}
 				_, err = os.Stdout.Write(b)
 			}
-			if n := t.Lost(); n > 0 {
-				fmt.Fprintf(os.Stderr, "bpfkit: %d off-CPU periods not recorded: the totals table (%d entries) was full\n", n, t.Capacity())
-			}
+			reportHealth(t.Health())
 			return err
 		},
 	}

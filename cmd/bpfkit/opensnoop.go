@@ -41,9 +41,11 @@ func newOpensnoopCmd(g *globalFlags) *cobra.Command {
 			defer t.Close()
 			warnDropped(t.Dropped())
 			p := output.NewPrinter(os.Stdout, format, opensnoop.Fields(fields))
-			return stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*opensnoop.Event) error) (loader.Stats, error) {
+			err = stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*opensnoop.Event) error) (loader.Stats, error) {
 				return t.Run(ctx, opts, emit)
 			})
+			reportHealth(t.Health())
+			return err
 		},
 	}
 	f := cmd.Flags()

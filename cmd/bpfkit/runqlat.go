@@ -63,7 +63,8 @@ interval the histogram is printed once, at Ctrl-C.`,
 				fmt.Fprintln(os.Stderr, "Tracing run queue latency... Hit Ctrl-C to end.")
 			}
 			p := output.NewPrinter(os.Stdout, format, runqlat.Fields(cfg.Key))
-			var lost uint64
+			var health healthReport
+			defer func() { health.report(t.Health()) }()
 			var text []byte
 			return ia.every(cmd.Context(), func(now time.Time, _ time.Duration) error {
 				hists, err := t.Delta()
@@ -90,14 +91,7 @@ interval the histogram is printed once, at Ctrl-C.`,
 						}
 					}
 				}
-				st, err := t.Stats()
-				if err != nil {
-					return err
-				}
-				if st.Lost > lost {
-					fmt.Fprintf(os.Stderr, "bpfkit: %d latencies not recorded: the histogram table (%d keys) is full\n", st.Lost, t.Capacity())
-					lost = st.Lost
-				}
+				health.report(t.Health())
 				return p.Flush()
 			})
 		},

@@ -81,6 +81,7 @@ and its end state (S sleeping, D uninterruptible, R+ preempted).`,
 			}
 			fmt.Fprintf(os.Stderr, "bpfkit: %d switches, %d wakeups, %d trace events written to %s, %d lost\n",
 				st.Switches, st.Wakeups, st.Written, path, st.Lost)
+			reportHealth(r.Health())
 			return nil
 		},
 	}

@@ -60,7 +60,8 @@ total_ns (and pid, comm with -P).`,
 				fmt.Fprintln(os.Stderr, "Tracing syscalls... Hit Ctrl-C to end.")
 			}
 			p := output.NewPrinter(os.Stdout, format, syscount.Fields(syscount.FieldOptions{PerProcess: cfg.PerProcess, Latency: cfg.Latency}))
-			var full uint64
+			var health healthReport
+			defer func() { health.report(t.Health()) }()
 			return ia.every(cmd.Context(), func(now time.Time, _ time.Duration) error {
 				rs, err := t.Delta()
 				if err != nil {
@@ -82,10 +83,7 @@ total_ns (and pid, comm with -P).`,
 						return err
 					}
 				}
-				if n := t.Full(); n > full {
-					fmt.Fprintf(os.Stderr, "bpfkit: %d calls not counted: the table (%d entries) is full (raise --map-size)\n", n-full, t.Capacity())
-					full = n
-				}
+				health.report(t.Health())
 				return p.Flush()
 			})
 		},

@@ -67,25 +67,21 @@ func watchStats(ctx context.Context, f *xdp.Filter, format output.Format, interv
 	if err != nil {
 		return err
 	}
-	last := time.Now()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-tick.C:
-			s, err := f.Stats()
-			if err != nil {
-				return err
-			}
-			if format == output.Table {
-				fmt.Printf("\n%s\n", now.Format("15:04:05"))
-			}
-			if err := printStats(format, xdp.Rows(s, f.Policy, &prev, now.Sub(last)), true); err != nil {
-				return err
-			}
-			prev, last = s, now
+	return intervalArgs{interval: interval}.every(ctx, func(now time.Time, elapsed time.Duration) error {
+		if ctx.Err() != nil {
+			return nil // Ctrl-C: rates of whole intervals only
 		}
-	}
+		s, err := f.Stats()
+		if err != nil {
+			return err
+		}
+		if format == output.Table {
+			fmt.Printf("\n%s\n", now.Format("15:04:05"))
+		}
+		if err := printStats(format, xdp.Rows(s, f.Policy, &prev, elapsed), true); err != nil {
+			return err
+		}
+		prev = s
+		return nil
+	})
 }

@@ -57,9 +57,11 @@ ignores SIGCHLD is reaped at once, is never a zombie, and is not reported.`,
 				}
 			}
 			p := output.NewPrinter(os.Stdout, format, zombies.Fields(timestamps))
-			return stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*zombies.Event) error) (loader.Stats, error) {
+			err = stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*zombies.Event) error) (loader.Stats, error) {
 				return t.Run(ctx, opts, emit)
 			})
+			reportHealth(t.Health())
+			return err
 		},
 	}
 	f := cmd.Flags()

@@ -174,8 +174,9 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.NewInvalidMetric(descLost, fmt.Errorf("tool %s: %w", r.tool.Name, err))
 		}
 		if r.objs != nil {
-			ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(r.objs.Lost()), r.tool.Name)
-			ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(r.objs.Missed()), r.tool.Name)
+			h := r.objs.Health()
+			ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(h.Lost), r.tool.Name)
+			ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(h.Missed), r.tool.Name)
 		}
 	}
 	var dropped uint64

@@ -282,6 +282,11 @@ type Health struct {
 	// tools that keep their results in maps, entries those maps had no
 	// room for (their capacity reached).
 	Lost uint64
+	// Full says, for a tool whose Lost counts entries its kernel table had
+	// no room for, what was left out and which table, with its capacity
+	// read from the loaded map: "threads not counted: the kernel table
+	// (32768 threads) is full". Empty when Lost counts ring buffer records.
+	Full string
 	// Missed counts runs of the tool's programs the kernel skipped (see
 	// Objects.Missed): events never seen.
 	Missed uint64

@@ -90,12 +90,13 @@ func New(cfg Config) (*Tracer, error) {
 // Close detaches and frees everything.
 func (t *Tracer) Close() error { return t.objs.Close() }
 
-// Uncounted is the number of threads that were not counted because the
-// kernel's table (Capacity threads) was full.
-func (t *Tracer) Uncounted() uint64 { return t.objs.Lost() }
-
-// Capacity is how many threads the kernel's table holds.
-func (t *Tracer) Capacity() uint32 { return t.counts.MaxEntries() }
+// Health reports the threads not counted because the kernel's table was
+// full, the runs the kernel skipped and the hooks this kernel lacks.
+func (t *Tracer) Health() loader.Health {
+	h := t.objs.Health()
+	h.Full = fmt.Sprintf("threads not counted: the kernel table (%d threads) is full", t.counts.MaxEntries())
+	return h
+}
 
 // Totals returns every thread's switches since New, by thread id.
 func (t *Tracer) Totals() (map[uint32]Count, error) {

@@ -113,8 +113,8 @@ func exact(t *testing.T, want, other string) {
 			t.Errorf("filtered on pid %d, counted tid %d of pid %d", a.PID, tid, c.PID)
 		}
 	}
-	if all.Uncounted() != 0 {
-		t.Errorf("%d threads not counted", all.Uncounted())
+	if all.Health().Lost != 0 {
+		t.Errorf("%d threads not counted", all.Health().Lost)
 	}
 }
 

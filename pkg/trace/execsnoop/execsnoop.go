@@ -211,21 +211,11 @@ func (t *Tracer) Run(ctx context.Context, opts loader.StreamOptions, emit func(*
 // Close detaches and frees everything.
 func (t *Tracer) Close() error { return t.objs.Close() }
 
-// Missed counts the times the kernel skipped one of the tracer's programs
-// because another BPF program was running on that CPU (its recursion
-// guard): events lost before they were made. 0 where the kernel (before
-// 5.12) does not count them.
-func (t *Tracer) Missed() uint64 { return missed(t.objs) }
-
-func missed(objs *loader.Objects) uint64 {
-	var n uint64
-	for _, p := range objs.Collection.Programs {
-		if st, err := p.Stats(); err == nil {
-			n += st.RecursionMisses
-		}
-	}
-	return n
-}
+// Health reports the records the ring had no room for, the times the
+// kernel skipped one of the tracer's programs because another BPF program
+// was running on that CPU (events lost before they were made; 0 where the
+// kernel, before 5.12, does not count them) and the hooks it lacks.
+func (t *Tracer) Health() loader.Health { return t.objs.Health() }
 
 func (t *Tracer) lineMatches() bool {
 	t.buf = AppendLine(t.buf[:0], t.ev.Args)

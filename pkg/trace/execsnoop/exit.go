@@ -118,9 +118,8 @@ func (t *ExitTracer) Run(ctx context.Context, opts loader.StreamOptions, emit fu
 // Close detaches and frees everything.
 func (t *ExitTracer) Close() error { return t.objs.Close() }
 
-// Missed counts the times the kernel skipped one of the tracer's programs
-// (see Tracer.Missed).
-func (t *ExitTracer) Missed() uint64 { return missed(t.objs) }
+// Health reports what the tracer lost (see Tracer.Health).
+func (t *ExitTracer) Health() loader.Health { return t.objs.Health() }
 
 // remember keeps the command line of an exec until its process exits.
 func (t *ExitTracer) remember(raw []byte) error {

@@ -8,7 +8,6 @@
 package filetop
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -77,9 +76,7 @@ type Row struct {
 type Snapshot struct {
 	Time time.Time
 	Rows []Row
-	// Lost counts, since the start, calls not counted because the map was
-	// full (raise Config.MapSize) or, rarer, more than 65536 live threads
-	// made calls.
+	// Lost is Tracer.Health().Lost when the snapshot was taken.
 	Lost uint64
 }
 
@@ -162,6 +159,15 @@ func New(cfg Config) (*Tracer, error) {
 
 // Dropped lists the hooks this kernel lacks (for example preadv2 before 4.6).
 func (t *Tracer) Dropped() map[string]error { return t.objs.Dropped }
+
+// Health reports the calls not counted because the map was full (or,
+// rarer, more than 65536 live threads made calls), the runs the kernel
+// skipped and the hooks this kernel lacks.
+func (t *Tracer) Health() loader.Health {
+	h := t.objs.Health()
+	h.Full = fmt.Sprintf("calls not counted: the map (%d entries) was full (raise --map-size)", t.stats[0].MaxEntries())
+	return h
+}
 
 // Close detaches and frees everything.
 func (t *Tracer) Close() error { return t.objs.Close() }
@@ -260,34 +266,4 @@ func decodePath(v *filetopFilePath) name {
 		deleted:   v.Flags&fileDeleted != 0,
 		used:      true,
 	}
-}
-
-// Run calls show with a Snapshot every interval, count times (0: until ctx
-// ends). When ctx ends first, the interval in progress is shown too, so
-// nothing counted is left unseen.
-func (t *Tracer) Run(ctx context.Context, interval time.Duration, count int, show func(Snapshot) error) error {
-	if interval <= 0 {
-		return fmt.Errorf("interval %s: must be positive", interval)
-	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for n := 0; count <= 0 || n < count; n++ {
-		done := false
-		select {
-		case <-ctx.Done():
-			done = true
-		case <-tick.C:
-		}
-		s, err := t.Drain()
-		if err != nil {
-			return err
-		}
-		if err := show(s); err != nil {
-			return err
-		}
-		if done {
-			return nil
-		}
-	}
-	return nil
 }

@@ -123,12 +123,14 @@ func New(cfg Config) (*Tracer, error) {
 // Close detaches and frees everything.
 func (t *Tracer) Close() error { return t.objs.Close() }
 
-// Lost is the number of off-CPU periods not recorded: the totals map
-// (Capacity thread and stack pairs) was full.
-func (t *Tracer) Lost() uint64 { return t.objs.Lost() }
-
-// Capacity is how many thread and stack pairs the totals map holds.
-func (t *Tracer) Capacity() uint32 { return t.objs.Collection.Maps["totals"].MaxEntries() }
+// Health reports the off-CPU periods not recorded because the totals map
+// (thread and stack pairs) was full, the runs the kernel skipped and the
+// hooks this kernel lacks.
+func (t *Tracer) Health() loader.Health {
+	h := t.objs.Health()
+	h.Full = fmt.Sprintf("off-CPU periods not recorded: the totals table (%d entries) was full", t.objs.Collection.Maps["totals"].MaxEntries())
+	return h
+}
 
 // Read returns the totals since New, symbolized, the most time first. Read
 // while the processes live: the user stacks of exited ones show addresses.

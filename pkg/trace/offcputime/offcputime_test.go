@@ -54,8 +54,8 @@ func TestNanosleep(t *testing.T) {
 		for _, e := range entries {
 			n += e.Count
 		}
-		if tr.Lost() != 0 {
-			t.Errorf("lost %d off-CPU periods", tr.Lost())
+		if tr.Health().Lost != 0 {
+			t.Errorf("lost %d off-CPU periods", tr.Health().Lost)
 		}
 		return n
 	}

@@ -92,6 +92,10 @@ func New(cfg Config) (*Tracer, error) {
 // Dropped lists the hooks this kernel lacks (for example openat2 before 5.6).
 func (t *Tracer) Dropped() map[string]error { return t.objs.Dropped }
 
+// Health reports the records the ring had no room for, the runs the
+// kernel skipped and the hooks this kernel lacks.
+func (t *Tracer) Health() loader.Health { return t.objs.Health() }
+
 // Run streams events to emit until ctx ends (then drains what is queued)
 // or emit returns an error (loader.ErrStop ends it without one).
 func (t *Tracer) Run(ctx context.Context, opts loader.StreamOptions, emit func(*Event) error) (loader.Stats, error) {

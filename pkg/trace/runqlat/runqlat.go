@@ -74,13 +74,10 @@ func (h *Hist) Total() uint64 {
 // Stats count the switches-in of the selected tasks.
 type Stats struct {
 	SwitchIns uint64 // selected tasks put on a CPU
-	NoStart   uint64 // of which the enqueue was not seen (before tracing began; see the package doc)
-	Lost      uint64 // latencies not recorded: histogram table full
-	// Missed counts events of any task the kernel did not run runqlat's
-	// programs for, because one was already running on that CPU (see
-	// loader.Objects.Missed). A missed wakeup of a selected task makes
-	// one NoStart switch-in.
-	Missed uint64
+	// NoStart counts switch-ins of which the enqueue was not seen (before
+	// tracing began, see the package doc; or a wakeup the kernel skipped,
+	// counted in Health().Missed).
+	NoStart uint64
 }
 
 var alternatives = [][]string{
@@ -186,9 +183,14 @@ func (t *Tracer) Delta() ([]Hist, error) {
 	return out, nil
 }
 
-// Capacity is how many histograms the kernel's table holds (with a key
-// other than All).
-func (t *Tracer) Capacity() uint32 { return t.hists.MaxEntries() }
+// Health reports the latencies not recorded because the histogram table
+// was full, the runs the kernel skipped (a wakeup or switch not seen) and
+// the hooks this kernel lacks.
+func (t *Tracer) Health() loader.Health {
+	h := t.objs.Health()
+	h.Full = fmt.Sprintf("latencies not recorded: the histogram table (%d keys) is full", t.hists.MaxEntries())
+	return h
+}
 
 // Stats returns the switch-in counters since New.
 func (t *Tracer) Stats() (Stats, error) {
@@ -205,8 +207,6 @@ func (t *Tracer) Stats() (Stats, error) {
 			*dst += v
 		}
 	}
-	st.Lost = t.objs.Lost()
-	st.Missed = t.objs.Missed()
 	return st, nil
 }
 

@@ -111,8 +111,8 @@ func read(t *testing.T, tr *Tracer) ([]Hist, Stats) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Lost != 0 || st.Missed != 0 {
-		t.Errorf("lost %d latencies, missed %d events", st.Lost, st.Missed)
+	if h := tr.Health(); h.Lost != 0 || h.Missed != 0 {
+		t.Errorf("lost %d latencies, missed %d events", h.Lost, h.Missed)
 	}
 	var total uint64
 	for _, h := range hists {

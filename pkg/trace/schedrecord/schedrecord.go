@@ -85,6 +85,11 @@ func New(cfg Config) (*Recorder, error) {
 // Close detaches and frees everything.
 func (r *Recorder) Close() error { return r.objs.Close() }
 
+// Health reports the records the ring had no room for, the runs the
+// kernel skipped (switches and wakeups not seen) and the hooks this kernel
+// lacks.
+func (r *Recorder) Health() loader.Health { return r.objs.Health() }
+
 // Values of sched_event's kind (enum sched_event_kind in bpf/schedrecord.h).
 const (
 	kindSwitch    = uint32(schedrecordSchedEventKindSCHED_SWITCH)

@@ -208,11 +208,13 @@ func (t *Tracer) Close() error { return t.objs.Close() }
 // Dropped lists the hooks this kernel lacks.
 func (t *Tracer) Dropped() map[string]error { return t.objs.Dropped }
 
-// Full is how many calls were not counted because the table was full.
-func (t *Tracer) Full() uint64 { return t.objs.Lost() }
-
-// Capacity is the table's size.
-func (t *Tracer) Capacity() uint32 { return t.counts.MaxEntries() }
+// Health reports the calls not counted because the table was full, the
+// runs the kernel skipped and the hooks this kernel lacks.
+func (t *Tracer) Health() loader.Health {
+	h := t.objs.Health()
+	h.Full = fmt.Sprintf("calls not counted: the table (%d entries) is full (raise --map-size)", t.counts.MaxEntries())
+	return h
+}
 
 // Delta returns what was counted since the previous call (or New), most
 // calls first, and forgets processes that have exited.

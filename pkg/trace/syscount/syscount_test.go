@@ -82,8 +82,8 @@ func run(t *testing.T, cfg syscount.Config) ([]syscount.Row, int, time.Duration)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tr.Full() != 0 {
-		t.Errorf("%d calls not counted: table full", tr.Full())
+	if tr.Health().Lost != 0 {
+		t.Errorf("%d calls not counted: table full", tr.Health().Lost)
 	}
 	return rows, cmd.Process.Pid, took
 }

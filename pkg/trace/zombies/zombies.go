@@ -92,6 +92,10 @@ func New(cfg Config) (*Tracer, error) {
 // Dropped lists the hooks this kernel lacks.
 func (t *Tracer) Dropped() map[string]error { return t.objs.Dropped }
 
+// Health reports the records the ring had no room for, the runs the
+// kernel skipped and the hooks this kernel lacks.
+func (t *Tracer) Health() loader.Health { return t.objs.Health() }
+
 // Close detaches and frees everything.
 func (t *Tracer) Close() error { return t.objs.Close() }
 
