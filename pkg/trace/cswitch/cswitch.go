@@ -61,9 +61,9 @@ var alternatives = [][]string{{"sched_switch_btf", "sched_switch_raw"}}
 
 // Tracer counts from New until Close.
 type Tracer struct {
-	objs   *loader.Objects
-	counts *ebpf.Map
-	prev   map[uint32]Count
+	objs *loader.Objects
+	maps cswitchMaps
+	prev map[uint32]Count
 }
 
 // New loads cswitch's program and attaches it to sched_switch.
@@ -84,7 +84,12 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tracer{objs: objs, counts: objs.Collection.Maps["counts"], prev: map[uint32]Count{}}, nil
+	t := &Tracer{objs: objs, prev: map[uint32]Count{}}
+	if err := objs.Assign(&t.maps); err != nil {
+		objs.Close()
+		return nil, err
+	}
+	return t, nil
 }
 
 // Close detaches and frees everything.
@@ -94,14 +99,14 @@ func (t *Tracer) Close() error { return t.objs.Close() }
 // full, the runs the kernel skipped and the hooks this kernel lacks.
 func (t *Tracer) Health() loader.Health {
 	h := t.objs.Health()
-	h.Full = fmt.Sprintf("threads not counted: the kernel table (%d threads) is full", t.counts.MaxEntries())
+	h.Full = fmt.Sprintf("threads not counted: the kernel table (%d threads) is full", t.maps.Counts.MaxEntries())
 	return h
 }
 
 // Totals returns every thread's switches since New, by thread id.
 func (t *Tracer) Totals() (map[uint32]Count, error) {
 	out := map[uint32]Count{}
-	if err := loader.ReadAll(t.counts, func(tid *uint32, raw *cswitchCswitchCount) {
+	if err := loader.ReadAll(t.maps.Counts, func(tid *uint32, raw *cswitchCswitchCount) {
 		out[*tid] = Count{
 			PID: raw.Pid, TID: raw.Tid, Comm: string(trace.CString(raw.Comm[:])),
 			Voluntary: raw.Voluntary, Involuntary: raw.Involuntary,
@@ -131,7 +136,7 @@ func (t *Tracer) Delta() ([]Count, error) {
 			out = append(out, d)
 		}
 		if !alive(tid) {
-			if err := t.counts.Delete(tid); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			if err := t.maps.Counts.Delete(tid); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 				return nil, fmt.Errorf("forget thread %d: %w", tid, err)
 			}
 			delete(now, tid)

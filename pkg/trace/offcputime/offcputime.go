@@ -8,6 +8,7 @@ package offcputime
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -84,6 +85,7 @@ type Entry struct {
 // Tracer measures from New until Close.
 type Tracer struct {
 	objs *loader.Objects
+	maps offcputimeMaps
 	cfg  Config
 }
 
@@ -99,16 +101,24 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
+	var knobs offcputimeVariableSpecs
+	if err := spec.Assign(&knobs); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(
+		knobs.StateMask.Set(uint32(cfg.States)),
+		knobs.MinNs.Set(uint64(max(cfg.Min, 1))),
+		knobs.MaxNs.Set(uint64(cfg.Max)),
+		knobs.KernelStacks.Set(!cfg.UserOnly),
+		knobs.UserStacks.Set(!cfg.KernelOnly),
+		knobs.SwitchPrevState.Set(loader.SchedSwitchHasPrevState()),
+	); err != nil {
+		return nil, fmt.Errorf("configure offcputime: %w", err)
+	}
 	vars, err := cfg.Filter.Variables()
 	if err != nil {
 		return nil, err
 	}
-	vars["state_mask"] = uint32(cfg.States)
-	vars["min_ns"] = uint64(max(cfg.Min, 1))
-	vars["max_ns"] = uint64(cfg.Max)
-	vars["kernel_stacks"] = !cfg.UserOnly
-	vars["user_stacks"] = !cfg.KernelOnly
-	vars["switch_prev_state"] = loader.SchedSwitchHasPrevState()
 	objs, err := Tool.Load(spec, loader.Options{
 		Variables: vars,
 		RingSize:  4096, // offcputime sends no events: the smallest ring
@@ -117,7 +127,12 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tracer{objs: objs, cfg: cfg}, nil
+	t := &Tracer{objs: objs, cfg: cfg}
+	if err := objs.Assign(&t.maps); err != nil {
+		objs.Close()
+		return nil, err
+	}
+	return t, nil
 }
 
 // Close detaches and frees everything.
@@ -128,7 +143,7 @@ func (t *Tracer) Close() error { return t.objs.Close() }
 // hooks this kernel lacks.
 func (t *Tracer) Health() loader.Health {
 	h := t.objs.Health()
-	h.Full = fmt.Sprintf("off-CPU periods not recorded: the totals table (%d entries) was full", t.objs.Collection.Maps["totals"].MaxEntries())
+	h.Full = fmt.Sprintf("off-CPU periods not recorded: the totals table (%d entries) was full", t.maps.Totals.MaxEntries())
 	return h
 }
 
@@ -140,27 +155,27 @@ func (t *Tracer) Read() ([]Entry, error) {
 		return nil, err
 	}
 	usyms := symbol.NewUser()
-	stacks := t.objs.Collection.Maps["stacks"]
+	stacks := t.maps.Stacks
 	var (
-		key   offcputimeOffcpuKey
-		val   offcputimeOffcpuVal
-		out   []Entry
-		frame [127]uint64
+		key offcputimeOffcpuKey
+		val offcputimeOffcpuVal
+		out []Entry
 	)
+	frame := make([]uint64, stacks.ValueSize()/8) // OFFCPU_STACK_DEPTH
 	stack := func(id int32) ([]uint64, bool) {
 		if id < 0 {
 			return nil, false
 		}
-		if err := stacks.Lookup(uint32(id), &frame); err != nil {
+		if err := stacks.Lookup(uint32(id), frame); err != nil {
 			return nil, false
 		}
-		n := slices.Index(frame[:], 0)
+		n := slices.Index(frame, 0)
 		if n < 0 {
 			n = len(frame)
 		}
 		return frame[:n], true
 	}
-	it := t.objs.Collection.Maps["totals"].Iterate()
+	it := t.maps.Totals.Iterate()
 	for it.Next(&key, &val) {
 		e := Entry{PID: key.Pid, TID: key.Tid, Comm: string(trace.CString(key.Comm[:])),
 			Total: time.Duration(val.Ns), Count: val.Count}

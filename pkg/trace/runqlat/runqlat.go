@@ -13,11 +13,10 @@
 package runqlat
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/cilium/ebpf"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/tool"
@@ -88,10 +87,10 @@ var alternatives = [][]string{
 
 // Tracer measures from New until Close.
 type Tracer struct {
-	objs  *loader.Objects
-	hists *ebpf.Map
-	key   KeyBy
-	prev  map[uint32]Hist
+	objs *loader.Objects
+	maps runqlatMaps
+	key  KeyBy
+	prev map[uint32]Hist
 }
 
 // New loads runqlat's programs and attaches them.
@@ -103,12 +102,17 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
+	var knobs runqlatVariableSpecs
+	if err := spec.Assign(&knobs); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(knobs.KeyBy.Set(uint32(cfg.Key)), knobs.InMs.Set(cfg.Milliseconds)); err != nil {
+		return nil, fmt.Errorf("configure runqlat: %w", err)
+	}
 	vars, err := cfg.Filter.Variables()
 	if err != nil {
 		return nil, err
 	}
-	vars["key_by"] = uint32(cfg.Key)
-	vars["in_ms"] = cfg.Milliseconds
 	objs, err := Tool.Load(spec, loader.Options{
 		Variables: vars,
 		RingSize:  4096, // runqlat sends no events: the smallest ring
@@ -117,7 +121,12 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tracer{objs: objs, hists: objs.Collection.Maps["hists"], key: cfg.Key, prev: map[uint32]Hist{}}, nil
+	t := &Tracer{objs: objs, key: cfg.Key, prev: map[uint32]Hist{}}
+	if err := objs.Assign(&t.maps); err != nil {
+		objs.Close()
+		return nil, err
+	}
+	return t, nil
 }
 
 // Close detaches and frees everything.
@@ -132,7 +141,7 @@ func (t *Tracer) Totals() ([]Hist, error) {
 	)
 	if t.key == All {
 		var perCPU []runqlatRunqlatHist
-		if err := t.objs.Collection.Maps["hist_all"].Lookup(uint32(0), &perCPU); err != nil {
+		if err := t.maps.HistAll.Lookup(uint32(0), &perCPU); err != nil {
 			return nil, fmt.Errorf("read histogram: %w", err)
 		}
 		var h Hist
@@ -146,7 +155,7 @@ func (t *Tracer) Totals() ([]Hist, error) {
 		}
 		return []Hist{h}, nil
 	}
-	it := t.hists.Iterate()
+	it := t.maps.Hists.Iterate()
 	for it.Next(&key, &raw) {
 		h := Hist{Key: key, Comm: string(trace.CString(raw.Comm[:]))}
 		copy(h.Buckets[:], raw.Slots[:])
@@ -188,7 +197,7 @@ func (t *Tracer) Delta() ([]Hist, error) {
 // the hooks this kernel lacks.
 func (t *Tracer) Health() loader.Health {
 	h := t.objs.Health()
-	h.Full = fmt.Sprintf("latencies not recorded: the histogram table (%d keys) is full", t.hists.MaxEntries())
+	h.Full = fmt.Sprintf("latencies not recorded: the histogram table (%d keys) is full", t.maps.Hists.MaxEntries())
 	return h
 }
 
@@ -200,7 +209,7 @@ func (t *Tracer) Stats() (Stats, error) {
 		runqlatRunqlatStatSTAT_SWITCH_IN: &st.SwitchIns,
 		runqlatRunqlatStatSTAT_NO_START:  &st.NoStart,
 	} {
-		if err := t.objs.Collection.Maps["stats"].Lookup(uint32(slot), &perCPU); err != nil {
+		if err := t.maps.Stats.Lookup(uint32(slot), &perCPU); err != nil {
 			return st, fmt.Errorf("read runqlat stats: %w", err)
 		}
 		for _, v := range perCPU {
