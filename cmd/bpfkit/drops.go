@@ -67,7 +67,7 @@ every interval (default: once, at Ctrl-C).`,
 				err := stream(cmd.Context(), &run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*drops.Event) error) (loader.Stats, error) {
 					return t.Run(ctx, opts, emit)
 				})
-				warnMissed(t.Health().Missed)
+				reportHealth(t.Health())
 				return err
 			}
 			if format == output.Table && len(args) == 0 {

@@ -67,7 +67,7 @@ func streamTCP(cmd *cobra.Command, g *globalFlags, run *runFlags, t *tcp.Tracer,
 	err = stream(cmd.Context(), run, p, func(ctx context.Context, opts loader.StreamOptions, emit func(*tcp.Event) error) (loader.Stats, error) {
 		return t.Run(ctx, opts, emit)
 	})
-	warnMissed(t.Health().Missed)
+	reportHealth(t.Health())
 	return err
 }
 

@@ -76,7 +76,7 @@ See docs/tcp.md.`,
 					return err
 				}
 			}
-			warnMissed(t.Health().Missed)
+			reportHealth(t.Health())
 			return p.Flush()
 		},
 	}
