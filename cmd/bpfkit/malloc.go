@@ -11,6 +11,7 @@ import (
 
 	"github.com/bpfkit/bpfkit/internal/flagval"
 	"github.com/bpfkit/bpfkit/internal/output"
+	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/malloc"
 )
 
@@ -57,6 +58,11 @@ calls, bytes, allocator.`,
 			}
 			if folded && !cfg.Stacks {
 				return fmt.Errorf("--folded prints stacks: add --stacks")
+			}
+			// Privileges first: reading another user's process (its maps,
+			// its executable) fails anyway without them, less clearly.
+			if err := loader.Preflight(); err != nil {
+				return err
 			}
 			cfg.Debug = g.debug
 			ctx := cmd.Context()
