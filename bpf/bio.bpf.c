@@ -214,7 +214,7 @@ static __always_inline void set_submitter(struct bio_start *s)
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
 }
 
-static __always_inline int on_start(struct request *rq, bool insert)
+static __always_inline int on_start(struct request *rq, bool insert, bool btf)
 {
 	u64 key = (u64)rq;
 	struct bio_start *s, v = {};
@@ -230,6 +230,14 @@ static __always_inline int on_start(struct request *rq, bool insert)
 	}
 	v.start_ns = bpf_ktime_get_ns();
 	set_submitter(&v);
+	/* Where and how much, as the request stands now: the issue reads
+	 * them again (a bio merged in since grows it), but when the kernel
+	 * skips the issue program (another BPF program was running on that
+	 * CPU) the event still says where the I/O went. */
+	if (mode & (MODE_EVENTS | MODE_TOP)) {
+		v.sector = RQ_READ(btf, rq, __sector);
+		v.bytes = RQ_READ(btf, rq, __data_len);
+	}
 	if (bpf_map_update_elem(&start, &key, &v, BPF_ANY))
 		stat_inc(STAT_START_FULL);
 	return 0;
@@ -412,8 +420,8 @@ static __always_inline struct request *rq_of(u64 *ctx)
 	return (void *)(rq_arg ? ctx[1] : ctx[0]);
 }
 
-static __always_inline int io_start(u64 *ctx, bool btf) { return on_start((void *)ctx[0], false); }
-static __always_inline int rq_insert(u64 *ctx, bool btf) { return on_start(rq_of(ctx), true); }
+static __always_inline int io_start(u64 *ctx, bool btf) { return on_start((void *)ctx[0], false, btf); }
+static __always_inline int rq_insert(u64 *ctx, bool btf) { return on_start(rq_of(ctx), true, btf); }
 static __always_inline int rq_issue(u64 *ctx, bool btf) { return on_issue(rq_of(ctx), btf); }
 static __always_inline int rq_requeue(u64 *ctx, bool btf) { return on_requeue(rq_of(ctx)); }
 static __always_inline int rq_merge(u64 *ctx, bool btf) { return on_merge(rq_of(ctx)); }
