@@ -50,6 +50,7 @@ const volatile u32 flags_mask = 0;		/* -F: the cmd_flags bits a histogram is kep
 const volatile u32 filter_dev = 0;		/* kernel dev_t; 0: any */
 const volatile bool filter_whole_disk = false;	/* filter_dev is a disk: its partitions match too */
 const volatile u64 min_ns = 0;			/* biosnoop: shortest latency shown */
+const volatile bool top_per_cgroup = false;	/* biotop rows per cgroup and device only (serve) */
 BTF_ENUM(bio_mode);
 BTF_ENUM(bio_stat);
 
@@ -316,6 +317,7 @@ static __always_inline void count_hist(u32 dev, u32 cmd_flags, u64 lat)
 			return;
 		}
 	}
+	__sync_fetch_and_add(&h->sum_ns, lat);
 	lat /= in_ms ? 1000000 : 1000;
 	slot = log2(lat);
 	if (slot >= BIO_SLOTS)
@@ -329,9 +331,11 @@ static __always_inline void count_top(struct bio_start *s, u32 dev, u32 cmd_flag
 	struct bio_top_val *v;
 
 	k.cgroup = s->cgroup;
-	k.pid = s->pid;
 	k.dev = dev;
-	__builtin_memcpy(k.comm, s->comm, sizeof(k.comm));
+	if (!top_per_cgroup) {
+		k.pid = s->pid;
+		__builtin_memcpy(k.comm, s->comm, sizeof(k.comm));
+	}
 	v = bpf_map_lookup_elem(&top, &k);
 	if (!v) {
 		struct bio_top_val zero = {};

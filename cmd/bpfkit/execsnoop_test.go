@@ -59,6 +59,7 @@ func TestExecExitBadInput(t *testing.T) {
 func runTraced(t *testing.T, n int, args ...string) (string, string, []int) {
 	t.Helper()
 	testkit.RequireRoot(t)
+	testkit.EnableBPFStats(t)
 	cmd := testkit.Command(t, "bpfkit", args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -83,7 +84,9 @@ func runTraced(t *testing.T, n int, args ...string) (string, string, []int) {
 		}
 	case <-time.After(time.Minute): // it flushes every 50ms; slow only under emulation
 		// SIGINT first: its summary (events, lost, runs the kernel
-		// skipped) tells where the event went.
+		// skipped) tells where the event went; the programs' run
+		// counts whether they ran at all.
+		runs := testkit.ProgramRuns(cmd.Process.Pid)
 		cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-done:
@@ -91,8 +94,8 @@ func runTraced(t *testing.T, n int, args ...string) (string, string, []int) {
 			cmd.Process.Kill()
 			<-done
 		}
-		t.Fatalf("bpfkit %s did not report the %d children within a minute: lost; stdout %q, stderr: %s",
-			strings.Join(args, " "), n, stdout.String(), stderr.String())
+		t.Fatalf("bpfkit %s did not report the %d children within a minute: lost; stdout %q, stderr: %s; programs: %s",
+			strings.Join(args, " "), n, stdout.String(), stderr.String(), runs)
 	}
 	return stdout.String(), stderr.String(), pids
 }

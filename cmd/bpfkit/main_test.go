@@ -153,6 +153,7 @@ func TestOpensnoopJSON(t *testing.T) {
 	if err := os.WriteFile(target, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	testkit.EnableBPFStats(t)
 	cmd := bpfkit(t, "opensnoop", "-o", "json", "-F", "-x", "--count", "1", "-n", "bpfkit-probe")
 	cmd.Dir = dir
 	stdout, err := cmd.StdoutPipe()
@@ -179,7 +180,9 @@ func TestOpensnoopJSON(t *testing.T) {
 		line = strings.TrimSuffix(string(b), "\n")
 	case <-time.After(time.Minute): // the reader flushes every 10ms; slow only under emulation
 		// SIGINT first: its summary (events, lost, runs the kernel
-		// skipped) tells where the event went.
+		// skipped) tells where the event went; the programs' run
+		// counts whether they ran at all.
+		runs := testkit.ProgramRuns(cmd.Process.Pid)
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-out:
@@ -187,7 +190,7 @@ func TestOpensnoopJSON(t *testing.T) {
 		}
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		t.Fatalf("bpfkit did not report the open within a minute: it was lost; stderr: %s", stderr.String())
+		t.Fatalf("bpfkit did not report the open within a minute: it was lost; stderr: %s; programs: %s", stderr.String(), runs)
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("bpfkit: %v: %s", err, stderr.String())

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -62,6 +63,13 @@ func serveTCPWorkload(args []string) int {
 // metric reads one per-cgroup series from serve's /metrics (0 if absent).
 func metric(t *testing.T, addr, name, cgroup string) float64 {
 	t.Helper()
+	return metricWith(t, addr, name, fmt.Sprintf("cgroup=%q", cgroup))
+}
+
+// metricWith sums the series of name on serve's /metrics whose labels
+// include every one of labels (each `key="value"`); 0 if none.
+func metricWith(t *testing.T, addr, name string, labels ...string) float64 {
+	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +81,11 @@ func metric(t *testing.T, addr, name, cgroup string) float64 {
 	}
 	var sum float64
 	for _, l := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(l, name+"{") && strings.Contains(l, fmt.Sprintf("cgroup=%q", cgroup)) {
+		if !strings.HasPrefix(l, name+"{") {
+			continue
+		}
+		set := l[len(name)+1 : strings.LastIndexByte(l, '}')]
+		if !slices.ContainsFunc(labels, func(want string) bool { return !slices.Contains(strings.Split(set, ","), want) }) {
 			v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
 			if err != nil {
 				t.Fatalf("%s: %v", l, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/bio"
 	"github.com/bpfkit/bpfkit/pkg/trace/syscount"
 )
 
@@ -42,6 +43,7 @@ type Exporter struct {
 	// The syscalls tool's objects and the names of their syscalls.
 	syscallObjs  *loader.Objects
 	syscallNames *syscount.Names
+	disks        *bio.Disks // names block devices for the bio tool
 }
 
 type running struct {
@@ -55,14 +57,16 @@ func New(opts Options) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Exporter{cgroups: cg, families: map[*prometheus.Desc]*family{}}
-	for desc, extra := range map[*prometheus.Desc]bool{
-		descExec: false, descExit: true, descSwitches: true, descRunqlat: false,
-		descFileBytes: true, descFileOps: true, descOpenErrors: true,
-		descTCPClosed: false, descTCPRetransmits: false,
-		descOOMKills: false, descZombies: false, descSyscalls: true, descSyscallErrors: true,
+	e := &Exporter{cgroups: cg, families: map[*prometheus.Desc]*family{}, disks: bio.NewDisks()}
+	// Each per-cgroup metric and the number of labels it adds.
+	for desc, extras := range map[*prometheus.Desc]int{
+		descExec: 0, descExit: 1, descSwitches: 1, descRunqlat: 0,
+		descFileBytes: 1, descFileOps: 1, descOpenErrors: 1,
+		descTCPClosed: 0, descTCPRetransmits: 0,
+		descOOMKills: 0, descZombies: 0, descSyscalls: 1, descSyscallErrors: 1,
+		descBlockBytes: 2,
 	} {
-		e.families[desc] = newFamily(desc, prometheus.CounterValue, extra)
+		e.families[desc] = newFamily(desc, prometheus.CounterValue, extras)
 	}
 	if err := e.Reconfigure(opts); err != nil {
 		return nil, err
@@ -157,7 +161,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range netDescs {
 		ch <- d
 	}
-	for _, d := range []*prometheus.Desc{descXDPPackets, descXDPBytes, descLost, descSkipped, descScrape, descDropped, descCgroupWalks} {
+	for _, d := range []*prometheus.Desc{descBlockLatency, descXDPPackets, descXDPBytes, descLost, descSkipped, descScrape, descDropped, descCgroupWalks} {
 		ch <- d
 	}
 }

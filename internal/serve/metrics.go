@@ -5,12 +5,20 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// The labels of every per-cgroup metric; a metric adds at most one more.
+// The labels of every per-cgroup metric; a metric adds its own after them.
 var cgroupLabels = []string{"cgroup", "container_id", "runtime", "pod_uid"}
+
+// extraSep joins the values of a metric's own labels in a series key.
+const extraSep = "\x00"
+
+// extraValues is the series key part of a metric with several labels of
+// its own, in the order its Desc names them.
+func extraValues(v ...string) string { return strings.Join(v, extraSep) }
 
 // otherCgroup labels what is summed beyond --max-series.
 const otherCgroup = "other"
@@ -46,6 +54,12 @@ var (
 		"System calls returned (raw_syscalls:sys_exit; exit and exit_group never return), by syscall as this kernel names it.", "syscall")
 	descSyscallErrors = cgroupDesc("bpfkit_syscall_errors_total",
 		"System calls that failed (returned -4095 to -1), by syscall.", "syscall")
+
+	descBlockBytes = cgroupDesc("bpfkit_block_io_bytes_total",
+		"Bytes of the block I/O requests completed, by cgroup of the task that submitted them (kernel threads: the root cgroup), device (as /proc/partitions names it) and direction (the kernel's rq_data_dir: discards count as writes).", "disk", "op")
+	descBlockLatency = prometheus.NewDesc("bpfkit_block_io_latency_seconds",
+		"Block I/O request latency from issue to the driver to completion, by device and operation as the kernel names it (log2 buckets of microseconds).",
+		[]string{"disk", "op"}, nil)
 
 	descXDPPackets = prometheus.NewDesc("bpfkit_xdp_packets_total",
 		"Packets seen by bpfkit's XDP filters, by interface, rule id (or default, malformed, non-ip) and action.",
@@ -98,18 +112,19 @@ func (h *histogram) add(o *histogram) {
 type family struct {
 	desc     *prometheus.Desc
 	kind     prometheus.ValueType
-	extra    bool // has a label beyond cgroupLabels
+	extras   int // labels beyond cgroupLabels
 	samples  map[series]*sample
 	admitted map[series]bool // true: own series; false: summed into other
 	own      int
 	dropped  uint64
 }
 
-func newFamily(desc *prometheus.Desc, kind prometheus.ValueType, extra bool) *family {
-	return &family{desc: desc, kind: kind, extra: extra, samples: map[series]*sample{}, admitted: map[series]bool{}}
+func newFamily(desc *prometheus.Desc, kind prometheus.ValueType, extras int) *family {
+	return &family{desc: desc, kind: kind, extras: extras, samples: map[series]*sample{}, admitted: map[series]bool{}}
 }
 
-// add adds v to the series of cgroup cg with the extra label value extra.
+// add adds v to the series of cgroup cg with the value extra of the
+// metric's own label (extraValues of them, for several).
 // Several cgroup ids can share a path (a cgroup removed and made again).
 func (f *family) add(cg *cgroup, extra string, v float64) {
 	k := series{cg.path, extra}
@@ -188,8 +203,8 @@ func (f *family) emit(ch chan<- prometheus.Metric, max int) {
 
 func (f *family) send(ch chan<- prometheus.Metric, s *sample, path string, c Container, extra string) {
 	labels := []string{path, c.ID, c.Runtime, c.PodUID}
-	if f.extra {
-		labels = append(labels, extra)
+	if f.extras > 0 {
+		labels = append(labels, strings.SplitN(extra, extraSep, f.extras)...)
 	}
 	if s.hist != nil {
 		ch <- prometheus.MustNewConstHistogram(f.desc, s.hist.count(), float64(s.hist.sumNs)/1e9, s.hist.buckets(), labels...)

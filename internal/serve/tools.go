@@ -12,6 +12,7 @@ import (
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/tool"
+	"github.com/bpfkit/bpfkit/pkg/trace/bio"
 	"github.com/bpfkit/bpfkit/pkg/trace/drops"
 	"github.com/bpfkit/bpfkit/pkg/trace/filetop"
 	"github.com/bpfkit/bpfkit/pkg/trace/netrx"
@@ -49,6 +50,10 @@ type Tool struct {
 // (and, to name each syscall number at its first call, at every
 // sys_enter_* event, ~350 programs that take seconds to detach at exit):
 // syscall tracepoints again, so neither is default.
+//
+// bio runs at the start, issue and completion of every block I/O request
+// (a hash map update, lookup and delete per request): little next to the
+// I/O itself, but it is chosen with --tools.
 var Tools = []*Tool{
 	{
 		Descriptor: tool.Descriptor{
@@ -150,6 +155,10 @@ var Tools = []*Tool{
 			Metrics: []string{"bpfkit_tcp_connections_closed_total", "bpfkit_tcp_retransmits_total"},
 		},
 		collect: collectTCP,
+	},
+	{
+		Descriptor: bio.Serve,
+		collect:    collectBio,
 	},
 	{
 		// The packet path (net.go): not per cgroup; drops in summary mode.
@@ -373,4 +382,23 @@ func collectSyscalls(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metr
 		calls.add(cg, name, float64(v.Calls))
 		errs.add(cg, name, float64(v.Errors))
 	})
+}
+
+// collectBio sends the latency histograms per device and operation
+// (machine-wide: a request completes on behalf of no task) and adds the
+// bytes per cgroup, device and direction.
+func collectBio(e *Exporter, objs *loader.Objects, ch chan<- prometheus.Metric) error {
+	hists, use, err := bio.ReadServe(objs, e.disks)
+	if err != nil {
+		return err
+	}
+	for _, h := range hists {
+		hist := histogram{slots: h.Buckets, sumNs: uint64(h.Sum)}
+		ch <- prometheus.MustNewConstHistogram(descBlockLatency, hist.count(), h.Sum.Seconds(), hist.buckets(), h.Disk, h.Op)
+	}
+	f := e.families[descBlockBytes]
+	for _, u := range use {
+		f.add(e.cgroups.lookup(u.Cgroup), extraValues(u.Disk, u.Dir), float64(u.Bytes))
+	}
+	return nil
 }

@@ -3,9 +3,13 @@ package testkit
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 )
 
 // WaitRingReader waits until process pid reads a BPF ring buffer: one of
@@ -47,4 +51,56 @@ func readsRing(t testing.TB, pid int) bool {
 		}
 	}
 	return false
+}
+
+// EnableBPFStats makes the kernel count the runs of every BPF program
+// until the test ends (BPF_ENABLE_STATS), so that ProgramRuns can say
+// whether a tracer's programs ran at all when an event does not show.
+func EnableBPFStats(t testing.TB) {
+	t.Helper()
+	st, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
+	if err != nil {
+		t.Logf("enable BPF run statistics: %v", err)
+		return
+	}
+	t.Cleanup(func() { st.Close() })
+}
+
+// ProgramRuns describes the BPF programs process pid holds, from
+// /proc/PID/fdinfo: name, runs (counted once EnableBPFStats is on) and
+// runs the kernel skipped. A test prints it when an expected event is
+// missing, to tell a program that never ran from an event lost after it.
+func ProgramRuns(pid int) string {
+	dir := fmt.Sprintf("/proc/%d/", pid)
+	fds, err := os.ReadDir(dir + "fd")
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, fd := range fds {
+		if link, _ := os.Readlink(dir + "fd/" + fd.Name()); link != "anon_inode:bpf-prog" {
+			continue
+		}
+		info, _ := os.ReadFile(dir + "fdinfo/" + fd.Name())
+		fields := map[string]string{}
+		for _, line := range strings.Split(string(info), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok {
+				fields[k] = strings.TrimSpace(v)
+			}
+		}
+		name := "prog " + fields["prog_id"]
+		if id, err := strconv.ParseUint(fields["prog_id"], 10, 32); err == nil {
+			if p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id)); err == nil {
+				if pi, err := p.Info(); err == nil {
+					name = pi.Name
+				}
+				p.Close()
+			}
+		}
+		out = append(out, fmt.Sprintf("%s: %s runs, %s skipped", name, fields["run_cnt"], fields["recursion_misses"]))
+	}
+	if len(out) == 0 {
+		return "no BPF programs"
+	}
+	return strings.Join(out, "; ")
 }

@@ -174,7 +174,7 @@ func newTracer(cfg Config, mode bioBioMode, ringSize int) (*tracer, error) {
 	}
 	vars["start_at_issue"] = atIssue
 	vars["mode"] = uint32(mode)
-	vars["have_io_start"] = loader.Hook{Kind: loader.HookRawTracepoint, Name: "block_io_start"}.Available() == nil
+	vars["have_io_start"] = haveIOStart()
 	vars["rq_arg"] = rqArg()
 	vars["in_ms"] = cfg.Milliseconds
 	vars["queued"] = cfg.Queued

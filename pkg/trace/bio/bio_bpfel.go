@@ -30,6 +30,7 @@ type bioBioEvent struct {
 type bioBioHist struct {
 	_     structs.HostLayout
 	Slots [32]uint64
+	SumNs uint64
 }
 
 type bioBioHistKey struct {
@@ -129,6 +130,7 @@ const (
 	bioVarQueued              = "queued"
 	bioVarRqArg               = "rq_arg"
 	bioVarStartAtIssue        = "start_at_issue"
+	bioVarTopPerCgroup        = "top_per_cgroup"
 	bioVarUnusedBioEvent      = "unused_bio_event"
 	bioVarUnusedEnumBioMode   = "unused_enum_bio_mode"
 	bioVarUnusedEnumBioStat   = "unused_enum_bio_stat"
@@ -226,6 +228,7 @@ type bioVariableSpecs struct {
 	Queued            *ebpf.VariableSpec `ebpf:"queued"`
 	RqArg             *ebpf.VariableSpec `ebpf:"rq_arg"`
 	StartAtIssue      *ebpf.VariableSpec `ebpf:"start_at_issue"`
+	TopPerCgroup      *ebpf.VariableSpec `ebpf:"top_per_cgroup"`
 	UnusedBioEvent    *ebpf.VariableSpec `ebpf:"unused_bio_event"`
 	UnusedEnumBioMode *ebpf.VariableSpec `ebpf:"unused_enum_bio_mode"`
 	UnusedEnumBioStat *ebpf.VariableSpec `ebpf:"unused_enum_bio_stat"`
@@ -292,6 +295,7 @@ type bioVariables struct {
 	Queued            *ebpf.Variable `ebpf:"queued"`
 	RqArg             *ebpf.Variable `ebpf:"rq_arg"`
 	StartAtIssue      *ebpf.Variable `ebpf:"start_at_issue"`
+	TopPerCgroup      *ebpf.Variable `ebpf:"top_per_cgroup"`
 	UnusedBioEvent    *ebpf.Variable `ebpf:"unused_bio_event"`
 	UnusedEnumBioMode *ebpf.Variable `ebpf:"unused_enum_bio_mode"`
 	UnusedEnumBioStat *ebpf.Variable `ebpf:"unused_enum_bio_stat"`

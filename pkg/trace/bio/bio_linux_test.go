@@ -10,7 +10,7 @@ import (
 // exactOps are direct I/Os of several sizes and offsets, one at a time:
 // each is one request (none is larger than the loop device's smallest
 // max_sectors_kb of 127 KiB, none can merge with another).
-var exactOps = []ioOp{
+var exactOps = []testkit.IOOp{
 	{Write: true, Offset: 0, Size: 4096},
 	{Write: true, Offset: 8192, Size: 8192},
 	{Write: true, Offset: 1 << 20, Size: 65536},
@@ -28,7 +28,7 @@ func b2i(b bool) int {
 	return 0
 }
 
-func countOps(ops []ioOp) (reads, writes, readSectors, writeSectors uint64) {
+func countOps(ops []testkit.IOOp) (reads, writes, readSectors, writeSectors uint64) {
 	for _, o := range ops {
 		if o.Write {
 			writes++
@@ -56,15 +56,15 @@ func TestSnoopExactRawTracepoint(t *testing.T) {
 
 func snoopExact(t *testing.T) {
 	testkit.RequireRoot(t)
-	l := newLoop(t, 16<<20)
+	l := testkit.NewLoop(t, 16<<20)
 	cg, cgID := newCgroup(t, "exact")
-	p := startIO(t, "bk-bio-exact", l, cg, exactOps)
+	p := testkit.StartIO(t, "bk-bio-exact", l, cg, exactOps)
 	stop := snoop(t, Config{Disk: l.Name, Queued: true})
 	kernel := traceCompletions(t, l)
-	before := l.stat(t)
-	p.release(t)
-	p.finish(t)
-	delta := l.stat(t).sub(before)
+	before := l.Stat(t)
+	p.Release(t)
+	p.Finish(t)
+	delta := l.Stat(t).Sub(before)
 	evs, st := stop()
 	krqs := kernel()
 
@@ -136,8 +136,8 @@ func covered(t *testing.T, what string, got, want uint64, st Stats) {
 // bucket bound the -Q histogram has at most as many requests below it.
 func TestLatencySplits(t *testing.T) {
 	testkit.RequireRoot(t)
-	l := newLoop(t, 16<<20)
-	p := startIO(t, "bk-bio-lat", l, "", exactOps)
+	l := testkit.NewLoop(t, 16<<20)
+	p := testkit.StartIO(t, "bk-bio-lat", l, "", exactOps)
 	kernel := traceCompletions(t, l)
 	plain, err := NewLatency(Config{Disk: l.Name, ByDisk: true, ByFlags: true})
 	if err != nil {
@@ -149,10 +149,10 @@ func TestLatencySplits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer queued.Close()
-	before := l.stat(t)
-	p.release(t)
-	p.finish(t)
-	delta := l.stat(t).sub(before)
+	before := l.Stat(t)
+	p.Release(t)
+	p.Finish(t)
+	delta := l.Stat(t).Sub(before)
 
 	reads, writes, _, _ := countOps(exactOps)
 	if delta.Reads != reads || delta.Writes != writes {
@@ -231,11 +231,11 @@ func TestLatencySplits(t *testing.T) {
 
 // spreadOps are n direct I/Os in the 1 MiB region number region, writes
 // and reads in turn, of 4 KiB to 32 KiB.
-func spreadOps(region, n int) []ioOp {
-	var ops []ioOp
+func spreadOps(region, n int) []testkit.IOOp {
+	var ops []testkit.IOOp
 	for i := 0; i < n; i++ {
 		size := 4096 << (i % 4)
-		ops = append(ops, ioOp{Write: i%2 == 0, Offset: int64(region)<<20 + int64(i%8)*32768, Size: size})
+		ops = append(ops, testkit.IOOp{Write: i%2 == 0, Offset: int64(region)<<20 + int64(i%8)*32768, Size: size})
 	}
 	return ops
 }
@@ -247,14 +247,14 @@ func spreadOps(region, n int) []ioOp {
 // is left out by -d.
 func TestAttribution(t *testing.T) {
 	testkit.RequireRoot(t)
-	l := newLoop(t, 16<<20)
-	other := newLoop(t, 16<<20)
+	l := testkit.NewLoop(t, 16<<20)
+	other := testkit.NewLoop(t, 16<<20)
 	cgA, idA := newCgroup(t, "a")
 	cgB, idB := newCgroup(t, "b")
 	const n = 200
-	a := startIO(t, "bk-bio-a", l, cgA, spreadOps(1, n))
-	b := startIO(t, "bk-bio-b", l, cgB, spreadOps(2, n))
-	c := startIO(t, "bk-bio-c", other, cgA, spreadOps(1, n))
+	a := testkit.StartIO(t, "bk-bio-a", l, cgA, spreadOps(1, n))
+	b := testkit.StartIO(t, "bk-bio-b", l, cgB, spreadOps(2, n))
+	c := testkit.StartIO(t, "bk-bio-c", other, cgA, spreadOps(1, n))
 
 	stopAll := snoop(t, Config{Disk: l.Name})
 	stopA := snoop(t, Config{Disk: l.Name, Filter: loader.TaskFilter{Cgroup: cgA}})
@@ -269,14 +269,14 @@ func TestAttribution(t *testing.T) {
 	}
 	defer top.Close()
 
-	before := l.stat(t)
-	for _, p := range []*ioProc{a, b, c} {
-		p.release(t)
+	before := l.Stat(t)
+	for _, p := range []*testkit.IOProc{a, b, c} {
+		p.Release(t)
 	}
-	for _, p := range []*ioProc{a, b, c} {
-		p.finish(t)
+	for _, p := range []*testkit.IOProc{a, b, c} {
+		p.Finish(t)
 	}
-	delta := l.stat(t).sub(before)
+	delta := l.Stat(t).Sub(before)
 	all, stAll := stopAll()
 	onlyA, stA := stopA()
 
@@ -287,7 +287,7 @@ func TestAttribution(t *testing.T) {
 	if uint64(len(all)) != stAll.Done || stAll.NotCounted() != 0 {
 		t.Errorf("biosnoop -d %s: %d events, stats %+v", l.Name, len(all), stAll)
 	}
-	owner := map[uint64]*ioProc{} // region → process
+	owner := map[uint64]*testkit.IOProc{} // region → process
 	owner[1] = a
 	owner[2] = b
 	ids := map[uint32]uint64{a.PID: idA, b.PID: idB}
@@ -330,7 +330,7 @@ func TestAttribution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []*ioProc{a, b} {
+	for _, p := range []*testkit.IOProc{a, b} {
 		r, w, rs, ws := countOps(p.Ops)
 		want := Row{PID: p.PID, Comm: p.Comm, Disk: l.Name, Cgroup: ids[p.PID], Reads: r, Writes: w, ReadBytes: rs * 512, WriteBytes: ws * 512}
 		found := false
@@ -363,15 +363,15 @@ func TestAttribution(t *testing.T) {
 // start of the disk; -d DISK takes in its partitions, -d PART selects one.
 func TestPartition(t *testing.T) {
 	testkit.RequireRoot(t)
-	l := newPartitionedLoop(t, 16<<20)
-	part := l.partition(t, 1)
-	p := startIO(t, "bk-bio-part", part, "", exactOps)
+	l := testkit.NewPartitionedLoop(t, 16<<20)
+	part := l.Partition(t, 1)
+	p := testkit.StartIO(t, "bk-bio-part", part, "", exactOps)
 	stopDisk := snoop(t, Config{Disk: l.Name})
 	stopPart := snoop(t, Config{Disk: part.Name})
-	before := part.stat(t)
-	p.release(t)
-	p.finish(t)
-	delta := part.stat(t).sub(before)
+	before := part.Stat(t)
+	p.Release(t)
+	p.Finish(t)
+	delta := part.Stat(t).Sub(before)
 	evsDisk, stDisk := stopDisk()
 	evsPart, stPart := stopPart()
 
@@ -383,9 +383,9 @@ func TestPartition(t *testing.T) {
 		sector uint64
 		write  bool
 	}
-	ops := map[where]ioOp{}
+	ops := map[where]testkit.IOOp{}
 	for _, o := range exactOps {
-		ops[where{partStart + uint64(o.Offset/512), o.Write}] = o
+		ops[where{testkit.PartStart + uint64(o.Offset/512), o.Write}] = o
 	}
 	for _, c := range []struct {
 		filter string
@@ -396,7 +396,7 @@ func TestPartition(t *testing.T) {
 		for _, e := range c.evs {
 			o, ok := ops[where{e.Sector, e.RWBS[0] == 'W'}]
 			if !ok || e.Disk != part.Name || e.Bytes != uint32(o.Size) || e.PID != p.PID {
-				t.Errorf("biosnoop -d %s: %+v is not one of the workload's requests on %s (sector %d + offset)", c.filter, e, part.Name, partStart)
+				t.Errorf("biosnoop -d %s: %+v is not one of the workload's requests on %s (sector %d + offset)", c.filter, e, part.Name, testkit.PartStart)
 			}
 		}
 	}
