@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"time"
 
@@ -57,19 +56,12 @@ JSON lines give the exact counts and the interval.`,
 				if perProcess {
 					counts = cswitch.PerProcess(counts)
 				}
-				if format == output.Table {
-					fmt.Fprintln(os.Stdout)
-					if err := p.Header(); err != nil {
-						return err
-					}
+				top := cswitch.Top(counts, rows)
+				out := make([]cswitch.Row, len(top))
+				for i, c := range top {
+					out[i] = cswitch.Row{Time: now, Interval: elapsed, Count: c}
 				}
-				for _, c := range cswitch.Top(counts, rows) {
-					if err := p.Print(&cswitch.Row{Time: now, Interval: elapsed, Count: c}); err != nil {
-						return err
-					}
-				}
-				health.report(t.Health())
-				return p.Flush()
+				return printSample(p, format == output.Table, out, &health, t.Health())
 			})
 		},
 	}

@@ -74,36 +74,20 @@ every interval (default: once, at Ctrl-C).`,
 				fmt.Fprintln(os.Stderr, "Counting drops... Hit Ctrl-C to end.")
 			}
 			p := output.NewPrinter(os.Stdout, format, drops.SummaryFields())
-			var lost, missed uint64
+			var health healthReport
 			return ia.every(cmd.Context(), func(now time.Time, elapsed time.Duration) error {
 				counts, err := t.Delta()
 				if err != nil {
 					return err
 				}
-				if format == output.Table {
-					fmt.Fprintln(os.Stdout)
-					if err := p.Header(); err != nil {
-						return err
-					}
-				}
 				if rows > 0 && len(counts) > rows {
 					counts = counts[:rows]
 				}
-				for _, c := range counts {
-					if err := p.Print(&drops.Row{Time: now, Interval: elapsed, Count: c}); err != nil {
-						return err
-					}
+				out := make([]drops.Row, len(counts))
+				for i, c := range counts {
+					out[i] = drops.Row{Time: now, Interval: elapsed, Count: c}
 				}
-				h := t.Health()
-				if h.Lost > lost {
-					fmt.Fprintf(os.Stderr, "bpfkit: %d drops not counted: the kernel table (10240 reason+location pairs) is full\n", h.Lost-lost)
-					lost = h.Lost
-				}
-				if h.Missed > missed {
-					warnMissed(h.Missed - missed)
-					missed = h.Missed
-				}
-				return p.Flush()
+				return printSample(p, format == output.Table, out, &health, t.Health())
 			})
 		},
 	}

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/bpfkit/bpfkit/internal/flagval"
+	"github.com/bpfkit/bpfkit/internal/output"
+	"github.com/bpfkit/bpfkit/pkg/loader"
 )
 
 // intervalArgs are the `[interval] [count]` arguments of the tools that
@@ -64,4 +67,23 @@ func (ia intervalArgs) every(ctx context.Context, fn func(now time.Time, elapsed
 		}
 	}
 	return nil
+}
+
+// printSample prints one interval of a sampler the common way: in a table
+// a blank line and the header first, then the rows; then what the tool's
+// health h gained since the last interval, and a flush.
+func printSample[R any](p *output.Printer[R], table bool, rows []R, health *healthReport, h loader.Health) error {
+	if table {
+		fmt.Fprintln(os.Stdout)
+		if err := p.Header(); err != nil {
+			return err
+		}
+	}
+	for i := range rows {
+		if err := p.Print(&rows[i]); err != nil {
+			return err
+		}
+	}
+	health.report(h)
+	return p.Flush()
 }

@@ -148,11 +148,7 @@ calls, bytes, allocator.`,
 			if err := mallocReport(t, format, cfg, olderThan, folded, rows); err != nil {
 				return err
 			}
-			h := t.Health()
-			if h.Lost > 0 {
-				fmt.Fprintf(os.Stderr, "bpfkit: %d blocks or stacks not recorded: a table was full (raise --max-blocks)\n", h.Lost)
-			}
-			warnMissed(h.Missed)
+			reportHealth(t.Health())
 			if _, ok := waitErr.(*exec.ExitError); ok {
 				waitErr = nil // the command's own status: not bpfkit's failure
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"time"
 
@@ -50,36 +49,20 @@ interval (default 1s) the rows that moved are printed.`,
 			defer t.Close()
 			warnDropped(t.Health().Dropped)
 			p := output.NewPrinter(os.Stdout, format, netrx.Fields())
-			var lost, missed uint64
+			var health healthReport
 			return ia.every(cmd.Context(), func(now time.Time, elapsed time.Duration) error {
 				counts, err := t.Delta()
 				if err != nil {
 					return err
 				}
-				if format == output.Table {
-					fmt.Fprintln(os.Stdout)
-					if err := p.Header(); err != nil {
-						return err
-					}
-				}
 				if rows > 0 && len(counts) > rows {
 					counts = counts[:rows]
 				}
-				for _, c := range counts {
-					if err := p.Print(&netrx.Row{Time: now, Interval: elapsed, Count: c}); err != nil {
-						return err
-					}
+				out := make([]netrx.Row, len(counts))
+				for i, c := range counts {
+					out[i] = netrx.Row{Time: now, Interval: elapsed, Count: c}
 				}
-				h := t.Health()
-				if h.Lost > lost {
-					fmt.Fprintf(os.Stderr, "bpfkit: %d packets or polls not counted: the kernel table (10240 rows) is full\n", h.Lost-lost)
-					lost = h.Lost
-				}
-				if h.Missed > missed {
-					warnMissed(h.Missed - missed)
-					missed = h.Missed
-				}
-				return p.Flush()
+				return printSample(p, format == output.Table, out, &health, t.Health())
 			})
 		},
 	}

@@ -55,7 +55,7 @@ are printed once, at Ctrl-C.`,
 				fmt.Fprintln(os.Stderr, "Tracing soft irq event time... Hit Ctrl-C to end.")
 			}
 			p := output.NewPrinter(os.Stdout, format, softirqs.Fields(perCPU, dist))
-			var missed uint64
+			var health healthReport
 			var text []byte
 			return ia.every(cmd.Context(), func(now time.Time, elapsed time.Duration) error {
 				stats, err := t.Delta()
@@ -92,10 +92,7 @@ are printed once, at Ctrl-C.`,
 						return err
 					}
 				}
-				if m := t.Health().Missed; m > missed {
-					warnMissed(m - missed)
-					missed = m
-				}
+				health.report(t.Health())
 				return p.Flush()
 			})
 		},

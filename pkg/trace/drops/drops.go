@@ -79,6 +79,7 @@ type Tracer struct {
 	locs    map[uint64]string
 	ev      Event
 	prev    map[[2]string]uint64
+	summary bool
 }
 
 // New loads drops' program and attaches it to skb:kfree_skb.
@@ -110,15 +111,22 @@ func New(cfg Config) (*Tracer, error) {
 		return nil, err
 	}
 	return &Tracer{objs: objs, clock: trace.NewClock(), reasons: reasons, syms: syms,
-		locs: map[uint64]string{}, prev: map[[2]string]uint64{}}, nil
+		locs: map[uint64]string{}, prev: map[[2]string]uint64{}, summary: cfg.Summary}, nil
 }
 
 // HasReasons reports whether this kernel gives drop reasons (5.17+);
 // without, every drop is NOT_SPECIFIED.
 func (t *Tracer) HasReasons() bool { return t.reasons.names != nil }
 
-// Health reports losses and missing hooks.
-func (t *Tracer) Health() loader.Health { return t.objs.Health() }
+// Health reports losses and missing hooks. In summary mode Lost counts
+// the drops the summary table had no room for.
+func (t *Tracer) Health() loader.Health {
+	h := t.objs.Health()
+	if t.summary {
+		h.Full = fmt.Sprintf("drops not counted: the kernel table (%d reason+location pairs) is full", t.objs.Collection.Maps["counts"].MaxEntries())
+	}
+	return h
+}
 
 // Close detaches and frees everything.
 func (t *Tracer) Close() error { return t.objs.Close() }

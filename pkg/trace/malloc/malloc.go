@@ -178,7 +178,11 @@ func (t *Tracer) Close() error {
 }
 
 // Health reports losses (full maps) and missing hooks.
-func (t *Tracer) Health() loader.Health { return t.objs.Health() }
+func (t *Tracer) Health() loader.Health {
+	h := t.objs.Health()
+	h.Full = "blocks or stacks not recorded: a table was full (raise --max-blocks)"
+	return h
+}
 
 // Allocator is the allocator traced.
 func (t *Tracer) Allocator() *Allocator { return t.alloc }

@@ -77,7 +77,11 @@ func (t *Tracer) Close() error { return t.objs.Close() }
 
 // Health reports entries not counted (table full), skipped runs and
 // missing hooks.
-func (t *Tracer) Health() loader.Health { return t.objs.Health() }
+func (t *Tracer) Health() loader.Health {
+	h := t.objs.Health()
+	h.Full = fmt.Sprintf("packets or polls not counted: the kernel table (%d rows) is full", t.objs.Collection.Maps["counts"].MaxEntries())
+	return h
+}
 
 func (t *Tracer) totals() (map[key]Count, error) {
 	out := map[key]Count{}
