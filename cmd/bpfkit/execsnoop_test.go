@@ -87,6 +87,10 @@ func runTraced(t *testing.T, n int, args ...string) (string, string, []int) {
 		// skipped) tells where the event went; the programs' run
 		// counts whether they ran at all.
 		runs := testkit.ProgramRuns(cmd.Process.Pid)
+		// And once more after another child: do they run now?
+		_ = testkit.Command(t, "exit", "cli-late").Run()
+		time.Sleep(time.Second)
+		runs += "; after one more child: " + testkit.ProgramRuns(cmd.Process.Pid)
 		cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-done:

@@ -77,8 +77,13 @@ func ProgramRuns(pid int) string {
 		return err.Error()
 	}
 	var out []string
+	kinds := map[string]int{}
 	for _, fd := range fds {
-		if link, _ := os.Readlink(dir + "fd/" + fd.Name()); link != "anon_inode:bpf-prog" {
+		link, _ := os.Readlink(dir + "fd/" + fd.Name())
+		if strings.HasPrefix(link, "anon_inode:") {
+			kinds[strings.TrimPrefix(link, "anon_inode:")]++
+		}
+		if link != "anon_inode:bpf-prog" {
 			continue
 		}
 		info, _ := os.ReadFile(dir + "fdinfo/" + fd.Name())
@@ -100,7 +105,7 @@ func ProgramRuns(pid int) string {
 		out = append(out, fmt.Sprintf("%s: %s runs, %s skipped", name, fields["run_cnt"], fields["recursion_misses"]))
 	}
 	if len(out) == 0 {
-		return "no BPF programs"
+		out = append(out, "no BPF programs")
 	}
-	return strings.Join(out, "; ")
+	return fmt.Sprintf("%s (descriptors: %v)", strings.Join(out, "; "), kinds)
 }
