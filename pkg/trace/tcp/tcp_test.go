@@ -311,6 +311,15 @@ func (c *collector) wait(t *testing.T, want int, match func(*Event) bool) []Even
 	}
 }
 
+// drain stops the collector, once it has read the ring to its end, and
+// returns its events.
+func (c *collector) drain(t *testing.T) []Event {
+	c.stop(t)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.events
+}
+
 func (c *collector) stop(t *testing.T) {
 	if c.cancel == nil {
 		return
