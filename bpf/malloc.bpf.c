@@ -267,3 +267,31 @@ static __always_inline int on_fork(u64 *ctx, bool btf)
 }
 
 SCHED_TP(sched_process_fork, on_fork)
+
+#define SIGSTOP 19
+
+const struct malloc_exec *unused_malloc_exec __attribute__((unused));
+
+/*
+ * -f: a traced process that execs may now run another allocator, one with
+ * no probes yet. It is stopped before the new program's first instruction
+ * (bpf_send_signal: the SIGSTOP is delivered on its way back to user mode)
+ * and user space, told by the event, attaches to that allocator and
+ * continues it (SIGCONT). No event, no stop: a full ring counts as lost.
+ * The Go side removes this program without -f.
+ */
+SEC("tracepoint/sched/sched_process_exec")
+int exec_done(void *ctx)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct malloc_exec e = { .pid = tgid };
+
+	if (!follow || !bpf_map_lookup_elem(&traced, &tgid))
+		return 0;
+	if (bpf_ringbuf_output(&events, &e, sizeof(e), BPF_RB_FORCE_WAKEUP)) {
+		count_lost();
+		return 0;
+	}
+	bpf_send_signal(SIGSTOP);
+	return 0;
+}

@@ -44,6 +44,12 @@ struct malloc_stack {
 	__u64 bytes;
 };
 
+/* A traced process exec'd (-f): it is stopped until user space has
+ * attached to its new allocator. */
+struct malloc_exec {
+	__u32 pid;		/* tgid */
+};
+
 #define MALLOC_SIZE_SLOTS 65	/* 0: size 0; k: [2^(k-1), 2^k) */
 #define MALLOC_STACK_DEPTH 127
 

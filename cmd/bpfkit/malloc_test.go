@@ -13,11 +13,26 @@ import (
 // and returns calls and bytes by function.
 func mallocRows(t *testing.T, args ...string) map[string][2]uint64 {
 	t.Helper()
+	rows, _ := mallocRun(t, nil, args...)
+	return rows
+}
+
+// staticWorkload is malloc's committed static workload.
+func staticWorkload(t *testing.T) string {
 	bin, err := filepath.Abs("../../pkg/trace/malloc/testdata/workload-static")
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdout, stderr, code := runBpfkit(t, bpfkit(t, append([]string{"malloc", "-o", "json", "--", bin}, args...)...))
+	return bin
+}
+
+// mallocRun runs bpfkit malloc with flags -o json -- the static workload
+// with args and returns calls and bytes by function, and stderr.
+func mallocRun(t *testing.T, flags []string, args ...string) (map[string][2]uint64, string) {
+	t.Helper()
+	bin := staticWorkload(t)
+	cmd := append(append([]string{"malloc"}, flags...), "-o", "json", "--", bin)
+	stdout, stderr, code := runBpfkit(t, bpfkit(t, append(cmd, args...)...))
 	if code != 0 {
 		t.Fatalf("bpfkit malloc: exit %d\n%s", code, stderr)
 	}
@@ -41,7 +56,7 @@ func mallocRows(t *testing.T, args ...string) map[string][2]uint64 {
 		}
 		rows[r.Function] = [2]uint64{r.Calls, r.Bytes}
 	}
-	return rows
+	return rows, stderr
 }
 
 // TestHostMallocCommand: bpfkit malloc -- COMMAND traces the command from
@@ -54,7 +69,12 @@ func TestHostMallocCommand(t *testing.T) {
 	testkit.RequireRoot(t)
 	base := mallocRows(t, "none")
 	full := mallocRows(t)
-	want := map[string][2]uint64{
+	checkMore(t, full, base, mallocPattern())
+}
+
+// mallocPattern is what the workload's pattern adds, by row.
+func mallocPattern() map[string][2]uint64 {
+	return map[string][2]uint64{
 		"malloc":                 {16, 16000},
 		"calloc":                 {8, 8000},
 		"realloc":                {4, 12000},
@@ -65,13 +85,43 @@ func TestHostMallocCommand(t *testing.T) {
 		"valloc":                 {2, 10000},
 		"pvalloc":                {0, 0},
 	}
+}
+
+// checkMore checks that rows full count exactly want more than rows base.
+func checkMore(t *testing.T, full, base, want map[string][2]uint64) {
+	t.Helper()
 	if len(full) != len(want) {
 		t.Errorf("functions %v, want %v", full, want)
 	}
 	for fn, w := range want {
 		got := [2]uint64{full[fn][0] - base[fn][0], full[fn][1] - base[fn][1]}
 		if got != w {
-			t.Errorf("%s: %d calls, %d bytes more than start-up alone; want %d, %d", fn, got[0], got[1], w[0], w[1])
+			t.Errorf("%s: %d calls, %d bytes more than %v; want %d, %d", fn, got[0], got[1], base[fn], w[0], w[1])
 		}
+	}
+}
+
+// TestHostMallocFollow: -f counts the workload's forked child (7 mallocs
+// of 333 bytes) and the program its other child execs (the static
+// workload again: its start-up and its pattern); without -f the workload
+// and its thread only. Each run ends by itself when the workload exits.
+// Runs are compared with runs that differ only by what is checked: the
+// thread's creation and static glibc's start-up allocate the same in each.
+func TestHostMallocFollow(t *testing.T) {
+	testkit.RequireRoot(t)
+	bin := staticWorkload(t)
+	startup := mallocRows(t, "none")
+	thread := mallocRows(t, "none", "thread")
+	own := mallocRows(t, "thread", "fork", "exec", bin)
+	checkMore(t, own, thread, mallocPattern())
+	all, stderr := mallocRun(t, []string{"-f"}, "thread", "fork", "exec", bin)
+	want := mallocPattern()
+	for fn, w := range want {
+		want[fn] = [2]uint64{w[0] + startup[fn][0], w[1] + startup[fn][1]}
+	}
+	want["malloc"] = [2]uint64{want["malloc"][0] + 7, want["malloc"][1] + 7*333}
+	checkMore(t, all, own, want)
+	if !strings.Contains(stderr, "exec'd "+bin+": allocator glibc ("+bin+", linked statically into the executable)") {
+		t.Errorf("stderr does not name the exec'd program's allocator:\n%s", stderr)
 	}
 }

@@ -8,14 +8,17 @@ package malloc
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -46,6 +49,10 @@ type Config struct {
 	Stacks      bool // bytes per user stack
 	MaxBlocks   int  // blocks tracked by Outstanding; 0: DefaultMaxBlocks
 	Debug       bool
+	// Exec, with Follow, is told of every traced process that execs: the
+	// allocator its new program uses (probed now if it was not), or why
+	// it could not be found or probed. It runs on the tracer's goroutine.
+	Exec func(pid int, alloc *Allocator, err error)
 }
 
 // Row is one function's calls and bytes.
@@ -59,12 +66,22 @@ type Row struct {
 // Tracer counts from New until Close.
 type Tracer struct {
 	objs  *loader.Objects
-	links []link.Link
 	cfg   Config
 	alloc *Allocator
-	pids  []uint32
 	usyms *symbol.User
+
+	mu       sync.Mutex // links and probed: the exec follower adds to them
+	links    []link.Link
+	probed   map[fileID]bool // allocator files with probes
+	others   []*Allocator    // probed after an exec (-f)
+	pids     []uint32
+	stopExec context.CancelFunc // the exec follower (-f)
+	execDone chan struct{}
 }
+
+// fileID names a file by device and inode: the same library reached by
+// two paths is probed once.
+type fileID struct{ dev, ino uint64 }
 
 // New loads malloc's programs and attaches them to alloc's functions for
 // process pid (and its future children with Follow).
@@ -98,6 +115,9 @@ func New(alloc *Allocator, pid int, cfg Config) (_ *Tracer, err error) {
 			delete(spec.Programs, name)
 		}
 	}
+	if !cfg.Follow {
+		delete(spec.Programs, "exec_done")
+	}
 	if !stacks {
 		spec.Maps["allocs"].MaxEntries = 1
 		spec.Maps["stacks"].MaxEntries = 1
@@ -113,13 +133,13 @@ func New(alloc *Allocator, pid int, cfg Config) (_ *Tracer, err error) {
 			"stacks_on":      stacks,
 			"ret_mask":       retMask,
 		},
-		RingSize: 4096, // malloc sends no events: the smallest ring
+		RingSize: 4096, // only -f's execs, each read at once: the smallest ring
 		Debug:    cfg.Debug,
 	})
 	if err != nil {
 		return nil, err
 	}
-	t := &Tracer{objs: objs, cfg: cfg, alloc: alloc, usyms: symbol.NewUser()}
+	t := &Tracer{objs: objs, cfg: cfg, alloc: alloc, usyms: symbol.NewUser(), probed: map[fileID]bool{}}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -128,33 +148,88 @@ func New(alloc *Allocator, pid int, cfg Config) (_ *Tracer, err error) {
 	if err := t.Trace(pid); err != nil {
 		return nil, err
 	}
-	ex, err := link.OpenExecutable(alloc.open)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", alloc.Path, err)
-	}
 	// Without -f only the process's own memory gets breakpoints (the
 	// perf event's pid): others' calls do not even trap.
-	opts := &link.UprobeOptions{PID: pid}
+	probePID := pid
 	if cfg.Follow {
-		opts.PID = 0
+		probePID = 0
 	}
+	if err := t.probe(alloc, probePID); err != nil {
+		return nil, err
+	}
+	if cfg.Follow {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.stopExec, t.execDone = cancel, make(chan struct{})
+		go func() {
+			defer close(t.execDone)
+			t.objs.Stream(ctx, loader.StreamOptions{}, func(raw []byte) error {
+				if len(raw) >= int(unsafe.Sizeof(mallocMallocExec{})) {
+					t.followExec(int((*mallocMallocExec)(unsafe.Pointer(&raw[0])).Pid))
+				}
+				return nil
+			})
+		}()
+	}
+	return t, nil
+}
+
+// probe attaches the programs to alloc's functions, for process pid (0:
+// every process), unless that file has them already.
+func (t *Tracer) probe(alloc *Allocator, pid int) error {
+	var st unix.Stat_t
+	if err := unix.Stat(alloc.open, &st); err != nil {
+		return fmt.Errorf("open %s: %w", alloc.Path, err)
+	}
+	id := fileID{st.Dev, st.Ino}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.probed[id] {
+		return nil
+	}
+	ex, err := link.OpenExecutable(alloc.open)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", alloc.Path, err)
+	}
+	opts := &link.UprobeOptions{PID: pid}
 	for _, f := range alloc.Funcs {
 		enter, ret := programs(f.fn)
 		opts.Address = f.Offset
-		l, err := ex.Uprobe(f.Name, objs.Collection.Programs[enter], opts)
+		l, err := ex.Uprobe(f.Name, t.objs.Collection.Programs[enter], opts)
 		if err != nil {
-			return nil, loader.Explain(fmt.Sprintf("attach a uprobe to %s in %s", f.Name, alloc.Path), err, cfg.Debug)
+			return loader.Explain(fmt.Sprintf("attach a uprobe to %s in %s", f.Name, alloc.Path), err, t.cfg.Debug)
 		}
 		t.links = append(t.links, l)
-		if p := objs.Collection.Programs[ret]; p != nil {
+		if p := t.objs.Collection.Programs[ret]; p != nil {
 			l, err := ex.Uretprobe(f.Name, p, opts)
 			if err != nil {
-				return nil, loader.Explain(fmt.Sprintf("attach a uretprobe to %s in %s", f.Name, alloc.Path), err, cfg.Debug)
+				return loader.Explain(fmt.Sprintf("attach a uretprobe to %s in %s", f.Name, alloc.Path), err, t.cfg.Debug)
 			}
 			t.links = append(t.links, l)
 		}
 	}
-	return t, nil
+	if len(t.probed) > 0 {
+		t.others = append(t.others, alloc)
+	}
+	t.probed[id] = true
+	return nil
+}
+
+// followExec probes the allocator of process pid, a traced process that
+// has just exec'd and that the kernel side stopped before its new
+// program's first instruction, then continues it. Its counts add to the
+// rows of the same functions.
+func (t *Tracer) followExec(pid int) {
+	defer unix.Kill(pid, unix.SIGCONT)
+	alloc, err := FindExec(pid)
+	if err == nil {
+		err = t.probe(alloc, 0)
+	}
+	if err != nil {
+		alloc = nil
+	}
+	if t.cfg.Exec != nil {
+		t.cfg.Exec(pid, alloc, err)
+	}
 }
 
 // Trace adds a process to the traced ones.
@@ -169,6 +244,23 @@ func (t *Tracer) Trace(pid int) error {
 
 // Close detaches and frees everything.
 func (t *Tracer) Close() error {
+	if t.stopExec != nil {
+		// No process is traced any more, so none is stopped at its exec
+		// from now on; one whose exec's program had already looked it up
+		// (a few microseconds) is in the ring before the end of the
+		// grace, and the reader continues it as it drains the ring.
+		var pid uint32
+		traced := t.objs.Collection.Maps["traced"]
+		for traced.NextKey(nil, &pid) == nil {
+			traced.Delete(pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+		t.stopExec()
+		<-t.execDone
+		t.stopExec = nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	var errs []error
 	for _, l := range t.links {
 		errs = append(errs, l.Close())
@@ -180,7 +272,7 @@ func (t *Tracer) Close() error {
 // Health reports losses (full maps) and missing hooks.
 func (t *Tracer) Health() loader.Health {
 	h := t.objs.Health()
-	h.Full = "blocks or stacks not recorded: a table was full (raise --max-blocks)"
+	h.Full = "blocks, stacks or followed processes not recorded: a table was full (raise --max-blocks for blocks)"
 	return h
 }
 
@@ -196,18 +288,39 @@ func (t *Tracer) Remember() {
 }
 
 // Rows returns the calls and bytes of every function traced, in the
-// order of the API (malloc, calloc, realloc, ...).
+// order of the API (malloc, calloc, realloc, ...), named as the traced
+// process's allocator names them. The calls of a followed program (-f)
+// that uses another allocator add to the same functions' rows; a function
+// only that one has comes after them.
 func (t *Tracer) Rows() ([]Row, error) {
 	var per []mallocMallocCount
-	rows := make([]Row, 0, len(t.alloc.Funcs))
-	for _, f := range t.alloc.Funcs {
-		if err := t.objs.Collection.Maps["counts"].Lookup(uint32(f.fn), &per); err != nil {
-			return nil, fmt.Errorf("read the counts: %w", err)
+	funcs := slices.Clone(t.alloc.Funcs)
+	t.mu.Lock()
+	for _, a := range t.others {
+		for _, f := range a.Funcs {
+			covered := slices.ContainsFunc(funcs, func(g Func) bool {
+				return slices.ContainsFunc(strings.Split(f.Name, "/"), func(n string) bool { return slices.Contains(strings.Split(g.Name, "/"), n) })
+			})
+			if !covered {
+				funcs = append(funcs, f)
+			}
 		}
+	}
+	t.mu.Unlock()
+	rows := make([]Row, 0, len(funcs))
+	for _, f := range funcs {
 		r := Row{Function: f.Name, Allocator: t.alloc.Name}
-		for _, c := range per {
-			r.Calls += c.Calls
-			r.Bytes += c.Bytes
+		// A row of aliases ("aligned_alloc/memalign") also counts the
+		// names another allocator has apart.
+		for _, name := range strings.Split(f.Name, "/") {
+			fn := api[slices.IndexFunc(api, func(a apiFunc) bool { return a.name == name })].fn
+			if err := t.objs.Collection.Maps["counts"].Lookup(uint32(fn), &per); err != nil {
+				return nil, fmt.Errorf("read the counts: %w", err)
+			}
+			for _, c := range per {
+				r.Calls += c.Calls
+				r.Bytes += c.Bytes
+			}
 		}
 		rows = append(rows, r)
 	}

@@ -27,6 +27,11 @@ type mallocMallocCount struct {
 	Bytes uint64
 }
 
+type mallocMallocExec struct {
+	_   structs.HostLayout
+	Pid uint32
+}
+
 type mallocMallocFn uint32
 
 const (
@@ -71,6 +76,7 @@ const (
 	mallocProgCallocEnter         = "calloc_enter"
 	mallocProgCallocReturn        = "calloc_return"
 	mallocProgDallocxEnter        = "dallocx_enter"
+	mallocProgExecDone            = "exec_done"
 	mallocProgFreeEnter           = "free_enter"
 	mallocProgMallocEnter         = "malloc_enter"
 	mallocProgMallocReturn        = "malloc_return"
@@ -104,6 +110,7 @@ const (
 	mallocVarRetMask              = "ret_mask"
 	mallocVarSizesOn              = "sizes_on"
 	mallocVarStacksOn             = "stacks_on"
+	mallocVarUnusedMallocExec     = "unused_malloc_exec"
 	mallocVarWakeupBytes          = "wakeup_bytes"
 )
 
@@ -154,6 +161,7 @@ type mallocProgramSpecs struct {
 	CallocEnter         *ebpf.ProgramSpec `ebpf:"calloc_enter"`
 	CallocReturn        *ebpf.ProgramSpec `ebpf:"calloc_return"`
 	DallocxEnter        *ebpf.ProgramSpec `ebpf:"dallocx_enter"`
+	ExecDone            *ebpf.ProgramSpec `ebpf:"exec_done"`
 	FreeEnter           *ebpf.ProgramSpec `ebpf:"free_enter"`
 	MallocEnter         *ebpf.ProgramSpec `ebpf:"malloc_enter"`
 	MallocReturn        *ebpf.ProgramSpec `ebpf:"malloc_return"`
@@ -197,18 +205,19 @@ type mallocMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type mallocVariableSpecs struct {
-	FilterCgroup  *ebpf.VariableSpec `ebpf:"filter_cgroup"`
-	FilterComm    *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterPid     *ebpf.VariableSpec `ebpf:"filter_pid"`
-	FilterTid     *ebpf.VariableSpec `ebpf:"filter_tid"`
-	FilterUid     *ebpf.VariableSpec `ebpf:"filter_uid"`
-	FilterUidOn   *ebpf.VariableSpec `ebpf:"filter_uid_on"`
-	Follow        *ebpf.VariableSpec `ebpf:"follow"`
-	OutstandingOn *ebpf.VariableSpec `ebpf:"outstanding_on"`
-	RetMask       *ebpf.VariableSpec `ebpf:"ret_mask"`
-	SizesOn       *ebpf.VariableSpec `ebpf:"sizes_on"`
-	StacksOn      *ebpf.VariableSpec `ebpf:"stacks_on"`
-	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	FilterCgroup     *ebpf.VariableSpec `ebpf:"filter_cgroup"`
+	FilterComm       *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterPid        *ebpf.VariableSpec `ebpf:"filter_pid"`
+	FilterTid        *ebpf.VariableSpec `ebpf:"filter_tid"`
+	FilterUid        *ebpf.VariableSpec `ebpf:"filter_uid"`
+	FilterUidOn      *ebpf.VariableSpec `ebpf:"filter_uid_on"`
+	Follow           *ebpf.VariableSpec `ebpf:"follow"`
+	OutstandingOn    *ebpf.VariableSpec `ebpf:"outstanding_on"`
+	RetMask          *ebpf.VariableSpec `ebpf:"ret_mask"`
+	SizesOn          *ebpf.VariableSpec `ebpf:"sizes_on"`
+	StacksOn         *ebpf.VariableSpec `ebpf:"stacks_on"`
+	UnusedMallocExec *ebpf.VariableSpec `ebpf:"unused_malloc_exec"`
+	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // mallocObjects contains all objects after they have been loaded into the kernel.
@@ -260,18 +269,19 @@ func (m *mallocMaps) Close() error {
 //
 // It can be passed to loadMallocObjects or ebpf.CollectionSpec.LoadAndAssign.
 type mallocVariables struct {
-	FilterCgroup  *ebpf.Variable `ebpf:"filter_cgroup"`
-	FilterComm    *ebpf.Variable `ebpf:"filter_comm"`
-	FilterPid     *ebpf.Variable `ebpf:"filter_pid"`
-	FilterTid     *ebpf.Variable `ebpf:"filter_tid"`
-	FilterUid     *ebpf.Variable `ebpf:"filter_uid"`
-	FilterUidOn   *ebpf.Variable `ebpf:"filter_uid_on"`
-	Follow        *ebpf.Variable `ebpf:"follow"`
-	OutstandingOn *ebpf.Variable `ebpf:"outstanding_on"`
-	RetMask       *ebpf.Variable `ebpf:"ret_mask"`
-	SizesOn       *ebpf.Variable `ebpf:"sizes_on"`
-	StacksOn      *ebpf.Variable `ebpf:"stacks_on"`
-	WakeupBytes   *ebpf.Variable `ebpf:"wakeup_bytes"`
+	FilterCgroup     *ebpf.Variable `ebpf:"filter_cgroup"`
+	FilterComm       *ebpf.Variable `ebpf:"filter_comm"`
+	FilterPid        *ebpf.Variable `ebpf:"filter_pid"`
+	FilterTid        *ebpf.Variable `ebpf:"filter_tid"`
+	FilterUid        *ebpf.Variable `ebpf:"filter_uid"`
+	FilterUidOn      *ebpf.Variable `ebpf:"filter_uid_on"`
+	Follow           *ebpf.Variable `ebpf:"follow"`
+	OutstandingOn    *ebpf.Variable `ebpf:"outstanding_on"`
+	RetMask          *ebpf.Variable `ebpf:"ret_mask"`
+	SizesOn          *ebpf.Variable `ebpf:"sizes_on"`
+	StacksOn         *ebpf.Variable `ebpf:"stacks_on"`
+	UnusedMallocExec *ebpf.Variable `ebpf:"unused_malloc_exec"`
+	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // mallocPrograms contains all programs after they have been loaded into the kernel.
@@ -283,6 +293,7 @@ type mallocPrograms struct {
 	CallocEnter         *ebpf.Program `ebpf:"calloc_enter"`
 	CallocReturn        *ebpf.Program `ebpf:"calloc_return"`
 	DallocxEnter        *ebpf.Program `ebpf:"dallocx_enter"`
+	ExecDone            *ebpf.Program `ebpf:"exec_done"`
 	FreeEnter           *ebpf.Program `ebpf:"free_enter"`
 	MallocEnter         *ebpf.Program `ebpf:"malloc_enter"`
 	MallocReturn        *ebpf.Program `ebpf:"malloc_return"`
@@ -314,6 +325,7 @@ func (p *mallocPrograms) Close() error {
 		p.CallocEnter,
 		p.CallocReturn,
 		p.DallocxEnter,
+		p.ExecDone,
 		p.FreeEnter,
 		p.MallocEnter,
 		p.MallocReturn,
