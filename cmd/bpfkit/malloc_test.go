@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/bpfkit/bpfkit/internal/testkit"
@@ -123,5 +128,91 @@ func TestHostMallocFollow(t *testing.T) {
 	checkMore(t, all, own, want)
 	if !strings.Contains(stderr, "exec'd "+bin+": allocator glibc ("+bin+", linked statically into the executable)") {
 		t.Errorf("stderr does not name the exec'd program's allocator:\n%s", stderr)
+	}
+}
+
+// heldWorkload starts workload bin (wait hold) with env in the cgroup fd,
+// stopped before its pattern; step releases it from one read of stdin.
+func heldWorkload(t *testing.T, fd int, bin string, env ...string) (pid int, step func()) {
+	t.Helper()
+	cmd := exec.Command(bin, "wait", "hold")
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	testkit.WaitStdinRead(t, cmd.Process.Pid)
+	lines := bufio.NewScanner(out)
+	return cmd.Process.Pid, func() {
+		t.Helper()
+		if _, err := in.Write([]byte{'x'}); err != nil {
+			t.Fatal(err)
+		}
+		if !lines.Scan() || lines.Text() != "done" {
+			t.Fatalf("workload said %q", lines.Text())
+		}
+		testkit.WaitStdinRead(t, cmd.Process.Pid) // held before its exit
+	}
+}
+
+// TestHostServeMalloc: serve --malloc-pids counts the bytes the processes
+// named ask for, in their cgroup and under their allocator's name. Two
+// static workloads (glibc) each ask for the pattern's 66820 bytes (malloc
+// 16000, calloc 8000, realloc 12000, reallocarray 10000, posix_memalign
+// 2100, aligned_alloc 5120, memalign 3600, valloc 10000); the dynamic one
+// under jemalloc 76820 (the same, glibc's reallocarray calling jemalloc's
+// realloc, and mallocx 6000, rallocx 4000); a fourth workload in the same
+// cgroup, not named, adds nothing. (Host only: the workloads are another
+// package's testdata, and jemalloc and the compiler are not in the VMs.)
+func TestHostServeMalloc(t *testing.T) {
+	testkit.RequireRoot(t)
+	rel, fd := testCgroup(t, "", fmt.Sprintf("bpfkit-serve-malloc-%d", os.Getpid()))
+	const jemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+	if _, err := os.Stat(jemalloc); err != nil {
+		testkit.Skip(t, "%s is missing: install libjemalloc2 (make deps)", jemalloc)
+	}
+	clang, err := exec.LookPath("clang-19")
+	if err != nil {
+		testkit.Skip(t, "clang-19 is not installed: run make deps")
+	}
+	dynamic := filepath.Join(t.TempDir(), "workload")
+	if out, err := exec.Command(clang, "-O1", "-fno-omit-frame-pointer", "-fno-builtin", "-o", dynamic, "../../pkg/trace/malloc/testdata/workload.c").CombinedOutput(); err != nil {
+		t.Fatalf("build the workload: %v\n%s", err, out)
+	}
+	static := staticWorkload(t)
+	pid1, step1 := heldWorkload(t, fd, static)
+	pid2, step2 := heldWorkload(t, fd, static)
+	pid3, step3 := heldWorkload(t, fd, dynamic, "LD_PRELOAD="+jemalloc)
+	_, stepOther := heldWorkload(t, fd, static)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startServe(t, addr, "--tools", "exec", "--malloc-pids", fmt.Sprintf("%d,%d,%d", pid1, pid2, pid3))
+	const pattern = 16000 + 8000 + 12000 + 10000 + 2100 + 5120 + 3600 + 10000
+	want := map[string]float64{"glibc": 2 * pattern, "jemalloc": pattern + 6000 + 4000}
+	for alloc := range want {
+		if got := metricWith(t, addr, "bpfkit_malloc_bytes_total", fmt.Sprintf("cgroup=%q", rel), fmt.Sprintf("allocator=%q", alloc)); got != 0 {
+			t.Fatalf("%s before the pattern: %v bytes, want 0", alloc, got)
+		}
+	}
+	for _, step := range []func(){step1, step2, step3, stepOther} {
+		step()
+	}
+	// The uprobes count as the calls run: the pattern is counted once
+	// the workload says done.
+	for alloc, w := range want {
+		if got := metricWith(t, addr, "bpfkit_malloc_bytes_total", fmt.Sprintf("cgroup=%q", rel), fmt.Sprintf("allocator=%q", alloc)); got != w {
+			t.Errorf("cgroup %s, allocator %s: bpfkit_malloc_bytes_total %v, want %v", rel, alloc, got, w)
+		}
+	}
+	if got, w := metricWith(t, addr, "bpfkit_malloc_bytes_total"), want["glibc"]+want["jemalloc"]; got != w {
+		t.Errorf("bpfkit_malloc_bytes_total over every series %v, want %v (only the processes named)", got, w)
 	}
 }

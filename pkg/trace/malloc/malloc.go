@@ -48,6 +48,7 @@ type Config struct {
 	Outstanding bool // blocks not freed yet, with their stacks
 	Stacks      bool // bytes per user stack
 	MaxBlocks   int  // blocks tracked by Outstanding; 0: DefaultMaxBlocks
+	PerCgroup   bool // serve: bytes per cgroup and allocator (CgroupBytes)
 	Debug       bool
 	// Exec, with Follow, is told of every traced process that execs: the
 	// allocator its new program uses (probed now if it was not), or why
@@ -72,16 +73,20 @@ type Tracer struct {
 
 	mu       sync.Mutex // links and probed: the exec follower adds to them
 	links    []link.Link
-	probed   map[fileID]bool // allocator files with probes
-	others   []*Allocator    // probed after an exec (-f)
+	probed   map[probeKey]bool // allocator files with probes, and for which process
+	others   []*Allocator      // probed after an exec (-f)
+	names    []string          // PerCgroup: the allocators' names, by traced's value - 1
 	pids     []uint32
 	stopExec context.CancelFunc // the exec follower (-f)
 	execDone chan struct{}
 }
 
-// fileID names a file by device and inode: the same library reached by
-// two paths is probed once.
-type fileID struct{ dev, ino uint64 }
+// probeKey names a file by device and inode (the same library reached by
+// two paths is probed once) and the process its probes are for (0: all).
+type probeKey struct {
+	dev, ino uint64
+	pid      int
+}
 
 // New loads malloc's programs and attaches them to alloc's functions for
 // process pid (and its future children with Follow).
@@ -100,14 +105,26 @@ func New(alloc *Allocator, pid int, cfg Config) (_ *Tracer, err error) {
 	// API until they return, so that the calls they make to another of
 	// its functions are not counted twice (glibc's reallocarray calls
 	// realloc, tcmalloc's posix_memalign and valloc call memalign).
+	// Programs for alloc's functions, or for every function when other
+	// allocators may come (-f's execs, serve's Add).
 	var retMask uint32
 	keep := map[string]bool{}
+	fns := make([]mallocMallocFn, 0, len(api))
 	for _, f := range alloc.Funcs {
-		enter, ret := programs(f.fn)
+		fns = append(fns, f.fn)
+	}
+	if cfg.Follow || cfg.PerCgroup {
+		fns = fns[:0]
+		for _, a := range api {
+			fns = append(fns, a.fn)
+		}
+	}
+	for _, fn := range fns {
+		enter, ret := programs(fn)
 		keep[enter] = true
-		if ret != "" && (stacks || f.fn != mallocMallocFnMALLOC_FN_MALLOC) {
+		if ret != "" && (stacks || fn != mallocMallocFnMALLOC_FN_MALLOC) {
 			keep[ret] = true
-			retMask |= 1 << f.fn
+			retMask |= 1 << fn
 		}
 	}
 	for name, p := range spec.Programs {
@@ -117,6 +134,9 @@ func New(alloc *Allocator, pid int, cfg Config) (_ *Tracer, err error) {
 	}
 	if !cfg.Follow {
 		delete(spec.Programs, "exec_done")
+	}
+	if !cfg.PerCgroup {
+		spec.Maps["cgroup_bytes"].MaxEntries = 1
 	}
 	if !stacks {
 		spec.Maps["allocs"].MaxEntries = 1
@@ -132,6 +152,7 @@ func New(alloc *Allocator, pid int, cfg Config) (_ *Tracer, err error) {
 			"outstanding_on": cfg.Outstanding,
 			"stacks_on":      stacks,
 			"ret_mask":       retMask,
+			"per_cgroup":     cfg.PerCgroup,
 		},
 		RingSize: 4096, // only -f's execs, each read at once: the smallest ring
 		Debug:    cfg.Debug,
@@ -139,7 +160,7 @@ func New(alloc *Allocator, pid int, cfg Config) (_ *Tracer, err error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Tracer{objs: objs, cfg: cfg, alloc: alloc, usyms: symbol.NewUser(), probed: map[fileID]bool{}}
+	t := &Tracer{objs: objs, cfg: cfg, alloc: alloc, usyms: symbol.NewUser(), probed: map[probeKey]bool{}, names: []string{alloc.Name}}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -180,7 +201,7 @@ func (t *Tracer) probe(alloc *Allocator, pid int) error {
 	if err := unix.Stat(alloc.open, &st); err != nil {
 		return fmt.Errorf("open %s: %w", alloc.Path, err)
 	}
-	id := fileID{st.Dev, st.Ino}
+	id := probeKey{st.Dev, st.Ino, pid}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.probed[id] {
@@ -207,7 +228,7 @@ func (t *Tracer) probe(alloc *Allocator, pid int) error {
 			t.links = append(t.links, l)
 		}
 	}
-	if len(t.probed) > 0 {
+	if len(t.probed) > 0 && !slices.ContainsFunc(t.others, func(a *Allocator) bool { return a.open == alloc.open }) && alloc.open != t.alloc.open {
 		t.others = append(t.others, alloc)
 	}
 	t.probed[id] = true
@@ -233,13 +254,41 @@ func (t *Tracer) followExec(pid int) {
 }
 
 // Trace adds a process to the traced ones.
-func (t *Tracer) Trace(pid int) error {
-	one := uint8(1)
-	if err := t.objs.Collection.Maps["traced"].Put(uint32(pid), one); err != nil {
+func (t *Tracer) Trace(pid int) error { return t.trace(pid, 1) }
+
+func (t *Tracer) trace(pid int, allocator uint8) error {
+	if err := t.objs.Collection.Maps["traced"].Put(uint32(pid), allocator); err != nil {
 		return fmt.Errorf("trace process %d: %w", pid, err)
 	}
 	t.pids = append(t.pids, uint32(pid))
 	return nil
+}
+
+// Add traces process pid too, served by alloc, with probes on alloc for
+// that process alone (serve's --malloc-pids).
+func (t *Tracer) Add(pid int, alloc *Allocator) error {
+	i := slices.Index(t.names, alloc.Name)
+	if i < 0 {
+		if len(t.names) == 255 {
+			return fmt.Errorf("process %d: more than 255 allocators", pid)
+		}
+		t.names = append(t.names, alloc.Name)
+		i = len(t.names) - 1
+	}
+	if err := t.trace(pid, uint8(i+1)); err != nil {
+		return err
+	}
+	return t.probe(alloc, pid)
+}
+
+// CgroupBytes calls fn with the bytes asked for per cgroup (v2 id) and
+// allocator name, since New (PerCgroup).
+func (t *Tracer) CgroupBytes(fn func(cgroup uint64, allocator string, bytes uint64)) error {
+	return loader.ReadAll(t.objs.Collection.Maps["cgroup_bytes"], func(k *mallocMallocCgroupKey, n *uint64) {
+		if k.Allocator >= 1 && int(k.Allocator) <= len(t.names) {
+			fn(k.Cgroup, t.names[k.Allocator-1], *n)
+		}
+	})
 }
 
 // Close detaches and frees everything.
@@ -507,4 +556,16 @@ func WaitExit(pid int, done <-chan struct{}) error {
 			return nil
 		}
 	}
+}
+
+// Serve describes malloc in `bpfkit serve`: the bytes the processes of
+// --malloc-pids ask their allocators for, per cgroup and allocator
+// (New with PerCgroup, then Add for each process).
+var Serve = tool.Descriptor{
+	Name:    "malloc",
+	Kind:    tool.Sampler,
+	Summary: "bytes the processes of --malloc-pids ask their allocators for, per cgroup and allocator",
+	Spec:    loadMalloc,
+	Hooks:   Tool.Hooks,
+	Metrics: []string{"bpfkit_malloc_bytes_total"},
 }

@@ -21,6 +21,13 @@ type mallocMallocAlloc struct {
 	Fn    mallocMallocFn
 }
 
+type mallocMallocCgroupKey struct {
+	_         structs.HostLayout
+	Cgroup    uint64
+	Allocator uint32
+	Pad       uint32
+}
+
 type mallocMallocCount struct {
 	_     structs.HostLayout
 	Calls uint64
@@ -63,6 +70,7 @@ type mallocMallocStack struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	mallocMapAllocs               = "allocs"
+	mallocMapCgroupBytes          = "cgroup_bytes"
 	mallocMapCounts               = "counts"
 	mallocMapEvents               = "events"
 	mallocMapLost                 = "lost"
@@ -107,6 +115,7 @@ const (
 	mallocVarFilterUidOn          = "filter_uid_on"
 	mallocVarFollow               = "follow"
 	mallocVarOutstandingOn        = "outstanding_on"
+	mallocVarPerCgroup            = "per_cgroup"
 	mallocVarRetMask              = "ret_mask"
 	mallocVarSizesOn              = "sizes_on"
 	mallocVarStacksOn             = "stacks_on"
@@ -190,15 +199,16 @@ type mallocProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type mallocMapSpecs struct {
-	Allocs     *ebpf.MapSpec `ebpf:"allocs"`
-	Counts     *ebpf.MapSpec `ebpf:"counts"`
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	Lost       *ebpf.MapSpec `ebpf:"lost"`
-	Pending    *ebpf.MapSpec `ebpf:"pending"`
-	Sizes      *ebpf.MapSpec `ebpf:"sizes"`
-	StackBytes *ebpf.MapSpec `ebpf:"stack_bytes"`
-	Stacks     *ebpf.MapSpec `ebpf:"stacks"`
-	Traced     *ebpf.MapSpec `ebpf:"traced"`
+	Allocs      *ebpf.MapSpec `ebpf:"allocs"`
+	CgroupBytes *ebpf.MapSpec `ebpf:"cgroup_bytes"`
+	Counts      *ebpf.MapSpec `ebpf:"counts"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	Lost        *ebpf.MapSpec `ebpf:"lost"`
+	Pending     *ebpf.MapSpec `ebpf:"pending"`
+	Sizes       *ebpf.MapSpec `ebpf:"sizes"`
+	StackBytes  *ebpf.MapSpec `ebpf:"stack_bytes"`
+	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
+	Traced      *ebpf.MapSpec `ebpf:"traced"`
 }
 
 // mallocVariableSpecs contains global variables before they are loaded into the kernel.
@@ -213,6 +223,7 @@ type mallocVariableSpecs struct {
 	FilterUidOn      *ebpf.VariableSpec `ebpf:"filter_uid_on"`
 	Follow           *ebpf.VariableSpec `ebpf:"follow"`
 	OutstandingOn    *ebpf.VariableSpec `ebpf:"outstanding_on"`
+	PerCgroup        *ebpf.VariableSpec `ebpf:"per_cgroup"`
 	RetMask          *ebpf.VariableSpec `ebpf:"ret_mask"`
 	SizesOn          *ebpf.VariableSpec `ebpf:"sizes_on"`
 	StacksOn         *ebpf.VariableSpec `ebpf:"stacks_on"`
@@ -240,20 +251,22 @@ func (o *mallocObjects) Close() error {
 //
 // It can be passed to loadMallocObjects or ebpf.CollectionSpec.LoadAndAssign.
 type mallocMaps struct {
-	Allocs     *ebpf.Map `ebpf:"allocs"`
-	Counts     *ebpf.Map `ebpf:"counts"`
-	Events     *ebpf.Map `ebpf:"events"`
-	Lost       *ebpf.Map `ebpf:"lost"`
-	Pending    *ebpf.Map `ebpf:"pending"`
-	Sizes      *ebpf.Map `ebpf:"sizes"`
-	StackBytes *ebpf.Map `ebpf:"stack_bytes"`
-	Stacks     *ebpf.Map `ebpf:"stacks"`
-	Traced     *ebpf.Map `ebpf:"traced"`
+	Allocs      *ebpf.Map `ebpf:"allocs"`
+	CgroupBytes *ebpf.Map `ebpf:"cgroup_bytes"`
+	Counts      *ebpf.Map `ebpf:"counts"`
+	Events      *ebpf.Map `ebpf:"events"`
+	Lost        *ebpf.Map `ebpf:"lost"`
+	Pending     *ebpf.Map `ebpf:"pending"`
+	Sizes       *ebpf.Map `ebpf:"sizes"`
+	StackBytes  *ebpf.Map `ebpf:"stack_bytes"`
+	Stacks      *ebpf.Map `ebpf:"stacks"`
+	Traced      *ebpf.Map `ebpf:"traced"`
 }
 
 func (m *mallocMaps) Close() error {
 	return _MallocClose(
 		m.Allocs,
+		m.CgroupBytes,
 		m.Counts,
 		m.Events,
 		m.Lost,
@@ -277,6 +290,7 @@ type mallocVariables struct {
 	FilterUidOn      *ebpf.Variable `ebpf:"filter_uid_on"`
 	Follow           *ebpf.Variable `ebpf:"follow"`
 	OutstandingOn    *ebpf.Variable `ebpf:"outstanding_on"`
+	PerCgroup        *ebpf.Variable `ebpf:"per_cgroup"`
 	RetMask          *ebpf.Variable `ebpf:"ret_mask"`
 	SizesOn          *ebpf.Variable `ebpf:"sizes_on"`
 	StacksOn         *ebpf.Variable `ebpf:"stacks_on"`
