@@ -11,8 +11,8 @@ GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 # recommended packages: qemu's GUI is not needed to boot test kernels,
 # and prometheus (the real scraper of serve's tests) needs no exporters.
 # malloc's tests build their workload (libc6-dev: -static) and run it under
-# jemalloc and tcmalloc by LD_PRELOAD.
-APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool iproute2 qemu-system-x86 cpio xz-utils zstd prometheus libc6-dev libjemalloc2 libtcmalloc-minimal4
+# jemalloc, tcmalloc and mimalloc by LD_PRELOAD.
+APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool iproute2 qemu-system-x86 cpio xz-utils zstd prometheus libc6-dev libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0
 # Extra arguments for `make run`, e.g. make run ARGS="-F -p 1234".
 ARGS ?=
 

@@ -6,7 +6,7 @@
  * the traced processes (a hash of tgids, grown at fork with -f), per
  * function counts, a log2 histogram of sizes, the blocks not yet freed
  * (address -> size, --outstanding) and the bytes per user stack
- * (--stacks).
+ * (--stacks); for serve, the bytes asked for per cgroup and allocator.
  *
  * A call made from inside another traced call of the same thread (glibc's
  * reallocarray calls realloc, tcmalloc's valloc calls memalign) is the
@@ -24,6 +24,7 @@ const volatile bool sizes_on = false;	/* --sizes */
 const volatile bool outstanding_on = false; /* --outstanding */
 const volatile bool stacks_on = false;	/* --stacks or stacks of outstanding */
 const volatile u32 ret_mask = 0;	/* 1 << fn: has a return probe */
+const volatile bool per_cgroup = false;	/* serve: cgroup_bytes */
 
 /* x86-64 user registers, the uprobe's context (UAPI struct pt_regs). */
 struct uregs {
@@ -35,7 +36,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, u32);	/* tgid */
-	__type(value, u8);
+	__type(value, u8);	/* its allocator: 1, or serve's index + 1 */
 } traced SEC(".maps");
 
 struct {
@@ -67,6 +68,14 @@ struct {
 	__type(value, struct pending);
 } pending SEC(".maps");
 
+/* Sized by the Go side: 1 unless per_cgroup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct malloc_cgroup_key);
+	__type(value, u64);	/* bytes asked for */
+} cgroup_bytes SEC(".maps");
+
 /* Sized by the Go side (--max-blocks); 1 when not wanted. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -90,11 +99,30 @@ struct {
 	__type(value, struct malloc_stack);
 } stack_bytes SEC(".maps");
 
-static __always_inline bool is_traced(u64 id)
+/* traced_by is the traced process's allocator, NULL if not traced. */
+static __always_inline u8 *traced_by(u64 id)
 {
 	u32 tgid = id >> 32;
 
 	return bpf_map_lookup_elem(&traced, &tgid);
+}
+
+/* add_cgroup adds bytes to the current cgroup's for allocator. */
+static __always_inline void add_cgroup(u8 allocator, u64 bytes)
+{
+	struct malloc_cgroup_key k = { .cgroup = bpf_get_current_cgroup_id(), .allocator = allocator };
+	u64 *n = bpf_map_lookup_elem(&cgroup_bytes, &k);
+
+	if (!n) {
+		u64 zero = 0;
+
+		bpf_map_update_elem(&cgroup_bytes, &k, &zero, BPF_NOEXIST);
+		n = bpf_map_lookup_elem(&cgroup_bytes, &k);
+	}
+	if (n)
+		__sync_fetch_and_add(n, bytes);
+	else
+		count_lost();
 }
 
 static __always_inline void count(u32 fn, u64 bytes)
@@ -112,8 +140,9 @@ static __always_inline int on_alloc(u32 fn, u64 size, u64 arg)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct pending *p;
+	u8 *allocator = traced_by(id);
 
-	if (!is_traced(id))
+	if (!allocator)
 		return 0;
 	p = bpf_map_lookup_elem(&pending, &id);
 	if (p) {		/* inside another traced call */
@@ -122,6 +151,8 @@ static __always_inline int on_alloc(u32 fn, u64 size, u64 arg)
 		return 0;
 	}
 	count(fn, size);
+	if (per_cgroup)
+		add_cgroup(*allocator, size);
 	if (sizes_on) {
 		u32 slot = size ? log2(size) + 1 : 0;
 		u64 *n = bpf_map_lookup_elem(&sizes, &slot);
@@ -161,7 +192,7 @@ static __always_inline int on_free(u32 fn, u64 addr, u64 size)
 	u64 id = bpf_get_current_pid_tgid();
 	u64 freed;
 
-	if (!is_traced(id) || bpf_map_lookup_elem(&pending, &id))
+	if (!traced_by(id) || bpf_map_lookup_elem(&pending, &id))
 		return 0;
 	freed = forget(addr);
 	count(fn, size ? size : freed);
@@ -257,13 +288,44 @@ static __always_inline int on_fork(u64 *ctx, bool btf)
 {
 	struct task_struct *parent = (void *)ctx[0], *child = (void *)ctx[1];
 	u32 ptgid = TASK_READ(btf, parent, tgid), ctgid = TASK_READ(btf, child, tgid);
-	u8 one = 1;
+	u8 *allocator;
 
-	if (!follow || ptgid == ctgid || !bpf_map_lookup_elem(&traced, &ptgid))
+	if (!follow || ptgid == ctgid)
 		return 0;
-	if (bpf_map_update_elem(&traced, &ctgid, &one, BPF_ANY))
+	allocator = bpf_map_lookup_elem(&traced, &ptgid);
+	if (!allocator)
+		return 0;
+	if (bpf_map_update_elem(&traced, &ctgid, allocator, BPF_ANY))
 		count_lost();
 	return 0;
 }
 
 SCHED_TP(sched_process_fork, on_fork)
+
+#define SIGSTOP 19
+
+const struct malloc_exec *unused_malloc_exec __attribute__((unused));
+
+/*
+ * -f: a traced process that execs may now run another allocator, one with
+ * no probes yet. It is stopped before the new program's first instruction
+ * (bpf_send_signal: the SIGSTOP is delivered on its way back to user mode)
+ * and user space, told by the event, attaches to that allocator and
+ * continues it (SIGCONT). No event, no stop: a full ring counts as lost.
+ * The Go side removes this program without -f.
+ */
+SEC("tracepoint/sched/sched_process_exec")
+int exec_done(void *ctx)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct malloc_exec e = { .pid = tgid };
+
+	if (!follow || !bpf_map_lookup_elem(&traced, &tgid))
+		return 0;
+	if (bpf_ringbuf_output(&events, &e, sizeof(e), BPF_RB_FORCE_WAKEUP)) {
+		count_lost();
+		return 0;
+	}
+	bpf_send_signal(SIGSTOP);
+	return 0;
+}

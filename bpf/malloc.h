@@ -44,6 +44,20 @@ struct malloc_stack {
 	__u64 bytes;
 };
 
+/* A traced process exec'd (-f): it is stopped until user space has
+ * attached to its new allocator. */
+struct malloc_exec {
+	__u32 pid;		/* tgid */
+};
+
+/* serve: bytes asked for by the traced processes of a cgroup (v2 id) from
+ * one allocator (serve's index of its name, from 1). */
+struct malloc_cgroup_key {
+	__u64 cgroup;
+	__u32 allocator;
+	__u32 pad;
+};
+
 #define MALLOC_SIZE_SLOTS 65	/* 0: size 0; k: [2^(k-1), 2^k) */
 #define MALLOC_STACK_DEPTH 127
 

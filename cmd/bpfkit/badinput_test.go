@@ -140,6 +140,8 @@ var badInputs = []badInput{
 	{"serve config missing", []string{"serve", "--config", "/nonexistent/serve.toml"}, "no such file or directory"},
 	{"serve config not toml", []string{"serve", "--config", "{file}"}, "expected '.' or '='"},
 	{"serve argument", []string{"serve", "x"}, "unknown command"},
+	{"serve malloc-pids 0", []string{"serve", "--malloc-pids", "1,0"}, "give a process id from 1"},
+	{"serve malloc-pids not a number", []string{"serve", "--malloc-pids", "1;2"}, "give a process id, a number from 1"},
 }
 
 // TestBadInput: each bad invocation exits 1 with one short line on stderr

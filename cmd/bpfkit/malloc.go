@@ -65,6 +65,13 @@ calls, bytes, allocator.`,
 				return err
 			}
 			cfg.Debug = g.debug
+			cfg.Exec = func(pid int, alloc *malloc.Allocator, err error) {
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "bpfkit: process %d exec'd: its calls are not counted: %v\n", pid, err)
+					return
+				}
+				fmt.Fprintf(os.Stderr, "bpfkit: process %d exec'd %s: allocator %s\n", pid, alloc.Exe, alloc)
+			}
 			ctx := cmd.Context()
 			if duration > 0 {
 				var cancel func()
@@ -157,7 +164,7 @@ calls, bytes, allocator.`,
 	}
 	f := cmd.Flags()
 	f.VarP(flagval.PID(&pid), "pid", "p", "trace this process")
-	f.BoolVarP(&cfg.Follow, "follow", "f", false, "also trace the processes it forks (threads are always traced)")
+	f.BoolVarP(&cfg.Follow, "follow", "f", false, "also trace the processes it forks and the programs they exec (threads are always traced)")
 	f.BoolVar(&cfg.Sizes, "sizes", false, "log2 histogram of the sizes asked for")
 	f.BoolVar(&cfg.Outstanding, "outstanding", false, "the blocks allocated and not freed, per stack, with totals")
 	f.Var(flagval.Duration(&olderThan), "older-than", "with --outstanding: only blocks at least this old (e.g. 5s)")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -25,6 +26,32 @@ func (v toolsValue) Set(s string) error {
 		*v.p = tools
 	}
 	return err
+}
+
+// pidsValue is the --malloc-pids flag: process ids, comma-separated.
+type pidsValue struct{ p *[]int }
+
+func (v pidsValue) String() string {
+	s := make([]string, len(*v.p))
+	for i, pid := range *v.p {
+		s[i] = strconv.Itoa(pid)
+	}
+	return strings.Join(s, ",")
+}
+func (v pidsValue) Type() string { return "pids" }
+func (v pidsValue) Set(s string) error {
+	var pids []int
+	for _, part := range strings.Split(s, ",") {
+		var pid uint32
+		if err := flagval.PID(&pid).Set(strings.TrimSpace(part)); err != nil {
+			return fmt.Errorf("%s: %w (PID,PID,...)", flagval.Quote(part), err)
+		}
+		if !slices.Contains(pids, int(pid)) {
+			pids = append(pids, int(pid))
+		}
+	}
+	*v.p = pids
+	return nil
 }
 
 // listenValue is the --listen flag: HOST:PORT with an IP address (IPv6 in
@@ -54,6 +81,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 		tools      = serve.DefaultTools()
 		maxSeries  = serve.DefaultMaxSeries
 		configFile string
+		mallocPIDs []int
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -72,16 +100,23 @@ wakeup or system call of the machine: choose them with --tools).
 
 --config names a TOML file (tools = [...], max_series = N), read again on
 SIGHUP; flags given on the command line win over it. SIGTERM or Ctrl-C
-detaches everything and exits 0.`,
+detaches everything and exits 0.
+
+--malloc-pids PID,... also counts the bytes those processes ask their
+allocator for (bpfkit_malloc_bytes_total{cgroup,...,allocator}), by uprobes
+on the allocator of each, for that process alone: every malloc, calloc,
+realloc... they make traps into the kernel, so it is for the processes
+worth watching, never the default.`,
 		Example: `  bpfkit serve
   bpfkit serve --listen [::]:10064 --tools all
-  bpfkit serve --config /etc/bpfkit/serve.toml`,
+  bpfkit serve --config /etc/bpfkit/serve.toml
+  bpfkit serve --malloc-pids 1234,5678`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := cmd.Flags()
 			// options: defaults, then the file, then the flags given.
 			options := func() (serve.Options, error) {
-				opts := serve.Options{Tools: tools, MaxSeries: maxSeries, Debug: g.debug}
+				opts := serve.Options{Tools: tools, MaxSeries: maxSeries, MallocPIDs: mallocPIDs, Debug: g.debug}
 				if configFile == "" {
 					return opts, nil
 				}
@@ -128,6 +163,7 @@ detaches everything and exits 0.`,
 	f.Var(toolsValue{&tools}, "tools", "tools to run, comma-separated (or all, default)")
 	f.Var(flagval.Checked(&maxSeries, serve.CheckMaxSeries), "max-series", "series per metric at most; the rest is summed into cgroup=\"other\"")
 	f.StringVar(&configFile, "config", "", "TOML file of tools and max_series, read again on SIGHUP")
+	f.Var(pidsValue{&mallocPIDs}, "malloc-pids", "count the bytes these processes allocate, per cgroup and allocator (PID,PID,...; uprobes: not free)")
 	return cmd
 }
 

@@ -28,9 +28,10 @@ const DefaultMaxSeries = 10000
 
 // Options configure an Exporter.
 type Options struct {
-	Tools     []string // names of Tools
-	MaxSeries int      // per metric; 0 is DefaultMaxSeries
-	Debug     bool     // full verifier log on rejection
+	Tools      []string // names of Tools
+	MallocPIDs []int    // processes whose allocator calls are counted (mallocTool)
+	MaxSeries  int      // per metric; 0 is DefaultMaxSeries
+	Debug      bool     // full verifier log on rejection
 }
 
 // Exporter runs tools and reads them when scraped.
@@ -48,7 +49,8 @@ type Exporter struct {
 
 type running struct {
 	tool *Tool
-	objs *loader.Objects // nil for xdp
+	objs *loader.Objects // nil for xdp and a tool with its own open
+	own  opened          // loaded by the tool's open
 }
 
 // New loads and attaches the tools of opts. On error nothing stays loaded.
@@ -64,7 +66,7 @@ func New(opts Options) (*Exporter, error) {
 		descFileBytes: 1, descFileOps: 1, descOpenErrors: 1,
 		descTCPClosed: 0, descTCPRetransmits: 0,
 		descOOMKills: 0, descZombies: 0, descSyscalls: 1, descSyscallErrors: 1,
-		descBlockBytes: 2,
+		descBlockBytes: 2, descMallocBytes: 1,
 	} {
 		e.families[desc] = newFamily(desc, prometheus.CounterValue, extras)
 	}
@@ -89,22 +91,32 @@ func (e *Exporter) Reconfigure(opts Options) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var next, added []running
-	for _, t := range Tools {
-		if !slices.Contains(opts.Tools, t.Name) {
+	for _, t := range append(slices.Clone(Tools), mallocTool) {
+		if !slices.Contains(opts.Tools, t.Name) && (t != mallocTool || len(opts.MallocPIDs) == 0) {
 			continue
 		}
-		if i := slices.IndexFunc(e.running, func(r running) bool { return r.tool == t }); i >= 0 {
+		same := t != mallocTool || slices.Equal(opts.MallocPIDs, e.opts.MallocPIDs)
+		if i := slices.IndexFunc(e.running, func(r running) bool { return r.tool == t }); i >= 0 && same {
 			next = append(next, e.running[i])
 			continue
 		}
-		objs, err := t.load(opts.Debug)
+		var (
+			objs *loader.Objects
+			own  opened
+			err  error
+		)
+		if t.open != nil {
+			own, err = t.open(opts)
+		} else {
+			objs, err = t.load(opts.Debug)
+		}
 		if err != nil {
 			for _, r := range added {
 				r.close()
 			}
 			return err
 		}
-		r := running{t, objs}
+		r := running{t, objs, own}
 		added = append(added, r)
 		next = append(next, r)
 	}
@@ -124,6 +136,9 @@ func (e *Exporter) Reconfigure(opts Options) error {
 }
 
 func (r running) close() error {
+	if r.own != nil {
+		return r.own.Close()
+	}
 	if r.objs == nil {
 		return nil
 	}
@@ -174,11 +189,23 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	defer e.mu.Unlock()
 	e.cgroups.scrape()
 	for _, r := range e.running {
-		if err := r.tool.collect(e, r.objs, ch); err != nil {
+		var err error
+		if r.own != nil {
+			err = r.tool.collectOwn(e, r.own, ch)
+		} else {
+			err = r.tool.collect(e, r.objs, ch)
+		}
+		if err != nil {
 			ch <- prometheus.NewInvalidMetric(descLost, fmt.Errorf("tool %s: %w", r.tool.Name, err))
 		}
-		if r.objs != nil {
-			h := r.objs.Health()
+		var h loader.Health
+		switch {
+		case r.own != nil:
+			h = r.own.Health()
+		case r.objs != nil:
+			h = r.objs.Health()
+		}
+		if r.own != nil || r.objs != nil {
 			ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(h.Lost), r.tool.Name)
 			ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(h.Missed), r.tool.Name)
 		}

@@ -57,6 +57,8 @@ var (
 
 	descBlockBytes = cgroupDesc("bpfkit_block_io_bytes_total",
 		"Bytes of the block I/O requests completed, by cgroup of the task that submitted them (kernel threads: the root cgroup), device (as /proc/partitions names it) and direction (the kernel's rq_data_dir: discards count as writes).", "disk", "op")
+	descMallocBytes = cgroupDesc("bpfkit_malloc_bytes_total",
+		"Bytes the processes of --malloc-pids asked their allocator for (malloc, calloc, realloc, the aligned ones, jemalloc's mallocx and rallocx: the sizes asked, not the blocks' real sizes), by cgroup of the calling thread and allocator (glibc, jemalloc, tcmalloc, mimalloc, or the library's file name).", "allocator")
 	descBlockLatency = prometheus.NewDesc("bpfkit_block_io_latency_seconds",
 		"Block I/O request latency from issue to the driver to completion, by device and operation as the kernel names it (log2 buckets of microseconds).",
 		[]string{"disk", "op"}, nil)

@@ -31,6 +31,16 @@ type Tool struct {
 	// Default: cheap enough to run always (see DefaultTools).
 	Default bool
 	collect func(e *Exporter, objs *loader.Objects, ch chan<- prometheus.Metric) error
+	// open loads a tool that needs more than its object (malloc: the
+	// processes of --malloc-pids), in place of load; collectOwn reads it.
+	open       func(opts Options) (opened, error)
+	collectOwn func(e *Exporter, own opened, ch chan<- prometheus.Metric) error
+}
+
+// opened is a tool loaded by its own open.
+type opened interface {
+	Health() loader.Health
+	Close() error
 }
 
 // Tools is every tool serve can run, in the order they are read.

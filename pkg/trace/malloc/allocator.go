@@ -28,6 +28,7 @@ type Allocator struct {
 	Path      string // the file as the process names it
 	Static    bool   // malloc is linked into the executable
 	Preloaded bool   // brought in by LD_PRELOAD
+	Exe       string // the executable it serves
 	Funcs     []Func
 	open      string // the path to open it by (through /proc/PID/root)
 }
@@ -219,7 +220,7 @@ func pick(order []string, isPreload map[string]bool, open func(string) string) (
 		if a == nil {
 			continue
 		}
-		a.Path, a.Preloaded = path, isPreload[path]
+		a.Path, a.Preloaded, a.Exe = path, isPreload[path], order[0]
 		return a, nil
 	}
 	return nil, fmt.Errorf("no allocator found: none of %s defines malloc", strings.Join(order, ", "))
@@ -314,4 +315,28 @@ func fileOffset(f *elf.File, addr uint64) (uint64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// FindExec finds the allocator of process pid as it starts a new program
+// (stopped at its exec: the dynamic loader has mapped nothing yet), the
+// way FindCommand does, from its executable and environment.
+func FindExec(pid int) (*Allocator, error) {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return nil, fmt.Errorf("process %d: %w", pid, err)
+	}
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return nil, fmt.Errorf("process %d: %w", pid, err)
+	}
+	open := fmt.Sprintf("/proc/%d/exe", pid) // the file, even from another mount namespace
+	a, err := FindCommand(open, strings.Split(strings.TrimRight(string(env), "\x00"), "\x00"))
+	if err != nil {
+		return nil, err
+	}
+	if a.Path == open {
+		a.Path = exe
+	}
+	a.Exe = exe
+	return a, nil
 }

@@ -8,14 +8,17 @@ package malloc
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -45,7 +48,12 @@ type Config struct {
 	Outstanding bool // blocks not freed yet, with their stacks
 	Stacks      bool // bytes per user stack
 	MaxBlocks   int  // blocks tracked by Outstanding; 0: DefaultMaxBlocks
+	PerCgroup   bool // serve: bytes per cgroup and allocator (CgroupBytes)
 	Debug       bool
+	// Exec, with Follow, is told of every traced process that execs: the
+	// allocator its new program uses (probed now if it was not), or why
+	// it could not be found or probed. It runs on the tracer's goroutine.
+	Exec func(pid int, alloc *Allocator, err error)
 }
 
 // Row is one function's calls and bytes.
@@ -59,11 +67,25 @@ type Row struct {
 // Tracer counts from New until Close.
 type Tracer struct {
 	objs  *loader.Objects
-	links []link.Link
 	cfg   Config
 	alloc *Allocator
-	pids  []uint32
 	usyms *symbol.User
+
+	mu       sync.Mutex // links and probed: the exec follower adds to them
+	links    []link.Link
+	probed   map[probeKey]bool // allocator files with probes, and for which process
+	others   []*Allocator      // probed after an exec (-f)
+	names    []string          // PerCgroup: the allocators' names, by traced's value - 1
+	pids     []uint32
+	stopExec context.CancelFunc // the exec follower (-f)
+	execDone chan struct{}
+}
+
+// probeKey names a file by device and inode (the same library reached by
+// two paths is probed once) and the process its probes are for (0: all).
+type probeKey struct {
+	dev, ino uint64
+	pid      int
 }
 
 // New loads malloc's programs and attaches them to alloc's functions for
@@ -83,20 +105,38 @@ func New(alloc *Allocator, pid int, cfg Config) (_ *Tracer, err error) {
 	// API until they return, so that the calls they make to another of
 	// its functions are not counted twice (glibc's reallocarray calls
 	// realloc, tcmalloc's posix_memalign and valloc call memalign).
+	// Programs for alloc's functions, or for every function when other
+	// allocators may come (-f's execs, serve's Add).
 	var retMask uint32
 	keep := map[string]bool{}
+	fns := make([]mallocMallocFn, 0, len(api))
 	for _, f := range alloc.Funcs {
-		enter, ret := programs(f.fn)
+		fns = append(fns, f.fn)
+	}
+	if cfg.Follow || cfg.PerCgroup {
+		fns = fns[:0]
+		for _, a := range api {
+			fns = append(fns, a.fn)
+		}
+	}
+	for _, fn := range fns {
+		enter, ret := programs(fn)
 		keep[enter] = true
-		if ret != "" && (stacks || f.fn != mallocMallocFnMALLOC_FN_MALLOC) {
+		if ret != "" && (stacks || fn != mallocMallocFnMALLOC_FN_MALLOC) {
 			keep[ret] = true
-			retMask |= 1 << f.fn
+			retMask |= 1 << fn
 		}
 	}
 	for name, p := range spec.Programs {
 		if p.Type == ebpf.Kprobe && !keep[name] {
 			delete(spec.Programs, name)
 		}
+	}
+	if !cfg.Follow {
+		delete(spec.Programs, "exec_done")
+	}
+	if !cfg.PerCgroup {
+		spec.Maps["cgroup_bytes"].MaxEntries = 1
 	}
 	if !stacks {
 		spec.Maps["allocs"].MaxEntries = 1
@@ -112,14 +152,15 @@ func New(alloc *Allocator, pid int, cfg Config) (_ *Tracer, err error) {
 			"outstanding_on": cfg.Outstanding,
 			"stacks_on":      stacks,
 			"ret_mask":       retMask,
+			"per_cgroup":     cfg.PerCgroup,
 		},
-		RingSize: 4096, // malloc sends no events: the smallest ring
+		RingSize: 4096, // only -f's execs, each read at once: the smallest ring
 		Debug:    cfg.Debug,
 	})
 	if err != nil {
 		return nil, err
 	}
-	t := &Tracer{objs: objs, cfg: cfg, alloc: alloc, usyms: symbol.NewUser()}
+	t := &Tracer{objs: objs, cfg: cfg, alloc: alloc, usyms: symbol.NewUser(), probed: map[probeKey]bool{}, names: []string{alloc.Name}}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -128,47 +169,147 @@ func New(alloc *Allocator, pid int, cfg Config) (_ *Tracer, err error) {
 	if err := t.Trace(pid); err != nil {
 		return nil, err
 	}
-	ex, err := link.OpenExecutable(alloc.open)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", alloc.Path, err)
-	}
 	// Without -f only the process's own memory gets breakpoints (the
 	// perf event's pid): others' calls do not even trap.
-	opts := &link.UprobeOptions{PID: pid}
+	probePID := pid
 	if cfg.Follow {
-		opts.PID = 0
+		probePID = 0
 	}
-	for _, f := range alloc.Funcs {
-		enter, ret := programs(f.fn)
-		opts.Address = f.Offset
-		l, err := ex.Uprobe(f.Name, objs.Collection.Programs[enter], opts)
-		if err != nil {
-			return nil, loader.Explain(fmt.Sprintf("attach a uprobe to %s in %s", f.Name, alloc.Path), err, cfg.Debug)
-		}
-		t.links = append(t.links, l)
-		if p := objs.Collection.Programs[ret]; p != nil {
-			l, err := ex.Uretprobe(f.Name, p, opts)
-			if err != nil {
-				return nil, loader.Explain(fmt.Sprintf("attach a uretprobe to %s in %s", f.Name, alloc.Path), err, cfg.Debug)
-			}
-			t.links = append(t.links, l)
-		}
+	if err := t.probe(alloc, probePID); err != nil {
+		return nil, err
+	}
+	if cfg.Follow {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.stopExec, t.execDone = cancel, make(chan struct{})
+		go func() {
+			defer close(t.execDone)
+			t.objs.Stream(ctx, loader.StreamOptions{}, func(raw []byte) error {
+				if len(raw) >= int(unsafe.Sizeof(mallocMallocExec{})) {
+					t.followExec(int((*mallocMallocExec)(unsafe.Pointer(&raw[0])).Pid))
+				}
+				return nil
+			})
+		}()
 	}
 	return t, nil
 }
 
+// probe attaches the programs to alloc's functions, for process pid (0:
+// every process), unless that file has them already.
+func (t *Tracer) probe(alloc *Allocator, pid int) error {
+	var st unix.Stat_t
+	if err := unix.Stat(alloc.open, &st); err != nil {
+		return fmt.Errorf("open %s: %w", alloc.Path, err)
+	}
+	id := probeKey{st.Dev, st.Ino, pid}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.probed[id] {
+		return nil
+	}
+	ex, err := link.OpenExecutable(alloc.open)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", alloc.Path, err)
+	}
+	opts := &link.UprobeOptions{PID: pid}
+	for _, f := range alloc.Funcs {
+		enter, ret := programs(f.fn)
+		opts.Address = f.Offset
+		l, err := ex.Uprobe(f.Name, t.objs.Collection.Programs[enter], opts)
+		if err != nil {
+			return loader.Explain(fmt.Sprintf("attach a uprobe to %s in %s", f.Name, alloc.Path), err, t.cfg.Debug)
+		}
+		t.links = append(t.links, l)
+		if p := t.objs.Collection.Programs[ret]; p != nil {
+			l, err := ex.Uretprobe(f.Name, p, opts)
+			if err != nil {
+				return loader.Explain(fmt.Sprintf("attach a uretprobe to %s in %s", f.Name, alloc.Path), err, t.cfg.Debug)
+			}
+			t.links = append(t.links, l)
+		}
+	}
+	if len(t.probed) > 0 && !slices.ContainsFunc(t.others, func(a *Allocator) bool { return a.open == alloc.open }) && alloc.open != t.alloc.open {
+		t.others = append(t.others, alloc)
+	}
+	t.probed[id] = true
+	return nil
+}
+
+// followExec probes the allocator of process pid, a traced process that
+// has just exec'd and that the kernel side stopped before its new
+// program's first instruction, then continues it. Its counts add to the
+// rows of the same functions.
+func (t *Tracer) followExec(pid int) {
+	defer unix.Kill(pid, unix.SIGCONT)
+	alloc, err := FindExec(pid)
+	if err == nil {
+		err = t.probe(alloc, 0)
+	}
+	if err != nil {
+		alloc = nil
+	}
+	if t.cfg.Exec != nil {
+		t.cfg.Exec(pid, alloc, err)
+	}
+}
+
 // Trace adds a process to the traced ones.
-func (t *Tracer) Trace(pid int) error {
-	one := uint8(1)
-	if err := t.objs.Collection.Maps["traced"].Put(uint32(pid), one); err != nil {
+func (t *Tracer) Trace(pid int) error { return t.trace(pid, 1) }
+
+func (t *Tracer) trace(pid int, allocator uint8) error {
+	if err := t.objs.Collection.Maps["traced"].Put(uint32(pid), allocator); err != nil {
 		return fmt.Errorf("trace process %d: %w", pid, err)
 	}
 	t.pids = append(t.pids, uint32(pid))
 	return nil
 }
 
+// Add traces process pid too, served by alloc, with probes on alloc for
+// that process alone (serve's --malloc-pids).
+func (t *Tracer) Add(pid int, alloc *Allocator) error {
+	i := slices.Index(t.names, alloc.Name)
+	if i < 0 {
+		if len(t.names) == 255 {
+			return fmt.Errorf("process %d: more than 255 allocators", pid)
+		}
+		t.names = append(t.names, alloc.Name)
+		i = len(t.names) - 1
+	}
+	if err := t.trace(pid, uint8(i+1)); err != nil {
+		return err
+	}
+	return t.probe(alloc, pid)
+}
+
+// CgroupBytes calls fn with the bytes asked for per cgroup (v2 id) and
+// allocator name, since New (PerCgroup).
+func (t *Tracer) CgroupBytes(fn func(cgroup uint64, allocator string, bytes uint64)) error {
+	return loader.ReadAll(t.objs.Collection.Maps["cgroup_bytes"], func(k *mallocMallocCgroupKey, n *uint64) {
+		if k.Allocator >= 1 && int(k.Allocator) <= len(t.names) {
+			fn(k.Cgroup, t.names[k.Allocator-1], *n)
+		}
+	})
+}
+
 // Close detaches and frees everything.
 func (t *Tracer) Close() error {
+	if t.stopExec != nil {
+		// No process is traced any more, so none is stopped at its exec
+		// from now on; one whose exec's program had already looked it up
+		// (a few microseconds) is in the ring before the end of the
+		// grace, and the reader continues it as it drains the ring.
+		var pid uint32
+		traced := t.objs.Collection.Maps["traced"]
+		for traced.NextKey(nil, &pid) == nil {
+			traced.Delete(pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+		t.stopExec()
+		<-t.execDone
+		t.stopExec = nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	var errs []error
 	for _, l := range t.links {
 		errs = append(errs, l.Close())
@@ -180,7 +321,7 @@ func (t *Tracer) Close() error {
 // Health reports losses (full maps) and missing hooks.
 func (t *Tracer) Health() loader.Health {
 	h := t.objs.Health()
-	h.Full = "blocks or stacks not recorded: a table was full (raise --max-blocks)"
+	h.Full = "blocks, stacks or followed processes not recorded: a table was full (raise --max-blocks for blocks)"
 	return h
 }
 
@@ -196,18 +337,39 @@ func (t *Tracer) Remember() {
 }
 
 // Rows returns the calls and bytes of every function traced, in the
-// order of the API (malloc, calloc, realloc, ...).
+// order of the API (malloc, calloc, realloc, ...), named as the traced
+// process's allocator names them. The calls of a followed program (-f)
+// that uses another allocator add to the same functions' rows; a function
+// only that one has comes after them.
 func (t *Tracer) Rows() ([]Row, error) {
 	var per []mallocMallocCount
-	rows := make([]Row, 0, len(t.alloc.Funcs))
-	for _, f := range t.alloc.Funcs {
-		if err := t.objs.Collection.Maps["counts"].Lookup(uint32(f.fn), &per); err != nil {
-			return nil, fmt.Errorf("read the counts: %w", err)
+	funcs := slices.Clone(t.alloc.Funcs)
+	t.mu.Lock()
+	for _, a := range t.others {
+		for _, f := range a.Funcs {
+			covered := slices.ContainsFunc(funcs, func(g Func) bool {
+				return slices.ContainsFunc(strings.Split(f.Name, "/"), func(n string) bool { return slices.Contains(strings.Split(g.Name, "/"), n) })
+			})
+			if !covered {
+				funcs = append(funcs, f)
+			}
 		}
+	}
+	t.mu.Unlock()
+	rows := make([]Row, 0, len(funcs))
+	for _, f := range funcs {
 		r := Row{Function: f.Name, Allocator: t.alloc.Name}
-		for _, c := range per {
-			r.Calls += c.Calls
-			r.Bytes += c.Bytes
+		// A row of aliases ("aligned_alloc/memalign") also counts the
+		// names another allocator has apart.
+		for _, name := range strings.Split(f.Name, "/") {
+			fn := api[slices.IndexFunc(api, func(a apiFunc) bool { return a.name == name })].fn
+			if err := t.objs.Collection.Maps["counts"].Lookup(uint32(fn), &per); err != nil {
+				return nil, fmt.Errorf("read the counts: %w", err)
+			}
+			for _, c := range per {
+				r.Calls += c.Calls
+				r.Bytes += c.Bytes
+			}
 		}
 		rows = append(rows, r)
 	}
@@ -394,4 +556,16 @@ func WaitExit(pid int, done <-chan struct{}) error {
 			return nil
 		}
 	}
+}
+
+// Serve describes malloc in `bpfkit serve`: the bytes the processes of
+// --malloc-pids ask their allocators for, per cgroup and allocator
+// (New with PerCgroup, then Add for each process).
+var Serve = tool.Descriptor{
+	Name:    "malloc",
+	Kind:    tool.Sampler,
+	Summary: "bytes the processes of --malloc-pids ask their allocators for, per cgroup and allocator",
+	Spec:    loadMalloc,
+	Hooks:   Tool.Hooks,
+	Metrics: []string{"bpfkit_malloc_bytes_total"},
 }

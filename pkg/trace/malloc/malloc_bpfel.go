@@ -21,10 +21,22 @@ type mallocMallocAlloc struct {
 	Fn    mallocMallocFn
 }
 
+type mallocMallocCgroupKey struct {
+	_         structs.HostLayout
+	Cgroup    uint64
+	Allocator uint32
+	Pad       uint32
+}
+
 type mallocMallocCount struct {
 	_     structs.HostLayout
 	Calls uint64
 	Bytes uint64
+}
+
+type mallocMallocExec struct {
+	_   structs.HostLayout
+	Pid uint32
 }
 
 type mallocMallocFn uint32
@@ -58,6 +70,7 @@ type mallocMallocStack struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	mallocMapAllocs               = "allocs"
+	mallocMapCgroupBytes          = "cgroup_bytes"
 	mallocMapCounts               = "counts"
 	mallocMapEvents               = "events"
 	mallocMapLost                 = "lost"
@@ -71,6 +84,7 @@ const (
 	mallocProgCallocEnter         = "calloc_enter"
 	mallocProgCallocReturn        = "calloc_return"
 	mallocProgDallocxEnter        = "dallocx_enter"
+	mallocProgExecDone            = "exec_done"
 	mallocProgFreeEnter           = "free_enter"
 	mallocProgMallocEnter         = "malloc_enter"
 	mallocProgMallocReturn        = "malloc_return"
@@ -101,9 +115,11 @@ const (
 	mallocVarFilterUidOn          = "filter_uid_on"
 	mallocVarFollow               = "follow"
 	mallocVarOutstandingOn        = "outstanding_on"
+	mallocVarPerCgroup            = "per_cgroup"
 	mallocVarRetMask              = "ret_mask"
 	mallocVarSizesOn              = "sizes_on"
 	mallocVarStacksOn             = "stacks_on"
+	mallocVarUnusedMallocExec     = "unused_malloc_exec"
 	mallocVarWakeupBytes          = "wakeup_bytes"
 )
 
@@ -154,6 +170,7 @@ type mallocProgramSpecs struct {
 	CallocEnter         *ebpf.ProgramSpec `ebpf:"calloc_enter"`
 	CallocReturn        *ebpf.ProgramSpec `ebpf:"calloc_return"`
 	DallocxEnter        *ebpf.ProgramSpec `ebpf:"dallocx_enter"`
+	ExecDone            *ebpf.ProgramSpec `ebpf:"exec_done"`
 	FreeEnter           *ebpf.ProgramSpec `ebpf:"free_enter"`
 	MallocEnter         *ebpf.ProgramSpec `ebpf:"malloc_enter"`
 	MallocReturn        *ebpf.ProgramSpec `ebpf:"malloc_return"`
@@ -182,33 +199,36 @@ type mallocProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type mallocMapSpecs struct {
-	Allocs     *ebpf.MapSpec `ebpf:"allocs"`
-	Counts     *ebpf.MapSpec `ebpf:"counts"`
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	Lost       *ebpf.MapSpec `ebpf:"lost"`
-	Pending    *ebpf.MapSpec `ebpf:"pending"`
-	Sizes      *ebpf.MapSpec `ebpf:"sizes"`
-	StackBytes *ebpf.MapSpec `ebpf:"stack_bytes"`
-	Stacks     *ebpf.MapSpec `ebpf:"stacks"`
-	Traced     *ebpf.MapSpec `ebpf:"traced"`
+	Allocs      *ebpf.MapSpec `ebpf:"allocs"`
+	CgroupBytes *ebpf.MapSpec `ebpf:"cgroup_bytes"`
+	Counts      *ebpf.MapSpec `ebpf:"counts"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	Lost        *ebpf.MapSpec `ebpf:"lost"`
+	Pending     *ebpf.MapSpec `ebpf:"pending"`
+	Sizes       *ebpf.MapSpec `ebpf:"sizes"`
+	StackBytes  *ebpf.MapSpec `ebpf:"stack_bytes"`
+	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
+	Traced      *ebpf.MapSpec `ebpf:"traced"`
 }
 
 // mallocVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type mallocVariableSpecs struct {
-	FilterCgroup  *ebpf.VariableSpec `ebpf:"filter_cgroup"`
-	FilterComm    *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterPid     *ebpf.VariableSpec `ebpf:"filter_pid"`
-	FilterTid     *ebpf.VariableSpec `ebpf:"filter_tid"`
-	FilterUid     *ebpf.VariableSpec `ebpf:"filter_uid"`
-	FilterUidOn   *ebpf.VariableSpec `ebpf:"filter_uid_on"`
-	Follow        *ebpf.VariableSpec `ebpf:"follow"`
-	OutstandingOn *ebpf.VariableSpec `ebpf:"outstanding_on"`
-	RetMask       *ebpf.VariableSpec `ebpf:"ret_mask"`
-	SizesOn       *ebpf.VariableSpec `ebpf:"sizes_on"`
-	StacksOn      *ebpf.VariableSpec `ebpf:"stacks_on"`
-	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	FilterCgroup     *ebpf.VariableSpec `ebpf:"filter_cgroup"`
+	FilterComm       *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterPid        *ebpf.VariableSpec `ebpf:"filter_pid"`
+	FilterTid        *ebpf.VariableSpec `ebpf:"filter_tid"`
+	FilterUid        *ebpf.VariableSpec `ebpf:"filter_uid"`
+	FilterUidOn      *ebpf.VariableSpec `ebpf:"filter_uid_on"`
+	Follow           *ebpf.VariableSpec `ebpf:"follow"`
+	OutstandingOn    *ebpf.VariableSpec `ebpf:"outstanding_on"`
+	PerCgroup        *ebpf.VariableSpec `ebpf:"per_cgroup"`
+	RetMask          *ebpf.VariableSpec `ebpf:"ret_mask"`
+	SizesOn          *ebpf.VariableSpec `ebpf:"sizes_on"`
+	StacksOn         *ebpf.VariableSpec `ebpf:"stacks_on"`
+	UnusedMallocExec *ebpf.VariableSpec `ebpf:"unused_malloc_exec"`
+	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // mallocObjects contains all objects after they have been loaded into the kernel.
@@ -231,20 +251,22 @@ func (o *mallocObjects) Close() error {
 //
 // It can be passed to loadMallocObjects or ebpf.CollectionSpec.LoadAndAssign.
 type mallocMaps struct {
-	Allocs     *ebpf.Map `ebpf:"allocs"`
-	Counts     *ebpf.Map `ebpf:"counts"`
-	Events     *ebpf.Map `ebpf:"events"`
-	Lost       *ebpf.Map `ebpf:"lost"`
-	Pending    *ebpf.Map `ebpf:"pending"`
-	Sizes      *ebpf.Map `ebpf:"sizes"`
-	StackBytes *ebpf.Map `ebpf:"stack_bytes"`
-	Stacks     *ebpf.Map `ebpf:"stacks"`
-	Traced     *ebpf.Map `ebpf:"traced"`
+	Allocs      *ebpf.Map `ebpf:"allocs"`
+	CgroupBytes *ebpf.Map `ebpf:"cgroup_bytes"`
+	Counts      *ebpf.Map `ebpf:"counts"`
+	Events      *ebpf.Map `ebpf:"events"`
+	Lost        *ebpf.Map `ebpf:"lost"`
+	Pending     *ebpf.Map `ebpf:"pending"`
+	Sizes       *ebpf.Map `ebpf:"sizes"`
+	StackBytes  *ebpf.Map `ebpf:"stack_bytes"`
+	Stacks      *ebpf.Map `ebpf:"stacks"`
+	Traced      *ebpf.Map `ebpf:"traced"`
 }
 
 func (m *mallocMaps) Close() error {
 	return _MallocClose(
 		m.Allocs,
+		m.CgroupBytes,
 		m.Counts,
 		m.Events,
 		m.Lost,
@@ -260,18 +282,20 @@ func (m *mallocMaps) Close() error {
 //
 // It can be passed to loadMallocObjects or ebpf.CollectionSpec.LoadAndAssign.
 type mallocVariables struct {
-	FilterCgroup  *ebpf.Variable `ebpf:"filter_cgroup"`
-	FilterComm    *ebpf.Variable `ebpf:"filter_comm"`
-	FilterPid     *ebpf.Variable `ebpf:"filter_pid"`
-	FilterTid     *ebpf.Variable `ebpf:"filter_tid"`
-	FilterUid     *ebpf.Variable `ebpf:"filter_uid"`
-	FilterUidOn   *ebpf.Variable `ebpf:"filter_uid_on"`
-	Follow        *ebpf.Variable `ebpf:"follow"`
-	OutstandingOn *ebpf.Variable `ebpf:"outstanding_on"`
-	RetMask       *ebpf.Variable `ebpf:"ret_mask"`
-	SizesOn       *ebpf.Variable `ebpf:"sizes_on"`
-	StacksOn      *ebpf.Variable `ebpf:"stacks_on"`
-	WakeupBytes   *ebpf.Variable `ebpf:"wakeup_bytes"`
+	FilterCgroup     *ebpf.Variable `ebpf:"filter_cgroup"`
+	FilterComm       *ebpf.Variable `ebpf:"filter_comm"`
+	FilterPid        *ebpf.Variable `ebpf:"filter_pid"`
+	FilterTid        *ebpf.Variable `ebpf:"filter_tid"`
+	FilterUid        *ebpf.Variable `ebpf:"filter_uid"`
+	FilterUidOn      *ebpf.Variable `ebpf:"filter_uid_on"`
+	Follow           *ebpf.Variable `ebpf:"follow"`
+	OutstandingOn    *ebpf.Variable `ebpf:"outstanding_on"`
+	PerCgroup        *ebpf.Variable `ebpf:"per_cgroup"`
+	RetMask          *ebpf.Variable `ebpf:"ret_mask"`
+	SizesOn          *ebpf.Variable `ebpf:"sizes_on"`
+	StacksOn         *ebpf.Variable `ebpf:"stacks_on"`
+	UnusedMallocExec *ebpf.Variable `ebpf:"unused_malloc_exec"`
+	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // mallocPrograms contains all programs after they have been loaded into the kernel.
@@ -283,6 +307,7 @@ type mallocPrograms struct {
 	CallocEnter         *ebpf.Program `ebpf:"calloc_enter"`
 	CallocReturn        *ebpf.Program `ebpf:"calloc_return"`
 	DallocxEnter        *ebpf.Program `ebpf:"dallocx_enter"`
+	ExecDone            *ebpf.Program `ebpf:"exec_done"`
 	FreeEnter           *ebpf.Program `ebpf:"free_enter"`
 	MallocEnter         *ebpf.Program `ebpf:"malloc_enter"`
 	MallocReturn        *ebpf.Program `ebpf:"malloc_return"`
@@ -314,6 +339,7 @@ func (p *mallocPrograms) Close() error {
 		p.CallocEnter,
 		p.CallocReturn,
 		p.DallocxEnter,
+		p.ExecDone,
 		p.FreeEnter,
 		p.MallocEnter,
 		p.MallocReturn,

@@ -129,7 +129,7 @@ func TestStatic(t *testing.T) {
 
 // TestHostDynamic builds the workload (the host has the compiler and the
 // libraries; the VMs have neither) and runs it under glibc, jemalloc and
-// tcmalloc, the last two by LD_PRELOAD.
+// tcmalloc and mimalloc, the last three by LD_PRELOAD.
 func TestHostDynamic(t *testing.T) {
 	testkit.RequireRoot(t)
 	bin := build(t)
@@ -149,6 +149,17 @@ func TestHostDynamic(t *testing.T) {
 		}
 		run(t, setup{bin: bin, preload: lib, allocator: "tcmalloc", path: filepath.Base(real),
 			funcs: []string{"malloc", "calloc", "realloc", "free", "posix_memalign", "aligned_alloc/memalign", "valloc", "pvalloc"}})
+	})
+	// mimalloc also exports __libc_malloc (glibc's name) and mi_malloc at
+	// malloc's address: named by mi_malloc.
+	t.Run("mimalloc", func(t *testing.T) {
+		lib := library(t, "libmimalloc.so.2", "libmimalloc2.0")
+		real, err := filepath.EvalSymlinks(lib)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, setup{bin: bin, preload: lib, allocator: "mimalloc", path: filepath.Base(real),
+			funcs: []string{"malloc", "calloc", "realloc", "reallocarray", "free", "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc"}})
 	})
 }
 
@@ -266,9 +277,9 @@ type workload struct {
 	out   *bufio.Reader
 }
 
-func startWorkload(t *testing.T, s setup) *workload {
+func startWorkload(t *testing.T, s setup, args ...string) *workload {
 	t.Helper()
-	cmd := exec.Command(s.bin, "wait", "hold")
+	cmd := exec.Command(s.bin, append([]string{"wait", "hold"}, args...)...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	if s.preload != "" {
 		cmd.Env = append(cmd.Env, "LD_PRELOAD="+s.preload)

@@ -4,11 +4,18 @@
  * allocation API, for bpfkit malloc's tests (pkg/trace/malloc/workload_test.go
  * holds the same numbers). No stdio: nothing but the pattern allocates.
  *
- *   workload [wait] [hold] [none]
- *     wait  read one byte from stdin before the pattern (a tracer attaches)
- *     hold  read one byte from stdin after it, before exiting (stacks are
- *           symbolized while the process lives)
- *     none  skip the pattern (the start-up allocations alone)
+ *   workload [wait] [hold] [none] [thread] [fork] [exec PATH]
+ *     wait   read one byte from stdin before the pattern (a tracer attaches)
+ *     hold   read one byte from stdin after it, before exiting (stacks are
+ *            symbolized while the process lives)
+ *     none   skip the pattern (the start-up allocations alone)
+ *     thread start a thread before wait; after the pattern it makes 5
+ *            mallocs of 4444 bytes (and then sleeps until the exit)
+ *     fork   after the pattern, fork a child that makes 7 mallocs of 333
+ *            bytes and exits; wait for it
+ *     exec   after that, fork a child that execs PATH with no arguments
+ *            (the pattern of PATH, its stdout to /dev/null); wait for it
+ * A child that fails exits 4; the workload then exits 5.
  *
  * jemalloc's own API (mallocx, rallocx, sdallocx, dallocx) is called when
  * the allocator loaded provides it (weak symbols the dynamic loader binds).
@@ -16,9 +23,12 @@
  * tests with clang-19: -O1 -fno-omit-frame-pointer -fno-builtin.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 extern void *mallocx(size_t size, int flags) __attribute__((weak));
@@ -103,19 +113,90 @@ static void wait_stdin(void)
 		_exit(2);
 }
 
+/* The thread: created before the tracer attaches (creating it
+ * allocates), it makes its mallocs when the main thread writes to go[1],
+ * says so on went[1], and stays (its exit would free). */
+static int go[2], went[2];
+
+static void *thread_main(void *arg)
+{
+	char b;
+	int i;
+
+	if (read(go[0], &b, 1) != 1)
+		_exit(2);
+	for (i = 0; i < 5; i++)
+		wl_malloc(4444);
+	if (write(went[1], "x", 1) != 1)
+		_exit(2);
+	for (;;)
+		pause();
+	return arg;
+}
+
+/* child_mallocs is the forked child's work. */
+NOINLINE static void child_mallocs(void)
+{
+	int i;
+
+	for (i = 0; i < 7; i++)
+		wl_malloc(333);
+}
+
+/* reap waits for child pid; a child that failed fails the workload. */
+static void reap(pid_t pid)
+{
+	int status;
+
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+		_exit(5);
+}
+
 int main(int argc, char **argv)
 {
-	int wait = 0, hold = 0, none = 0;
+	int wait = 0, hold = 0, none = 0, thread = 0, forks = 0;
+	const char *exec_path = 0;
+	pthread_t th;
+	pid_t pid;
+	char b;
 
 	for (int i = 1; i < argc; i++) {
 		wait |= !strcmp(argv[i], "wait");
 		hold |= !strcmp(argv[i], "hold");
 		none |= !strcmp(argv[i], "none");
+		thread |= !strcmp(argv[i], "thread");
+		forks |= !strcmp(argv[i], "fork");
+		if (!strcmp(argv[i], "exec") && i + 1 < argc)
+			exec_path = argv[++i];
 	}
+	if (thread && (pipe(go) || pipe(went) || pthread_create(&th, 0, thread_main, 0)))
+		_exit(2);
 	if (wait)
 		wait_stdin();
 	if (!none)
 		pattern();
+	if (thread && (write(go[1], "x", 1) != 1 || read(went[0], &b, 1) != 1))
+		_exit(2);
+	if (forks) {
+		pid = fork();
+		if (!pid) {
+			child_mallocs();
+			_exit(0);
+		}
+		reap(pid);
+	}
+	if (exec_path) {
+		pid = fork();
+		if (!pid) {
+			int null = open("/dev/null", O_WRONLY);
+
+			if (null < 0 || dup2(null, 1) < 0)
+				_exit(4);
+			execl(exec_path, exec_path, (char *)0);
+			_exit(4);
+		}
+		reap(pid);
+	}
 	if (write(1, "done\n", 5) != 5)
 		_exit(2);
 	if (hold)
