@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,10 +89,13 @@ func runTraced(t *testing.T, n int, args ...string) (string, string, []int) {
 		// skipped) tells where the event went; the programs' run
 		// counts whether they ran at all.
 		runs := testkit.ProgramRuns(cmd.Process.Pid)
-		// And once more after another child: do they run now?
-		_ = testkit.Command(t, "exit", "cli-late").Run()
-		time.Sleep(time.Second)
-		runs += "; after one more child: " + testkit.ProgramRuns(cmd.Process.Pid)
+		// And once more after another child on each CPU: do they run
+		// now, and on which CPUs?
+		for cpu := range runtime.NumCPU() {
+			err := testkit.RunOnCPU(testkit.Command(t, "exit", "cli-late-"+strconv.Itoa(cpu)), cpu)
+			time.Sleep(time.Second)
+			runs += fmt.Sprintf("; after a child on CPU %d (%v): %s", cpu, err, testkit.ProgramRuns(cmd.Process.Pid))
+		}
 		cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-done:

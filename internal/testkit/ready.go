@@ -3,6 +3,8 @@ package testkit
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -108,4 +110,28 @@ func ProgramRuns(pid int) string {
 		out = append(out, "no BPF programs")
 	}
 	return fmt.Sprintf("%s (descriptors: %v)", strings.Join(out, "; "), kinds)
+}
+
+// RunOnCPU runs cmd to its end with its process bound to one CPU from
+// its start (its exec included): the calling thread is bound while it
+// forks, and the child inherits that.
+func RunOnCPU(cmd *exec.Cmd, cpu int) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var old, one unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		return err
+	}
+	one.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		return err
+	}
+	err := cmd.Start()
+	if rerr := unix.SchedSetaffinity(0, &old); rerr != nil && err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return err
+	}
+	return cmd.Wait()
 }
