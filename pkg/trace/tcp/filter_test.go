@@ -284,8 +284,6 @@ const (
 	filterLport        = 7101       // C1's local port in TestRetransFilters
 )
 
-func inPorts(ports []uint16, p uint16) bool { return slices.Contains(ports, p) }
-
 // TestFilters: two servers (S1 on port P1, S2 on P2, each accepting its own
 // connections) and two clients (C1: 1 connection to P1, 2 to P2; C2: 3 to
 // P1, 4 to P2) run at once, C1 and S2 in a cgroup of their own. tcplife
