@@ -20,6 +20,14 @@ import (
 // program is attached, so from then on the tracer sees a workload the test
 // runs: the test can run it once and expect exactly its events, rather
 // than repeat it until something shows.
+//
+// An epoll entry names the descriptor number the file had when it was
+// added, and the entry outlives that number while the file lives on: the
+// Go runtime's own epoll was seen holding an entry "tfd 5" for a file
+// since closed, when descriptor 5 was already the tool's new ring buffer,
+// seconds before any program was attached (the CLI tests' rare "0
+// events"). So an entry counts only if the inode it names is the one the
+// descriptor has now.
 func WaitRingReader(t testing.TB, pid int) {
 	t.Helper()
 	// Loading and attaching take long in an emulated VM.
@@ -47,9 +55,26 @@ func readsRing(t testing.TB, pid int) bool {
 			}
 			link, _ := os.Readlink(dir + "fd/" + f[1])
 			target, _ := os.ReadFile(dir + "fdinfo/" + f[1])
-			if link == "anon_inode:bpf-map" && strings.Contains(string(target), "map_type:\t27\n") { // BPF_MAP_TYPE_RINGBUF
+			if link == "anon_inode:bpf-map" && strings.Contains(string(target), "map_type:\t27\n") && // BPF_MAP_TYPE_RINGBUF
+				sameInode(dir+"fd/"+f[1], f) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// sameInode says whether the epoll entry fields (... ino:40e sdev:10)
+// name the file that path (a /proc/PID/fd link) opens now.
+func sameInode(path string, fields []string) bool {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return false
+	}
+	for _, f := range fields {
+		if hex, ok := strings.CutPrefix(f, "ino:"); ok {
+			ino, err := strconv.ParseUint(hex, 16, 64)
+			return err == nil && ino == st.Ino
 		}
 	}
 	return false
