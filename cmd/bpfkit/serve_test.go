@@ -460,20 +460,8 @@ func testCgroup(t *testing.T, parent, name string) (rel string, fd int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rel = parent + "/" + name
-	dir := root + rel
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	fd, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		unix.Close(fd)
-		testkit.RemoveCgroup(t, dir)
-	})
-	return rel, fd
+	c := testkit.NewCgroup(t, root, parent+"/"+name)
+	return c.Rel, c.FD
 }
 
 // workload is a child running in a test cgroup.

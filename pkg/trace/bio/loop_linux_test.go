@@ -24,23 +24,8 @@ func newCgroup(t *testing.T, name string) (string, uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(root, fmt.Sprintf("bpfkit-bio-%d-%s", os.Getpid(), name))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Its processes have been killed and reaped by now (cleanups
-		// run last registered first).
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if err := os.Remove(dir); err == nil || time.Now().After(deadline) {
-				if err != nil {
-					t.Errorf("remove cgroup %s: %v", dir, err)
-				}
-				return
-			}
-		}
-	})
-	id, err := loader.CgroupID(dir)
+	dir := testkit.NewCgroup(t, root, fmt.Sprintf("bpfkit-bio-%d-%s", os.Getpid(), name)).Dir
+	id, err := loader.CgroupID(dir) // the id the tools' --cgroup filter uses
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -193,20 +192,8 @@ func testCgroup(t *testing.T, name string) (string, int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(root, fmt.Sprintf("bpfkit-tcp-%d-%s", os.Getpid(), name))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		os.Remove(dir)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		unix.Close(fd)
-		testkit.RemoveCgroup(t, dir)
-	})
-	return dir, fd
+	c := testkit.NewCgroup(t, root, fmt.Sprintf("bpfkit-tcp-%d-%s", os.Getpid(), name))
+	return c.Dir, c.FD
 }
 
 // row is what a filter test expects of one event, from the workload's own
