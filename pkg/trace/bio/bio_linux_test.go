@@ -195,6 +195,15 @@ func TestLatencySplits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// -Q counts from the start, the other from the issue: -Q is never
+	// shorter, when the start comes first. Before 6.5 a request the
+	// driver takes at once (loop has no I/O scheduler) is never inserted:
+	// each tracer takes its start at the issue, so both measure the same
+	// interval from their own clock reads, and which comes out shorter
+	// depends on the order their programs run in (seen on 6.1: one read
+	// in a lower bucket with -Q). The ordering is checked where
+	// block_io_start gives a start of its own (6.5+).
+	ordered := haveIOStart()
 	qgot := map[string]uint64{}
 	for _, q := range qhists {
 		if q.Disk != "" {
@@ -202,7 +211,7 @@ func TestLatencySplits(t *testing.T) {
 		}
 		qgot[q.Flags] += q.Total()
 		for _, h := range hists {
-			if h.Flags != q.Flags || pst.Missed+qst.Missed > 0 { // not the same requests
+			if !ordered || h.Flags != q.Flags || pst.Missed+qst.Missed > 0 { // not the same requests
 				continue
 			}
 			var below, qbelow uint64
