@@ -446,7 +446,8 @@ func TestRetransFilters(t *testing.T) {
 		fc.c = collect(t, newTracer(t, func(cfg Config) (*Tracer, error) { return NewRetrans(cfg, false) }, fc.cfg), clientV4, serverV4)
 	}
 	// Loaded last: its program runs after the others' on each retransmission.
-	all := collect(t, newTracer(t, func(cfg Config) (*Tracer, error) { return NewRetrans(cfg, false) }, Config{}), clientV4, serverV4)
+	allTracer := newTracer(t, func(cfg Config) (*Tracer, error) { return NewRetrans(cfg, false) }, Config{})
+	all := collect(t, allTracer, clientV4, serverV4)
 
 	retrans0 := p.a.Counter(t, "snmp", "Tcp", "RetransSegs") + p.b.Counter(t, "snmp", "Tcp", "RetransSegs")
 	parties["S1"].release(t, true)
@@ -466,16 +467,70 @@ func TestRetransFilters(t *testing.T) {
 	if retrans != k1+k2 {
 		t.Fatalf("TcpRetransSegs rose by %d in the namespaces, want %d", retrans, k1+k2)
 	}
-	all.wait(t, int(retrans), func(*Event) bool { return true })
+	// tcp:tcp_retransmit_skb is a perf-event tracepoint: the kernel runs
+	// all the tracers' programs on it together, or skips them together
+	// when another BPF program (or a bpf() map call, preempted on 6.x)
+	// holds that CPU's guard, and counts the skip for each (6.7+). Seen
+	// once on the host while CI's other packages ran: the RTO
+	// retransmission missing from every tracer. Rows are exact unless
+	// runs were skipped; then each tracer's rows must be a subset of the
+	// expected ones, short by at most the skips.
+	skipped := allTracer.Health().Missed
+	if skipped == 0 {
+		all.wait(t, int(retrans), func(*Event) bool { return true })
+	} else {
+		// Some skips may belong to other tests' retransmissions: wait
+		// for all of ours, as long as all.wait would.
+		t.Logf("the kernel skipped the tracers' programs %d times", skipped)
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			all.mu.Lock()
+			n := len(all.events)
+			all.mu.Unlock()
+			if n >= int(retrans) {
+				break
+			}
+		}
+	}
 	var rows []row
 	for _, c := range conns {
 		for range c.k {
 			rows = append(rows, c.r)
 		}
 	}
-	checkRows(t, &filterCase{name: "tcpretrans", want: func(row) bool { return true }}, all.drain(t), rows, names, ports)
+	checkRowsSkipped(t, &filterCase{name: "tcpretrans", want: func(row) bool { return true }}, all.drain(t), rows, names, ports, skipped)
 	for _, fc := range cases {
-		checkRows(t, fc, fc.c.drain(t), rows, names, ports)
+		checkRowsSkipped(t, fc, fc.c.drain(t), rows, names, ports, skipped)
+	}
+}
+
+// checkRowsSkipped is checkRows where the kernel skipped the programs
+// `skipped` times: the rows seen must be among those expected, and at most
+// `skipped` of those expected may be missing.
+func checkRowsSkipped(t *testing.T, fc *filterCase, evs []Event, all []row, names map[uint32]string, ports map[uint16]string, skipped uint64) {
+	t.Helper()
+	if skipped == 0 {
+		checkRows(t, fc, evs, all, names, ports)
+		return
+	}
+	got, want := map[string]int{}, map[string]int{}
+	for i := range evs {
+		got[rowKey(&evs[i], names, ports)]++
+	}
+	for _, r := range all {
+		if fc.want(r) {
+			want[r.key]++
+		}
+	}
+	missing := 0
+	for k, n := range want {
+		missing += max(n-got[k], 0)
+	}
+	extra := false
+	for k, n := range got {
+		extra = extra || n > want[k]
+	}
+	if extra || uint64(missing) > skipped {
+		t.Errorf("%s (%d runs skipped by the kernel): got %s, want %s", fc.name, skipped, counts(got), counts(want))
 	}
 }
 
