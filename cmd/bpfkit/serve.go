@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -154,6 +155,9 @@ worth watching, never the default.`,
 				return err
 			}
 			defer e.Close()
+			if os.Getenv("GOMEMLIMIT") == "" {
+				debug.SetMemoryLimit(serve.MemoryLimit)
+			}
 			fmt.Fprintf(os.Stderr, "bpfkit serve: listening on http://%s/metrics; tools %s\n", ln.Addr(), strings.Join(e.Running(), ","))
 			return serve.Run(cmd.Context(), ln, e, options, os.Stderr)
 		},

@@ -60,6 +60,7 @@ func New(opts Options) (*Exporter, error) {
 		return nil, err
 	}
 	e := &Exporter{cgroups: cg, families: map[*prometheus.Desc]*family{}, disks: bio.NewDisks()}
+	pairs := newLabelPairs()
 	// Each per-cgroup metric and the number of labels it adds.
 	for desc, extras := range map[*prometheus.Desc]int{
 		descExec: 0, descExit: 1, descSwitches: 1, descRunqlat: 0,
@@ -68,7 +69,7 @@ func New(opts Options) (*Exporter, error) {
 		descOOMKills: 0, descZombies: 0, descSyscalls: 1, descSyscallErrors: 1,
 		descBlockBytes: 2, descMallocBytes: 1,
 	} {
-		e.families[desc] = newFamily(desc, prometheus.CounterValue, extras)
+		e.families[desc] = newFamily(desc, extras, pairs)
 	}
 	if err := e.Reconfigure(opts); err != nil {
 		return nil, err

@@ -2,12 +2,12 @@ package serve
 
 import (
 	"cmp"
-	"maps"
 	"math"
 	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // The labels of every per-cgroup metric; a metric adds its own after them.
@@ -113,16 +113,20 @@ func (h *histogram) add(o *histogram) {
 // scrape), so every series, "other" included, only ever grows.
 type family struct {
 	desc     *prometheus.Desc
-	kind     prometheus.ValueType
 	extras   int // labels beyond cgroupLabels
 	samples  map[series]*sample
 	admitted map[series]bool // true: own series; false: summed into other
 	own      int
 	dropped  uint64
+	// The label pairs of each series sent, made once: a scrape of 10,000
+	// series would otherwise make 50,000 pairs anew (most of its garbage).
+	labels map[series][]*dto.LabelPair
+	pairs  *labelPairs
 }
 
-func newFamily(desc *prometheus.Desc, kind prometheus.ValueType, extras int) *family {
-	return &family{desc: desc, kind: kind, extras: extras, samples: map[series]*sample{}, admitted: map[series]bool{}}
+func newFamily(desc *prometheus.Desc, extras int, pairs *labelPairs) *family {
+	return &family{desc: desc, extras: extras, samples: map[series]*sample{}, admitted: map[series]bool{},
+		labels: map[series][]*dto.LabelPair{}, pairs: pairs}
 }
 
 // add adds v to the series of cgroup cg with the value extra of the
@@ -169,16 +173,26 @@ func (f *family) reset() {
 }
 
 // emit sends the scrape's series, at most max of them plus one "other"
-// per extra label value, and clears the samples.
+// per extra label value, and clears the samples. Series new to this scrape
+// get their places in path order; the others keep theirs (Prometheus
+// sorts what it is sent, so nothing else needs an order).
 func (f *family) emit(ch chan<- prometheus.Metric, max int) {
-	keys := slices.SortedFunc(maps.Keys(f.samples), func(a, b series) int {
+	var fresh []series
+	for k := range f.samples {
+		if _, ok := f.admitted[k]; !ok {
+			fresh = append(fresh, k)
+		}
+	}
+	slices.SortFunc(fresh, func(a, b series) int {
 		return cmp.Or(cmp.Compare(a.path, b.path), cmp.Compare(a.extra, b.extra))
 	})
+	for _, k := range fresh {
+		f.admit(k, max)
+	}
 	var other map[string]*sample
-	for _, k := range keys {
-		s := f.samples[k]
-		if f.admit(k, max) {
-			f.send(ch, s, s.cg.path, s.cg.ctr, k.extra)
+	for k, s := range f.samples {
+		if f.admitted[k] {
+			f.send(ch, s, k)
 			continue
 		}
 		if other == nil {
@@ -186,7 +200,7 @@ func (f *family) emit(ch chan<- prometheus.Metric, max int) {
 		}
 		o, ok := other[k.extra]
 		if !ok {
-			o = &sample{}
+			o = &sample{cg: &cgroup{path: otherCgroup}}
 			if s.hist != nil {
 				o.hist = &histogram{}
 			}
@@ -197,22 +211,79 @@ func (f *family) emit(ch chan<- prometheus.Metric, max int) {
 			o.hist.add(s.hist)
 		}
 	}
-	for _, extra := range slices.Sorted(maps.Keys(other)) {
-		f.send(ch, other[extra], otherCgroup, Container{}, extra)
+	for extra, o := range other {
+		f.send(ch, o, series{otherCgroup, extra})
 	}
 	clear(f.samples)
 }
 
-func (f *family) send(ch chan<- prometheus.Metric, s *sample, path string, c Container, extra string) {
-	labels := []string{path, c.ID, c.Runtime, c.PodUID}
-	if f.extras > 0 {
-		labels = append(labels, strings.SplitN(extra, extraSep, f.extras)...)
+// send sends series k (s its sample), with the label pairs made the first
+// time it is sent.
+func (f *family) send(ch chan<- prometheus.Metric, s *sample, k series) {
+	values := func() []string {
+		c := s.cg.ctr
+		v := []string{k.path, c.ID, c.Runtime, c.PodUID}
+		if f.extras > 0 {
+			v = append(v, strings.SplitN(k.extra, extraSep, f.extras)...)
+		}
+		return v
 	}
 	if s.hist != nil {
-		ch <- prometheus.MustNewConstHistogram(f.desc, s.hist.count(), float64(s.hist.sumNs)/1e9, s.hist.buckets(), labels...)
+		ch <- prometheus.MustNewConstHistogram(f.desc, s.hist.count(), float64(s.hist.sumNs)/1e9, s.hist.buckets(), values()...)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(f.desc, f.kind, s.value, labels...)
+	pairs, ok := f.labels[k]
+	if !ok {
+		pairs = f.pairs.make(f.desc, values())
+		f.labels[k] = pairs
+	}
+	m := &counterMetric{desc: f.desc, labels: pairs, value: s.value}
+	m.counter.Value = &m.value
+	ch <- m
+}
+
+// labelPairs hands out one dto.LabelPair per label name and value, shared
+// by every series and family that has it (the empty container labels, an
+// errno, a cgroup path in several metrics). The pairs are never changed.
+type labelPairs struct {
+	byNameValue map[[2]string]*dto.LabelPair
+}
+
+func newLabelPairs() *labelPairs {
+	return &labelPairs{byNameValue: map[[2]string]*dto.LabelPair{}}
+}
+
+// make returns desc's label pairs for values, sorted by name as
+// prometheus.MakeLabelPairs sorts them, each pair shared.
+func (lp *labelPairs) make(desc *prometheus.Desc, values []string) []*dto.LabelPair {
+	pairs := prometheus.MakeLabelPairs(desc, values)
+	for i, p := range pairs {
+		k := [2]string{p.GetName(), p.GetValue()}
+		if shared, ok := lp.byNameValue[k]; ok {
+			pairs[i] = shared
+		} else {
+			lp.byNameValue[k] = p
+		}
+	}
+	return pairs
+}
+
+// counterMetric is one series' value in one scrape, with label pairs made
+// once: a counter as prometheus.NewConstMetric makes it, without making
+// the pairs again.
+type counterMetric struct {
+	desc    *prometheus.Desc
+	labels  []*dto.LabelPair
+	value   float64
+	counter dto.Counter
+}
+
+func (m *counterMetric) Desc() *prometheus.Desc { return m.desc }
+
+func (m *counterMetric) Write(out *dto.Metric) error {
+	out.Label = m.labels
+	out.Counter = &m.counter
+	return nil
 }
 
 func (h *histogram) count() uint64 {
