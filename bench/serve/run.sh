@@ -5,7 +5,7 @@
 # Run as root from anywhere; SECONDS_IDLE=N changes the 60, PORT the port.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-go test -run '^$' -bench BenchmarkScrape -benchtime 20x -count 1 ./bench/serve/
+go test -run '^$' -bench 'BenchmarkScrape|BenchmarkServeProcess' -benchtime 20x -count 1 ./bench/serve/
 
 idle=${SECONDS_IDLE:-60}
 go build -o /tmp/bpfkit-bench-serve ./cmd/bpfkit
