@@ -8,6 +8,7 @@ package execsnoop
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -128,19 +129,19 @@ const (
 
 // Programs each tracer needs; the others are left out before load.
 var (
-	execPrograms = []string{"exec_done", "enter_execve", "enter_execveat", "exit_execve", "exit_execveat"}
-	exitPrograms = []string{"exec_done", "task_exit"}
+	execPrograms = []string{execsnoopProgExecDone, execsnoopProgEnterExecve, execsnoopProgEnterExecveat, execsnoopProgExitExecve, execsnoopProgExitExecveat}
+	exitPrograms = []string{execsnoopProgExecDone, execsnoopProgTaskExit}
 )
 
-// load loads the programs named in keep with vars set.
-func load(keep []string, vars map[string]any, argsLimit, ringSize int, debug bool) (*loader.Objects, error) {
+// load loads the programs named in keep with vars (the task filter) set,
+// and the tool's own knobs set by knobs.
+func load(keep []string, vars map[string]any, knobs func(*execsnoopVariableSpecs) error, argsLimit, ringSize int, debug bool) (*loader.Objects, error) {
 	if argsLimit == 0 {
 		argsLimit = DefaultArgsLimit
 	}
 	if argsLimit < 1 || argsLimit > MaxArgsLimit {
 		return nil, fmt.Errorf("argv limit %d: must be from 1 to %d bytes", argsLimit, MaxArgsLimit)
 	}
-	vars["args_limit"] = uint32(argsLimit)
 	if ringSize == 0 {
 		ringSize = DefaultRingSize
 	}
@@ -148,11 +149,21 @@ func load(keep []string, vars map[string]any, argsLimit, ringSize int, debug boo
 	if err != nil {
 		return nil, err
 	}
+	var specs struct {
+		execsnoopMapSpecs
+		execsnoopVariableSpecs
+	}
+	if err := cs.Assign(&specs); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(specs.ArgsLimit.Set(uint32(argsLimit)), knobs(&specs.execsnoopVariableSpecs)); err != nil {
+		return nil, fmt.Errorf("configure execsnoop: %w", err)
+	}
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
 		return nil, fmt.Errorf("count possible CPUs: %w", err)
 	}
-	cs.Maps["exec_scratch"].MaxEntries = uint32(cpus)
+	specs.ExecScratch.MaxEntries = uint32(cpus)
 	return loader.Load(cs, loader.Options{Variables: vars, RingSize: ringSize, Debug: debug})
 }
 
@@ -171,10 +182,10 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	vars["only_failed_execs"] = cfg.FailedOnly
-	vars["want_cwd"] = cfg.Cwd
-	vars["filter_ppid"] = cfg.PPID
-	objs, err := load(execPrograms, vars, cfg.ArgsLimit, cfg.RingSize, cfg.Debug)
+	knobs := func(k *execsnoopVariableSpecs) error {
+		return errors.Join(k.OnlyFailedExecs.Set(cfg.FailedOnly), k.WantCwd.Set(cfg.Cwd), k.FilterPpid.Set(cfg.PPID))
+	}
+	objs, err := load(execPrograms, vars, knobs, cfg.ArgsLimit, cfg.RingSize, cfg.Debug)
 	if err != nil {
 		return nil, err
 	}

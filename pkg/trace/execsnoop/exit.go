@@ -2,6 +2,7 @@ package execsnoop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"syscall"
 	"time"
@@ -74,10 +75,10 @@ func NewExit(cfg ExitConfig) (*ExitTracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	vars["only_failed_exits"] = cfg.FailedOnly
-	vars["all_threads"] = cfg.Threads
-	vars["filter_ppid"] = cfg.PPID
-	objs, err := load(exitPrograms, vars, cfg.ArgsLimit, cfg.RingSize, cfg.Debug)
+	knobs := func(k *execsnoopVariableSpecs) error {
+		return errors.Join(k.OnlyFailedExits.Set(cfg.FailedOnly), k.AllThreads.Set(cfg.Threads), k.FilterPpid.Set(cfg.PPID))
+	}
+	objs, err := load(exitPrograms, vars, knobs, cfg.ArgsLimit, cfg.RingSize, cfg.Debug)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@
 package filetop
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -105,9 +106,9 @@ const switchGrace = 2 * time.Millisecond
 // Tracer is attached from New until Close.
 type Tracer struct {
 	objs  *loader.Objects
-	stats [2]*ebpf.Map // double-buffered: the kernel adds to stats[side]
+	maps  filetopMaps
+	stats [2]*ebpf.Map // maps.Stats0 and Stats1, double-buffered: the kernel adds to stats[side]
 	side  uint32
-	paths *ebpf.Map
 	// names holds paths read from the kernel, by file, until a row
 	// that needs them has come (the kernel hands each path over once per
 	// interval in which the file is used).
@@ -131,8 +132,6 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	vars["all_files"] = cfg.All
-	vars["per_process"] = cfg.PerProcess
 	size := cfg.MapSize
 	if size == 0 {
 		size = DefaultMapSize
@@ -140,21 +139,34 @@ func New(cfg Config) (*Tracer, error) {
 	if size < 1 || size > MaxMapSize {
 		return nil, fmt.Errorf("map size %d: give a number of entries from 1 to %d", size, MaxMapSize)
 	}
-	spec.Maps["stats0"].MaxEntries = uint32(size)
-	spec.Maps["stats1"].MaxEntries = uint32(size)
-	spec.Maps["paths"].MaxEntries = uint32(size)
-	// filetop sends no events: the shared ring buffer is not needed.
-	delete(spec.Maps, "events")
-	objs, err := Tool.Load(spec, loader.Options{Variables: vars, Debug: cfg.Debug})
+	var specs struct {
+		filetopMapSpecs
+		filetopVariableSpecs
+	}
+	if err := spec.Assign(&specs); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(specs.AllFiles.Set(cfg.All), specs.PerProcess.Set(cfg.PerProcess)); err != nil {
+		return nil, fmt.Errorf("configure filetop: %w", err)
+	}
+	specs.Stats0.MaxEntries = uint32(size)
+	specs.Stats1.MaxEntries = uint32(size)
+	specs.Paths.MaxEntries = uint32(size)
+	objs, err := Tool.Load(spec, loader.Options{
+		Variables: vars,
+		RingSize:  4096, // filetop sends no events: the smallest ring
+		Debug:     cfg.Debug,
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &Tracer{
-		objs:  objs,
-		stats: [2]*ebpf.Map{objs.Collection.Maps["stats0"], objs.Collection.Maps["stats1"]},
-		paths: objs.Collection.Maps["paths"],
-		names: map[filetopFileId]name{},
-	}, nil
+	t := &Tracer{objs: objs, names: map[filetopFileId]name{}}
+	if err := objs.Assign(&t.maps); err != nil {
+		objs.Close()
+		return nil, err
+	}
+	t.stats = [2]*ebpf.Map{t.maps.Stats0, t.maps.Stats1}
+	return t, nil
 }
 
 // Dropped lists the hooks this kernel lacks (for example preadv2 before 4.6).
@@ -179,7 +191,7 @@ func (t *Tracer) Drain() (Snapshot, error) {
 	// Switch the kernel to the other map, let the programs that still
 	// use this one finish, then take it.
 	full := t.stats[t.side]
-	if err := t.objs.Collection.Maps["side"].Update(uint32(0), t.side^1, ebpf.UpdateAny); err != nil {
+	if err := t.maps.Side.Update(uint32(0), t.side^1, ebpf.UpdateAny); err != nil {
 		return s, fmt.Errorf("switch counter maps: %w", err)
 	}
 	t.side ^= 1
@@ -204,7 +216,7 @@ func (t *Tracer) Drain() (Snapshot, error) {
 	}
 	// Paths after counts: a path the kernel adds meanwhile waits here
 	// for the row of the next interval.
-	err = loader.Drain(t.paths, func(k *filetopFileId, v *filetopFilePath) {
+	err = loader.Drain(t.maps.Paths, func(k *filetopFileId, v *filetopFilePath) {
 		t.names[*k] = decodePath(v)
 	})
 	if err != nil {
@@ -241,7 +253,7 @@ func (t *Tracer) name(r *Row) {
 	if !ok {
 		// Resolved while the maps were being read: still in the kernel.
 		var v filetopFilePath
-		if err := t.paths.Lookup(&id, &v); err != nil {
+		if err := t.maps.Paths.Lookup(&id, &v); err != nil {
 			r.Path = "?"
 			return
 		}

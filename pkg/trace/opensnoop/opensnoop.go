@@ -4,6 +4,7 @@ package opensnoop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"syscall"
 	"time"
@@ -72,12 +73,17 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
+	var knobs opensnoopVariableSpecs
+	if err := spec.Assign(&knobs); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(knobs.OnlyFailed.Set(cfg.FailedOnly), knobs.WantFullPath.Set(cfg.FullPath)); err != nil {
+		return nil, fmt.Errorf("configure opensnoop: %w", err)
+	}
 	vars, err := cfg.Filter.Variables()
 	if err != nil {
 		return nil, err
 	}
-	vars["only_failed"] = cfg.FailedOnly
-	vars["want_full_path"] = cfg.FullPath
 	objs, err := Tool.Load(spec, loader.Options{
 		Variables: vars,
 		RingSize:  cfg.RingSize,

@@ -67,14 +67,20 @@ func New(cfg Config) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
+	var knobs schedrecordVariableSpecs
+	if err := spec.Assign(&knobs); err != nil {
+		return nil, err
+	}
+	if err := knobs.WantWakeups.Set(cfg.Wakeups); err != nil {
+		return nil, fmt.Errorf("configure sched record: %w", err)
+	}
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		return nil, fmt.Errorf("read the monotonic clock: %w", err)
 	}
 	objs, err := Tool.Load(spec, loader.Options{
-		Variables: map[string]any{"want_wakeups": cfg.Wakeups},
-		RingSize:  cfg.RingSize,
-		Debug:     cfg.Debug,
+		RingSize: cfg.RingSize,
+		Debug:    cfg.Debug,
 	})
 	if err != nil {
 		return nil, err
