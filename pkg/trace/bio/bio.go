@@ -29,6 +29,7 @@
 package bio
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -132,6 +133,7 @@ var issueAlternatives = [][]string{Alternatives[1], Alternatives[2]}
 // and the kernel's request flag bits.
 type tracer struct {
 	objs  *loader.Objects
+	maps  bioMaps
 	disks *Disks
 	flags reqFlags
 }
@@ -172,19 +174,29 @@ func newTracer(cfg Config, mode bioBioMode, ringSize int) (*tracer, error) {
 			}
 		}
 	}
-	vars["start_at_issue"] = atIssue
-	vars["mode"] = uint32(mode)
-	vars["have_io_start"] = haveIOStart()
-	vars["rq_arg"] = rqArg()
-	vars["in_ms"] = cfg.Milliseconds
-	vars["queued"] = cfg.Queued
-	vars["by_disk"] = cfg.ByDisk
-	if cfg.ByFlags {
-		vars["flags_mask"] = flags.mask()
+	var knobs bioVariableSpecs
+	if err := spec.Assign(&knobs); err != nil {
+		return nil, err
 	}
-	vars["filter_dev"] = dev
-	vars["filter_whole_disk"] = whole
-	vars["min_ns"] = uint64(cfg.MinLatency)
+	var flagsMask uint32 // the object's default: no histogram per flags
+	if cfg.ByFlags {
+		flagsMask = flags.mask()
+	}
+	if err := errors.Join(
+		knobs.StartAtIssue.Set(atIssue),
+		knobs.Mode.Set(uint32(mode)),
+		knobs.HaveIoStart.Set(haveIOStart()),
+		knobs.RqArg.Set(rqArg()),
+		knobs.InMs.Set(cfg.Milliseconds),
+		knobs.Queued.Set(cfg.Queued),
+		knobs.ByDisk.Set(cfg.ByDisk),
+		knobs.FlagsMask.Set(flagsMask),
+		knobs.FilterDev.Set(dev),
+		knobs.FilterWholeDisk.Set(whole),
+		knobs.MinNs.Set(uint64(cfg.MinLatency)),
+	); err != nil {
+		return nil, fmt.Errorf("configure bio: %w", err)
+	}
 	objs, err := loader.Load(spec, loader.Options{
 		Variables:    vars,
 		RingSize:     ringSize,
@@ -194,7 +206,12 @@ func newTracer(cfg Config, mode bioBioMode, ringSize int) (*tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tracer{objs: objs, disks: disks, flags: flags}, nil
+	t := &tracer{objs: objs, disks: disks, flags: flags}
+	if err := objs.Assign(&t.maps); err != nil {
+		objs.Close()
+		return nil, err
+	}
+	return t, nil
 }
 
 // rqArg is where the request is among the arguments of block_rq_insert,
@@ -236,7 +253,7 @@ func (t *tracer) Stats() (Stats, error) {
 		bioBioStatSTAT_TOP_FULL:   &st.TopFull,
 		bioBioStatSTAT_REQUEUED:   &st.Requeued,
 	} {
-		if err := t.objs.Collection.Maps["stats"].Lookup(uint32(slot), &perCPU); err != nil {
+		if err := t.maps.Stats.Lookup(uint32(slot), &perCPU); err != nil {
 			return st, fmt.Errorf("read bio stats: %w", err)
 		}
 		for _, v := range perCPU {

@@ -54,7 +54,7 @@ func (l *Latency) Unit() string {
 // Totals returns the histograms since the start, by disk then flags.
 func (l *Latency) Totals() ([]Hist, error) {
 	var out []Hist
-	err := loader.ReadAll(l.objs.Collection.Maps["hists"], func(k *bioBioHistKey, v *bioBioHist) {
+	err := loader.ReadAll(l.maps.Hists, func(k *bioBioHistKey, v *bioBioHist) {
 		h := Hist{key: *k}
 		copy(h.Buckets[:], v.Slots[:])
 		if l.cfg.ByDisk {

@@ -1,6 +1,7 @@
 package bio
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -32,17 +33,19 @@ func ServeSpec() (*ebpf.CollectionSpec, error) {
 	if err != nil {
 		return nil, err
 	}
-	for name, v := range map[string]any{
-		"mode":           uint32(modeHist | modeTop),
-		"have_io_start":  haveIOStart(),
-		"rq_arg":         rqArg(),
-		"by_disk":        true,
-		"flags_mask":     uint32(opMask),
-		"top_per_cgroup": true,
-	} {
-		if err := spec.Variables[name].Set(v); err != nil {
-			return nil, fmt.Errorf("set %s: %w", name, err)
-		}
+	var knobs bioVariableSpecs
+	if err := spec.Assign(&knobs); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(
+		knobs.Mode.Set(uint32(modeHist|modeTop)),
+		knobs.HaveIoStart.Set(haveIOStart()),
+		knobs.RqArg.Set(rqArg()),
+		knobs.ByDisk.Set(true),
+		knobs.FlagsMask.Set(uint32(opMask)),
+		knobs.TopPerCgroup.Set(true),
+	); err != nil {
+		return nil, fmt.Errorf("configure bio: %w", err)
 	}
 	return spec, nil
 }
@@ -67,9 +70,13 @@ type Usage struct {
 // ReadServe reads objects loaded from ServeSpec: totals since they were
 // loaded.
 func ReadServe(objs *loader.Objects, disks *Disks) ([]OpHist, []Usage, error) {
+	var maps bioMaps
+	if err := objs.Assign(&maps); err != nil {
+		return nil, nil, err
+	}
 	var hists []OpHist
 	ops := kernelOps()
-	err := loader.ReadAll(objs.Collection.Maps["hists"], func(k *bioBioHistKey, v *bioBioHist) {
+	err := loader.ReadAll(maps.Hists, func(k *bioBioHistKey, v *bioBioHist) {
 		h := OpHist{Disk: disks.Name(k.Dev), Op: ops.name(k.Flags), Sum: time.Duration(v.SumNs)}
 		copy(h.Buckets[:], v.Slots[:])
 		hists = append(hists, h)
@@ -78,7 +85,7 @@ func ReadServe(objs *loader.Objects, disks *Disks) ([]OpHist, []Usage, error) {
 		return nil, nil, fmt.Errorf("read block I/O histograms: %w", err)
 	}
 	var use []Usage
-	err = loader.ReadAll(objs.Collection.Maps["top"], func(k *bioBioTopKey, v *bioBioTopVal) {
+	err = loader.ReadAll(maps.Top, func(k *bioBioTopKey, v *bioBioTopVal) {
 		disk := disks.Name(k.Dev)
 		use = append(use, Usage{Cgroup: k.Cgroup, Disk: disk, Dir: "read", Bytes: v.ReadBytes},
 			Usage{Cgroup: k.Cgroup, Disk: disk, Dir: "write", Bytes: v.WriteBytes})

@@ -56,7 +56,7 @@ func (t *Top) Delta() ([]Row, error) {
 	now := time.Now()
 	var out []Row
 	next := make(map[bioBioTopKey]bioBioTopVal, len(t.prev))
-	err := loader.ReadAll(t.objs.Collection.Maps["top"], func(k *bioBioTopKey, v *bioBioTopVal) {
+	err := loader.ReadAll(t.maps.Top, func(k *bioBioTopKey, v *bioBioTopVal) {
 		next[*k] = *v
 		p := t.prev[*k]
 		r := Row{

@@ -156,18 +156,19 @@ type Event struct {
 // Tracer is one loaded tool.
 type Tracer struct {
 	objs  *loader.Objects
+	maps  tcpMaps
 	clock trace.Clock
 	ev    Event
 }
 
 // NewLife loads tcplife.
 func NewLife(cfg Config) (*Tracer, error) {
-	return load(&Life, cfg, map[string]any{"want_life": uint8(1)})
+	return load(&Life, cfg, func(k *tcpVariableSpecs) error { return k.WantLife.Set(uint8(1)) })
 }
 
 // NewStates loads tcpstates.
 func NewStates(cfg Config) (*Tracer, error) {
-	return load(&States, cfg, map[string]any{"want_states": uint8(1)})
+	return load(&States, cfg, func(k *tcpVariableSpecs) error { return k.WantStates.Set(uint8(1)) })
 }
 
 // NewRetrans loads tcpretrans; with count, retransmissions are summed per
@@ -177,7 +178,7 @@ func NewRetrans(cfg Config, count bool) (*Tracer, error) {
 	if count {
 		c = 1
 	}
-	return load(&Retrans, cfg, map[string]any{"count_retrans": c})
+	return load(&Retrans, cfg, func(k *tcpVariableSpecs) error { return k.CountRetrans.Set(c) })
 }
 
 func portList(ports []uint16, flag string) ([MaxPorts]uint16, error) {
@@ -194,7 +195,9 @@ func portList(ports []uint16, flag string) ([MaxPorts]uint16, error) {
 	return out, nil
 }
 
-func load(d *tool.Descriptor, cfg Config, vars map[string]any) (*Tracer, error) {
+// load loads d's programs with the filters of cfg and the tool's own knob
+// set by knob.
+func load(d *tool.Descriptor, cfg Config, knob func(*tcpVariableSpecs) error) (*Tracer, error) {
 	lports, err := portList(cfg.LocalPorts, "--local-port")
 	if err != nil {
 		return nil, err
@@ -203,24 +206,38 @@ func load(d *tool.Descriptor, cfg Config, vars map[string]any) (*Tracer, error) 
 	if err != nil {
 		return nil, err
 	}
-	vars["lports"], vars["dports"] = lports, dports
-	vars["filter_pid"] = cfg.PID
+	var cgroup uint64 // the object's default: any
 	if cfg.Cgroup != "" {
-		id, err := loader.CgroupID(cfg.Cgroup)
-		if err != nil {
+		if cgroup, err = loader.CgroupID(cfg.Cgroup); err != nil {
 			return nil, err
 		}
-		vars["filter_cgroup"] = id
 	}
 	spec, err := d.Spec()
 	if err != nil {
 		return nil, err
 	}
-	objs, err := d.Load(spec, loader.Options{Variables: vars, RingSize: cfg.RingSize, Debug: cfg.Debug})
+	var knobs tcpVariableSpecs
+	if err := spec.Assign(&knobs); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(
+		knob(&knobs),
+		knobs.Lports.Set(lports), knobs.Dports.Set(dports),
+		knobs.FilterPid.Set(cfg.PID),
+		knobs.FilterCgroup.Set(cgroup),
+	); err != nil {
+		return nil, fmt.Errorf("configure %s: %w", d.Name, err)
+	}
+	objs, err := d.Load(spec, loader.Options{RingSize: cfg.RingSize, Debug: cfg.Debug})
 	if err != nil {
 		return nil, err
 	}
-	return &Tracer{objs: objs, clock: trace.NewClock()}, nil
+	t := &Tracer{objs: objs, clock: trace.NewClock()}
+	if err := objs.Assign(&t.maps); err != nil {
+		objs.Close()
+		return nil, err
+	}
+	return t, nil
 }
 
 // Health reports lost events, skipped runs and missing hooks.
@@ -281,16 +298,12 @@ type Count struct {
 // Counts reads the per-connection sums of a tracer made by NewRetrans with
 // count.
 func (t *Tracer) Counts() ([]Count, error) {
-	m := t.objs.Collection.Maps[tcpMapConns]
-	if m == nil {
-		return nil, errors.New("tcp: no per-connection counts in this tool")
-	}
 	var (
 		k   tcpTcpConnKey
 		v   tcpTcpConnCount
 		out []Count
 	)
-	it := m.Iterate()
+	it := t.maps.Conns.Iterate()
 	for it.Next(&k, &v) {
 		out = append(out, Count{
 			PID: k.Pid, Comm: string(trace.CString(v.Comm[:])),
