@@ -73,6 +73,7 @@ type Count struct {
 // Tracer reports from New until Close.
 type Tracer struct {
 	objs    *loader.Objects
+	maps    dropsMaps
 	clock   trace.Clock
 	reasons Reasons
 	syms    *symbol.Kernel
@@ -103,15 +104,24 @@ func New(cfg Config) (*Tracer, error) {
 	if cfg.Summary {
 		ring = 4096 // no events: the smallest ring
 	}
-	objs, err := Tool.Load(spec, loader.Options{
-		Variables: map[string]any{"summary": cfg.Summary},
-		RingSize:  ring, Debug: cfg.Debug,
-	})
+	var knobs dropsVariableSpecs
+	if err := spec.Assign(&knobs); err != nil {
+		return nil, err
+	}
+	if err := knobs.Summary.Set(cfg.Summary); err != nil {
+		return nil, fmt.Errorf("configure drops: %w", err)
+	}
+	objs, err := Tool.Load(spec, loader.Options{RingSize: ring, Debug: cfg.Debug})
 	if err != nil {
 		return nil, err
 	}
-	return &Tracer{objs: objs, clock: trace.NewClock(), reasons: reasons, syms: syms,
-		locs: map[uint64]string{}, prev: map[[2]string]uint64{}, summary: cfg.Summary}, nil
+	t := &Tracer{objs: objs, clock: trace.NewClock(), reasons: reasons, syms: syms,
+		locs: map[uint64]string{}, prev: map[[2]string]uint64{}, summary: cfg.Summary}
+	if err := objs.Assign(&t.maps); err != nil {
+		objs.Close()
+		return nil, err
+	}
+	return t, nil
 }
 
 // HasReasons reports whether this kernel gives drop reasons (5.17+);
@@ -123,7 +133,7 @@ func (t *Tracer) HasReasons() bool { return t.reasons.names != nil }
 func (t *Tracer) Health() loader.Health {
 	h := t.objs.Health()
 	if t.summary {
-		h.Full = fmt.Sprintf("drops not counted: the kernel table (%d reason+location pairs) is full", t.objs.Collection.Maps["counts"].MaxEntries())
+		h.Full = fmt.Sprintf("drops not counted: the kernel table (%d reason+location pairs) is full", t.maps.Counts.MaxEntries())
 	}
 	return h
 }
@@ -216,7 +226,7 @@ func protocol(ethertype uint16, family, l4 uint8) string {
 // and location (function), most first.
 func (t *Tracer) Totals() ([]Count, error) {
 	sum := map[[2]string]uint64{}
-	if err := readCounts(t.objs, func(reason uint32, location, n uint64) {
+	if err := readCounts(t.maps.Counts, func(reason uint32, location, n uint64) {
 		sum[[2]string{t.reasons.Name(reason), t.location(location)}] += n
 	}); err != nil {
 		return nil, err
@@ -224,14 +234,14 @@ func (t *Tracer) Totals() ([]Count, error) {
 	return sorted(sum), nil
 }
 
-// readCounts calls fn for each (reason, location) of the summary table,
-// with its count summed over the CPUs.
-func readCounts(objs *loader.Objects, fn func(reason uint32, location, n uint64)) error {
+// readCounts calls fn for each (reason, location) of the summary table
+// (counts), with its count summed over the CPUs.
+func readCounts(counts *ebpf.Map, fn func(reason uint32, location, n uint64)) error {
 	var (
 		k   dropsDropKey
 		per []uint64
 	)
-	it := objs.Collection.Maps["counts"].Iterate()
+	it := counts.Iterate()
 	for it.Next(&k, &per) {
 		var n uint64
 		for _, c := range per {
@@ -252,8 +262,12 @@ func SummarySpec() (*ebpf.CollectionSpec, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := spec.Variables["summary"].Set(true); err != nil {
-		return nil, fmt.Errorf("set summary: %w", err)
+	var knobs dropsVariableSpecs
+	if err := spec.Assign(&knobs); err != nil {
+		return nil, err
+	}
+	if err := knobs.Summary.Set(true); err != nil {
+		return nil, fmt.Errorf("configure drops: %w", err)
 	}
 	return spec, nil
 }
@@ -261,8 +275,12 @@ func SummarySpec() (*ebpf.CollectionSpec, error) {
 // ReasonTotals reads the drops counted by objects loaded from SummarySpec,
 // per reason name.
 func ReasonTotals(objs *loader.Objects, reasons Reasons) (map[string]uint64, error) {
+	var maps dropsMaps
+	if err := objs.Assign(&maps); err != nil {
+		return nil, err
+	}
 	out := map[string]uint64{}
-	err := readCounts(objs, func(reason uint32, _, n uint64) { out[reasons.Name(reason)] += n })
+	err := readCounts(maps.Counts, func(reason uint32, _, n uint64) { out[reasons.Name(reason)] += n })
 	return out, err
 }
 

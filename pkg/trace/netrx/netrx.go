@@ -11,6 +11,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/tool"
 	"github.com/bpfkit/bpfkit/pkg/trace"
@@ -56,6 +58,7 @@ type key = netrxNetrxKey
 // Tracer counts from New until Close.
 type Tracer struct {
 	objs *loader.Objects
+	maps netrxMaps
 	prev map[key]Count
 }
 
@@ -69,7 +72,12 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tracer{objs: objs, prev: map[key]Count{}}, nil
+	t := &Tracer{objs: objs, prev: map[key]Count{}}
+	if err := objs.Assign(&t.maps); err != nil {
+		objs.Close()
+		return nil, err
+	}
+	return t, nil
 }
 
 // Close detaches and frees everything.
@@ -79,23 +87,28 @@ func (t *Tracer) Close() error { return t.objs.Close() }
 // missing hooks.
 func (t *Tracer) Health() loader.Health {
 	h := t.objs.Health()
-	h.Full = fmt.Sprintf("packets or polls not counted: the kernel table (%d rows) is full", t.objs.Collection.Maps["counts"].MaxEntries())
+	h.Full = fmt.Sprintf("packets or polls not counted: the kernel table (%d rows) is full", t.maps.Counts.MaxEntries())
 	return h
 }
 
 func (t *Tracer) totals() (map[key]Count, error) {
 	out := map[key]Count{}
-	err := read(t.objs, func(k *netrxNetrxKey, c Count) { out[*k] = c })
+	err := read(t.maps.Counts, func(k *netrxNetrxKey, c Count) { out[*k] = c })
 	return out, err
 }
 
 // Read calls fn with every row counted by objects loaded from Tool.Spec.
 func Read(objs *loader.Objects, fn func(Count)) error {
-	return read(objs, func(_ *netrxNetrxKey, c Count) { fn(c) })
+	var maps netrxMaps
+	if err := objs.Assign(&maps); err != nil {
+		return err
+	}
+	return read(maps.Counts, func(_ *netrxNetrxKey, c Count) { fn(c) })
 }
 
-func read(objs *loader.Objects, fn func(k *netrxNetrxKey, c Count)) error {
-	if err := loader.ReadAll(objs.Collection.Maps["counts"], func(k *netrxNetrxKey, v *netrxNetrxVal) {
+// read calls fn with every row of the counts map.
+func read(counts *ebpf.Map, fn func(k *netrxNetrxKey, c Count)) error {
+	if err := loader.ReadAll(counts, func(k *netrxNetrxKey, v *netrxNetrxVal) {
 		fn(k, Count{Netns: k.Netns, Ifindex: k.Ifindex, Iface: string(trace.CString(v.Name[:])),
 			Queue: k.Queue, CPU: k.Cpu, Packets: v.Packets, Bytes: v.Bytes, Polls: v.Polls, Full: v.Full})
 	}); err != nil {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/tool"
 )
@@ -54,6 +56,7 @@ type Stat struct {
 // Tracer measures from New until Close.
 type Tracer struct {
 	objs  *loader.Objects
+	maps  softirqsMaps
 	names []string
 	prev  map[[2]int]Stat
 }
@@ -68,15 +71,26 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
+	var knobs softirqsVariableSpecs
+	if err := spec.Assign(&knobs); err != nil {
+		return nil, err
+	}
+	if err := knobs.InNs.Set(cfg.Nanoseconds); err != nil {
+		return nil, fmt.Errorf("configure softirqs: %w", err)
+	}
 	objs, err := Tool.Load(spec, loader.Options{
-		Variables: map[string]any{"in_ns": cfg.Nanoseconds},
-		RingSize:  4096, // no events: the smallest ring
-		Debug:     cfg.Debug,
+		RingSize: 4096, // no events: the smallest ring
+		Debug:    cfg.Debug,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Tracer{objs: objs, names: names, prev: map[[2]int]Stat{}}, nil
+	t := &Tracer{objs: objs, names: names, prev: map[[2]int]Stat{}}
+	if err := objs.Assign(&t.maps); err != nil {
+		objs.Close()
+		return nil, err
+	}
+	return t, nil
 }
 
 // Close detaches and frees everything.
@@ -87,13 +101,21 @@ func (t *Tracer) Health() loader.Health { return t.objs.Health() }
 
 // Totals returns every CPU's softirqs since New, per vector, CPU first;
 // vectors and CPUs with none are left out.
-func (t *Tracer) Totals() ([]Stat, error) { return Read(t.objs, t.names) }
+func (t *Tracer) Totals() ([]Stat, error) { return read(t.maps.Stats, t.names) }
 
 // Read reads the softirqs counted by objects loaded from Tool.Spec, for
 // the vectors named (ReadProc's names).
 func Read(objs *loader.Objects, names []string) ([]Stat, error) {
+	var maps softirqsMaps
+	if err := objs.Assign(&maps); err != nil {
+		return nil, err
+	}
+	return read(maps.Stats, names)
+}
+
+// read reads the per-CPU stats map m.
+func read(m *ebpf.Map, names []string) ([]Stat, error) {
 	var out []Stat
-	m := objs.Collection.Maps["stats"]
 	for vec := range names {
 		var perCPU []softirqsSoftirqStat
 		if err := m.Lookup(uint32(vec), &perCPU); err != nil {
