@@ -67,6 +67,7 @@ type Row struct {
 // Tracer counts from New until Close.
 type Tracer struct {
 	objs  *loader.Objects
+	maps  mallocMaps
 	cfg   Config
 	alloc *Allocator
 	usyms *symbol.User
@@ -133,27 +134,36 @@ func New(alloc *Allocator, pid int, cfg Config) (_ *Tracer, err error) {
 		}
 	}
 	if !cfg.Follow {
-		delete(spec.Programs, "exec_done")
+		delete(spec.Programs, mallocProgExecDone)
+	}
+	var specs struct {
+		mallocMapSpecs
+		mallocVariableSpecs
+	}
+	if err := spec.Assign(&specs); err != nil {
+		return nil, err
 	}
 	if !cfg.PerCgroup {
-		spec.Maps["cgroup_bytes"].MaxEntries = 1
+		specs.CgroupBytes.MaxEntries = 1
 	}
 	if !stacks {
-		spec.Maps["allocs"].MaxEntries = 1
-		spec.Maps["stacks"].MaxEntries = 1
-		spec.Maps["stack_bytes"].MaxEntries = 1
+		specs.Allocs.MaxEntries = 1
+		specs.Stacks.MaxEntries = 1
+		specs.StackBytes.MaxEntries = 1
 	} else {
-		spec.Maps["allocs"].MaxEntries = uint32(cfg.MaxBlocks)
+		specs.Allocs.MaxEntries = uint32(cfg.MaxBlocks)
+	}
+	if err := errors.Join(
+		specs.Follow.Set(cfg.Follow),
+		specs.SizesOn.Set(cfg.Sizes),
+		specs.OutstandingOn.Set(cfg.Outstanding),
+		specs.StacksOn.Set(stacks),
+		specs.RetMask.Set(retMask),
+		specs.PerCgroup.Set(cfg.PerCgroup),
+	); err != nil {
+		return nil, fmt.Errorf("configure malloc: %w", err)
 	}
 	objs, err := Tool.Load(spec, loader.Options{
-		Variables: map[string]any{
-			"follow":         cfg.Follow,
-			"sizes_on":       cfg.Sizes,
-			"outstanding_on": cfg.Outstanding,
-			"stacks_on":      stacks,
-			"ret_mask":       retMask,
-			"per_cgroup":     cfg.PerCgroup,
-		},
 		RingSize: 4096, // only -f's execs, each read at once: the smallest ring
 		Debug:    cfg.Debug,
 	})
@@ -166,6 +176,9 @@ func New(alloc *Allocator, pid int, cfg Config) (_ *Tracer, err error) {
 			t.Close()
 		}
 	}()
+	if err := objs.Assign(&t.maps); err != nil {
+		return nil, err
+	}
 	if err := t.Trace(pid); err != nil {
 		return nil, err
 	}
@@ -257,7 +270,7 @@ func (t *Tracer) followExec(pid int) {
 func (t *Tracer) Trace(pid int) error { return t.trace(pid, 1) }
 
 func (t *Tracer) trace(pid int, allocator uint8) error {
-	if err := t.objs.Collection.Maps["traced"].Put(uint32(pid), allocator); err != nil {
+	if err := t.maps.Traced.Put(uint32(pid), allocator); err != nil {
 		return fmt.Errorf("trace process %d: %w", pid, err)
 	}
 	t.pids = append(t.pids, uint32(pid))
@@ -284,7 +297,7 @@ func (t *Tracer) Add(pid int, alloc *Allocator) error {
 // CgroupBytes calls fn with the bytes asked for per cgroup (v2 id) and
 // allocator name, since New (PerCgroup).
 func (t *Tracer) CgroupBytes(fn func(cgroup uint64, allocator string, bytes uint64)) error {
-	return loader.ReadAll(t.objs.Collection.Maps["cgroup_bytes"], func(k *mallocMallocCgroupKey, n *uint64) {
+	return loader.ReadAll(t.maps.CgroupBytes, func(k *mallocMallocCgroupKey, n *uint64) {
 		if k.Allocator >= 1 && int(k.Allocator) <= len(t.names) {
 			fn(k.Cgroup, t.names[k.Allocator-1], *n)
 		}
@@ -299,7 +312,7 @@ func (t *Tracer) Close() error {
 		// (a few microseconds) is in the ring before the end of the
 		// grace, and the reader continues it as it drains the ring.
 		var pid uint32
-		traced := t.objs.Collection.Maps["traced"]
+		traced := t.maps.Traced
 		for traced.NextKey(nil, &pid) == nil {
 			traced.Delete(pid)
 		}
@@ -363,7 +376,7 @@ func (t *Tracer) Rows() ([]Row, error) {
 		// names another allocator has apart.
 		for _, name := range strings.Split(f.Name, "/") {
 			fn := api[slices.IndexFunc(api, func(a apiFunc) bool { return a.name == name })].fn
-			if err := t.objs.Collection.Maps["counts"].Lookup(uint32(fn), &per); err != nil {
+			if err := t.maps.Counts.Lookup(uint32(fn), &per); err != nil {
 				return nil, fmt.Errorf("read the counts: %w", err)
 			}
 			for _, c := range per {
@@ -383,7 +396,7 @@ func (t *Tracer) Sizes() ([]uint64, error) {
 	out := make([]uint64, 64)
 	var per []uint64
 	for slot := range uint32(65) { // 0: size 0; k: [2^(k-1), 2^k)
-		if err := t.objs.Collection.Maps["sizes"].Lookup(slot, &per); err != nil {
+		if err := t.maps.Sizes.Lookup(slot, &per); err != nil {
 			return nil, fmt.Errorf("read the sizes: %w", err)
 		}
 		for _, n := range per {
@@ -408,7 +421,7 @@ func (t *Tracer) Stacks() ([]Stack, error) {
 		val mallocMallocStack
 		out []Stack
 	)
-	it := t.objs.Collection.Maps["stack_bytes"].Iterate()
+	it := t.maps.StackBytes.Iterate()
 	for it.Next(&id, &val) {
 		out = append(out, Stack{Frames: t.frames(id), Calls: val.Calls, Bytes: val.Bytes})
 	}
@@ -432,7 +445,7 @@ func (t *Tracer) Outstanding(olderThan time.Duration) ([]Stack, Stack, error) {
 	}
 	now := uint64(ts.Nano())
 	by := map[int32]*Stack{}
-	it := t.objs.Collection.Maps["allocs"].Iterate()
+	it := t.maps.Allocs.Iterate()
 	for it.Next(&addr, &a) {
 		if olderThan > 0 && now-a.Ts < uint64(olderThan) {
 			continue
@@ -461,7 +474,7 @@ func (t *Tracer) Outstanding(olderThan time.Duration) ([]Stack, Stack, error) {
 // frames symbolizes a user stack of the traced process.
 func (t *Tracer) frames(id int32) []string {
 	var frame [127]uint64
-	if id < 0 || t.objs.Collection.Maps["stacks"].Lookup(uint32(id), &frame) != nil {
+	if id < 0 || t.maps.Stacks.Lookup(uint32(id), &frame) != nil {
 		return nil
 	}
 	n := slices.Index(frame[:], 0)

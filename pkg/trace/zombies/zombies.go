@@ -6,6 +6,7 @@ package zombies
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -74,12 +75,17 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
+	var knobs zombiesVariableSpecs
+	if err := spec.Assign(&knobs); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(knobs.MinZombieNs.Set(uint64(cfg.Over)), knobs.FilterPpid.Set(cfg.PPID)); err != nil {
+		return nil, fmt.Errorf("configure zombies: %w", err)
+	}
 	vars, err := cfg.Filter.Variables()
 	if err != nil {
 		return nil, err
 	}
-	vars["min_zombie_ns"] = uint64(cfg.Over)
-	vars["filter_ppid"] = cfg.PPID
 	objs, err := Tool.Load(spec, loader.Options{
 		Variables: vars, RingSize: cfg.RingSize, Debug: cfg.Debug,
 	})
