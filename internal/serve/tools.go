@@ -72,7 +72,7 @@ var Tools = []*Tool{
 			Metrics: []string{"bpfkit_exec_total"},
 		},
 		Default: true,
-		collect: collectExec,
+		collect: withMaps(collectExec),
 	},
 	{
 		Descriptor: tool.Descriptor{
@@ -81,7 +81,7 @@ var Tools = []*Tool{
 			Metrics: []string{"bpfkit_exit_total"},
 		},
 		Default: true,
-		collect: collectExit,
+		collect: withMaps(collectExit),
 	},
 	{
 		Descriptor: tool.Descriptor{
@@ -91,7 +91,7 @@ var Tools = []*Tool{
 			Metrics: []string{"bpfkit_context_switches_total"},
 		},
 		Default: true,
-		collect: collectCswitch,
+		collect: withMaps(collectCswitch),
 	},
 	{
 		Descriptor: tool.Descriptor{
@@ -104,7 +104,7 @@ var Tools = []*Tool{
 			}},
 			Metrics: []string{"bpfkit_runqueue_latency_seconds"},
 		},
-		collect: collectRunqlat,
+		collect: withMaps(collectRunqlat),
 	},
 	{
 		Descriptor: tool.Descriptor{
@@ -113,7 +113,7 @@ var Tools = []*Tool{
 			Hooks:   loader.Options{AlsoAttach: filetop.AlsoAttach},
 			Metrics: []string{"bpfkit_file_io_bytes_total", "bpfkit_file_io_ops_total"},
 		},
-		collect: collectFileio,
+		collect: withMaps(collectFileio),
 	},
 	{
 		Descriptor: tool.Descriptor{
@@ -122,7 +122,7 @@ var Tools = []*Tool{
 			Hooks:   loader.Options{AlsoAttach: opensnoop.AlsoAttach},
 			Metrics: []string{"bpfkit_open_errors_total"},
 		},
-		collect: collectOpenerr,
+		collect: withMaps(collectOpenerr),
 	},
 	{
 		Descriptor: tool.Descriptor{
@@ -131,7 +131,7 @@ var Tools = []*Tool{
 			Metrics: []string{"bpfkit_oom_kills_total"},
 		},
 		Default: true,
-		collect: collectOOM,
+		collect: withMaps(collectOOM),
 	},
 	{
 		Descriptor: tool.Descriptor{
@@ -140,7 +140,7 @@ var Tools = []*Tool{
 			Hooks:   loader.Options{Alternatives: [][]string{{serveZombiesProgSchedProcessFreeBtf, serveZombiesProgSchedProcessFreeRaw}}},
 			Metrics: []string{"bpfkit_zombie_seconds"},
 		},
-		collect: collectZombies,
+		collect: withMaps(collectZombies),
 	},
 	{
 		Descriptor: tool.Descriptor{
@@ -164,7 +164,7 @@ var Tools = []*Tool{
 			Spec:    serveTCPSpec,
 			Metrics: []string{"bpfkit_tcp_connections_closed_total", "bpfkit_tcp_retransmits_total"},
 		},
-		collect: collectTCP,
+		collect: withMaps(collectTCP),
 	},
 	{
 		Descriptor: bio.Serve,
@@ -260,16 +260,29 @@ func (t *Tool) load(debug bool) (*loader.Objects, error) {
 	return objs, nil
 }
 
-func collectExec(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+// withMaps makes a collect function of read, which reads the tool's maps
+// through M, its bpf2go-generated serveXxxMaps struct, filled from the
+// loaded objects (loader.Objects.Assign) at each scrape.
+func withMaps[M any](read func(e *Exporter, m *M, ch chan<- prometheus.Metric) error) func(*Exporter, *loader.Objects, chan<- prometheus.Metric) error {
+	return func(e *Exporter, objs *loader.Objects, ch chan<- prometheus.Metric) error {
+		var m M
+		if err := objs.Assign(&m); err != nil {
+			return err
+		}
+		return read(e, &m, ch)
+	}
+}
+
+func collectExec(e *Exporter, m *serveExecMaps, _ chan<- prometheus.Metric) error {
 	f := e.families[descExec]
-	return loader.ReadAll(objs.Collection.Maps[serveExecMapExecs], func(id, n *uint64) {
+	return loader.ReadAll(m.Execs, func(id, n *uint64) {
 		f.add(e.cgroups.lookup(*id), "", float64(*n))
 	})
 }
 
-func collectExit(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+func collectExit(e *Exporter, m *serveExitMaps, _ chan<- prometheus.Metric) error {
 	f := e.families[descExit]
-	return loader.ReadAll(objs.Collection.Maps[serveExitMapExits], func(k *serveExitServeExitKey, n *uint64) {
+	return loader.ReadAll(m.Exits, func(k *serveExitServeExitKey, n *uint64) {
 		f.add(e.cgroups.lookup(k.Cgroup), signalName(k.Signal), float64(*n))
 	})
 }
@@ -285,25 +298,25 @@ func signalName(sig uint32) string {
 	return "SIG" + strconv.Itoa(int(sig)) // a real-time signal
 }
 
-func collectCswitch(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+func collectCswitch(e *Exporter, m *serveCswitchMaps, _ chan<- prometheus.Metric) error {
 	f := e.families[descSwitches]
-	return loader.ReadAll(objs.Collection.Maps[serveCswitchMapSwitches], func(id *uint64, c *serveCswitchServeCswitch) {
+	return loader.ReadAll(m.Switches, func(id *uint64, c *serveCswitchServeCswitch) {
 		cg := e.cgroups.lookup(*id)
 		f.add(cg, "voluntary", float64(c.Voluntary))
 		f.add(cg, "involuntary", float64(c.Involuntary))
 	})
 }
 
-func collectRunqlat(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+func collectRunqlat(e *Exporter, m *serveRunqlatMaps, _ chan<- prometheus.Metric) error {
 	f := e.families[descRunqlat]
-	return loader.ReadAll(objs.Collection.Maps[serveRunqlatMapHists], func(id *uint64, h *serveRunqlatServeHist) {
+	return loader.ReadAll(m.Hists, func(id *uint64, h *serveRunqlatServeHist) {
 		f.addHist(e.cgroups.lookup(*id), &histogram{slots: h.Slots, sumNs: h.SumNs})
 	})
 }
 
-func collectFileio(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+func collectFileio(e *Exporter, m *serveFileioMaps, _ chan<- prometheus.Metric) error {
 	ops, bytes := e.families[descFileOps], e.families[descFileBytes]
-	return loader.ReadAll(objs.Collection.Maps[serveFileioMapFileio], func(id *uint64, s *serveFileioServeFileio) {
+	return loader.ReadAll(m.Fileio, func(id *uint64, s *serveFileioServeFileio) {
 		cg := e.cgroups.lookup(*id)
 		ops.add(cg, "read", float64(s.Reads))
 		ops.add(cg, "write", float64(s.Writes))
@@ -312,9 +325,9 @@ func collectFileio(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric
 	})
 }
 
-func collectOpenerr(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+func collectOpenerr(e *Exporter, m *serveOpenerrMaps, _ chan<- prometheus.Metric) error {
 	f := e.families[descOpenErrors]
-	return loader.ReadAll(objs.Collection.Maps[serveOpenerrMapOpenErrors], func(k *serveOpenerrServeErrnoKey, n *uint64) {
+	return loader.ReadAll(m.OpenErrors, func(k *serveOpenerrServeErrnoKey, n *uint64) {
 		f.add(e.cgroups.lookup(k.Cgroup), errnoName(k.Err), float64(*n))
 	})
 }
@@ -340,29 +353,29 @@ func serveTCPSpec() (*ebpf.CollectionSpec, error) {
 	return spec, nil
 }
 
-func collectTCP(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+func collectTCP(e *Exporter, m *serveTcpMaps, _ chan<- prometheus.Metric) error {
 	closed, retrans := e.families[descTCPClosed], e.families[descTCPRetransmits]
-	if err := loader.ReadAll(objs.Collection.Maps[serveTcpMapClosed], func(id, n *uint64) {
+	if err := loader.ReadAll(m.Closed, func(id, n *uint64) {
 		closed.add(e.cgroups.lookup(*id), "", float64(*n))
 	}); err != nil {
 		return err
 	}
-	return loader.ReadAll(objs.Collection.Maps[serveTcpMapRetransmits], func(id, n *uint64) {
+	return loader.ReadAll(m.Retransmits, func(id, n *uint64) {
 		retrans.add(e.cgroups.lookup(*id), "", float64(*n))
 	})
 }
 
-func collectOOM(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+func collectOOM(e *Exporter, m *serveOomMaps, _ chan<- prometheus.Metric) error {
 	f := e.families[descOOMKills]
-	return loader.ReadAll(objs.Collection.Maps[serveOomMapOomKills], func(id, n *uint64) {
+	return loader.ReadAll(m.OomKills, func(id, n *uint64) {
 		f.add(e.cgroups.lookup(*id), "", float64(*n))
 	})
 }
 
 // collectZombies reads serve_hist values: the layout runqlat's Go type has.
-func collectZombies(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
+func collectZombies(e *Exporter, m *serveZombiesMaps, _ chan<- prometheus.Metric) error {
 	f := e.families[descZombies]
-	return loader.ReadAll(objs.Collection.Maps[serveZombiesMapZombieHists], func(id *uint64, h *serveRunqlatServeHist) {
+	return loader.ReadAll(m.ZombieHists, func(id *uint64, h *serveRunqlatServeHist) {
 		f.addHist(e.cgroups.lookup(*id), &histogram{slots: h.Slots, sumNs: h.SumNs})
 	})
 }
