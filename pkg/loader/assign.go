@@ -16,19 +16,23 @@ import (
 // not loaded (a program left out because this kernel lacks its hook, or a
 // map the tool removed from the spec): assign those structs only when
 // they are whole.
-func (o *Objects) Assign(to any) error {
+func (o *Objects) Assign(to any) error { return AssignCollection(o.Collection, to) }
+
+// AssignCollection is Objects.Assign for a bare collection (pkg/xdp's,
+// loaded or opened from pins): the objects stay owned by coll.
+func AssignCollection(coll *ebpf.Collection, to any) error {
 	v := reflect.ValueOf(to)
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
 		return fmt.Errorf("assign BPF objects to %T: want a pointer to a struct", to)
 	}
-	return o.assign(v.Elem())
+	return assign(coll, v.Elem())
 }
 
-func (o *Objects) assign(s reflect.Value) error {
+func assign(coll *ebpf.Collection, s reflect.Value) error {
 	for i := range s.NumField() {
 		f, field := s.Type().Field(i), s.Field(i)
 		if f.Anonymous && f.Type.Kind() == reflect.Struct {
-			if err := o.assign(field); err != nil {
+			if err := assign(coll, field); err != nil {
 				return err
 			}
 			continue
@@ -41,11 +45,11 @@ func (o *Objects) assign(s reflect.Value) error {
 		var found bool
 		switch field.Interface().(type) {
 		case *ebpf.Map:
-			obj, found = o.Collection.Maps[name]
+			obj, found = coll.Maps[name]
 		case *ebpf.Program:
-			obj, found = o.Collection.Programs[name]
+			obj, found = coll.Programs[name]
 		case *ebpf.Variable:
-			obj, found = o.Collection.Variables[name]
+			obj, found = coll.Variables[name]
 		default:
 			return fmt.Errorf("assign BPF objects: field %s has type %s", f.Name, f.Type)
 		}

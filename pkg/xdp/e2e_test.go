@@ -534,7 +534,7 @@ func TestE2ERulesChangeUnderTraffic(t *testing.T) {
 	// The deleted rule's counter slot stays as the last packet left it
 	// (ids are never reused): exactly what was lost.
 	var per []counter
-	if err := f.maps["rule_stats"].Lookup(rule.ID, &per); err != nil {
+	if err := f.maps.RuleStats.Lookup(rule.ID, &per); err != nil {
 		t.Fatal(err)
 	}
 	if c := sum(per).Packets; c != lost {

@@ -104,8 +104,8 @@ type Filter struct {
 	Mode    Mode // native or generic, once attached
 	Policy  Policy
 
-	coll  *ebpf.Collection
-	maps  map[string]*ebpf.Map
+	coll  *ebpf.Collection // owns the maps (opened from pins) and, once loaded, the programs
+	maps  xdpFilterMaps    // coll's maps
 	prog  *ebpf.Program
 	link  link.Link
 	state *ebpf.Map // pinState
@@ -164,12 +164,17 @@ func loadChecked(opts Options, check func(rules []Rule, t *tables) error) (_ *Fi
 	if err != nil {
 		return nil, loaderExplain("load the XDP filter", err, opts.Debug)
 	}
-	f := &Filter{coll: coll, maps: coll.Maps, prog: coll.Programs["xdp_filter"], Policy: opts.Policy}
+	f := &Filter{coll: coll, Policy: opts.Policy}
 	defer func() {
 		if err != nil {
 			f.Close()
 		}
 	}()
+	var progs xdpFilterPrograms
+	if err := errors.Join(loader.AssignCollection(coll, &f.maps), loader.AssignCollection(coll, &progs)); err != nil {
+		return nil, err
+	}
+	f.prog = progs.XdpFilter
 	if f.state, err = ebpf.NewMap(stateSpec()); err != nil {
 		return nil, fmt.Errorf("create the filter's state map: %w", err)
 	}
@@ -455,7 +460,7 @@ func (f *Filter) pin(dir string) error {
 		return fmt.Errorf("create %s: %w", tmp, err)
 	}
 	f.dir = tmp
-	for name, m := range f.maps {
+	for name, m := range f.coll.Maps {
 		if err := m.Pin(filepath.Join(tmp, name)); err != nil {
 			return fmt.Errorf("pin map %s: %w", name, err)
 		}
@@ -563,7 +568,7 @@ func openDir(dir, iface string) (_ *Filter, err error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Filter{Iface: iface, maps: map[string]*ebpf.Map{}, dir: dir}
+	f := &Filter{Iface: iface, coll: &ebpf.Collection{Maps: map[string]*ebpf.Map{}}, dir: dir}
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -577,7 +582,10 @@ func openDir(dir, iface string) (_ *Filter, err error) {
 		if err != nil {
 			return nil, damaged("map "+name, err)
 		}
-		f.maps[name] = m
+		f.coll.Maps[name] = m
+	}
+	if err := loader.AssignCollection(f.coll, &f.maps); err != nil {
+		return nil, err
 	}
 	if f.state, err = ebpf.LoadPinnedMap(filepath.Join(dir, "state"), nil); err != nil {
 		return nil, damaged("state", err)
@@ -646,16 +654,12 @@ func (f *Filter) Close() error {
 	if f.coll != nil {
 		f.coll.Close()
 		f.coll = nil
-	} else {
-		for _, m := range f.maps {
-			m.Close()
-		}
 	}
 	if f.state != nil {
 		f.state.Close()
 		f.state = nil
 	}
-	f.maps = nil
+	f.maps = xdpFilterMaps{}
 	return errors.Join(errs...)
 }
 

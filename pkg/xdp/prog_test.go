@@ -263,7 +263,7 @@ func TestPolicyAllowAndReplace(t *testing.T) {
 	var mk matchKey
 	var mv verdict
 	n := 0
-	for it := f.maps["matches"].Iterate(); it.Next(&mk, &mv); n++ {
+	for it := f.maps.Matches.Iterate(); it.Next(&mk, &mv); n++ {
 		if mk.Gen != live.Gen {
 			t.Errorf("matches holds generation %d, live is %d", mk.Gen, live.Gen)
 		}

@@ -19,7 +19,7 @@ func ifname(index int) string {
 // Rules returns the rule set, by id.
 func (f *Filter) Rules() ([]Rule, error) {
 	var out []Rule
-	if err := loader.ReadAll(f.maps["rules"], func(id *uint32, rec *ruleRec) {
+	if err := loader.ReadAll(f.maps.Rules, func(id *uint32, rec *ruleRec) {
 		out = append(out, decodeRule(*id, rec, ifname))
 	}); err != nil {
 		return nil, fmt.Errorf("read the rules: %w", err)
@@ -164,13 +164,13 @@ func (f *Filter) Stats() (Stats, error) {
 	}
 	var per []counter
 	for _, r := range rules {
-		if err := f.maps["rule_stats"].Lookup(r.ID, &per); err != nil {
+		if err := f.maps.RuleStats.Lookup(r.ID, &per); err != nil {
 			return s, fmt.Errorf("read the counters of rule %d: %w", r.ID, err)
 		}
 		s.Rules = append(s.Rules, RuleStats{Rule: r, Counter: sum(per)})
 	}
 	for i, dst := range []*Counter{&s.DefaultPass, &s.DefaultDrop, &s.Malformed, &s.NonIP} {
-		if err := f.maps["stats"].Lookup(uint32(i), &per); err != nil {
+		if err := f.maps.Stats.Lookup(uint32(i), &per); err != nil {
 			return s, fmt.Errorf("read the counters: %w", err)
 		}
 		*dst = sum(per)

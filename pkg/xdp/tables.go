@@ -30,7 +30,7 @@ const portClassesPerGen = 65536
 
 func (f *Filter) config() (cfgT, error) {
 	var c cfgT
-	if err := f.maps["config"].Lookup(uint32(0), &c); err != nil {
+	if err := f.maps.Config.Lookup(uint32(0), &c); err != nil {
 		return c, fmt.Errorf("read the filter's config: %w", err)
 	}
 	return c, nil
@@ -42,7 +42,7 @@ func (f *Filter) setConfig(edit func(*cfgT)) error {
 		return err
 	}
 	edit(&c)
-	if err := f.maps["config"].Put(uint32(0), &c); err != nil {
+	if err := f.maps.Config.Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("write the filter's config: %w", err)
 	}
 	return nil
@@ -74,16 +74,16 @@ func (f *Filter) generations() (clear [2]func() error, err error) {
 		dels = append(dels, d)
 		err = errors.Join(err, e)
 	}
-	add(genKeys[lpm4Key, classVal](f.maps["src4"], func(k *lpm4Key) uint32 { return uint32(k.Gen) }))
-	add(genKeys[lpm4Key, classVal](f.maps["dst4"], func(k *lpm4Key) uint32 { return uint32(k.Gen) }))
-	add(genKeys[lpm6Key, classVal](f.maps["src6"], func(k *lpm6Key) uint32 { return uint32(k.Gen) }))
-	add(genKeys[lpm6Key, classVal](f.maps["dst6"], func(k *lpm6Key) uint32 { return uint32(k.Gen) }))
-	add(genKeys[pfx4Key, classVal](f.maps["src4h"], func(k *pfx4Key) uint32 { return k.GenLen >> 8 }))
-	add(genKeys[pfx4Key, classVal](f.maps["dst4h"], func(k *pfx4Key) uint32 { return k.GenLen >> 8 }))
-	add(genKeys[pfx6Key, classVal](f.maps["src6h"], func(k *pfx6Key) uint32 { return k.GenLen >> 8 }))
-	add(genKeys[pfx6Key, classVal](f.maps["dst6h"], func(k *pfx6Key) uint32 { return k.GenLen >> 8 }))
-	add(genKeys[addrKey, acVal](f.maps["addr_classes"], func(k *addrKey) uint32 { return k.Gen }))
-	add(genKeys[matchKey, verdict](f.maps["matches"], func(k *matchKey) uint32 { return k.Gen }))
+	add(genKeys[lpm4Key, classVal](f.maps.Src4, func(k *lpm4Key) uint32 { return uint32(k.Gen) }))
+	add(genKeys[lpm4Key, classVal](f.maps.Dst4, func(k *lpm4Key) uint32 { return uint32(k.Gen) }))
+	add(genKeys[lpm6Key, classVal](f.maps.Src6, func(k *lpm6Key) uint32 { return uint32(k.Gen) }))
+	add(genKeys[lpm6Key, classVal](f.maps.Dst6, func(k *lpm6Key) uint32 { return uint32(k.Gen) }))
+	add(genKeys[pfx4Key, classVal](f.maps.Src4h, func(k *pfx4Key) uint32 { return k.GenLen >> 8 }))
+	add(genKeys[pfx4Key, classVal](f.maps.Dst4h, func(k *pfx4Key) uint32 { return k.GenLen >> 8 }))
+	add(genKeys[pfx6Key, classVal](f.maps.Src6h, func(k *pfx6Key) uint32 { return k.GenLen >> 8 }))
+	add(genKeys[pfx6Key, classVal](f.maps.Dst6h, func(k *pfx6Key) uint32 { return k.GenLen >> 8 }))
+	add(genKeys[addrKey, acVal](f.maps.AddrClasses, func(k *addrKey) uint32 { return k.Gen }))
+	add(genKeys[matchKey, verdict](f.maps.Matches, func(k *matchKey) uint32 { return k.Gen }))
 	for g := range clear {
 		clear[g] = func() error {
 			var errs []error
@@ -180,16 +180,17 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 				}
 				vals = append(vals, v)
 			}
-			name := []string{"src4", "dst4", "src6", "dst6"}[dim]
+			lpm := [...]*ebpf.Map{dimSrc4: f.maps.Src4, dimDst4: f.maps.Dst4, dimSrc6: f.maps.Src6, dimDst6: f.maps.Dst6}[dim]
+			hash := [...]*ebpf.Map{dimSrc4: f.maps.Src4h, dimDst4: f.maps.Dst4h, dimSrc6: f.maps.Src6h, dimDst6: f.maps.Dst6h}[dim]
 			switch {
 			case fam == 4 && byLength:
-				err = loader.PutAll(f.maps[name+"h"], hkeys4, vals)
+				err = loader.PutAll(hash, hkeys4, vals)
 			case fam == 4:
-				err = loader.PutAll(f.maps[name], keys4, vals)
+				err = loader.PutAll(lpm, keys4, vals)
 			case byLength:
-				err = loader.PutAll(f.maps[name+"h"], hkeys6, vals)
+				err = loader.PutAll(hash, hkeys6, vals)
 			default:
-				err = loader.PutAll(f.maps[name], keys6, vals)
+				err = loader.PutAll(lpm, keys6, vals)
 			}
 			if err != nil {
 				return err
@@ -202,7 +203,7 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 		aks = append(aks, addrKey{Gen: gen, Sc: k[0], Dc: k[1]})
 		avs = append(avs, t.acValue(ac, ifindexes))
 	}
-	if err := loader.PutAll(f.maps["addr_classes"], aks, avs); err != nil {
+	if err := loader.PutAll(f.maps.AddrClasses, aks, avs); err != nil {
 		return err
 	}
 	if t.havePorts {
@@ -210,15 +211,15 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 		for p := range idx {
 			idx[p] = gen*portClassesPerGen + uint32(p)
 		}
-		if err := loader.PutAll(f.maps["sport_class"], idx, t.sport[:]); err != nil {
+		if err := loader.PutAll(f.maps.SportClass, idx, t.sport[:]); err != nil {
 			return err
 		}
-		if err := loader.PutAll(f.maps["dport_class"], idx, t.dport[:]); err != nil {
+		if err := loader.PutAll(f.maps.DportClass, idx, t.dport[:]); err != nil {
 			return err
 		}
 	}
 	for _, ifindex := range ifindexes {
-		if err := f.maps["tx_ports"].Put(uint32(ifindex), uint32(ifindex)); err != nil {
+		if err := f.maps.TxPorts.Put(uint32(ifindex), uint32(ifindex)); err != nil {
 			return fmt.Errorf("add redirect target %d: %w", ifindex, err)
 		}
 	}
@@ -245,7 +246,7 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 			return fmt.Errorf("rule set needs more than %d match entries: use fewer overlapping port ranges", maxEntries)
 		}
 	}
-	if err := loader.PutAll(f.maps["matches"], mks, mvs); err != nil {
+	if err := loader.PutAll(f.maps.Matches, mks, mvs); err != nil {
 		return err
 	}
 
@@ -261,17 +262,17 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 		}
 	}
 	zeros := make([]counter, len(fresh)*ebpf.MustPossibleCPU())
-	if err := loader.PutAll(f.maps["rule_stats"], fresh, zeros); err != nil {
+	if err := loader.PutAll(f.maps.RuleStats, fresh, zeros); err != nil {
 		return fmt.Errorf("reset the counters of new rules: %w", err)
 	}
 
 	c.Src4Class, c.Dst4Class = t.constClass[dimSrc4], t.constClass[dimDst4]
 	c.Src6Class, c.Dst6Class = t.constClass[dimSrc6], t.constClass[dimDst6]
-	if err := f.maps["config"].Put(1+gen, &c); err != nil {
+	if err := f.maps.Config.Put(1+gen, &c); err != nil {
 		return fmt.Errorf("write the new rule set's config: %w", err)
 	}
 	live.Gen, live.Policy = gen, xdpFilterXdpfPolicy(f.Policy)
-	if err := f.maps["config"].Put(uint32(0), &live); err != nil {
+	if err := f.maps.Config.Put(uint32(0), &live); err != nil {
 		return fmt.Errorf("switch to the new rule set: %w", err)
 	}
 	if err := clear[cur](); err != nil {
@@ -283,7 +284,7 @@ func (f *Filter) write(t *tables, rules []Rule, ifindexes map[string]int, old []
 // storeRules keeps the rule set in the rules map, writing only the rules
 // that are new or changed and removing those that are gone.
 func (f *Filter) storeRules(rules, old []Rule, ifindexes map[string]int) error {
-	m := f.maps["rules"]
+	m := f.maps.Rules
 	encode := func(r *Rule) ruleRec {
 		rec := encodeRule(r)
 		rec.Ifindex = uint32(ifindexes[r.Action.Iface])
