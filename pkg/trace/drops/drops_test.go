@@ -264,7 +264,7 @@ func TestNetfilter(t *testing.T) {
 func TestSummary(t *testing.T) {
 	p := newPair(t, false)
 	tr := newTracer(t, Config{Summary: true, Netns: p.bInode})
-	const n = 50
+	const n = 100
 	if _, err := tr.Delta(); err != nil { // the baseline
 		t.Fatal(err)
 	}
