@@ -277,3 +277,29 @@ func (n *NetNS) NoIPv6(t testing.TB) {
 		return nil
 	})
 }
+
+// Inode is the namespace's inode: its identity in /proc/PID/ns/net and in
+// what the tracers report.
+func (n *NetNS) Inode(t testing.TB) uint32 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(n.Path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return uint32(st.Ino)
+}
+
+// QuietPair makes two namespaces, tag-a and tag-b, joined by a veth (va in
+// a, vb in b) with IPv4 addresses prefix.1/24 and prefix.2/24 (prefix such
+// as "198.18.14"), IPv6 off and permanent neighbours both ways: nothing but
+// what the test sends crosses it (no router solicitation, MLD, ARP).
+func QuietPair(t testing.TB, tag, prefix string) (a, b *NetNS) {
+	t.Helper()
+	a, b = NewNetNS(t, tag+"-a"), NewNetNS(t, tag+"-b")
+	a.NoIPv6(t)
+	b.NoIPv6(t)
+	Veth(t, a, "va", prefix+".1/24", b, "vb", prefix+".2/24")
+	a.Neighbor(t, "va", prefix+".2", b.MAC(t, "vb"))
+	b.Neighbor(t, "vb", prefix+".1", a.MAC(t, "va"))
+	return a, b
+}

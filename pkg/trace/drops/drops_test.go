@@ -49,11 +49,7 @@ func newPair(t *testing.T, ipv6 bool) *pair {
 		p.a.Neighbor(t, "va", p.b6, p.b.MAC(t, "vb"))
 		p.b.Neighbor(t, "vb", p.a6, p.a.MAC(t, "va"))
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(p.b.Path, &st); err != nil {
-		t.Fatal(err)
-	}
-	p.bInode = uint32(st.Ino)
+	p.bInode = p.b.Inode(t)
 	return p
 }
 

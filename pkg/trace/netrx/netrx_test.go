@@ -76,18 +76,8 @@ func TestRPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	a := testkit.NewNetNS(t, "netrx-a")
-	b := testkit.NewNetNS(t, "netrx-b")
-	a.NoIPv6(t)
-	b.NoIPv6(t)
-	testkit.Veth(t, a, "va", "198.18.14.1/24", b, "vb", "198.18.14.2/24")
-	a.Neighbor(t, "va", "198.18.14.2", b.MAC(t, "vb"))
-	b.Neighbor(t, "vb", "198.18.14.1", a.MAC(t, "va"))
-	var st unix.Stat_t
-	if err := unix.Stat(b.Path, &st); err != nil {
-		t.Fatal(err)
-	}
-	bNetns := uint32(st.Ino)
+	a, b := testkit.QuietPair(t, "netrx", "198.18.14")
+	bNetns := b.Inode(t)
 
 	const n, payload = 100, 100
 	for _, cpu := range []int{0, 1} {
@@ -216,19 +206,8 @@ func TestNAPIPolls(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	a := testkit.NewNetNS(t, "napi-a")
-	b := testkit.NewNetNS(t, "napi-b")
-	// No IPv6, permanent neighbours: nothing but the bursts reaches vb.
-	a.NoIPv6(t)
-	b.NoIPv6(t)
-	testkit.Veth(t, a, "va", "198.18.16.1/24", b, "vb", "198.18.16.2/24")
-	a.Neighbor(t, "va", "198.18.16.2", b.MAC(t, "vb"))
-	b.Neighbor(t, "vb", "198.18.16.1", a.MAC(t, "va"))
-	var st unix.Stat_t
-	if err := unix.Stat(b.Path, &st); err != nil {
-		t.Fatal(err)
-	}
-	bNetns := uint32(st.Ino)
+	a, b := testkit.QuietPair(t, "napi", "198.18.16") // nothing but the bursts reaches vb
+	bNetns := b.Inode(t)
 	pass, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xdp_pass", Type: ebpf.XDP, License: "GPL",
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2), asm.Return()}})
 	if err != nil {
