@@ -158,21 +158,25 @@ func monotonic() time.Duration {
 
 // TestTime checks the time softirqs measures, with ns histograms, on one
 // CPU from a thread pinned to it. A softirq run is never preempted by a
-// task, so while the thread runs no run is under way on its CPU:
-//   - each read of that CPU gives every vector's count equal to its
-//     histogram's (runs begun = runs ended; a run under way when tracing
-//     began is in neither), and its time within the histogram's bounds: a
-//     run in slot i lasted 2^i to 2^(i+1)-1 ns (slot 0: 0 or 1 ns, the last
-//     slot: no upper bound), so the sum of the lower bounds <= time <= the
-//     sum of the upper ones;
-//   - every run counted between two reads lies wholly between a clock read
-//     before the first and one after the second, and runs on a CPU do not
-//     overlap: the time of all vectors on that CPU is at most that wall
-//     time. The packets the thread sends over the namespace's loopback are
-//     received on its CPU in a NET_RX run when the send turns bottom halves
-//     back on, and a generic XDP program of many additions makes those
-//     runs most of the window, so time counted twice, or from an earlier
-//     timestamp than the run's entry, is more than the window.
+// task, so while the thread runs no run is under way on its CPU, and
+// between two of its reads, exactly:
+//   - every vector's runs begun equal the runs added to its histogram (the
+//     totals may differ: a run that began between the attaching of the
+//     entry and of the exit program is counted, never timed);
+//   - its time lies within the histogram's bounds: a run in slot i lasted
+//     2^i to 2^(i+1)-1 ns (slot 0: 0 or 1 ns; the last slot has no upper
+//     bound), so the sum of the lower bounds <= time <= that of the upper;
+//   - every run counted lies wholly between a clock read before the first
+//     read and one after the second, and runs on a CPU do not overlap: the
+//     time of all vectors is at most that wall time.
+//
+// The datagrams the thread sends over the namespace's loopback are
+// received on its CPU, in a NET_RX run when the send turns bottom halves
+// back on, and a generic XDP program of 100,000 additions makes each run
+// long (~30 µs on the host); with the thread SCHED_FIFO no other task
+// stretches the window, so these runs fill most of it (75-85% on the host
+// and in the VMs): time counted twice, or from an earlier timestamp than
+// the run's entry, exceeds it.
 //
 // The kernel's own softirq time (/proc/stat) is no reference here: without
 // CONFIG_IRQ_TIME_ACCOUNTING (unset on the host and on every kernel of the
