@@ -174,8 +174,8 @@ func monotonic() time.Duration {
 // received on its CPU, in a NET_RX run when the send turns bottom halves
 // back on, and a generic XDP program of 100,000 additions makes each run
 // long (~30 µs on the host); with the thread SCHED_FIFO no other task
-// stretches the window, so these runs fill most of it (75-85% on the host
-// and in the VMs): time counted twice, or from an earlier timestamp than
+// stretches the window, so these runs fill most of it (70-90% on the host
+// and in the 5.10-7.2 VMs): time counted twice, or from an earlier timestamp than
 // the run's entry, exceeds it.
 //
 // The kernel's own softirq time (/proc/stat) is no reference here: without
