@@ -61,6 +61,40 @@ func inNetnsSysfs(t *testing.T, ns *testkit.NetNS, path, value string) {
 	}
 }
 
+// vbCounts adds up, per CPU and in all, what tr counts on vb in namespace
+// netns from now until enough says all is there (5 s at most: softirqs
+// process the packets after the sends return), and 200 ms more for any
+// extra.
+func vbCounts(t *testing.T, tr *Tracer, netns uint32, enough func(total Count) bool) (per map[uint32]Count, total Count) {
+	t.Helper()
+	per = map[uint32]Count{}
+	var all time.Time // when enough was counted
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		d, err := tr.Delta()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range d {
+			if c.Netns == netns && c.Iface == "vb" {
+				p := per[c.CPU]
+				for _, sum := range []*Count{&total, &p} {
+					sum.Packets += c.Packets
+					sum.Bytes += c.Bytes
+					sum.Polls += c.Polls
+					sum.Full += c.Full
+				}
+				per[c.CPU] = p
+			}
+		}
+		if all.IsZero() && enough(total) {
+			all = time.Now()
+		}
+		if !all.IsZero() && time.Since(all) > 200*time.Millisecond || time.Now().After(deadline) {
+			return per, total
+		}
+	}
+}
+
 // TestRPS: with rps_cpus of vb's RX queue set to one CPU, every datagram
 // a sends is received by the stack on that CPU, whichever CPU sent it:
 // exactly n packets of exactly n*(IP+UDP header+payload) bytes on vb on
@@ -101,32 +135,7 @@ func TestRPS(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		per := map[uint32]Count{}
-		var total uint64
-		// The backlog is processed in a softirq after the sends return:
-		// wait for all n (5 s at most), then 200 ms for any extra.
-		var all time.Time // when all n were counted
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			d, err := tr.Delta()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, c := range d {
-				if c.Netns == bNetns && c.Iface == "vb" {
-					p := per[c.CPU]
-					p.Packets += c.Packets
-					p.Bytes += c.Bytes
-					per[c.CPU] = p
-					total += c.Packets
-				}
-			}
-			if total >= n && all.IsZero() {
-				all = time.Now()
-			}
-			if !all.IsZero() && time.Since(all) > 200*time.Millisecond || time.Now().After(deadline) {
-				break
-			}
-		}
+		per, _ := vbCounts(t, tr, bNetns, func(total Count) bool { return total.Packets >= n })
 		for c, got := range per {
 			want := Count{}
 			if int(c) == cpu {
@@ -261,30 +270,10 @@ func TestNAPIPolls(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The polls run when the send turns bottom halves back on, or in
-		// ksoftirqd: wait for all of them (5 s at most), then 200 ms for
-		// any extra.
-		var got Count
-		var all time.Time
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			d, err := tr.Delta()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, c := range d {
-				if c.Netns == bNetns && c.Iface == "vb" {
-					got.Packets += c.Packets
-					got.Bytes += c.Bytes
-					got.Polls += c.Polls
-					got.Full += c.Full
-				}
-			}
-			if got.Polls >= wantPolls && got.Packets >= uint64(k) && all.IsZero() {
-				all = time.Now()
-			}
-			if !all.IsZero() && time.Since(all) > 200*time.Millisecond || time.Now().After(deadline) {
-				break
-			}
-		}
+		// ksoftirqd.
+		_, got := vbCounts(t, tr, bNetns, func(total Count) bool {
+			return total.Polls >= wantPolls && total.Packets >= uint64(k)
+		})
 		if work := xdpPackets() - before; work != uint64(k) {
 			t.Fatalf("burst of %d: vb's polls took %d packets (rx_queue_0_xdp_packets), want %d", k, work, k)
 		}
