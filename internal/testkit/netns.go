@@ -203,15 +203,26 @@ func addAddr(l netlink.Link, cidr string) error {
 // MAC returns an interface's hardware address.
 func (n *NetNS) MAC(t testing.TB, iface string) net.HardwareAddr {
 	t.Helper()
-	var mac net.HardwareAddr
+	return n.attrs(t, iface).HardwareAddr
+}
+
+// Index is an interface's index in the namespace.
+func (n *NetNS) Index(t testing.TB, iface string) int {
+	t.Helper()
+	return n.attrs(t, iface).Index
+}
+
+func (n *NetNS) attrs(t testing.TB, iface string) *netlink.LinkAttrs {
+	t.Helper()
+	var attrs *netlink.LinkAttrs
 	n.must(t, func() error {
 		l, err := netlink.LinkByName(iface)
 		if err == nil {
-			mac = l.Attrs().HardwareAddr
+			attrs = l.Attrs()
 		}
 		return err
 	})
-	return mac
+	return attrs
 }
 
 // Neighbor adds a permanent neighbour (ARP or NDP) entry: ip is at mac on

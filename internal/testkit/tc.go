@@ -34,17 +34,3 @@ func (n *NetNS) TCEgress(t testing.TB, iface string, prog *ebpf.Program) {
 	})
 	t.Cleanup(func() { _ = n.Do(func() error { return netlink.QdiscDel(qdisc) }) })
 }
-
-// Index is an interface's index in the namespace.
-func (n *NetNS) Index(t testing.TB, iface string) int {
-	t.Helper()
-	var index int
-	n.must(t, func() error {
-		l, err := netlink.LinkByName(iface)
-		if err == nil {
-			index = l.Attrs().Index
-		}
-		return err
-	})
-	return index
-}
