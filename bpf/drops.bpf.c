@@ -11,6 +11,8 @@
  * Per event, the packet's device, namespace, addresses and ports are read
  * from the sk_buff (CO-RE); in summary mode only a per-CPU count per
  * (reason, location) is kept, so a flood of drops costs a hash update each.
+ * With only_netns set, drops in other network namespaces are left out in
+ * both modes, before anything is counted or sent.
  */
 #include "kernel.h"
 #include "sched.h"
@@ -18,6 +20,7 @@
 #include "drops.h"
 
 const volatile bool summary = false;
+const volatile u32 only_netns = 0;	/* a namespace's inode; 0: every namespace */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -97,6 +100,8 @@ static __always_inline int on_kfree_skb(u64 *ctx, bool btf)
 	struct drop_event *e;
 	struct net_device *dev;
 
+	if (only_netns && skb_netns(skb, BPF_CORE_READ(skb, dev)) != only_netns)
+		return 0;
 	if (bpf_core_type_exists(enum skb_drop_reason))
 		reason = (u32)ctx[2];
 	if (summary) {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"net"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -103,17 +106,98 @@ func TestDropsJSON(t *testing.T) {
 	}
 }
 
+// TestDropsSummaryNetns: `bpfkit drops --summary --netns INODE` prints,
+// at Ctrl-C, exactly one row for the namespace: the n datagrams sent to a
+// closed port there, as many as its Udp NoPorts counted; the n that it
+// sends to a closed port elsewhere at the same time are left out.
+func TestDropsSummaryNetns(t *testing.T) {
+	testkit.RequireRoot(t)
+	a, b := testkit.QuietPair(t, "ds", "198.18.15") // nothing but the datagrams crosses the veth
+
+	cmd := bpfkit(t, "drops", "--summary", "--netns", strconv.FormatUint(uint64(b.Inode(t)), 10))
+	var stdout bytes.Buffer
+	stderr, w, err := os.Pipe() // read to the end below, also after exit
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	cmd.Stdout, cmd.Stderr = &stdout, w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	// Attached once it says it counts (30 s at most: slow under TCG).
+	var errText strings.Builder // read once scanned is closed
+	counting, scanned := make(chan bool, 1), make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			errText.WriteString(sc.Text() + "\n")
+			if strings.HasPrefix(sc.Text(), "Counting drops") {
+				counting <- true
+			}
+		}
+		close(counting)
+	}()
+	select {
+	case ok := <-counting:
+		if !ok {
+			t.Fatalf("bpfkit drops --summary ended before counting")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("bpfkit drops --summary did not start counting in 30 s")
+	}
+	const n = 70
+	noports := b.Counter(t, "snmp", "Udp", "NoPorts")
+	sendUDPTo(t, a, "198.18.15.2", n)
+	sendUDPTo(t, b, "198.18.15.1", n)
+	d := b.Counter(t, "snmp", "Udp", "NoPorts") - noports
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		<-scanned
+		if err != nil {
+			t.Fatalf("bpfkit drops --summary: %v; stderr: %s", err, errText.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("bpfkit drops --summary did not stop on SIGINT")
+	}
+	reason := "NOT_SPECIFIED" // no drop reasons before 5.17
+	if testkit.KernelAtLeast(5, 17) {
+		reason = "NO_SOCKET"
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 2 || d != n {
+		t.Fatalf("b's Udp NoPorts rose by %d (want %d); output, want a header and one row:\n%s", d, n, stdout.String())
+	}
+	row := strings.Fields(lines[1])
+	if len(row) != 4 || row[1] != strconv.Itoa(n) || row[2] != reason || row[3] != "__udp4_lib_rcv" && row[3] != "udp_rcv" {
+		t.Errorf("row %q, want %d %s at __udp4_lib_rcv or udp_rcv", lines[1], n, reason)
+	}
+}
+
 // sendUDP sends n datagrams from a to 198.18.15.2 port 9.
 func sendUDP(t *testing.T, a *testkit.NetNS, n int) {
 	t.Helper()
-	if err := a.Do(func() error {
-		c, err := net.ListenPacket("udp", "198.18.15.1:0")
+	sendUDPTo(t, a, "198.18.15.2", n)
+}
+
+// sendUDPTo sends n datagrams from namespace from to addr port 9.
+func sendUDPTo(t *testing.T, from *testkit.NetNS, addr string, n int) {
+	t.Helper()
+	if err := from.Do(func() error {
+		c, err := net.ListenPacket("udp", ":0")
 		if err != nil {
 			return err
 		}
 		defer c.Close()
 		for range n {
-			if _, err := c.WriteTo([]byte("x"), &net.UDPAddr{IP: net.ParseIP("198.18.15.2"), Port: 9}); err != nil {
+			if _, err := c.WriteTo([]byte("x"), &net.UDPAddr{IP: net.ParseIP(addr), Port: 9}); err != nil {
 				return err
 			}
 		}

@@ -203,15 +203,26 @@ func addAddr(l netlink.Link, cidr string) error {
 // MAC returns an interface's hardware address.
 func (n *NetNS) MAC(t testing.TB, iface string) net.HardwareAddr {
 	t.Helper()
-	var mac net.HardwareAddr
+	return n.attrs(t, iface).HardwareAddr
+}
+
+// Index is an interface's index in the namespace.
+func (n *NetNS) Index(t testing.TB, iface string) int {
+	t.Helper()
+	return n.attrs(t, iface).Index
+}
+
+func (n *NetNS) attrs(t testing.TB, iface string) *netlink.LinkAttrs {
+	t.Helper()
+	var attrs *netlink.LinkAttrs
 	n.must(t, func() error {
 		l, err := netlink.LinkByName(iface)
 		if err == nil {
-			mac = l.Attrs().HardwareAddr
+			attrs = l.Attrs()
 		}
 		return err
 	})
-	return mac
+	return attrs
 }
 
 // Neighbor adds a permanent neighbour (ARP or NDP) entry: ip is at mac on
@@ -276,4 +287,30 @@ func (n *NetNS) NoIPv6(t testing.TB) {
 		}
 		return nil
 	})
+}
+
+// Inode is the namespace's inode: its identity in /proc/PID/ns/net and in
+// what the tracers report.
+func (n *NetNS) Inode(t testing.TB) uint32 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(n.Path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return uint32(st.Ino)
+}
+
+// QuietPair makes two namespaces, tag-a and tag-b, joined by a veth (va in
+// a, vb in b) with IPv4 addresses prefix.1/24 and prefix.2/24 (prefix such
+// as "198.18.14"), IPv6 off and permanent neighbours both ways: nothing but
+// what the test sends crosses it (no router solicitation, MLD, ARP).
+func QuietPair(t testing.TB, tag, prefix string) (a, b *NetNS) {
+	t.Helper()
+	a, b = NewNetNS(t, tag+"-a"), NewNetNS(t, tag+"-b")
+	a.NoIPv6(t)
+	b.NoIPv6(t)
+	Veth(t, a, "va", prefix+".1/24", b, "vb", prefix+".2/24")
+	a.Neighbor(t, "va", prefix+".2", b.MAC(t, "vb"))
+	b.Neighbor(t, "vb", prefix+".1", a.MAC(t, "va"))
+	return a, b
 }

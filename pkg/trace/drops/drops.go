@@ -4,6 +4,7 @@
 // kernel), the function that dropped it (from /proc/kallsyms), and the
 // packet's protocol, addresses, ports, interface and network namespace.
 // In summary mode the kernel only counts drops per reason and location.
+// Either mode can be kept to one network namespace, in the kernel.
 package drops
 
 import (
@@ -41,10 +42,11 @@ var Tool = tool.Descriptor{
 // none (before 5.17), as later kernels name a drop without a reason.
 const NotSpecified = "NOT_SPECIFIED"
 
-// Config chooses the mode.
+// Config chooses the mode and the namespace.
 type Config struct {
-	Summary  bool // count per reason and location only: no events
-	RingSize int  // bytes; 0 for loader.DefaultRingSize
+	Summary  bool   // count per reason and location only: no events
+	Netns    uint32 // only drops in this network namespace (inode, as in /proc/PID/ns/net); 0: all
+	RingSize int    // bytes; 0 for loader.DefaultRingSize
 	Debug    bool
 }
 
@@ -109,6 +111,9 @@ func New(cfg Config) (*Tracer, error) {
 		return nil, err
 	}
 	if err := knobs.Summary.Set(cfg.Summary); err != nil {
+		return nil, fmt.Errorf("configure drops: %w", err)
+	}
+	if err := knobs.OnlyNetns.Set(cfg.Netns); err != nil {
 		return nil, fmt.Errorf("configure drops: %w", err)
 	}
 	objs, err := Tool.Load(spec, loader.Options{RingSize: ring, Debug: cfg.Debug})

@@ -54,6 +54,7 @@ const (
 	dropsVarFilterTid       = "filter_tid"
 	dropsVarFilterUid       = "filter_uid"
 	dropsVarFilterUidOn     = "filter_uid_on"
+	dropsVarOnlyNetns       = "only_netns"
 	dropsVarSummary         = "summary"
 	dropsVarUnusedDropEvent = "unused_drop_event"
 	dropsVarUnusedDropKey   = "unused_drop_key"
@@ -126,6 +127,7 @@ type dropsVariableSpecs struct {
 	FilterTid       *ebpf.VariableSpec `ebpf:"filter_tid"`
 	FilterUid       *ebpf.VariableSpec `ebpf:"filter_uid"`
 	FilterUidOn     *ebpf.VariableSpec `ebpf:"filter_uid_on"`
+	OnlyNetns       *ebpf.VariableSpec `ebpf:"only_netns"`
 	Summary         *ebpf.VariableSpec `ebpf:"summary"`
 	UnusedDropEvent *ebpf.VariableSpec `ebpf:"unused_drop_event"`
 	UnusedDropKey   *ebpf.VariableSpec `ebpf:"unused_drop_key"`
@@ -177,6 +179,7 @@ type dropsVariables struct {
 	FilterTid       *ebpf.Variable `ebpf:"filter_tid"`
 	FilterUid       *ebpf.Variable `ebpf:"filter_uid"`
 	FilterUidOn     *ebpf.Variable `ebpf:"filter_uid_on"`
+	OnlyNetns       *ebpf.Variable `ebpf:"only_netns"`
 	Summary         *ebpf.Variable `ebpf:"summary"`
 	UnusedDropEvent *ebpf.Variable `ebpf:"unused_drop_event"`
 	UnusedDropKey   *ebpf.Variable `ebpf:"unused_drop_key"`

@@ -29,31 +29,35 @@ type pair struct {
 	a6, b6 string
 }
 
-func newPair(t *testing.T) *pair {
+// newPair makes the pair, with IPv6 addresses too when ipv6 is set; else
+// with IPv6 off, so that nothing but what the test sends crosses the veth.
+func newPair(t *testing.T, ipv6 bool) *pair {
 	p := &pair{a4: "198.18.13.1", b4: "198.18.13.2", a6: "2001:2::13:1", b6: "2001:2::13:2"}
 	p.a = testkit.NewNetNS(t, "drops-a")
 	p.b = testkit.NewNetNS(t, "drops-b")
+	if !ipv6 {
+		p.a.NoIPv6(t)
+		p.b.NoIPv6(t)
+	}
 	testkit.Veth(t, p.a, "va", p.a4+"/24", p.b, "vb", p.b4+"/24")
-	p.a.AddAddr(t, "va", p.a6+"/64")
-	p.b.AddAddr(t, "vb", p.b6+"/64")
 	// Permanent neighbours: no ARP or NDP traffic to race with.
 	p.a.Neighbor(t, "va", p.b4, p.b.MAC(t, "vb"))
-	p.a.Neighbor(t, "va", p.b6, p.b.MAC(t, "vb"))
 	p.b.Neighbor(t, "vb", p.a4, p.a.MAC(t, "va"))
-	p.b.Neighbor(t, "vb", p.a6, p.a.MAC(t, "va"))
-	var st unix.Stat_t
-	if err := unix.Stat(p.b.Path, &st); err != nil {
-		t.Fatal(err)
+	if ipv6 {
+		p.a.AddAddr(t, "va", p.a6+"/64")
+		p.b.AddAddr(t, "vb", p.b6+"/64")
+		p.a.Neighbor(t, "va", p.b6, p.b.MAC(t, "vb"))
+		p.b.Neighbor(t, "vb", p.a6, p.a.MAC(t, "va"))
 	}
-	p.bInode = uint32(st.Ino)
+	p.bInode = p.b.Inode(t)
 	return p
 }
 
-// send sends n datagrams from a to addr:port on one unconnected socket
-// (an ICMP error does not fail its next send).
-func (p *pair) send(t *testing.T, addr string, port, n int) {
+// send sends n datagrams from namespace from to addr:port on one
+// unconnected socket (an ICMP error does not fail its next send).
+func send(t *testing.T, from *testkit.NetNS, addr string, port, n int) {
 	t.Helper()
-	err := p.a.Do(func() error {
+	err := from.Do(func() error {
 		c, err := net.ListenPacket("udp", ":0")
 		if err != nil {
 			return err
@@ -115,8 +119,8 @@ func (p *pair) snmp(t *testing.T, prefix, name string) uint64 {
 	return 0
 }
 
-// collect runs the tracer and keeps the drops in b's namespace whose
-// destination port is port; stop waits for want of them (10 s at most),
+// collect runs the tracer and keeps the drops in namespace netns whose
+// destination port is port (0 for either: every drop); stop waits for want of them (10 s at most),
 // then 300 ms more for any extra, and returns them.
 func collect(t *testing.T, tr *Tracer, netns uint32, port uint16) (stop func(want int) []Event) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -127,7 +131,7 @@ func collect(t *testing.T, tr *Tracer, netns uint32, port uint16) (stop func(wan
 	)
 	go func() {
 		_, err := tr.Run(ctx, loader.StreamOptions{}, func(e *Event) error {
-			if e.Netns == netns && e.HasPorts && e.Dport == port {
+			if netns == 0 && port == 0 || e.Netns == netns && e.HasPorts && e.Dport == port {
 				mu.Lock()
 				got = append(got, *e)
 				mu.Unlock()
@@ -213,7 +217,7 @@ var (
 // counted, with their addresses, interface and namespace.
 func TestNoSocket(t *testing.T) {
 	tr := newTracer(t, Config{})
-	p := newPair(t)
+	p := newPair(t, true)
 	const n = 20
 	for _, c := range []struct {
 		daddr, saddr, prefix, counter string
@@ -225,7 +229,7 @@ func TestNoSocket(t *testing.T) {
 	} {
 		stop := collect(t, tr, p.bInode, c.port)
 		before := p.snmp(t, c.prefix, c.counter)
-		p.send(t, c.daddr, int(c.port), n)
+		send(t, p.a, c.daddr, int(c.port), n)
 		got := stop(n)
 		if d := p.snmp(t, c.prefix, c.counter) - before; d != n {
 			t.Fatalf("%s %s rose by %d, want %d", c.prefix, c.counter, d, n)
@@ -238,42 +242,51 @@ func TestNoSocket(t *testing.T) {
 // the netfilter reason, at nf_hook_slow.
 func TestNetfilter(t *testing.T) {
 	tr := newTracer(t, Config{})
-	p := newPair(t)
+	p := newPair(t, false)
 	p.b.Drop(t, "bpfkit_drops", testkit.DropRule{Proto: unix.IPPROTO_UDP, DstPort: 7777})
 	const n = 20
 	stop := collect(t, tr, p.bInode, 7777)
-	p.send(t, p.b4, 7777, n)
+	send(t, p.a, p.b4, 7777, n)
 	// nf_hook_slow frees what a hook drops; since 6.x (6.18 here) nf_tables
 	// frees the packet its rule drops in nft_do_chain itself.
 	checkDrops(t, stop(n), n, wantReason(tr, "NETFILTER_DROP"), []string{"nf_hook_slow", "nft_do_chain"}, p.a4, p.b4, 7777, p.bInode)
 }
 
-// TestSummary: in summary mode the kernel counts the same n drops per
-// reason and location.
+// TestSummary: in summary mode, kept to b's namespace, the kernel counts
+// exactly the n datagrams a sends to a closed port in b: one row, NO_SOCKET
+// where UDP frees them, as many as b's Udp NoPorts rose by. IPv6 is off and
+// the neighbours are permanent, so nothing else reaches b; the n datagrams
+// b sends to a closed port in a at the same time are drops in a, left out.
 func TestSummary(t *testing.T) {
-	tr := newTracer(t, Config{Summary: true})
-	p := newPair(t)
-	const n = 50
+	p := newPair(t, false)
+	tr := newTracer(t, Config{Summary: true, Netns: p.bInode})
+	const n = 100
 	if _, err := tr.Delta(); err != nil { // the baseline
 		t.Fatal(err)
 	}
-	noports := p.snmp(t, "Udp", "NoPorts")
-	p.send(t, p.b4, 9, n)
-	d := p.snmp(t, "Udp", "NoPorts") - noports
-	var got uint64
+	noports := p.b.Counter(t, "snmp", "Udp", "NoPorts")
+	send(t, p.a, p.b4, 9, n)
+	send(t, p.b, p.a4, 9, n)
+	d := p.b.Counter(t, "snmp", "Udp", "NoPorts") - noports
 	counts, err := tr.Delta()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range counts {
-		if c.Reason == wantReason(tr, "NO_SOCKET") && slices.Contains(udp4Locations, c.Location) {
-			got = c.Count
-		}
+	if d != n || len(counts) != 1 || counts[0].Reason != wantReason(tr, "NO_SOCKET") ||
+		!slices.Contains(udp4Locations, counts[0].Location) || counts[0].Count != n {
+		t.Fatalf("summary of b's namespace: %+v, b's Udp NoPorts rose by %d; want exactly {%s %v %d} and %d",
+			counts, d, wantReason(tr, "NO_SOCKET"), udp4Locations, n, n)
 	}
-	// The count is machine-wide: other UDP datagrams to closed ports
-	// elsewhere on the machine (other tests, the host) add to it, never
-	// subtract, so it is at least this namespace's n.
-	if d != n || got < n {
-		t.Fatalf("summary counted %d NO_SOCKET drops at %v, NoPorts rose by %d; want >= %d and %d", got, udp4Locations, d, n, n)
-	}
+}
+
+// TestNetnsFilter: a tracer kept to b's namespace reports exactly the n
+// drops in b, not the n that b's datagrams cause in a at the same time.
+func TestNetnsFilter(t *testing.T) {
+	p := newPair(t, false)
+	tr := newTracer(t, Config{Netns: p.bInode})
+	const n = 20
+	stop := collect(t, tr, 0, 0) // every drop the tracer reports
+	send(t, p.a, p.b4, 9, n)
+	send(t, p.b, p.a4, 9, n)
+	checkDrops(t, stop(n), n, wantReason(tr, "NO_SOCKET"), udp4Locations, p.a4, p.b4, 9, p.bInode)
 }
