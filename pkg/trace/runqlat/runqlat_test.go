@@ -303,12 +303,22 @@ func TestIdle(t *testing.T) {
 // So below each ms bucket's upper edge lie at least the waits of the µs
 // buckets wholly below it, and at most those not wholly above it: for
 // waits of a few µs, all of them in ms bucket 0.
+//
+// Under TCG the host can deschedule the guest's vCPU thread between the
+// two programs, and the guest's clock runs on meanwhile: a few waits may
+// then be measured more than clockShift apart (seen on 5.10: one of 202,
+// at least 4.15 ms in µs and under 4 ms in ms). At most 1 in 50 of them,
+// under TCG only; a slot 0 dropped or misfiled moves them nearly all.
 func checkUnits(t *testing.T, us, ms Hist) {
 	t.Helper()
 	if us.Total() != ms.Total() {
 		t.Errorf("%d waits in µs, %d in ms", us.Total(), ms.Total())
 	}
 	shift := clockShift()
+	var stray uint64
+	if testkit.Emulated() {
+		stray = 1 + us.Total()/50
+	}
 	var cum uint64 // ms waits in buckets 0..j
 	for j := range Slots - 1 {
 		cum += ms.Buckets[j]
@@ -324,8 +334,8 @@ func checkUnits(t *testing.T, us, ms Hist) {
 				above += c
 			}
 		}
-		if cum < below || cum > us.Total()-above {
-			t.Errorf("%d waits under %s in ms, want %d..%d from the µs histogram", cum, edge, below, us.Total()-above)
+		if cum+stray < below || cum > us.Total()-above+stray {
+			t.Errorf("%d waits under %s in ms, want %d..%d from the µs histogram (±%d)", cum, edge, below, us.Total()-above, stray)
 			return
 		}
 	}
