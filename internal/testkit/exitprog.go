@@ -25,6 +25,22 @@ func ExitProgram(t testing.TB) string {
 	return staticProgram(t, "bk-exit", exitCode)
 }
 
+// PauseProgram writes a tiny static program, as ExitProgram does, that
+// waits in pause(2) until a signal ends it (comm bk-pause), and returns its
+// path. x86-64 only.
+func PauseProgram(t testing.TB) string {
+	t.Helper()
+	return staticProgram(t, "bk-pause", pauseCode)
+}
+
+// pauseCode is PauseProgram's x86-64 code: pause(2) again and again (a
+// signal that does not end the program returns from it).
+var pauseCode = []byte{
+	0xb8, 0x22, 0x00, 0x00, 0x00, // 0: mov  $34,%eax  SYS_pause
+	0x0f, 0x05, //                   5: syscall
+	0xeb, 0xf7, //                   7: jmp  0
+}
+
 // staticProgram writes code as the static program name (its comm when it
 // runs) into a temporary directory, removed when the test ends, and
 // returns its path.
