@@ -187,6 +187,23 @@ func sendUDP(t *testing.T, c *net.UDPConn, addr string, port int, seq uint32, n 
 	}
 }
 
+// passAndDrop sends n datagrams of size from addrA to addrB's port drop,
+// then as many to its port pass, and checks that every one to pass is
+// received and none to drop.
+func passAndDrop(t *testing.T, p pair, pass, drop, n, size int) {
+	t.Helper()
+	send := udpSocket(t, p.a, addrA, 0)
+	rp, rd := receive(udpSocket(t, p.b, addrB, pass)), receive(udpSocket(t, p.b, addrB, drop))
+	sendUDP(t, send, addrB, drop, 0, n, size)
+	sendUDP(t, send, addrB, pass, 0, n, size)
+	if !waitFor(func() bool { return rp.count(0, uint32(n)) == n }) {
+		t.Errorf("port %d: received %d of %d", pass, rp.count(0, uint32(n)), n)
+	}
+	if got := rd.count(0, uint32(n)); got != 0 {
+		t.Errorf("port %d: received %d, want 0", drop, got)
+	}
+}
+
 func ruleCount(t *testing.T, f *Filter, id uint32) Counter {
 	t.Helper()
 	s, err := f.Stats()
@@ -213,18 +230,8 @@ func TestE2ETraffic(t *testing.T) {
 		mustRule(t, "--dst 198.18.0.2 --proto tcp --dport 6001 --action drop"), // 3
 		mustRule(t, "--src 198.18.0.1 --proto udp --dport 5002 --action pass"), // 4
 	}})
-	send := udpSocket(t, p.a, addrA, 0)
-	dropped, passed := udpSocket(t, p.b, addrB, 5001), udpSocket(t, p.b, addrB, 5002)
-	rd, rp := receive(dropped), receive(passed)
 	const n, size = 500, 100
-	sendUDP(t, send, addrB, 5001, 0, n, size)
-	sendUDP(t, send, addrB, 5002, 0, n, size)
-	if !waitFor(func() bool { return rp.count(0, n) == n }) {
-		t.Errorf("port 5002: received %d of %d", rp.count(0, n), n)
-	}
-	if got := rd.count(0, n); got != 0 {
-		t.Errorf("port 5001: received %d, want 0", got)
-	}
+	passAndDrop(t, p, 5002, 5001, n, size)
 	frame := uint64(size + 8 + 20 + 14)
 	if c := ruleCount(t, f, 1); c != (Counter{n, n * frame}) {
 		t.Errorf("drop rule counted %+v, want %d packets, %d bytes", c, n, n*frame)
@@ -556,17 +563,8 @@ func TestE2EPolicyAllow(t *testing.T) {
 		mustRule(t, "--src ::/0 --action pass"),
 		mustRule(t, "--src 198.18.0.1 --proto udp --dport 5005 --action pass"), // 2
 	}})
-	send := udpSocket(t, p.a, addrA, 0)
-	passed, dropped := receive(udpSocket(t, p.b, addrB, 5005)), receive(udpSocket(t, p.b, addrB, 5006))
 	const n, size = 300, 100
-	sendUDP(t, send, addrB, 5005, 0, n, size)
-	sendUDP(t, send, addrB, 5006, 0, n, size)
-	if !waitFor(func() bool { return passed.count(0, n) == n }) {
-		t.Errorf("port 5005: received %d of %d", passed.count(0, n), n)
-	}
-	if got := dropped.count(0, n); got != 0 {
-		t.Errorf("port 5006: received %d, want 0", got)
-	}
+	passAndDrop(t, p, 5005, 5006, n, size)
 	want := Counter{n, n * (size + 8 + 20 + 14)}
 	if c := ruleCount(t, f, 2); c != want {
 		t.Errorf("pass rule counted %+v, want %+v", c, want)
