@@ -22,11 +22,35 @@ import (
 // runs, in a vmtest guest too, with no compiler. x86-64 only.
 func ExitProgram(t testing.TB) string {
 	t.Helper()
+	return staticProgram(t, "bk-exit", exitCode)
+}
+
+// PauseProgram writes a tiny static program, as ExitProgram does, that
+// waits in pause(2) until a signal ends it (comm bk-pause), and returns its
+// path. x86-64 only.
+func PauseProgram(t testing.TB) string {
+	t.Helper()
+	return staticProgram(t, "bk-pause", pauseCode)
+}
+
+// pauseCode is PauseProgram's x86-64 code: pause(2) again and again (a
+// signal that does not end the program returns from it).
+var pauseCode = []byte{
+	0xb8, 0x22, 0x00, 0x00, 0x00, // 0: mov  $34,%eax  SYS_pause
+	0x0f, 0x05, //                   5: syscall
+	0xeb, 0xf7, //                   7: jmp  0
+}
+
+// staticProgram writes code as the static program name (its comm when it
+// runs) into a temporary directory, removed when the test ends, and
+// returns its path.
+func staticProgram(t testing.TB, name string, code []byte) string {
+	t.Helper()
 	if runtime.GOARCH != "amd64" {
-		Skip(t, "ExitProgram has machine code for amd64 only, not %s", runtime.GOARCH)
+		Skip(t, "%s has machine code for amd64 only, not %s", name, runtime.GOARCH)
 	}
-	path := filepath.Join(t.TempDir(), "bk-exit")
-	if err := os.WriteFile(path, exitELF(), 0o755); err != nil {
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, staticELF(code), 0o755); err != nil {
 		t.Fatalf("write %s: %v", path, err)
 	}
 	return path
@@ -55,12 +79,12 @@ var exitCode = []byte{
 	0x0f, 0x05, //                    42: syscall
 }
 
-// exitELF returns an ELF executable: the header, one loadable segment
-// mapping the whole file read+execute, and exitCode as the entry point.
-func exitELF() []byte {
+// staticELF returns an ELF executable: the header, one loadable segment
+// mapping the whole file read+execute, and code as the entry point.
+func staticELF(code []byte) []byte {
 	const base = 0x400000
 	hdrs := binary.Size(elf.Header64{}) + binary.Size(elf.Prog64{})
-	size := uint64(hdrs + len(exitCode))
+	size := uint64(hdrs + len(code))
 	h := elf.Header64{
 		Type: uint16(elf.ET_EXEC), Machine: uint16(elf.EM_X86_64), Version: uint32(elf.EV_CURRENT),
 		Entry: base + uint64(hdrs), Phoff: uint64(binary.Size(elf.Header64{})),
@@ -78,6 +102,6 @@ func exitELF() []byte {
 	var b bytes.Buffer
 	binary.Write(&b, binary.LittleEndian, h)
 	binary.Write(&b, binary.LittleEndian, p)
-	b.Write(exitCode)
+	b.Write(code)
 	return b.Bytes()
 }

@@ -3,8 +3,13 @@ package testkit
 import (
 	"debug/elf"
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestExitProgram(t *testing.T) {
@@ -39,5 +44,29 @@ func TestExitProgram(t *testing.T) {
 		if code != tc.want {
 			t.Errorf("%s %q exited %d, want %d", path, tc.args, code, tc.want)
 		}
+	}
+}
+
+// TestPauseProgram: the program waits in pause(2) until a signal kills it.
+func TestPauseProgram(t *testing.T) {
+	cmd := exec.Command(PauseProgram(t))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// SYS_pause is 34 on x86-64: /proc shows the call while it waits.
+	if !waitFor(20*time.Second, func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/syscall", cmd.Process.Pid))
+		return strings.HasPrefix(string(b), "34 ")
+	}) {
+		t.Fatalf("bk-pause %d is not in pause(2)", cmd.Process.Pid)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+		t.Errorf("bk-pause ended with %v, want killed by SIGTERM", err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,8 +15,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-func init() { Register("testkit.oomhog", oomHog) }
 
 // MemoryCgroup is a memory-limited cgroup a test made, in the hierarchy of
 // the memory controller: cgroup v1 (a hybrid system such as this project's
@@ -136,55 +133,78 @@ func RemoveCgroup(t testing.TB, dir string) {
 	t.Errorf("cgroup %s could not be removed", dir)
 }
 
-// OOMHog runs a child that sets its oom_score_adj to scoreAdj, waits until
-// place (given its pid) has put it into the cgroups the test wants, then
-// allocates and touches memory on one thread, 1 MiB at a time, up to 1 GiB: it must be
-// killed by the OOM killer (SIGKILL) before. It returns the child's pid.
+// OOMHogComm is the name (comm) of OOMHog's child.
+const OOMHogComm = "bk-oomhog"
+
+// OOMHog runs a child that waits until place (given its pid) has put it
+// into the cgroups the test wants, then maps 256 MiB of anonymous memory
+// and touches it a page at a time: it must be killed by the OOM killer
+// (SIGKILL) before the end. Its oom_score_adj is scoreAdj. It returns the
+// child's pid.
+//
+// The child is a static program of one thread (oomHogCode), bound to
+// CPU 0 from its exec on, that touches no memory but its own pages: its
+// memory counters change only by its own page faults, on that CPU, one
+// page at a time. So when it is killed, nothing else changes them
+// meanwhile, and what the kernel's per-CPU RSS counters (6.2+) hold back
+// is on that CPU alone.
 func OOMHog(t testing.TB, scoreAdj int, place func(pid int)) int {
 	t.Helper()
-	cmd := Command(t, "testkit.oomhog", strconv.Itoa(scoreAdj))
+	cmd := exec.Command(staticProgram(t, OOMHogComm, oomHogCode))
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := StartOnCPU(cmd, 0); err != nil {
 		t.Fatal(err)
 	}
 	pid := cmd.Process.Pid
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	write(t, fmt.Sprintf("/proc/%d/oom_score_adj", pid), strconv.Itoa(scoreAdj))
 	WaitStdinRead(t, pid)
 	place(pid)
-	fmt.Fprintln(in, "go")
+	if _, err := in.Write([]byte{'g'}); err != nil {
+		t.Fatal(err)
+	}
 	err = cmd.Wait()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("the hog %d ended with %v, not killed by SIGKILL: the memory limit did not hold", pid, err)
+		t.Fatalf("the hog %d ended with %v, not killed by SIGKILL (exit status 3: it touched all its memory, the limit did not hold; 4: its mmap failed)", pid, err)
 	}
 	return pid
 }
 
-func oomHog(args []string) int {
-	if len(args) != 1 {
-		return 2
-	}
-	if err := os.WriteFile("/proc/self/oom_score_adj", []byte(args[0]), 0); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
-		return 2
-	}
-	// One thread faults the pages in (the kernel caches RSS counts per
-	// thread before 6.2: fewer threads, closer counts).
-	runtime.LockOSThread()
-	var keep [][]byte
-	for range 1024 {
-		b := make([]byte, 1<<20)
-		for i := 0; i < len(b); i += 4096 {
-			b[i] = 1
-		}
-		keep = append(keep, b)
-	}
-	fmt.Fprintln(os.Stderr, "allocated", len(keep), "MiB and was not killed")
-	return 3
+// oomHogCode is OOMHog's program (x86-64): read one byte from stdin,
+// mmap 256 MiB of private anonymous memory (MAP_NORESERVE: more than a
+// small VM's RAM is refused otherwise), write a byte into each page,
+// exit_group(3) at the end. It exits 2 if stdin gave no byte, 4 if the
+// mmap failed.
+var oomHogCode = []byte{
+	0x31, 0xff, //                                0: xor  %edi,%edi          fd 0
+	0x48, 0x8d, 0x74, 0x24, 0xf8, //              2: lea  -8(%rsp),%rsi      buf
+	0xba, 0x01, 0x00, 0x00, 0x00, //              7: mov  $1,%edx            count
+	0x31, 0xc0, //                               12: xor  %eax,%eax          SYS_read
+	0x0f, 0x05, //                               14: syscall
+	0xbf, 0x02, 0x00, 0x00, 0x00, //             16: mov  $2,%edi
+	0x48, 0x83, 0xf8, 0x01, //                   21: cmp  $1,%rax
+	0x75, 0x4a, //                               25: jne  101 (exit)
+	0x31, 0xff, //                               27: xor  %edi,%edi          addr NULL
+	0xbe, 0x00, 0x00, 0x00, 0x10, //             29: mov  $256<<20,%esi      length
+	0xba, 0x03, 0x00, 0x00, 0x00, //             34: mov  $3,%edx            PROT_READ|PROT_WRITE
+	0x41, 0xba, 0x22, 0x40, 0x00, 0x00, //       39: mov  $0x4022,%r10d      MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE
+	0x49, 0xc7, 0xc0, 0xff, 0xff, 0xff, 0xff, // 45: mov  $-1,%r8            fd
+	0x45, 0x31, 0xc9, //                         52: xor  %r9d,%r9d          offset
+	0xb8, 0x09, 0x00, 0x00, 0x00, //             55: mov  $9,%eax            SYS_mmap
+	0x0f, 0x05, //                               60: syscall
+	0xbf, 0x04, 0x00, 0x00, 0x00, //             62: mov  $4,%edi
+	0x48, 0x3d, 0x00, 0xf0, 0xff, 0xff, //       67: cmp  $-4096,%rax
+	0x77, 0x1a, //                               73: ja   101 (exit)         an error
+	0x48, 0x8d, 0x90, 0x00, 0x00, 0x00, 0x10, // 75: lea  256<<20(%rax),%rdx end
+	0xc6, 0x00, 0x01, //                         82: movb $1,(%rax)          loop: touch the page
+	0x48, 0x05, 0x00, 0x10, 0x00, 0x00, //       85: add  $4096,%rax
+	0x48, 0x39, 0xd0, //                         91: cmp  %rdx,%rax
+	0x72, 0xf2, //                               94: jb   82 (loop)
+	0xbf, 0x03, 0x00, 0x00, 0x00, //             96: mov  $3,%edi
+	0xb8, 0xe7, 0x00, 0x00, 0x00, //            101: mov  $231,%eax          exit: SYS_exit_group
+	0x0f, 0x05, //                              106: syscall
 }

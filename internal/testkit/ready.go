@@ -138,9 +138,18 @@ func ProgramRuns(pid int) string {
 }
 
 // RunOnCPU runs cmd to its end with its process bound to one CPU from
-// its start (its exec included): the calling thread is bound while it
-// forks, and the child inherits that.
+// its start (see StartOnCPU).
 func RunOnCPU(cmd *exec.Cmd, cpu int) error {
+	if err := StartOnCPU(cmd, cpu); err != nil {
+		return err
+	}
+	return cmd.Wait()
+}
+
+// StartOnCPU starts cmd with its process bound to one CPU from its start
+// (its exec included): the calling thread is bound while it forks, and
+// the child inherits that.
+func StartOnCPU(cmd *exec.Cmd, cpu int) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var old, one unix.CPUSet
@@ -155,8 +164,5 @@ func RunOnCPU(cmd *exec.Cmd, cpu int) error {
 	if rerr := unix.SchedSetaffinity(0, &old); rerr != nil && err == nil {
 		err = rerr
 	}
-	if err != nil {
-		return err
-	}
-	return cmd.Wait()
+	return err
 }

@@ -187,6 +187,23 @@ func sendUDP(t *testing.T, c *net.UDPConn, addr string, port int, seq uint32, n 
 	}
 }
 
+// passAndDrop sends n datagrams of size from addrA to addrB's port drop,
+// then as many to its port pass, and checks that every one to pass is
+// received and none to drop.
+func passAndDrop(t *testing.T, p pair, pass, drop, n, size int) {
+	t.Helper()
+	send := udpSocket(t, p.a, addrA, 0)
+	rp, rd := receive(udpSocket(t, p.b, addrB, pass)), receive(udpSocket(t, p.b, addrB, drop))
+	sendUDP(t, send, addrB, drop, 0, n, size)
+	sendUDP(t, send, addrB, pass, 0, n, size)
+	if !waitFor(func() bool { return rp.count(0, uint32(n)) == n }) {
+		t.Errorf("port %d: received %d of %d", pass, rp.count(0, uint32(n)), n)
+	}
+	if got := rd.count(0, uint32(n)); got != 0 {
+		t.Errorf("port %d: received %d, want 0", drop, got)
+	}
+}
+
 func ruleCount(t *testing.T, f *Filter, id uint32) Counter {
 	t.Helper()
 	s, err := f.Stats()
@@ -213,18 +230,8 @@ func TestE2ETraffic(t *testing.T) {
 		mustRule(t, "--dst 198.18.0.2 --proto tcp --dport 6001 --action drop"), // 3
 		mustRule(t, "--src 198.18.0.1 --proto udp --dport 5002 --action pass"), // 4
 	}})
-	send := udpSocket(t, p.a, addrA, 0)
-	dropped, passed := udpSocket(t, p.b, addrB, 5001), udpSocket(t, p.b, addrB, 5002)
-	rd, rp := receive(dropped), receive(passed)
 	const n, size = 500, 100
-	sendUDP(t, send, addrB, 5001, 0, n, size)
-	sendUDP(t, send, addrB, 5002, 0, n, size)
-	if !waitFor(func() bool { return rp.count(0, n) == n }) {
-		t.Errorf("port 5002: received %d of %d", rp.count(0, n), n)
-	}
-	if got := rd.count(0, n); got != 0 {
-		t.Errorf("port 5001: received %d, want 0", got)
-	}
+	passAndDrop(t, p, 5002, 5001, n, size)
 	frame := uint64(size + 8 + 20 + 14)
 	if c := ruleCount(t, f, 1); c != (Counter{n, n * frame}) {
 		t.Errorf("drop rule counted %+v, want %d packets, %d bytes", c, n, n*frame)
@@ -524,8 +531,9 @@ func TestE2ERulesChangeUnderTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.DefaultPass.Packets != uint64(received) {
-		t.Errorf("default pass counted %d, but %d were received", s.DefaultPass.Packets, received)
+	// Each datagram: 64 bytes of payload, UDP, IPv4 and Ethernet headers.
+	if want := (Counter{uint64(received), uint64(received) * (64 + 8 + 20 + 14)}); s.DefaultPass != want || s.DefaultDrop != (Counter{}) {
+		t.Errorf("default pass counted %+v, drop %+v, but %d were received: want %+v and none", s.DefaultPass, s.DefaultDrop, received, want)
 	}
 	if lost < before || lost > before+uint64(deletedAt-deletingAt) {
 		t.Errorf("%d lost: want from %d (the rule's count before the delete) to %d (plus the %d sent during it)",
@@ -539,6 +547,34 @@ func TestE2ERulesChangeUnderTraffic(t *testing.T) {
 	}
 	if c := sum(per).Packets; c != lost {
 		t.Errorf("the deleted rule counted %d, but %d were lost", c, lost)
+	}
+}
+
+// TestE2EPolicyAllow: under an allow policy, datagrams no rule passes are
+// dropped by default, and the default drop counts each one with its bytes,
+// as a rule does.
+func TestE2EPolicyAllow(t *testing.T) {
+	p := newPair(t)
+	// Force: the allow policy is a hazard on an interface an operator
+	// may need; vb is the test's own, in its own namespace.
+	f := attach(t, p.b, "vb", Options{Policy: PolicyAllow, Guard: Guard{Force: true}, Rules: []Rule{
+		// 1: link-local IPv6 (router solicitations, MLD, DAD): not to
+		// the default, which then counts the test's datagrams only.
+		mustRule(t, "--src ::/0 --action pass"),
+		mustRule(t, "--src 198.18.0.1 --proto udp --dport 5005 --action pass"), // 2
+	}})
+	const n, size = 300, 100
+	passAndDrop(t, p, 5005, 5006, n, size)
+	want := Counter{n, n * (size + 8 + 20 + 14)}
+	if c := ruleCount(t, f, 2); c != want {
+		t.Errorf("pass rule counted %+v, want %+v", c, want)
+	}
+	s, err := f.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.DefaultDrop != want || s.DefaultPass != (Counter{}) || s.Malformed != (Counter{}) {
+		t.Errorf("default drop counted %+v, default pass %+v, malformed %+v: want %+v, none and none", s.DefaultDrop, s.DefaultPass, s.Malformed, want)
 	}
 }
 

@@ -111,20 +111,32 @@ func TestRuleTypes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := uint64(len(tc.fr.bytes()))
+		one := Counter{1, uint64(len(tc.fr.bytes()))}
 		for i, r := range after.Rules {
-			d := r.Packets - before.Rules[i].Packets
-			db := r.Bytes - before.Rules[i].Bytes
-			if r.ID == tc.rule && (d != 1 || db != n) {
-				t.Errorf("%s: rule %d counted %d packets %d bytes, want 1 and %d", tc.name, r.ID, d, db, n)
-			} else if r.ID != tc.rule && d != 0 {
-				t.Errorf("%s: rule %d counted %d packets, want 0", tc.name, r.ID, d)
+			if d, want := r.Counter.minus(before.Rules[i].Counter), one.when(r.ID == tc.rule); d != want {
+				t.Errorf("%s: rule %d counted %+v, want %+v", tc.name, r.ID, d, want)
 			}
 		}
-		if d := after.DefaultPass.Packets - before.DefaultPass.Packets; (tc.rule == 0) != (d == 1) {
-			t.Errorf("%s: default pass counted %d", tc.name, d)
+		// The frames no rule matches go to the default (pass: a deny
+		// policy), counted as the rules' are.
+		if d, want := after.DefaultPass.minus(before.DefaultPass), one.when(tc.rule == 0); d != want {
+			t.Errorf("%s: default pass counted %+v, want %+v", tc.name, d, want)
+		}
+		if after.DefaultDrop != (Counter{}) {
+			t.Errorf("%s: default drop counted %+v under a deny policy", tc.name, after.DefaultDrop)
 		}
 	}
+}
+
+// minus is what c counted since o.
+func (c Counter) minus(o Counter) Counter { return Counter{c.Packets - o.Packets, c.Bytes - o.Bytes} }
+
+// when is c if cond holds, else zero.
+func (c Counter) when(cond bool) Counter {
+	if cond {
+		return c
+	}
+	return Counter{}
 }
 
 // TestMalformed: truncated frames are dropped and counted, never matched.
@@ -221,6 +233,12 @@ func TestPolicyAllowAndReplace(t *testing.T) {
 	if got := run(t, f, other); got != xdpDrop {
 		t.Fatalf("unmatched packet: %d", got)
 	}
+	size := uint64(len(other.bytes()))
+	if s, err := f.Stats(); err != nil {
+		t.Fatal(err)
+	} else if s.DefaultDrop != (Counter{1, size}) || s.DefaultPass != (Counter{}) || s.Rules[0].Counter != (Counter{1, size}) {
+		t.Fatalf("stats: %+v, want the rule and the default drop at 1 packet, %d bytes each", s, size)
+	}
 	if err := f.ReplaceRules([]Rule{mustRule(t, "--src 198.19.0.1 --action pass")}, Guard{}); err != nil {
 		t.Fatal(err)
 	}
@@ -234,9 +252,11 @@ func TestPolicyAllowAndReplace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Ids are never reused: the replacing rule is 2, not 1 again.
-	if len(s.Rules) != 1 || s.Rules[0].ID != 2 || s.Rules[0].Packets != 1 || s.DefaultDrop.Packets != 2 {
-		t.Fatalf("stats after replace: %+v", s)
+	// Ids are never reused: the replacing rule is 2, not 1 again. dns and
+	// other are the same size.
+	if len(s.Rules) != 1 || s.Rules[0].ID != 2 || s.Rules[0].Counter != (Counter{1, size}) ||
+		s.DefaultDrop != (Counter{2, 2 * size}) || s.DefaultPass != (Counter{}) {
+		t.Fatalf("stats after replace: %+v, want rule 2 at 1 packet and the default drop at 2, of %d bytes each", s, size)
 	}
 	// Added and deleted rules.
 	added, err := f.AddRule(mustRule(t, "--proto udp --action drop"), Guard{})
