@@ -22,7 +22,7 @@ sleep "$idle"
 t1=$(ticks)
 awk -v d=$((t1 - t0)) -v hz="$hz" -v s="$idle" 'BEGIN {
 	printf "idle: %d ticks (%.2f s of CPU) in %d s: %.3f%% of one CPU (default tools, nobody scraping)\n", d, d / hz, s, 100 * d / hz / s }'
-kill -TERM $pid
+kill -TERM $pid 2>/dev/null || true
 wait $pid 2>/dev/null || true
 trap - EXIT
 bench/serve/events.sh "${EVENT_ROUNDS:-3}"
