@@ -27,7 +27,8 @@
 # event of the loop (about 1: the loop is nearly all the hook sees). The
 # tracepoint's own dispatch, and for syscall tracepoints the slower traced
 # syscall path that attaching any of them turns on, are not in it: they are
-# in the wall figure only. At the end, medians and [min..max] over rounds.
+# in the wall figure only. At the end, medians and [min..max] over rounds,
+# and for each CLI tool serve's BPF ns over its own, round by round.
 #
 # Usage (root): bench/serve/events.sh [ROUNDS]
 #   N_OPEN, N_EXEC, N_SWITCH (round trips) size the loops; CPU the ping-pong's
@@ -161,7 +162,7 @@ measure() {
 	a=$(echo "$on - $base" | bc)
 	b=$(echo "scale=1; $ns / $hookruns" | bc)
 	row "$kind" "$name" "$base" "$on" "$a" "$b" "$(echo "scale=2; $hookruns / $ev" | bc)"
-	echo "$kind|$name|$base|$on|$a|$b" >>"$results"
+	echo "$kind|$name|$base|$on|$a|$b|$round" >>"$results"
 }
 
 # stat V...: "median [min..max]".
@@ -171,12 +172,19 @@ stat() {
 		printf "%.0f [%.0f..%.0f]\n", m, v[1], v[NR] }'
 }
 
+# ratio V...: "median [min..max]" of ratios.
+ratio() {
+	printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
+		m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		printf "%.2f [%.2f..%.2f]\n", m, v[1], v[NR] }'
+}
+
 want() { [ -z "${ONLY:-}" ] || [[ $1 =~ $ONLY ]]; }
 
 echo "$(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "N_OPEN=$N_OPEN N_EXEC=$N_EXEC N_SWITCH=$N_SWITCH (round trips, on CPU $CPU), $ROUNDS rounds"
-for r in $(seq 1 "$ROUNDS"); do
-	echo "--- round $r: load $(cut -d' ' -f1-3 /proc/loadavg), $(bpftool perf -j 2>/dev/null | jq length) BPF tracepoint attachments on the machine before"
+for round in $(seq 1 "$ROUNDS"); do
+	echo "--- round $round: load $(cut -d' ' -f1-3 /proc/loadavg), $(bpftool perf -j 2>/dev/null | jq length) BPF tracepoint attachments on the machine before"
 	row loop tracer "base ns" "ns/ev" "added" "bpf ns/ev" "runs/ev"
 	if want openfail; then
 		measure openfail "serve --tools openerr" exit_open bpfkit_open_errors_total serve openerr
@@ -197,11 +205,15 @@ for r in $(seq 1 "$ROUNDS"); do
 	fi
 done
 echo "=== medians [min..max] over $ROUNDS rounds, ns per event; load now $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-8s %-26s %-22s %-22s %s\n' loop tracer "base ns" "added ns (wall)" "bpf ns/ev"
+printf '%-8s %-26s %-22s %-22s %-16s %s\n' loop tracer "base ns" "added ns (wall)" "bpf ns/ev" "serve/CLI bpf"
 [ -s "$results" ] || exit 1
 cut -d'|' -f1,2 "$results" | awk '!seen[$0]++' | while IFS='|' read -r kind name; do
 	mapfile -t b < <(awk -F'|' -v k="$kind" -v n="$name" '$1 == k && $2 == n {print $3}' "$results")
 	mapfile -t a < <(awk -F'|' -v k="$kind" -v n="$name" '$1 == k && $2 == n {print $5}' "$results")
 	mapfile -t p < <(awk -F'|' -v k="$kind" -v n="$name" '$1 == k && $2 == n {print $6}' "$results")
-	printf '%-8s %-26s %-22s %-22s %s\n' "$kind" "$name" "$(stat "${b[@]}")" "$(stat "${a[@]}")" "$(stat "${p[@]}")"
+	# serve's BPF ns over this CLI tool's, in each round both ran.
+	mapfile -t q < <(awk -F'|' -v k="$kind" -v n="$name" '$1 == k && $2 ~ /^serve / {s[$7] = $6}
+		$1 == k && $2 == n && n !~ /^serve / && ($7 in s) && $6 > 0 {printf "%.3f\n", s[$7] / $6}' "$results")
+	printf '%-8s %-26s %-22s %-22s %-16s %s\n' "$kind" "$name" "$(stat "${b[@]}")" "$(stat "${a[@]}")" "$(stat "${p[@]}")" \
+		"$([ ${#q[@]} -gt 0 ] && ratio "${q[@]}")"
 done
