@@ -110,6 +110,9 @@ func walkDirs(dir, rel string, fn func(ino uint64, path string)) error {
 		n, err := unix.Getdents(fd, buf)
 		if err != nil {
 			unix.Close(fd)
+			if rel != "" && err == unix.ENOENT {
+				return nil // removed between the open and the read
+			}
 			return fmt.Errorf("read cgroup directory %s: %w", dir, err)
 		}
 		if n <= 0 {

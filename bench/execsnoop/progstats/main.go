@@ -2,16 +2,21 @@
 // another process (a tracer) spent in the kernel meanwhile, from the
 // kernel's own run-time statistics, enabled only while it runs.
 //
-// Usage: progstats TRACER_PID N CMD [ARGS...]
-// Prints: "<BPF ns per unit of N> <program runs>".
+// Usage: progstats [-hook REGEX] TRACER_PID N CMD [ARGS...]
+// Prints on stderr: "<BPF ns per unit of N> <program runs> <BPF ns in all>
+// <runs of the programs whose name matches REGEX>" (all runs without
+// -hook): the last two give the time per run of the tracer's program at one
+// hook, every program of the tracer included in the time.
 package main
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -27,14 +32,21 @@ func main() {
 }
 
 func run() error {
-	if len(os.Args) < 4 {
-		return fmt.Errorf("usage: progstats TRACER_PID N CMD [ARGS...]")
+	hookFlag := flag.String("hook", "", "count the runs of the programs whose name matches this regular expression")
+	flag.Parse()
+	args := flag.Args()
+	if len(args) < 3 {
+		return fmt.Errorf("usage: progstats [-hook REGEX] TRACER_PID N CMD [ARGS...]")
 	}
-	n, err := strconv.Atoi(os.Args[2])
+	hook, err := regexp.Compile(*hookFlag)
+	if err != nil {
+		return fmt.Errorf("-hook: %w", err)
+	}
+	n, err := strconv.Atoi(args[1])
 	if err != nil || n <= 0 {
-		return fmt.Errorf("the count %q: want a positive number", os.Args[2])
+		return fmt.Errorf("the count %q: want a positive number", args[1])
 	}
-	progs, err := tracerPrograms(os.Args[1])
+	progs, err := tracerPrograms(args[0])
 	if err != nil {
 		return err
 	}
@@ -43,20 +55,21 @@ func run() error {
 		return fmt.Errorf("enable BPF run-time statistics: %w", err)
 	}
 	defer stats.Close()
-	before, err := total(progs)
+	before, err := total(progs, hook)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(os.Args[3], os.Args[4:]...)
+	cmd := exec.Command(args[2], args[3:]...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return err
 	}
-	after, err := total(progs)
+	after, err := total(progs, hook)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "%d %d\n", (after.Runtime-before.Runtime).Nanoseconds()/int64(n), after.RunCount-before.RunCount)
+	ns := (after.Runtime - before.Runtime).Nanoseconds()
+	fmt.Fprintf(os.Stderr, "%d %d %d %d\n", ns/int64(n), after.RunCount-before.RunCount, ns, after.hookRuns-before.hookRuns)
 	return nil
 }
 
@@ -97,15 +110,27 @@ func tracerPrograms(pid string) ([]*ebpf.Program, error) {
 	return progs, nil
 }
 
-func total(progs []*ebpf.Program) (ebpf.ProgramStats, error) {
-	var sum ebpf.ProgramStats
+type sum struct {
+	ebpf.ProgramStats
+	hookRuns uint64 // runs of the programs whose name matches the hook
+}
+
+func total(progs []*ebpf.Program, hook *regexp.Regexp) (sum, error) {
+	var s sum
 	for _, p := range progs {
 		st, err := p.Stats()
 		if err != nil {
-			return sum, fmt.Errorf("read statistics of program %v: %w", p, err)
+			return s, fmt.Errorf("read statistics of program %v: %w", p, err)
 		}
-		sum.Runtime += st.Runtime
-		sum.RunCount += st.RunCount
+		s.Runtime += st.Runtime
+		s.RunCount += st.RunCount
+		info, err := p.Info()
+		if err != nil {
+			return s, fmt.Errorf("read the name of program %v: %w", p, err)
+		}
+		if hook.MatchString(info.Name) {
+			s.hookRuns += st.RunCount
+		}
 	}
-	return sum, nil
+	return s, nil
 }
