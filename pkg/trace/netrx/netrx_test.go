@@ -64,10 +64,10 @@ func inNetnsSysfs(t *testing.T, ns *testkit.NetNS, path, value string) {
 // vbCounts adds up, per CPU and in all, what tr counts on vb in namespace
 // netns from now until enough says all is there (5 s at most: softirqs
 // process the packets after the sends return), and 200 ms more for any
-// extra.
-func vbCounts(t *testing.T, tr *Tracer, netns uint32, enough func(total Count) bool) (per map[uint32]Count, total Count) {
+// extra. queues is the packets counted per RX queue.
+func vbCounts(t *testing.T, tr *Tracer, netns uint32, enough func(total Count) bool) (per map[uint32]Count, total Count, queues map[int32]uint64) {
 	t.Helper()
-	per = map[uint32]Count{}
+	per, queues = map[uint32]Count{}, map[int32]uint64{}
 	var all time.Time // when enough was counted
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		d, err := tr.Delta()
@@ -84,13 +84,16 @@ func vbCounts(t *testing.T, tr *Tracer, netns uint32, enough func(total Count) b
 					sum.Full += c.Full
 				}
 				per[c.CPU] = p
+				if c.Packets != 0 {
+					queues[c.Queue] += c.Packets
+				}
 			}
 		}
 		if all.IsZero() && enough(total) {
 			all = time.Now()
 		}
 		if !all.IsZero() && time.Since(all) > 200*time.Millisecond || time.Now().After(deadline) {
-			return per, total
+			return per, total, queues
 		}
 	}
 }
@@ -99,6 +102,13 @@ func vbCounts(t *testing.T, tr *Tracer, netns uint32, enough func(total Count) b
 // a sends is received by the stack on that CPU, whichever CPU sent it:
 // exactly n packets of exactly n*(IP+UDP header+payload) bytes on vb on
 // that CPU, none on another. Then the same with the other CPU.
+//
+// All of them with no RX queue recorded (NoQueue): vb has no XDP program
+// and no GRO, so veth_xmit hands them to netif_rx without its NAPI, the
+// only path where veth records an RX queue (skb_record_rx_queue); the
+// skb's queue_mapping is still va's TX queue 0, which reads as none
+// recorded (skb_rx_queue_recorded). RPS itself then uses rx-0's map, the
+// one the test sets.
 func TestRPS(t *testing.T) {
 	testkit.RequireRoot(t)
 	cpus := runtime.NumCPU()
@@ -135,7 +145,10 @@ func TestRPS(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		per, _ := vbCounts(t, tr, bNetns, func(total Count) bool { return total.Packets >= n })
+		per, _, queues := vbCounts(t, tr, bNetns, func(total Count) bool { return total.Packets >= n })
+		if len(queues) != 1 || queues[NoQueue] != n {
+			t.Errorf("rps_cpus=CPU %d: packets per RX queue on vb %v, want all %d on queue %d (none recorded)", cpu, queues, n, NoQueue)
+		}
 		for c, got := range per {
 			want := Count{}
 			if int(c) == cpu {
@@ -271,7 +284,7 @@ func TestNAPIPolls(t *testing.T) {
 		}
 		// The polls run when the send turns bottom halves back on, or in
 		// ksoftirqd.
-		_, got := vbCounts(t, tr, bNetns, func(total Count) bool {
+		_, got, _ := vbCounts(t, tr, bNetns, func(total Count) bool {
 			return total.Polls >= wantPolls && total.Packets >= uint64(k)
 		})
 		if work := xdpPackets() - before; work != uint64(k) {

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -189,82 +190,33 @@ func TestTime(t *testing.T) {
 	}
 	defer tr.Close()
 	ns := testkit.NewNetNS(t, "softirqs-time")
-	prog := burner(t, 100_000)
-	lo := ns.Index(t, "lo")
-	if err := ns.Do(func() error {
-		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: lo, Flags: link.XDPGenericMode})
-		if err == nil {
-			t.Cleanup(func() { l.Close() })
-		}
-		return err
-	}); err != nil {
-		t.Fatalf("generic XDP on the namespace's lo: %v", err)
-	}
+	loXDP(t, ns, burner(t, 100_000))
 	const cpu, n = 0, 100
-	// read reads the tracer's totals of cpu until two reads in a row agree
-	// (a run may interrupt the copy of the thread's own CPU), at most 10.
-	read := func() (map[int]Stat, error) {
-		var prev map[int]Stat
-		for range 10 {
-			all, err := tr.Totals()
-			if err != nil {
-				return nil, err
-			}
-			m := map[int]Stat{}
-			for _, s := range all {
-				if s.CPU == cpu {
-					m[s.Vector] = s
-				}
-			}
-			if maps.Equal(m, prev) {
-				return m, nil
-			}
-			prev = m
-		}
-		return nil, fmt.Errorf("CPU %d's softirq totals changed in each of 10 reads from that CPU", cpu)
-	}
+	read := func() (map[int]Stat, error) { return cpuTotals(tr, cpu) }
 	var s0, s1 map[int]Stat
 	var wall time.Duration
-	if err := ns.Do(func() (err error) {
-		// Pinned to cpu, and SCHED_FIFO for the few milliseconds of the
-		// window, so that other tasks on that CPU do not stretch it;
-		// both undone before the thread goes back to the Go scheduler.
-		var all, one unix.CPUSet
-		if err := unix.SchedGetaffinity(0, &all); err != nil {
-			return err
-		}
-		one.Set(cpu)
-		if err := unix.SchedSetaffinity(0, &one); err != nil {
-			return err
-		}
-		defer unix.SchedSetaffinity(0, &all)
-		if err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 1}, 0); err != nil {
-			return fmt.Errorf("SCHED_FIFO: %w", err)
-		}
-		defer func() {
-			if rerr := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_NORMAL}, 0); rerr != nil && err == nil {
-				err = rerr
-			}
-		}()
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		t0 := monotonic()
-		if s0, err = read(); err != nil {
-			return err
-		}
-		for range n {
-			if _, err := c.WriteTo([]byte("softirqs"), c.LocalAddr()); err != nil {
+	if err := ns.Do(func() error {
+		return pinned(cpu, func() error {
+			c, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
 				return err
 			}
-		}
-		if s1, err = read(); err != nil {
-			return err
-		}
-		wall = monotonic() - t0
-		return nil
+			defer c.Close()
+			t0 := monotonic()
+			if s0, err = read(); err != nil {
+				return err
+			}
+			for range n {
+				if _, err := c.WriteTo([]byte("softirqs"), c.LocalAddr()); err != nil {
+					return err
+				}
+			}
+			if s1, err = read(); err != nil {
+				return err
+			}
+			wall = monotonic() - t0
+			return nil
+		})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -298,17 +250,183 @@ func TestTime(t *testing.T) {
 			t.Errorf("CPU %d %s between two reads: time %v, its histogram %v says %v to %v", cpu, st.Name, d.Time, d.Hist, low, high)
 		}
 	}
-	netRX := 0
-	for vec, name := range tr.names {
-		if name == "NET_RX" {
-			netRX = vec
-		}
-	}
+	netRX := tr.vector(t, "NET_RX")
 	if s1[netRX].Count-s0[netRX].Count == 0 {
 		t.Fatalf("no NET_RX run on CPU %d during %d datagrams over loopback sent from it", cpu, n)
 	}
 	t.Logf("CPU %d: %v in softirqs (NET_RX %v) in a window of %v", cpu, sum, s1[netRX].Time-s0[netRX].Time, wall)
 	if sum > wall {
 		t.Errorf("CPU %d spent %v in softirqs between two reads %v apart, made from that CPU", cpu, sum, wall)
+	}
+}
+
+// loXDP attaches prog to ns's loopback as generic XDP: it runs in the
+// NET_RX run that receives each packet sent over it.
+func loXDP(t *testing.T, ns *testkit.NetNS, prog *ebpf.Program) {
+	t.Helper()
+	lo := ns.Index(t, "lo")
+	if err := ns.Do(func() error {
+		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: lo, Flags: link.XDPGenericMode})
+		if err == nil {
+			t.Cleanup(func() { l.Close() })
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("generic XDP on the namespace's lo: %v", err)
+	}
+}
+
+// cpuTotals reads tr's totals of cpu until two reads in a row agree (a
+// run may interrupt the copy of the thread's own CPU), at most 10.
+func cpuTotals(tr *Tracer, cpu int) (map[int]Stat, error) {
+	var prev map[int]Stat
+	for range 10 {
+		all, err := tr.Totals()
+		if err != nil {
+			return nil, err
+		}
+		m := map[int]Stat{}
+		for _, s := range all {
+			if s.CPU == cpu {
+				m[s.Vector] = s
+			}
+		}
+		if maps.Equal(m, prev) {
+			return m, nil
+		}
+		prev = m
+	}
+	return nil, fmt.Errorf("CPU %d's softirq totals changed in each of 10 reads from that CPU", cpu)
+}
+
+// pinned runs fn on the calling thread pinned to cpu and SCHED_FIFO, so
+// that other tasks on that CPU do not stretch its window; both undone
+// before the thread goes back to the Go scheduler (the caller's thread is
+// locked: ns.Do).
+func pinned(cpu int, fn func() error) (err error) {
+	var all, one unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		return err
+	}
+	one.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		return err
+	}
+	defer unix.SchedSetaffinity(0, &all)
+	if err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 1}, 0); err != nil {
+		return fmt.Errorf("SCHED_FIFO: %w", err)
+	}
+	defer func() {
+		if rerr := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_NORMAL}, 0); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	return fn()
+}
+
+// vector is the number of the vector /proc/softirqs calls name.
+func (tr *Tracer) vector(t *testing.T, name string) int {
+	t.Helper()
+	i := slices.Index(tr.names, name)
+	if i < 0 {
+		t.Fatalf("no %s in /proc/softirqs' vectors %v", name, tr.names)
+	}
+	return i
+}
+
+// TestInRun: a run is counted when it begins, as /proc/softirqs counts it
+// (just before softirq_entry), and timed when it ends. So inside a NET_RX
+// run, the count of its CPU's NET_RX runs is one more than the runs in its
+// histogram, plus d0, that difference read from that CPU between runs
+// (runs counted but never timed: begun before the exit program attached).
+// Any other run between the read and the probed one adds one to both.
+//
+// The probe is a generic XDP program on a namespace's loopback, in the
+// NET_RX run that receives the one datagram a thread pinned to the CPU
+// sends (loopback queues it to the sender's CPU): it reads the tracer's
+// stats of NET_RX on its CPU and stores count - Σhist.
+func TestInRun(t *testing.T) {
+	testkit.RequireRoot(t)
+	tr, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	netRX := tr.vector(t, "NET_RX")
+	seen, err := ebpf.NewMap(&ebpf.MapSpec{Name: "in_run", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seen.Close()
+	const none = math.MaxUint64 // no probe ran
+	if err := seen.Put(uint32(0), uint64(none)); err != nil {
+		t.Fatal(err)
+	}
+	insns := asm.Instructions{
+		asm.StoreImm(asm.RFP, -4, int64(netRX), asm.Word),
+		asm.LoadMapPtr(asm.R1, tr.maps.Stats.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "out"),
+		asm.LoadMem(asm.R3, asm.R0, 0, asm.DWord), // count
+	}
+	for i := range Slots { // hist follows count and ns
+		insns = append(insns, asm.LoadMem(asm.R4, asm.R0, int16(16+8*i), asm.DWord), asm.Sub.Reg(asm.R3, asm.R4))
+	}
+	insns = append(insns,
+		asm.StoreMem(asm.RFP, -16, asm.R3, asm.DWord),
+		asm.StoreImm(asm.RFP, -20, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, seen.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -20),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, -16),
+		asm.Mov.Imm(asm.R4, 0),
+		asm.FnMapUpdateElem.Call(),
+		asm.Mov.Imm(asm.R0, 2).WithSymbol("out"), // XDP_PASS
+		asm.Return(),
+	)
+	probe, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "in_run", Type: ebpf.XDP, License: "GPL", Instructions: insns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	ns := testkit.NewNetNS(t, "softirqs-inrun")
+	loXDP(t, ns, probe)
+
+	const cpu = 0
+	var s0 map[int]Stat
+	if err := ns.Do(func() error {
+		return pinned(cpu, func() error {
+			c, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if s0, err = cpuTotals(tr, cpu); err != nil {
+				return err
+			}
+			_, err = c.WriteTo([]byte("softirqs"), c.LocalAddr())
+			return err
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got uint64
+	if err := seen.Lookup(uint32(0), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got == none {
+		t.Fatalf("the probe on lo never ran: no NET_RX run received the datagram")
+	}
+	var timed uint64
+	for _, h := range s0[netRX].Hist {
+		timed += h
+	}
+	d0 := s0[netRX].Count - timed
+	if got != d0+1 {
+		t.Errorf("inside a NET_RX run on CPU %d: runs counted - runs timed = %d, want %d (%d before it, read between runs, plus the run under way) (missed runs: %d)",
+			cpu, int64(got), d0+1, d0, tr.Health().Missed)
 	}
 }
