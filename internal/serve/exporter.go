@@ -40,7 +40,7 @@ type Exporter struct {
 	running  []running // in the order of Tools
 	cgroups  *cgroups
 	families map[*prometheus.Desc]*family
-	disks        *bio.Disks // names block devices for the bio tool
+	disks    *bio.Disks // names block devices for the bio tool
 }
 
 type running struct {
