@@ -90,6 +90,12 @@ func New(cfg Config) (*Tracer, error) {
 	}
 	spec.Maps[syscountMapCounts].MaxEntries = uint32(size)
 	delete(spec.Maps, "events") // no events: aggregates only
+	if !cfg.Latency {
+		// Attached, it would cost every call the trace event's record
+		// and a run that returns at once (as libbpf-tools leaves it out).
+		delete(spec.Programs, syscountProgSysEnter)
+		spec.Maps[syscountMapStart].MaxEntries = 1 // sys_exit's dead branch names it
+	}
 	named, err := LoadNamed(spec, loader.Options{Variables: vars, Debug: cfg.Debug})
 	if err != nil {
 		return nil, err
