@@ -62,7 +62,7 @@ run() {
 	[ "$i" -lt 1200 ] || { echo "$name did not attach within 2 minutes" >&2; exit 1; }
 	ns=$("$work/getppidloop" "$N")
 	# The BPF run time in a second, shorter loop: the statistics cost
-	# time per program run (bpfkit runs two per call, the others one), so
+	# time per program run, so
 	# the timed loop runs without them.
 	"$work/progstats" "$tracer" $((N / 4)) "$work/getppidloop" $((N / 4)) >/dev/null 2>"$work/progstats.err"
 	bpfns=$(cut -d' ' -f1 "$work/progstats.err")
