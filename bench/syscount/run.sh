@@ -14,6 +14,9 @@
 # two loops' N + N/4, plus any other process's.
 #
 # Usage (root; apt install bpftrace libbpf-tools): bench/syscount/run.sh [N] [ROUNDS]
+# BPFKIT (default bin/bpfkit, built if missing) is the bpfkit measured; with
+# BPFKIT_BASE set to another build (e.g. of main), that one runs too, as
+# "bpfkit base", in the same rounds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-2000000}
@@ -59,7 +62,7 @@ run() {
 	[ "$i" -lt 1200 ] || { echo "$name did not attach within 2 minutes" >&2; exit 1; }
 	ns=$("$work/getppidloop" "$N")
 	# The BPF run time in a second, shorter loop: the statistics cost
-	# time per program run (bpfkit runs two per call, the others one), so
+	# time per program run, so
 	# the timed loop runs without them.
 	"$work/progstats" "$tracer" $((N / 4)) "$work/getppidloop" $((N / 4)) >/dev/null 2>"$work/progstats.err"
 	bpfns=$(cut -d' ' -f1 "$work/progstats.err")
@@ -67,13 +70,14 @@ run() {
 	wait "$tracer" || true
 	tracer=""
 	case $name in
-	"bpfkit syscount" | "libbpf-tools syscount") counted=$(awk '$1 == "getppid" {print $2}' "$work/$name.out") ;;
+	"bpfkit syscount" | "bpfkit base" | "libbpf-tools syscount") counted=$(awk '$1 == "getppid" {print $2}' "$work/$name.out") ;;
 	bpftrace) counted=$(grep -oE "^@\[$getppid\]: [0-9]+" "$work/$name.out" | grep -oE '[0-9]+$') ;;
 	esac
 	return 0
 }
 
 names=("bpfkit syscount" "libbpf-tools syscount" bpftrace)
+[ -z "${BPFKIT_BASE:-}" ] || names=("bpfkit base" "${names[@]}")
 declare -A added ratio bpf
 row() { printf '%-24s %9s %9s %11s %7s %s\n' "$@"; }
 echo "getppid() x $N, $(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)"
@@ -84,6 +88,7 @@ for r in $(seq 1 "$ROUNDS"); do
 	for name in "${names[@]}"; do
 		case $name in
 		"bpfkit syscount") cmd=("$BPFKIT" syscount -r 1000) ;; # the table: it says "Tracing" once attached
+		"bpfkit base") cmd=("$BPFKIT_BASE" syscount -r 1000) ;;
 		"libbpf-tools syscount")
 			command -v syscount >/dev/null || { gotcount[$name]="not installed (apt install libbpf-tools)"; continue; }
 			cmd=(stdbuf -oL syscount -T 1000) ;;

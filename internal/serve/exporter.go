@@ -19,7 +19,6 @@ import (
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/bio"
-	"github.com/bpfkit/bpfkit/pkg/trace/syscount"
 )
 
 // DefaultMaxSeries is how many series each per-cgroup metric has at most,
@@ -41,10 +40,7 @@ type Exporter struct {
 	running  []running // in the order of Tools
 	cgroups  *cgroups
 	families map[*prometheus.Desc]*family
-	// The syscalls tool's objects and the names of their syscalls.
-	syscallObjs  *loader.Objects
-	syscallNames *syscount.Names
-	disks        *bio.Disks // names block devices for the bio tool
+	disks    *bio.Disks // names block devices for the bio tool
 }
 
 type running struct {

@@ -32,6 +32,7 @@ type serveSyscallsServeSyscallKey struct {
 const (
 	serveSyscallsMapEvents           = "events"
 	serveSyscallsMapLost             = "lost"
+	serveSyscallsMapNamed            = "named"
 	serveSyscallsMapNames            = "names"
 	serveSyscallsMapSyscalls         = "syscalls"
 	serveSyscallsProgSysExit         = "sys_exit"
@@ -98,6 +99,7 @@ type serveSyscallsProgramSpecs struct {
 type serveSyscallsMapSpecs struct {
 	Events   *ebpf.MapSpec `ebpf:"events"`
 	Lost     *ebpf.MapSpec `ebpf:"lost"`
+	Named    *ebpf.MapSpec `ebpf:"named"`
 	Names    *ebpf.MapSpec `ebpf:"names"`
 	Syscalls *ebpf.MapSpec `ebpf:"syscalls"`
 }
@@ -138,6 +140,7 @@ func (o *serveSyscallsObjects) Close() error {
 type serveSyscallsMaps struct {
 	Events   *ebpf.Map `ebpf:"events"`
 	Lost     *ebpf.Map `ebpf:"lost"`
+	Named    *ebpf.Map `ebpf:"named"`
 	Names    *ebpf.Map `ebpf:"names"`
 	Syscalls *ebpf.Map `ebpf:"syscalls"`
 }
@@ -146,6 +149,7 @@ func (m *serveSyscallsMaps) Close() error {
 	return _ServeSyscallsClose(
 		m.Events,
 		m.Lost,
+		m.Named,
 		m.Names,
 		m.Syscalls,
 	)

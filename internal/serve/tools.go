@@ -58,8 +58,9 @@ type opened interface {
 // unless it is a kernel SIGKILL) and at each OOM kill. zombies waits at the
 // wait4 and waitid syscall tracepoints and syscalls at raw_syscalls:sys_exit
 // (and, to name each syscall number at its first call, at every
-// sys_enter_* event, ~350 programs that take seconds to detach at exit):
-// syscall tracepoints again, so neither is default.
+// sys_enter_* event, ~350 programs: each is detached once its syscall is
+// named, and those of syscalls never called take seconds to detach at
+// exit): syscall tracepoints again, so neither is default.
 //
 // bio runs at the start, issue and completion of every block I/O request
 // (a hash map update, lookup and delete per request): little next to the
@@ -145,10 +146,11 @@ var Tools = []*Tool{
 	{
 		Descriptor: tool.Descriptor{
 			Name: "syscalls", Kind: tool.Sampler, Summary: "system calls and failed ones per cgroup and syscall",
-			Spec:    loadServeSyscallsNamed,
+			Spec:    loadServeSyscalls,
 			Metrics: []string{"bpfkit_syscalls_total", "bpfkit_syscall_errors_total"},
 		},
-		collect: collectSyscalls,
+		open:       openSyscalls,
+		collectOwn: collectSyscalls,
 	},
 	{
 		Descriptor: tool.Descriptor{
@@ -380,28 +382,27 @@ func collectZombies(e *Exporter, m *serveZombiesMaps, _ chan<- prometheus.Metric
 	})
 }
 
-// loadServeSyscallsNamed is serve_syscalls with a copy of syscall_name on
-// every sys_enter_* event, as syscount names syscalls.
-func loadServeSyscallsNamed() (*ebpf.CollectionSpec, error) {
+// openSyscalls loads serve_syscalls as syscount loads its object: a copy
+// of syscall_name on every sys_enter_* event, each detached once it has
+// named its syscall.
+func openSyscalls(opts Options) (opened, error) {
 	spec, err := loadServeSyscalls()
 	if err != nil {
 		return nil, err
 	}
-	_, err = syscount.NameSyscalls(spec)
-	return spec, err
+	// serve sends no events: the smallest ring
+	named, err := syscount.LoadNamed(spec, loader.Options{RingSize: 4096, Debug: opts.Debug})
+	if err != nil {
+		return nil, fmt.Errorf("tool syscalls: %w", err)
+	}
+	return named, nil
 }
 
-func collectSyscalls(e *Exporter, objs *loader.Objects, _ chan<- prometheus.Metric) error {
-	if e.syscallObjs != objs { // loaded anew: its names map is new
-		byID, err := syscount.EventIDs()
-		if err != nil {
-			return err
-		}
-		e.syscallObjs, e.syscallNames = objs, syscount.NewNames(objs.Collection.Maps[serveSyscallsMapNames], byID)
-	}
+func collectSyscalls(e *Exporter, own opened, _ chan<- prometheus.Metric) error {
+	named := own.(*syscount.Named)
 	calls, errs := e.families[descSyscalls], e.families[descSyscallErrors]
-	return loader.ReadAll(objs.Collection.Maps[serveSyscallsMapSyscalls], func(k *serveSyscallsServeSyscallKey, v *serveSyscallsServeSyscall) {
-		cg, name := e.cgroups.lookup(k.Cgroup), e.syscallNames.Name(k.Nr)
+	return loader.ReadAll(named.Collection.Maps[serveSyscallsMapSyscalls], func(k *serveSyscallsServeSyscallKey, v *serveSyscallsServeSyscall) {
+		cg, name := e.cgroups.lookup(k.Cgroup), named.Name(k.Nr)
 		calls.add(cg, name, float64(v.Calls))
 		errs.add(cg, name, float64(v.Errors))
 	})

@@ -31,7 +31,7 @@ import (
 func WaitRingReader(t testing.TB, pid int) {
 	t.Helper()
 	// Loading and attaching take long in an emulated VM.
-	if !waitFor(2*time.Minute, func() bool { return readsRing(t, pid) }) {
+	if !WaitFor(2*time.Minute, func() bool { return readsRing(t, pid) }) {
 		t.Fatalf("process %d did not start reading a BPF ring buffer within 2 minutes", pid)
 	}
 }
@@ -165,4 +165,40 @@ func StartOnCPU(cmd *exec.Cmd, cpu int) error {
 		err = rerr
 	}
 	return err
+}
+
+// LinkedPrograms counts the BPF links process pid holds by the id of the
+// program each one attaches, and its anonymous-inode descriptors by kind
+// ("[perf_event]", "bpf_link", ...), from /proc/PID/fd and fdinfo. A
+// tracepoint attached through a perf event has a BPF link from Linux 5.15
+// on; before, only the perf event holds the program, and no fdinfo names
+// it.
+func LinkedPrograms(t testing.TB, pid int) (links map[ebpf.ProgramID]int, kinds map[string]int) {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/", pid)
+	fds, err := os.ReadDir(dir + "fd")
+	if err != nil {
+		t.Fatalf("process %d: %v", pid, err)
+	}
+	links, kinds = map[ebpf.ProgramID]int{}, map[string]int{}
+	for _, fd := range fds {
+		target, _ := os.Readlink(dir + "fd/" + fd.Name())
+		kind, ok := strings.CutPrefix(target, "anon_inode:")
+		if !ok {
+			continue
+		}
+		kinds[kind]++
+		if kind != "bpf_link" {
+			continue
+		}
+		info, _ := os.ReadFile(dir + "fdinfo/" + fd.Name())
+		for _, line := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "prog_id:"); ok {
+				if id, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil {
+					links[ebpf.ProgramID(id)]++
+				}
+			}
+		}
+	}
+	return links, kinds
 }

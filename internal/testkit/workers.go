@@ -107,7 +107,7 @@ func (w *Worker) Wait(t testing.TB) {
 // read(2) on its stdin.
 func (w *Worker) WaitBlocked(t testing.TB) {
 	t.Helper()
-	if !waitFor(20*time.Second, func() bool { return readingStdin(t, w.PID, w.TID) }) {
+	if !WaitFor(20*time.Second, func() bool { return readingStdin(t, w.PID, w.TID) }) {
 		t.Fatalf("worker %d did not block on its stdin", w.PID)
 	}
 }
@@ -118,7 +118,7 @@ func (w *Worker) WaitBlocked(t testing.TB) {
 // attached now sees only the workload.
 func WaitStdinRead(t testing.TB, pid int) {
 	t.Helper()
-	if !waitFor(20*time.Second, func() bool {
+	if !WaitFor(20*time.Second, func() bool {
 		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 		if err != nil {
 			t.Fatalf("process %d: %v", pid, err)
@@ -134,7 +134,9 @@ func WaitStdinRead(t testing.TB, pid int) {
 	}
 }
 
-func waitFor(d time.Duration, cond func() bool) bool {
+// WaitFor checks cond every 2 ms until it holds (true) or d has passed
+// (false).
+func WaitFor(d time.Duration, cond func() bool) bool {
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
 		if cond() {
 			return true

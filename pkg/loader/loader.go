@@ -54,7 +54,19 @@ type Objects struct {
 	// Dropped lists the hooks left out because this kernel lacks them,
 	// with the reason, by "program@hook".
 	Dropped map[string]error
-	links   []link.Link
+
+	mu        sync.Mutex
+	links     []attached     // in the order attached
+	detaching sync.WaitGroup // Detach's closes under way
+	detachErr []error        // what they failed with, for Close
+}
+
+// attached is one link of a program; closing is set once Detach has
+// begun to close it.
+type attached struct {
+	prog    string
+	link    link.Link
+	closing bool
 }
 
 // Preflight checks what every tool needs before anything is loaded:
@@ -123,7 +135,7 @@ func Load(spec *ebpf.CollectionSpec, opts Options) (_ *Objects, err error) {
 			if err != nil {
 				return nil, Explain(fmt.Sprintf("attach %s to %s", name, h), err, opts.Debug)
 			}
-			o.links = append(o.links, l)
+			o.links = append(o.links, attached{prog: name, link: l})
 		}
 	}
 	return o, nil
@@ -254,13 +266,59 @@ func pruneMissingHooks(spec *ebpf.CollectionSpec, opts Options) (map[string][]Ho
 	return hooks, dropped, nil
 }
 
+// Detach detaches program prog from its hooks in the background and
+// returns at once: closing a tracepoint's perf event waits for an RCU grace
+// period (tens of milliseconds). The program stays loaded, and Missed keeps
+// counting its skipped runs so far. Close waits for the detach to end;
+// until then Attached says true.
+func (o *Objects) Detach(prog string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := range o.links {
+		a := &o.links[i]
+		if a.prog != prog || a.closing {
+			continue
+		}
+		a.closing = true
+		o.detaching.Add(1)
+		go func(l link.Link) {
+			defer o.detaching.Done()
+			err := l.Close()
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			o.links = slices.DeleteFunc(o.links, func(a attached) bool { return a.link == l })
+			if err != nil {
+				o.detachErr = append(o.detachErr, fmt.Errorf("detach %s: %w", prog, err))
+			}
+		}(a.link)
+	}
+}
+
+// Attached says whether program prog is attached to any hook: its links
+// are not all closed yet.
+func (o *Objects) Attached(prog string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.ContainsFunc(o.links, func(a attached) bool { return a.prog == prog })
+}
+
 // Close detaches every program, then frees maps and programs. Links are
 // closed concurrently: each detach waits for an RCU grace period, and one
-// after the other they would take a good part of a second.
+// after the other they would take a good part of a second. It waits for
+// Detach's closes too, and reports their errors.
 func (o *Objects) Close() error {
-	errs := make([]error, len(o.links))
+	o.mu.Lock()
+	var open []link.Link
+	for i := range o.links {
+		if a := &o.links[i]; !a.closing {
+			a.closing = true
+			open = append(open, a.link)
+		}
+	}
+	o.mu.Unlock()
+	errs := make([]error, len(open))
 	var wg sync.WaitGroup
-	for i, l := range o.links {
+	for i, l := range open {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -268,7 +326,12 @@ func (o *Objects) Close() error {
 		}()
 	}
 	wg.Wait()
+	o.detaching.Wait()
+	o.mu.Lock()
 	o.links = nil
+	errs = append(errs, o.detachErr...)
+	o.detachErr = nil
+	o.mu.Unlock()
 	if o.Collection != nil {
 		o.Collection.Close()
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/internal/flagval"
@@ -62,107 +60,11 @@ type Row struct {
 	TotalNS uint64 // with Config.Latency
 }
 
-// EventIDs returns the syscall name of every syscalls:sys_enter_* event
-// of this kernel, by event id.
-func EventIDs() (map[uint32]string, error) {
-	dir := filepath.Join(loader.TracefsPath, "events", "syscalls")
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrPermission) {
-		return nil, loader.ErrTracefsAccess
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list syscall events: %w", err)
-	}
-	byID := map[uint32]string{}
-	for _, e := range entries {
-		name, ok := strings.CutPrefix(e.Name(), "sys_enter_")
-		if !ok {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "id"))
-		if err != nil {
-			return nil, fmt.Errorf("read %s's id: %w", e.Name(), err)
-		}
-		id, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("%s's id: %w", e.Name(), err)
-		}
-		byID[uint32(id)] = name
-	}
-	return byID, nil
-}
-
-// NameSyscalls replaces syscall_name in spec (a program of
-// bpf/include/syscall_names.h) with one copy per syscalls:sys_enter_*
-// tracepoint of this kernel, each with the event's id in place of the
-// placeholder, and returns the syscall name of each id (EventIDs).
-func NameSyscalls(spec *ebpf.CollectionSpec) (map[uint32]string, error) {
-	var placeholder uint32
-	if err := spec.Variables[syscountVarEventPlaceholder].Get(&placeholder); err != nil {
-		return nil, err
-	}
-	byID, err := EventIDs()
-	if err != nil {
-		return nil, err
-	}
-	proto := spec.Programs[syscountProgSyscallName]
-	delete(spec.Programs, syscountProgSyscallName)
-	for id, name := range byID {
-		p := proto.Copy()
-		p.Name = fmt.Sprintf("name_%d", id)
-		p.SectionName = "tracepoint/syscalls/sys_enter_" + name
-		patched := 0
-		for i := range p.Instructions {
-			if ins := &p.Instructions[i]; ins.OpCode.ALUOp() == asm.Mov && ins.Constant == int64(placeholder) {
-				ins.Constant = int64(id)
-				patched++
-			}
-		}
-		if patched != 1 {
-			return nil, fmt.Errorf("syscall_name has %d placeholders, want 1", patched)
-		}
-		spec.Programs[p.Name] = p
-	}
-	return byID, nil
-}
-
-// Names names syscall numbers from the names map (syscall_names.h) of a
-// loaded collection and the event ids NameSyscalls or EventIDs returned.
-// Not safe for concurrent use.
-type Names struct {
-	names *ebpf.Map         // syscall number -> event id
-	byID  map[uint32]string // event id -> syscall name
-	known map[uint32]string // syscall number -> name, as learnt
-}
-
-// NewNames names by names, the collection's names map, and byID.
-func NewNames(names *ebpf.Map, byID map[uint32]string) *Names {
-	return &Names{names: names, byID: byID, known: map[uint32]string{}}
-}
-
-// Name returns the kernel's name of syscall nr, learnt at its first call
-// since the collection was loaded; "syscall_N" for a number with no
-// sys_enter event.
-func (n *Names) Name(nr uint32) string {
-	if name, ok := n.known[nr]; ok {
-		return name
-	}
-	var event uint32
-	if err := n.names.Lookup(nr, &event); err == nil && event != 0 {
-		if name, ok := n.byID[event]; ok {
-			n.known[nr] = name
-			return name
-		}
-	}
-	return "syscall_" + strconv.FormatUint(uint64(nr), 10)
-}
-
 // Tracer counts from New until Close.
 type Tracer struct {
-	objs   *loader.Objects
+	named  *Named
 	counts *ebpf.Map
-	*Names
-	prev map[syscountSyscountKey]syscountSyscountVal
+	prev   map[syscountSyscountKey]syscountSyscountVal
 }
 
 // New loads syscount's programs and attaches them.
@@ -188,30 +90,39 @@ func New(cfg Config) (*Tracer, error) {
 	}
 	spec.Maps[syscountMapCounts].MaxEntries = uint32(size)
 	delete(spec.Maps, "events") // no events: aggregates only
-	byID, err := NameSyscalls(spec)
-	if err != nil {
-		return nil, err
+	if !cfg.Latency {
+		// Attached, it would cost every call the trace event's record
+		// and a run that returns at once (as libbpf-tools leaves it out).
+		delete(spec.Programs, syscountProgSysEnter)
+		spec.Maps[syscountMapStart].MaxEntries = 1 // sys_exit's dead branch names it
 	}
-	objs, err := loader.Load(spec, loader.Options{Variables: vars, Debug: cfg.Debug})
+	named, err := LoadNamed(spec, loader.Options{Variables: vars, Debug: cfg.Debug})
 	if err != nil {
 		return nil, err
 	}
 	return &Tracer{
-		objs: objs, counts: objs.Collection.Maps[syscountMapCounts], Names: NewNames(objs.Collection.Maps[syscountMapNames], byID),
+		named: named, counts: named.Collection.Maps[syscountMapCounts],
 		prev: map[syscountSyscountKey]syscountSyscountVal{},
 	}, nil
 }
 
 // Close detaches and frees everything.
-func (t *Tracer) Close() error { return t.objs.Close() }
+func (t *Tracer) Close() error { return t.named.Close() }
 
 // Dropped lists the hooks this kernel lacks.
-func (t *Tracer) Dropped() map[string]error { return t.objs.Dropped }
+func (t *Tracer) Dropped() map[string]error { return t.named.Dropped }
+
+// Name returns the kernel's name of syscall nr (Named.Name).
+func (t *Tracer) Name(nr uint32) string { return t.named.Name(nr) }
+
+// Namer returns the program that names syscall name and whether it is
+// still attached (Named.Namer).
+func (t *Tracer) Namer(name string) (*ebpf.Program, bool) { return t.named.Namer(name) }
 
 // Health reports the calls not counted because the table was full, the
 // runs the kernel skipped and the hooks this kernel lacks.
 func (t *Tracer) Health() loader.Health {
-	h := t.objs.Health()
+	h := t.named.Health()
 	h.Full = fmt.Sprintf("calls not counted: the table (%d entries) is full (raise --map-size)", t.counts.MaxEntries())
 	return h
 }

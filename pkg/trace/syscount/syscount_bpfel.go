@@ -34,6 +34,7 @@ const (
 	syscountMapCounts           = "counts"
 	syscountMapEvents           = "events"
 	syscountMapLost             = "lost"
+	syscountMapNamed            = "named"
 	syscountMapNames            = "names"
 	syscountMapStart            = "start"
 	syscountProgSysEnter        = "sys_enter"
@@ -107,6 +108,7 @@ type syscountMapSpecs struct {
 	Counts *ebpf.MapSpec `ebpf:"counts"`
 	Events *ebpf.MapSpec `ebpf:"events"`
 	Lost   *ebpf.MapSpec `ebpf:"lost"`
+	Named  *ebpf.MapSpec `ebpf:"named"`
 	Names  *ebpf.MapSpec `ebpf:"names"`
 	Start  *ebpf.MapSpec `ebpf:"start"`
 }
@@ -152,6 +154,7 @@ type syscountMaps struct {
 	Counts *ebpf.Map `ebpf:"counts"`
 	Events *ebpf.Map `ebpf:"events"`
 	Lost   *ebpf.Map `ebpf:"lost"`
+	Named  *ebpf.Map `ebpf:"named"`
 	Names  *ebpf.Map `ebpf:"names"`
 	Start  *ebpf.Map `ebpf:"start"`
 }
@@ -161,6 +164,7 @@ func (m *syscountMaps) Close() error {
 		m.Counts,
 		m.Events,
 		m.Lost,
+		m.Named,
 		m.Names,
 		m.Start,
 	)

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/internal/testkit"
+	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/syscount"
 )
 
@@ -153,6 +154,94 @@ func TestFilters(t *testing.T) {
 	r := byName(rows)["getppid"]
 	if r.PID != uint32(pid) || r.Count != nGetppid || r.Comm == "" {
 		t.Errorf("per process: %+v, want pid %d", r, pid)
+	}
+}
+
+// TestNamersDetached: the copy of syscall_name on sys_enter_getppid is
+// detached once getppid is named, as the kernel shows: it runs no more
+// (its run count) and, from 5.15 on (a perf event has a BPF link there),
+// no link of this process attaches it; getppid keeps its name and every
+// call is counted, before and after; Close leaves no perf event open.
+func TestNamersDetached(t *testing.T) {
+	testkit.RequireRoot(t)
+	testkit.EnableBPFStats(t)
+	pid := os.Getpid()
+	_, kinds := testkit.LinkedPrograms(t, pid)
+	perfEvents := kinds["[perf_event]"]
+	// The Go runtime never calls getppid: this process's calls are ours.
+	tr, err := syscount.New(syscount.Config{Filter: loader.TaskFilter{PID: uint32(pid)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if tr != nil {
+			tr.Close()
+		}
+	}()
+	prog, _ := tr.Namer("getppid")
+	if prog == nil {
+		t.Fatal("no program names getppid")
+	}
+	info, err := prog.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := info.ID()
+	runs := func() uint64 {
+		st, err := prog.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.RunCount
+	}
+	links, _ := testkit.LinkedPrograms(t, pid)
+	before := runs()
+	// Names only grow: unnamed now, getppid was unnamed when the links
+	// and the run count were read, its namer attached then, and the run
+	// that names it comes after (another process may have called getppid
+	// since New, and named it).
+	unnamed := tr.Name(unix.SYS_GETPPID) != "getppid"
+	if unnamed && testkit.KernelAtLeast(5, 15) && links[id] != 1 {
+		t.Errorf("getppid unnamed, and %d links attach its namer (program %d), want 1", links[id], id)
+	}
+	const n = 1000
+	for range n {
+		unix.Getppid()
+	}
+	if got := tr.Name(unix.SYS_GETPPID); got != "getppid" {
+		t.Fatalf("after %d calls getppid is named %q", n, got)
+	}
+	if after := runs(); unnamed && after == before {
+		t.Errorf("getppid was unnamed, yet its namer did not run in %d calls", n)
+	}
+	// A detach waits for the kernel; slow in an emulated VM.
+	if !testkit.WaitFor(2*time.Minute, func() bool { _, attached := tr.Namer("getppid"); return !attached }) {
+		t.Fatal("getppid's namer still attached 2 minutes after its first call")
+	}
+	if links, _ := testkit.LinkedPrograms(t, pid); links[id] != 0 {
+		t.Errorf("getppid's namer (program %d) detached, but %d links still attach it", id, links[id])
+	}
+	before = runs()
+	for range n {
+		unix.Getppid()
+	}
+	if after := runs(); after != before {
+		t.Errorf("getppid's namer detached, but it ran %d times in %d calls", after-before, n)
+	}
+	rows, err := tr.Delta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := byName(rows)["getppid"]; r.Nr != unix.SYS_GETPPID || r.Count != 2*n {
+		t.Errorf("getppid: %+v, want nr %d and %d calls (rows %+v)", r, unix.SYS_GETPPID, 2*n, rows)
+	}
+
+	if err := tr.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	tr = nil
+	if _, kinds := testkit.LinkedPrograms(t, pid); kinds["[perf_event]"] != perfEvents || kinds["bpf_link"] != 0 {
+		t.Errorf("closed, yet %d perf events (%d before) and %d BPF links open", kinds["[perf_event]"], perfEvents, kinds["bpf_link"])
 	}
 }
 
