@@ -55,7 +55,7 @@ func TestPauseProgram(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 	// SYS_pause is 34 on x86-64: /proc shows the call while it waits.
-	if !waitFor(20*time.Second, func() bool {
+	if !WaitFor(20*time.Second, func() bool {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/syscall", cmd.Process.Pid))
 		return strings.HasPrefix(string(b), "34 ")
 	}) {
