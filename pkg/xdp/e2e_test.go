@@ -159,7 +159,7 @@ func (r *receiver) count(from, to uint32) int {
 }
 
 // waitFor polls cond for up to settle().
-func WaitFor(cond func() bool) bool {
+func waitFor(cond func() bool) bool {
 	deadline := time.Now().Add(settle())
 	for time.Now().Before(deadline) {
 		if cond() {
@@ -196,7 +196,7 @@ func passAndDrop(t *testing.T, p pair, pass, drop, n, size int) {
 	rp, rd := receive(udpSocket(t, p.b, addrB, pass)), receive(udpSocket(t, p.b, addrB, drop))
 	sendUDP(t, send, addrB, drop, 0, n, size)
 	sendUDP(t, send, addrB, pass, 0, n, size)
-	if !WaitFor(func() bool { return rp.count(0, uint32(n)) == n }) {
+	if !waitFor(func() bool { return rp.count(0, uint32(n)) == n }) {
 		t.Errorf("port %d: received %d of %d", pass, rp.count(0, uint32(n)), n)
 	}
 	if got := rd.count(0, uint32(n)); got != 0 {
@@ -310,7 +310,7 @@ func TestE2ETrafficIPv6(t *testing.T) {
 	sendUDP(t, fromA, addrB6, 5011, 0, n, size) // rule 1
 	sendUDP(t, fromA, addrB6, 5012, 0, n, size) // rule 2
 	sendUDP(t, fromC, addrB6, 5011, n, n, size) // rule 3
-	if !WaitFor(func() bool { return r2.count(0, n) == n && r1.count(n, 2*n) == n }) {
+	if !waitFor(func() bool { return r2.count(0, n) == n && r1.count(n, 2*n) == n }) {
 		t.Errorf("received %d of %d on port 5012, %d of %d from %s on port 5011",
 			r2.count(0, n), n, r1.count(n, 2*n), n, addrC6)
 	}
@@ -398,7 +398,7 @@ func TestE2EVLAN(t *testing.T) {
 	send(dot1q, 5022, 0)
 	send(qinq, 5021, n)
 	send(qinq, 5022, n)
-	if !WaitFor(func() bool { return passed.count(0, 2*n) == 2*n }) {
+	if !waitFor(func() bool { return passed.count(0, 2*n) == 2*n }) {
 		t.Errorf("port 5022: received %d of %d", passed.count(0, 2*n), 2*n)
 	}
 	if got := dropped.count(0, 2*n); got != 0 {
@@ -500,7 +500,7 @@ func TestE2ERulesChangeUnderTraffic(t *testing.T) {
 	mu.Lock()
 	deletingAt = seq
 	var before uint64
-	settled := WaitFor(func() bool {
+	settled := waitFor(func() bool {
 		before = ruleCount(t, f, rule.ID).Packets
 		return int(before)+r.count(0, deletingAt) == int(deletingAt)
 	})
@@ -519,7 +519,7 @@ func TestE2ERulesChangeUnderTraffic(t *testing.T) {
 	if deletingAt-addedAt < 10 || stopSeqEnd-deletedAt < 10 {
 		t.Fatalf("the sender was too slow: %d packets with the rule, %d after", deletingAt-addedAt, stopSeqEnd-deletedAt)
 	}
-	if !WaitFor(func() bool { return r.count(deletedAt, stopSeqEnd) == int(stopSeqEnd-deletedAt) }) {
+	if !waitFor(func() bool { return r.count(deletedAt, stopSeqEnd) == int(stopSeqEnd-deletedAt) }) {
 		t.Errorf("after delete: received %d of %d", r.count(deletedAt, stopSeqEnd), stopSeqEnd-deletedAt)
 	}
 	if got := r.count(addedAt, deletingAt); got != 0 {
@@ -615,7 +615,7 @@ func TestE2ERedirect(t *testing.T) {
 	}
 	const n = 300
 	sendUDP(t, send, addrB, 5004, 0, n, 64)
-	if !WaitFor(func() bool { return inC.count(0, n) == n }) {
+	if !waitFor(func() bool { return inC.count(0, n) == n }) {
 		t.Errorf("namespace c received %d of %d", inC.count(0, n), n)
 	}
 	if got := inB.count(0, n); got != 0 {
