@@ -209,8 +209,9 @@ func (l *Loop) sysfs(t testing.TB, name string) string {
 
 // SetScheduler gives l's queue the I/O scheduler name ("mq-deadline";
 // vmtest loads its module where the kernel builds it as one). It returns
-// false, and changes nothing, where the device takes no scheduler at all
-// (its queue/scheduler offers only "[none]": loop on 5.10).
+// false, and changes nothing, where the device is offered no scheduler
+// (its queue/scheduler says only "[none]": loop on 5.10 takes none; a
+// kernel may also have none loaded).
 func (l *Loop) SetScheduler(t testing.TB, name string) bool {
 	t.Helper()
 	if l.sysfs(t, "queue/scheduler") == "[none]" {
@@ -239,8 +240,8 @@ func (l *Loop) Tags(t testing.TB) int {
 
 // Issued is how many requests the driver has now, issued and not
 // completed: /sys/block/NAME/inflight, the requests holding a driver tag
-// in the started state on every kernel (the stat file's in_flight counts,
-// from 5.19 or so, the started ones that wait in a scheduler too).
+// in the started state, on every kernel (the stat file's in_flight counts
+// those that wait in a scheduler too on some, 6.12 among them).
 func (l *Loop) Issued(t testing.TB) uint64 {
 	t.Helper()
 	var r, w uint64
@@ -251,12 +252,9 @@ func (l *Loop) Issued(t testing.TB) uint64 {
 }
 
 func (l *Loop) devNum(t testing.TB) uint32 {
-	b, err := os.ReadFile(filepath.Join("/sys/class/block", l.Name, "dev"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := l.sysfs(t, "dev")
 	var major, minor uint32
-	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d:%d", &major, &minor); err != nil {
+	if _, err := fmt.Sscanf(b, "%d:%d", &major, &minor); err != nil {
 		t.Fatalf("%s/dev: %q", l.Name, b)
 	}
 	return major<<minorBits | minor

@@ -1,6 +1,7 @@
 package bio
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/bpfkit/bpfkit/internal/testkit"
@@ -103,7 +104,11 @@ func inOrder(t *testing.T, p *testkit.IOProc, disk string, cgID uint64, evs []sn
 	for i, o := range p.Ops {
 		if j >= len(evs) || evs[j].Sector != uint64(o.Offset/512) {
 			if st.Missed == 0 {
-				t.Errorf("request %d (%v) not reported in order", i, o)
+				next := "none"
+				if j < len(evs) {
+					next = fmt.Sprintf("%+v", evs[j])
+				}
+				t.Errorf("request %d (%v) not reported in order: the next event is %s", i, o, next)
 			}
 			continue
 		}
