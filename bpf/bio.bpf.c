@@ -31,9 +31,13 @@
  * the sector) is left out by the constants, before the verifier sees it.
  *
  * A request is counted once, at completion: a requeued request is issued
- * (and before 6.5 inserted) again but keeps its start and submitter; a
- * completion whose start was not seen (in flight when tracing began) is
- * counted in STAT_NO_START, not in the histograms.
+ * (and before 6.5 inserted) again but keeps its start, submitter, sector
+ * and size; a completion whose start was not seen (in flight when tracing
+ * began) is counted in STAT_NO_START, not in the histograms. Before 6.5
+ * the start of a request that the driver takes without an insert is its
+ * issue, so an issue (or a requeued request's insert) of a request that
+ * was already there when tracing began must not pass for a start: the
+ * request's allocation time (rq->start_time_ns) tells them apart.
  */
 #include "kernel.h"
 #include "common.h"
@@ -51,6 +55,10 @@ const volatile u32 filter_dev = 0;		/* kernel dev_t; 0: any */
 const volatile bool filter_whole_disk = false;	/* filter_dev is a disk: its partitions match too */
 const volatile u64 min_ns = 0;			/* biosnoop: shortest latency shown */
 const volatile bool top_per_cgroup = false;	/* biotop rows per cgroup and device only (serve) */
+/* When the last program was attached (CLOCK_MONOTONIC, the clock of
+ * rq->start_time_ns): the loader sets it (loader.Load). Until then every
+ * request is one that was there before tracing began. */
+volatile u64 attached_ns = ~0ULL;
 BTF_ENUM(bio_mode);
 BTF_ENUM(bio_stat);
 
@@ -79,6 +87,7 @@ struct request {
 	u64 __sector;
 	unsigned int __data_len;
 	struct block_device *part;	/* 5.11+ */
+	u64 start_time_ns;		/* allocation, when the queue keeps I/O statistics or has a scheduler; else 0 */
 };
 /* Before 5.18 the request names its disk; before 5.11 its partition is an
  * hd_struct. */
@@ -203,6 +212,20 @@ static __always_inline bool dev_wanted(struct request *rq, u32 dev)
 	return dev == filter_dev;
 }
 
+/*
+ * began_before reports whether rq was allocated before tracing began (before
+ * the last program was attached): its start may have been missed. The block
+ * layer stamps rq->start_time_ns at allocation when the queue keeps I/O
+ * statistics (iostats, the default) or has a scheduler; 0 says nothing, and
+ * such a request is taken as new.
+ */
+static __always_inline bool began_before(struct request *rq, bool btf)
+{
+	u64 t = RQ_READ(btf, rq, start_time_ns);
+
+	return t && t < attached_ns;
+}
+
 /* set_submitter records the current task as the request's submitter. */
 static __always_inline void set_submitter(struct bio_start *s)
 {
@@ -228,6 +251,10 @@ static __always_inline int on_start(struct request *rq, bool insert, bool btf)
 			s->requeued = 0;
 			return 0;
 		}
+		/* Inserted now (its plug flushed, or requeued) but there
+		 * before tracing began: its start was not seen. */
+		if (began_before(rq, btf))
+			return 0;
 	}
 	v.start_ns = bpf_ktime_get_ns();
 	set_submitter(&v);
@@ -254,6 +281,9 @@ static __always_inline int on_issue(struct request *rq, bool btf)
 
 		if (have_io_start && !start_at_issue)
 			return 0;	/* started before tracing began */
+		/* Before 6.5: inserted before tracing began, issued now. */
+		if (!start_at_issue && began_before(rq, btf))
+			return 0;
 		/* Before 6.5: taken by the driver without being inserted, in
 		 * the submitter's context. */
 		v.start_ns = now;
@@ -268,23 +298,37 @@ static __always_inline int on_issue(struct request *rq, bool btf)
 			stat_inc(STAT_START_FULL);
 		return 0;
 	}
-	s->issue_ns = now;	/* after a requeue: the last issue */
+	/* Where and how much as the first issue has them: after a requeue
+	 * the request is issued again, and a driver that completed part of
+	 * it (a short read) gives it back with the rest only, while the
+	 * kernel counts all of it; it may only grow (a bio merged into it
+	 * while it waited again). The time is the last issue's. */
 	if (mode & (MODE_EVENTS | MODE_TOP)) {
-		s->sector = RQ_READ(btf, rq, __sector);
-		s->bytes = RQ_READ(btf, rq, __data_len);
+		u32 bytes = RQ_READ(btf, rq, __data_len);
+
+		if (!s->issue_ns)
+			s->sector = RQ_READ(btf, rq, __sector);
+		if (!s->issue_ns || bytes > s->bytes)
+			s->bytes = bytes;
 	}
+	s->issue_ns = now;
 	return 0;
 }
 
-static __always_inline int on_requeue(struct request *rq)
+static __always_inline int on_requeue(struct request *rq, bool btf)
 {
 	u64 key = (u64)rq;
 	struct bio_start *s = bpf_map_lookup_elem(&start, &key);
+	u32 dev = 0;
 
-	if (s) {
-		s->requeued = 1;
+	if (!s)
+		return 0;
+	s->requeued = 1;
+	/* Starts are kept for every device: count the selected ones. */
+	if (filter_dev && !filter_whole_disk)
+		dev = dev_of(rq, btf);
+	if (!s->skip && dev_wanted(rq, dev))
 		stat_inc(STAT_REQUEUED);
-	}
 	return 0;
 }
 
@@ -427,7 +471,7 @@ static __always_inline struct request *rq_of(u64 *ctx)
 static __always_inline int io_start(u64 *ctx, bool btf) { return on_start((void *)ctx[0], false, btf); }
 static __always_inline int rq_insert(u64 *ctx, bool btf) { return on_start(rq_of(ctx), true, btf); }
 static __always_inline int rq_issue(u64 *ctx, bool btf) { return on_issue(rq_of(ctx), btf); }
-static __always_inline int rq_requeue(u64 *ctx, bool btf) { return on_requeue(rq_of(ctx)); }
+static __always_inline int rq_requeue(u64 *ctx, bool btf) { return on_requeue(rq_of(ctx), btf); }
 static __always_inline int rq_merge(u64 *ctx, bool btf) { return on_merge(rq_of(ctx)); }
 static __always_inline int io_done(u64 *ctx, bool btf) { return on_done((void *)ctx[0], btf); }
 

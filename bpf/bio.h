@@ -20,8 +20,8 @@ struct bio_start {
 	__u64 start_ns;		/* block_io_start or block_rq_insert (0: not seen) */
 	__u64 issue_ns;		/* block_rq_issue, the last one (0: not yet) */
 	__u64 cgroup;		/* submitter's cgroup v2 id */
-	__u64 sector;		/* at issue: merges are done by then */
-	__u32 bytes;		/* at issue */
+	__u64 sector;		/* at the first issue: merges are done by then */
+	__u32 bytes;		/* at the first issue; more if it grew after a requeue */
 	__u32 pid;		/* submitter's thread group id; 0 for a kernel thread */
 	__u32 requeued;		/* block_rq_requeue seen: the next insert is not a new start */
 	__u32 skip;		/* submitter not selected by the task filters */
@@ -78,7 +78,7 @@ enum bio_stat {
 	STAT_START_FULL = 2,	/* starts not recorded: start map full */
 	STAT_HIST_FULL = 3,	/* latencies not recorded: histogram map full */
 	STAT_TOP_FULL = 4,	/* completions not counted: biotop map full */
-	STAT_REQUEUED = 5,	/* requeues seen (counted once, at completion) */
+	STAT_REQUEUED = 5,	/* requeues of selected requests seen (each counted once, at completion) */
 	STAT_MAX = 6,
 };
 

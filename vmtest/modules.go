@@ -13,7 +13,7 @@ import (
 
 // DefaultModules are loaded into every VM if the kernel has them as modules.
 // Override with $VMTEST_MODULES (comma separated) or vmrun -modules.
-var DefaultModules = []string{"veth", "dummy", "sch_ingress", "cls_bpf", "act_bpf", "loop", "nf_tables", "nft_quota"}
+var DefaultModules = []string{"veth", "dummy", "sch_ingress", "cls_bpf", "act_bpf", "loop", "mq_deadline", "nf_tables", "nft_quota"}
 
 // Module is a kernel module file found on the host.
 type Module struct {

@@ -19,6 +19,11 @@ const (
 	eventsMap      = "events"
 	lostMap        = "lost"
 	wakeupBytesVar = "wakeup_bytes"
+	// AttachedVar is a writable u64 global an object may declare: Load
+	// sets it to CLOCK_MONOTONIC (the kernel's ktime_get_ns) once every
+	// program is attached, so the programs can tell what began before
+	// tracing did (bio: requests allocated earlier).
+	AttachedVar = "attached_ns"
 )
 
 // DefaultRingSize is the event ring buffer's size unless a tool asks for
@@ -90,9 +95,10 @@ func Preflight() error {
 	return nil
 }
 
-// Load prepares spec for this kernel, loads it and attaches every program.
-// Programs whose hook this kernel lacks are dropped before load; it is an
-// error if none is left. On error nothing stays loaded or attached.
+// Load prepares spec for this kernel, loads it and attaches every program,
+// then sets AttachedVar if the object has it. Programs whose hook this
+// kernel lacks are dropped before load; it is an error if none is left. On
+// error nothing stays loaded or attached.
 func Load(spec *ebpf.CollectionSpec, opts Options) (_ *Objects, err error) {
 	if err := Preflight(); err != nil {
 		return nil, err
@@ -136,6 +142,15 @@ func Load(spec *ebpf.CollectionSpec, opts Options) (_ *Objects, err error) {
 				return nil, Explain(fmt.Sprintf("attach %s to %s", name, h), err, opts.Debug)
 			}
 			o.links = append(o.links, attached{prog: name, link: l})
+		}
+	}
+	if v, ok := coll.Variables[AttachedVar]; ok {
+		var now unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &now); err != nil {
+			return nil, fmt.Errorf("read the monotonic clock: %w", err)
+		}
+		if err := v.Set(uint64(now.Nano())); err != nil {
+			return nil, fmt.Errorf("set %s: %w", AttachedVar, err)
 		}
 	}
 	return o, nil

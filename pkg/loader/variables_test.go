@@ -1,10 +1,14 @@
 package loader_test
 
 import (
+	"encoding/binary"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/internal/testkit"
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"github.com/bpfkit/bpfkit/pkg/trace/bio"
 	"github.com/bpfkit/bpfkit/pkg/trace/opensnoop"
 )
 
@@ -54,5 +58,46 @@ func TestLoadSetsVariables(t *testing.T) {
 	fp := spec.Variables["want_full_path"]
 	if got := value[fp.Offset]; got != 0 {
 		t.Errorf("want_full_path in the kernel: %d, want 0 (not set)", got)
+	}
+}
+
+// TestLoadSetsAttached: an object with the attached_ns variable (bio's)
+// finds in it, read back from the kernel's copy of its .data map, the
+// CLOCK_MONOTONIC time at which Load had attached its programs.
+func TestLoadSetsAttached(t *testing.T) {
+	testkit.RequireRoot(t)
+	spec, err := bio.Biosnoop.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok := spec.Variables[loader.AttachedVar]
+	if !ok || v.SectionName != ".data" {
+		t.Fatalf("bio has no writable %s: %+v", loader.AttachedVar, v)
+	}
+	var initial uint64
+	if err := v.Get(&initial); err != nil || initial != ^uint64(0) {
+		t.Fatalf("%s before load: %#x, %v; want all ones (every request from before)", loader.AttachedVar, initial, err)
+	}
+	monotonic := func() uint64 {
+		var ts unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+			t.Fatal(err)
+		}
+		return uint64(ts.Nano())
+	}
+	before := monotonic()
+	o, err := loader.Load(spec, loader.Options{Alternatives: bio.Alternatives})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	after := monotonic()
+	value := make([]byte, o.Collection.Maps[".data"].ValueSize())
+	if err := o.Collection.Maps[".data"].Lookup(uint32(0), &value); err != nil {
+		t.Fatalf("read .data from the kernel: %v", err)
+	}
+	got := binary.NativeEndian.Uint64(value[v.Offset:])
+	if got < before || got > after {
+		t.Errorf("%s in the kernel: %d, want between %d and %d (Load's start and end)", loader.AttachedVar, got, before, after)
 	}
 }

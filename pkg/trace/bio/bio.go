@@ -15,13 +15,14 @@
 // thread's name.
 //
 // Counting: a request is counted once, when it completes. A requeued
-// request keeps its start and submitter; a request merged into another
-// ends with that one. A completion whose start was not seen (the request
-// was in flight when tracing began) is counted in Stats.NoStart only.
-// Before 6.5 such a request issued after tracing began is taken as started
-// at its issue, by the task issuing it. The kernel's own flush requests
-// (made by the flush machinery for REQ_PREFLUSH writes) have no start on
-// 6.5+ and land in NoStart too.
+// request keeps its start, submitter, first sector and size; a request
+// merged into another ends with that one. A completion whose start was not
+// seen (the request was there when tracing began: before 6.5, allocated
+// before the last program was attached, as rq->start_time_ns says) is
+// counted in Stats.NoStart only; for biolatency without -Q (from the
+// issue), a request issued before. The kernel's own flush requests (made
+// by the flush machinery for REQ_PREFLUSH writes) have no start on 6.5+
+// and land in NoStart too.
 //
 // Devices are named as /proc/partitions names them: a request for a
 // partition is reported for the partition (sda1), others for the disk.
@@ -96,7 +97,7 @@ type Stats struct {
 	StartFull uint64 // starts not recorded: the start table (16384 requests in flight) was full
 	HistFull  uint64 // latencies not recorded: the histogram table (4096 keys) was full
 	TopFull   uint64 // completions not counted: the biotop table (10240 rows) was full
-	Requeued  uint64 // requeues seen (the request is counted once)
+	Requeued  uint64 // requeues of selected requests seen (each request is counted once)
 	Lost      uint64 // events the ring buffer had no room for
 	// Missed counts hook runs the kernel skipped because a BPF program
 	// was already running on that CPU (loader.Objects.Missed).

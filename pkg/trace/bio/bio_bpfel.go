@@ -113,6 +113,7 @@ const (
 	bioProgBlockRqMergeRaw    = "block_rq_merge_raw"
 	bioProgBlockRqRequeueBtf  = "block_rq_requeue_btf"
 	bioProgBlockRqRequeueRaw  = "block_rq_requeue_raw"
+	bioVarAttachedNs          = "attached_ns"
 	bioVarByDisk              = "by_disk"
 	bioVarFilterCgroup        = "filter_cgroup"
 	bioVarFilterComm          = "filter_comm"
@@ -211,6 +212,7 @@ type bioMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bioVariableSpecs struct {
+	AttachedNs        *ebpf.VariableSpec `ebpf:"attached_ns"`
 	ByDisk            *ebpf.VariableSpec `ebpf:"by_disk"`
 	FilterCgroup      *ebpf.VariableSpec `ebpf:"filter_cgroup"`
 	FilterComm        *ebpf.VariableSpec `ebpf:"filter_comm"`
@@ -278,6 +280,7 @@ func (m *bioMaps) Close() error {
 //
 // It can be passed to loadBioObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bioVariables struct {
+	AttachedNs        *ebpf.Variable `ebpf:"attached_ns"`
 	ByDisk            *ebpf.Variable `ebpf:"by_disk"`
 	FilterCgroup      *ebpf.Variable `ebpf:"filter_cgroup"`
 	FilterComm        *ebpf.Variable `ebpf:"filter_comm"`

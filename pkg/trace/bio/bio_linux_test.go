@@ -1,6 +1,7 @@
 package bio
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/bpfkit/bpfkit/internal/testkit"
@@ -80,25 +81,45 @@ func snoopExact(t *testing.T) {
 	if uint64(len(evs)) != st.Done {
 		t.Errorf("biosnoop printed %d requests, counted %d", len(evs), st.Done)
 	}
-	// Each event is the request of the workload with its sector (they
-	// differ); in order unless the kernel skipped a program.
-	j := 0
 	for i, o := range exactOps {
 		k := krqs[i]
 		if k.Sector != uint64(o.Offset/512) || k.Sectors != uint32(o.Size/512) || k.RWBS[0] != "RW"[b2i(o.Write)] {
 			t.Fatalf("the kernel traced request %d as %+v, the workload did %v", i, k, o)
 		}
-		if j >= len(evs) || evs[j].Sector != k.Sector {
+	}
+	inOrder(t, p, l.Name, cgID, evs, st, func(i int) string { return krqs[i].RWBS })
+	if st.NotCounted() != 0 {
+		t.Errorf("stats %+v: nothing may be left out", st)
+	}
+}
+
+// inOrder checks biosnoop's events against the ops of p, done one after
+// the other: one event per op, in order, with p's pid, name and cgroup,
+// the op's sector (they differ) and size, and the type rwbs(i) says (nil:
+// only R or W checked). An op may be missing only if the kernel skipped
+// the tracer's programs (see covered).
+func inOrder(t *testing.T, p *testkit.IOProc, disk string, cgID uint64, evs []snooped, st Stats, rwbs func(i int) string) {
+	t.Helper()
+	j := 0
+	for i, o := range p.Ops {
+		if j >= len(evs) || evs[j].Sector != uint64(o.Offset/512) {
 			if st.Missed == 0 {
-				t.Errorf("request %d (%v) not reported in order", i, o)
+				next := "none"
+				if j < len(evs) {
+					next = fmt.Sprintf("%+v", evs[j])
+				}
+				t.Errorf("request %d (%v) not reported in order: the next event is %s", i, o, next)
 			}
 			continue
 		}
 		e := evs[j]
 		j++
-		want := snooped{PID: p.PID, Comm: p.Comm, RWBS: k.RWBS, Disk: l.Name, Sector: uint64(o.Offset / 512),
+		want := snooped{PID: p.PID, Comm: p.Comm, RWBS: e.RWBS, Disk: disk, Sector: uint64(o.Offset / 512),
 			Bytes: uint32(o.Size), Queue: e.Queue, Service: e.Service, Cgroup: cgID}
-		if e != want {
+		if rwbs != nil {
+			want.RWBS = rwbs(i)
+		}
+		if e != want || e.RWBS == "" || e.RWBS[0] != "RW"[b2i(o.Write)] {
 			t.Errorf("request %d (%v):\n got %+v\nwant %+v", i, o, e, want)
 		}
 		if e.Service <= 0 || e.Queue < 0 {
@@ -107,9 +128,6 @@ func snoopExact(t *testing.T) {
 	}
 	if j != len(evs) {
 		t.Errorf("biosnoop reported %d requests that are not the workload's: %+v", len(evs)-j, evs[j:])
-	}
-	if st.NotCounted() != 0 {
-		t.Errorf("stats %+v: nothing may be left out", st)
 	}
 }
 

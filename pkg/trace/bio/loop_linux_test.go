@@ -86,27 +86,45 @@ type kernelRq struct {
 
 var rqCompleteLine = regexp.MustCompile(`block_rq_complete: (\d+),(\d+) (\S+) \([^)]*\) (\d+) \+ (\d+)`)
 
-// traceCompletions turns on the block_rq_complete trace event of l in a
-// tracefs instance of its own; the returned function turns it off and
-// returns the requests that completed meanwhile, in order.
+// traceCompletions turns on the block_rq_complete trace event of l; the
+// returned function turns it off and returns the requests that completed
+// meanwhile, in order.
 func traceCompletions(t *testing.T, l *testkit.Loop) func() []kernelRq {
+	t.Helper()
+	lines := traceEvent(t, l, "block_rq_complete")
+	return func() []kernelRq {
+		t.Helper()
+		var out []kernelRq
+		for _, m := range rqCompleteLine.FindAllStringSubmatch(lines(), -1) {
+			sector, _ := strconv.ParseUint(m[4], 10, 64)
+			n, _ := strconv.ParseUint(m[5], 10, 32)
+			out = append(out, kernelRq{RWBS: m[3], Sector: sector, Sectors: uint32(n)})
+		}
+		return out
+	}
+}
+
+// traceEvent turns on the kernel's block trace event (block_rq_complete,
+// block_rq_requeue...) for l's requests, in a tracefs instance of its
+// own; the returned function turns it off and returns what it printed.
+func traceEvent(t *testing.T, l *testkit.Loop, event string) func() string {
 	t.Helper()
 	if err := loader.EnsureTracefs(); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(loader.TracefsPath, "instances", fmt.Sprintf("bpfkit-bio-%d-%s", os.Getpid(), l.Name))
+	dir := filepath.Join(loader.TracefsPath, "instances", fmt.Sprintf("bpfkit-bio-%d-%s-%s", os.Getpid(), l.Name, event))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatalf("tracefs instance: %v", err)
 	}
 	t.Cleanup(func() { os.Remove(dir) })
-	ev := filepath.Join(dir, "events/block/block_rq_complete")
+	ev := filepath.Join(dir, "events/block", event)
 	if err := os.WriteFile(filepath.Join(ev, "filter"), []byte(fmt.Sprintf("dev == %d", l.Dev)), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(ev, "enable"), []byte("1"), 0); err != nil {
 		t.Fatal(err)
 	}
-	return func() []kernelRq {
+	return func() string {
 		t.Helper()
 		if err := os.WriteFile(filepath.Join(ev, "enable"), []byte("0"), 0); err != nil {
 			t.Fatal(err)
@@ -115,12 +133,6 @@ func traceCompletions(t *testing.T, l *testkit.Loop) func() []kernelRq {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out []kernelRq
-		for _, m := range rqCompleteLine.FindAllStringSubmatch(string(b), -1) {
-			sector, _ := strconv.ParseUint(m[4], 10, 64)
-			n, _ := strconv.ParseUint(m[5], 10, 32)
-			out = append(out, kernelRq{RWBS: m[3], Sector: sector, Sectors: uint32(n)})
-		}
-		return out
+		return string(b)
 	}
 }
