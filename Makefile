@@ -12,7 +12,7 @@ GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 # and prometheus (the real scraper of serve's tests) needs no exporters.
 # malloc's tests build their workload (libc6-dev: -static) and run it under
 # jemalloc, tcmalloc and mimalloc by LD_PRELOAD.
-APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool iproute2 qemu-system-x86 cpio xz-utils zstd prometheus libc6-dev libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0
+APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool iproute2 qemu-system-x86 cpio xz-utils zstd prometheus libc6-dev libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 kmod
 # Extra arguments for `make run`, e.g. make run ARGS="-F -p 1234".
 ARGS ?=
 
