@@ -123,9 +123,9 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR
 spread() { tr ' ' '\n' | grep . | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {print lo ".." hi}'; }
 echo "median over $ROUNDS rounds (spread: min..max): added ns per call over the untraced run before it,"
 echo "ratio of that to bpftrace's in the same round, the tracer's BPF run time per call"
-printf '%-24s %9s %16s %7s %14s %12s\n' tracer added-ns spread ratio spread bpf-ns/call
+printf '%-24s %9s %16s %7s %14s %12s %10s\n' tracer added-ns spread ratio spread bpf-ns/call spread
 for name in "${names[@]}"; do
 	[ -n "${added[$name]:-}" ] || continue
-	printf '%-24s %9s %16s %7s %14s %12s\n' "$name" "$(echo "${added[$name]}" | median)" "$(echo "${added[$name]}" | spread)" \
-		"$(echo "${ratio[$name]}" | median)" "$(echo "${ratio[$name]}" | spread)" "$(echo "${bpf[$name]}" | median)"
+	printf '%-24s %9s %16s %7s %14s %12s %10s\n' "$name" "$(echo "${added[$name]}" | median)" "$(echo "${added[$name]}" | spread)" \
+		"$(echo "${ratio[$name]}" | median)" "$(echo "${ratio[$name]}" | spread)" "$(echo "${bpf[$name]}" | median)" "$(echo "${bpf[$name]}" | spread)"
 done
