@@ -84,7 +84,7 @@ echo "getppid() x $N, $(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)"
 for r in $(seq 1 "$ROUNDS"); do
 	echo "--- round $r"
 	row tracer ns/call added-ns bpf-ns/call ratio counted
-	declare -A got=() gotns=() gotbpf=() gotcount=()
+	declare -A got=() gotns=() gotbpf=() gotcount=() gotsaid=()
 	for name in "${names[@]}"; do
 		case $name in
 		"bpfkit syscount") cmd=("$BPFKIT" syscount -r 1000) ;; # the table: it says "Tracing" once attached
@@ -104,6 +104,9 @@ for r in $(seq 1 "$ROUNDS"); do
 		gotns[$name]=$ns
 		gotbpf[$name]=$bpfns
 		gotcount[$name]="$counted/$((N + N / 4))"
+		# What the tracer said besides its banner (bpfkit: losses, skipped runs).
+		said=$(grep -vE '^(Tracing|Attaching)' "$work/$name.err" | tail -3 | tr '\n' ' ' || true)
+		[ -z "$said" ] || gotsaid[$name]=$said
 	done
 	for name in "${names[@]}"; do
 		if [ -z "${got[$name]:-}" ]; then
@@ -118,14 +121,17 @@ for r in $(seq 1 "$ROUNDS"); do
 		bpf[$name]+="${gotbpf[$name]} "
 	done
 	echo "(untraced, the run before bpftrace: $base ns/call)"
+	for name in "${names[@]}"; do
+		[ -z "${gotsaid[$name]:-}" ] || echo "($name said: ${gotsaid[$name]})"
+	done
 done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 spread() { tr ' ' '\n' | grep . | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {print lo ".." hi}'; }
 echo "median over $ROUNDS rounds (spread: min..max): added ns per call over the untraced run before it,"
 echo "ratio of that to bpftrace's in the same round, the tracer's BPF run time per call"
-printf '%-24s %9s %16s %7s %14s %12s\n' tracer added-ns spread ratio spread bpf-ns/call
+printf '%-24s %9s %16s %7s %14s %12s %10s\n' tracer added-ns spread ratio spread bpf-ns/call spread
 for name in "${names[@]}"; do
 	[ -n "${added[$name]:-}" ] || continue
-	printf '%-24s %9s %16s %7s %14s %12s\n' "$name" "$(echo "${added[$name]}" | median)" "$(echo "${added[$name]}" | spread)" \
-		"$(echo "${ratio[$name]}" | median)" "$(echo "${ratio[$name]}" | spread)" "$(echo "${bpf[$name]}" | median)"
+	printf '%-24s %9s %16s %7s %14s %12s %10s\n' "$name" "$(echo "${added[$name]}" | median)" "$(echo "${added[$name]}" | spread)" \
+		"$(echo "${ratio[$name]}" | median)" "$(echo "${ratio[$name]}" | spread)" "$(echo "${bpf[$name]}" | median)" "$(echo "${bpf[$name]}" | spread)"
 done
