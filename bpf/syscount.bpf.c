@@ -18,7 +18,18 @@ const volatile bool latency = false;
 const volatile bool failed_only = false;
 const volatile s32 filter_errno = 0;	/* positive errno; 0: any */
 
-/* Sized by user space (--map-size) before load. */
+/* Per syscall and CPU, when not per process: an index and plain adds (a
+ * program is not preempted on its CPU, nor run again there until it
+ * returns) instead of a hash lookup and atomic adds on a shared line. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SYSCOUNT_MAX_NR);
+	__type(key, u32);
+	__type(value, struct syscount_total);
+} totals SEC(".maps");
+
+/* Per process and syscall (per_process). Sized by user space (--map-size)
+ * before load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 10240);
@@ -74,7 +85,19 @@ int sys_exit(struct syscall_exit_ctx *ctx)
 		return 0;
 	if (filter_errno && ret != -filter_errno)
 		return 0;
-	key.pid = per_process ? id >> 32 : 0;
+	if (!per_process) {
+		u32 nr = ctx->id;
+		struct syscount_total *t = bpf_map_lookup_elem(&totals, &nr);
+
+		if (!t)
+			return 0;
+		t->count++;
+		if (failed)
+			t->errors++;
+		t->total_ns += ns;
+		return 0;
+	}
+	key.pid = id >> 32;
 	key.nr = ctx->id;
 	v = bpf_map_lookup_elem(&counts, &key);
 	if (!v) {

@@ -13,6 +13,13 @@ struct syscount_key {
 	__u32 nr;
 };
 
+/* Value of the totals map (per syscall and CPU, when not per process). */
+struct syscount_total {
+	__u64 count;		/* calls returned */
+	__u64 errors;		/* of which failed (-4095 <= ret < 0) */
+	__u64 total_ns;		/* time in the calls, with latency only */
+};
+
 /* Value of the counts map; counters only grow. */
 struct syscount_val {
 	__u64 count;		/* calls returned */

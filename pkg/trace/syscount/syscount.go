@@ -62,9 +62,11 @@ type Row struct {
 
 // Tracer counts from New until Close.
 type Tracer struct {
-	named  *Named
-	counts *ebpf.Map
-	prev   map[syscountSyscountKey]syscountSyscountVal
+	named      *Named
+	counts     *ebpf.Map // per process and syscall (Config.PerProcess)
+	totals     *ebpf.Map // per syscall and CPU (otherwise)
+	perProcess bool
+	prev       map[syscountSyscountKey]syscountSyscountVal
 }
 
 // New loads syscount's programs and attaches them.
@@ -102,6 +104,7 @@ func New(cfg Config) (*Tracer, error) {
 	}
 	return &Tracer{
 		named: named, counts: named.Collection.Maps[syscountMapCounts],
+		totals: named.Collection.Maps[syscountMapTotals], perProcess: cfg.PerProcess,
 		prev: map[syscountSyscountKey]syscountSyscountVal{},
 	}, nil
 }
@@ -130,8 +133,8 @@ func (t *Tracer) Health() loader.Health {
 // Delta returns what was counted since the previous call (or New), most
 // calls first, and forgets processes that have exited.
 func (t *Tracer) Delta() ([]Row, error) {
-	now := map[syscountSyscountKey]syscountSyscountVal{}
-	if err := loader.ReadAll(t.counts, func(k *syscountSyscountKey, v *syscountSyscountVal) { now[*k] = *v }); err != nil {
+	now, err := t.read()
+	if err != nil {
 		return nil, fmt.Errorf("read syscall counts: %w", err)
 	}
 	var rows []Row
@@ -155,6 +158,33 @@ func (t *Tracer) Delta() ([]Row, error) {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.PID, b.PID), cmp.Compare(a.Nr, b.Nr))
 	})
 	return rows, nil
+}
+
+// read returns the counts so far: per process from the counts map, or per
+// syscall summed over the CPUs from the totals array (under pid 0).
+func (t *Tracer) read() (map[syscountSyscountKey]syscountSyscountVal, error) {
+	now := map[syscountSyscountKey]syscountSyscountVal{}
+	if t.perProcess {
+		err := loader.ReadAll(t.counts, func(k *syscountSyscountKey, v *syscountSyscountVal) { now[*k] = *v })
+		return now, err
+	}
+	var (
+		nr     uint32
+		perCPU []syscountSyscountTotal
+	)
+	it := t.totals.Iterate()
+	for it.Next(&nr, &perCPU) {
+		var v syscountSyscountVal
+		for _, c := range perCPU {
+			v.Count += c.Count
+			v.Errors += c.Errors
+			v.TotalNs += c.TotalNs
+		}
+		if v.Count > 0 {
+			now[syscountSyscountKey{Nr: nr}] = v
+		}
+	}
+	return now, it.Err()
 }
 
 func alive(pid uint32) bool {

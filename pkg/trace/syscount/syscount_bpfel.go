@@ -19,6 +19,13 @@ type syscountSyscountKey struct {
 	Nr  uint32
 }
 
+type syscountSyscountTotal struct {
+	_       structs.HostLayout
+	Count   uint64
+	Errors  uint64
+	TotalNs uint64
+}
+
 type syscountSyscountVal struct {
 	_       structs.HostLayout
 	Count   uint64
@@ -37,6 +44,7 @@ const (
 	syscountMapNamed            = "named"
 	syscountMapNames            = "names"
 	syscountMapStart            = "start"
+	syscountMapTotals           = "totals"
 	syscountProgSysEnter        = "sys_enter"
 	syscountProgSysExit         = "sys_exit"
 	syscountProgSyscallName     = "syscall_name"
@@ -111,6 +119,7 @@ type syscountMapSpecs struct {
 	Named  *ebpf.MapSpec `ebpf:"named"`
 	Names  *ebpf.MapSpec `ebpf:"names"`
 	Start  *ebpf.MapSpec `ebpf:"start"`
+	Totals *ebpf.MapSpec `ebpf:"totals"`
 }
 
 // syscountVariableSpecs contains global variables before they are loaded into the kernel.
@@ -157,6 +166,7 @@ type syscountMaps struct {
 	Named  *ebpf.Map `ebpf:"named"`
 	Names  *ebpf.Map `ebpf:"names"`
 	Start  *ebpf.Map `ebpf:"start"`
+	Totals *ebpf.Map `ebpf:"totals"`
 }
 
 func (m *syscountMaps) Close() error {
@@ -167,6 +177,7 @@ func (m *syscountMaps) Close() error {
 		m.Named,
 		m.Names,
 		m.Start,
+		m.Totals,
 	)
 }
 
