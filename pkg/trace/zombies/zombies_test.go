@@ -360,29 +360,32 @@ func TestOver(t *testing.T) {
 	for i, e := range all {
 		checkEvent(t, e, children[i], reps[i], parent)
 	}
-	// The two tracers' clock reads for one zombie are apart by one
-	// program's run (they run one after the other at each hook) and what
-	// interrupts the kernel takes between the two (the hooks run with
-	// interrupts on): seen 45 µs natively, 1 ms allowed; under TCG the host
-	// may also deschedule the vCPU between them (seen above 150 µs in
-	// runqlat): 5 ms there. A zombie time that close to --over may fall
-	// either way; the children's are 4 ms or more from it.
+	// Each event of the --over tracer is checked as the other's are,
+	// against the parent's own bounds (checkEvent). Only whether a zombie
+	// time right at --over is reported depends on the two tracers' clock
+	// reads, apart by one program's run (they run one after the other at
+	// each hook) and what interrupts the kernel takes between the two:
+	// seen 45 µs natively, 1 ms allowed; under TCG the host may also
+	// deschedule the vCPU between them (seen 5.8 ms in CI on 6.1 under
+	// load): 5 ms there, for that decision only. The children's times
+	// are 4 ms or more from --over.
 	band := time.Millisecond
 	if testkit.Emulated() {
 		band = 5 * time.Millisecond
 	}
 	var below, above int
-	for _, e := range all {
+	for i, e := range all {
 		var got *zombies.Event
-		for i := range filtered {
-			if filtered[i].PID == e.PID {
-				got = &filtered[i]
+		for j := range filtered {
+			if filtered[j].PID == e.PID {
+				got = &filtered[j]
 			}
 		}
+		if got != nil {
+			checkEvent(t, *got, children[i], reps[i], parent)
+		}
 		switch {
-		case got != nil && (got.Zombie < over || got.Zombie-e.Zombie > band || e.Zombie-got.Zombie > band ||
-			string(got.Comm) != string(e.Comm) || string(got.ParentComm) != string(e.ParentComm) ||
-			got.PPID != e.PPID || got.ExitCode != e.ExitCode || got.Signal != e.Signal):
+		case got != nil && got.Zombie < over:
 			t.Errorf("--over %v reported %s; the unfiltered tracer %s", over, show(got), show(&e))
 		case got == nil && e.Zombie >= over+band:
 			t.Errorf("--over %v left out pid %d, a zombie for %v", over, e.PID, e.Zombie)
