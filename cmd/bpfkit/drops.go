@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bpfkit/bpfkit/internal/flagval"
 	"github.com/bpfkit/bpfkit/internal/output"
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/drops"
@@ -24,7 +25,7 @@ func newDropsCmd(g *globalFlags) *cobra.Command {
 		rows       int
 	)
 	cmd := &cobra.Command{
-		Use:   "drops [--netns INODE] [--summary [interval] [count]]",
+		Use:   "drops [--netns NETNS] [--summary [interval] [count]]",
 		Short: drops.Tool.Summary,
 		Long: `Report every packet the kernel frees as dropped (skb:kfree_skb; packets
 freed after use are not drops), with the reason the kernel gives, named as
@@ -36,11 +37,13 @@ reason: every drop is NOT_SPECIFIED there.
 
 With --summary the kernel only counts drops per reason and function, shown
 every interval (default: once, at Ctrl-C). --netns keeps either mode to one
-network namespace, in the kernel (its inode: stat -Lc %i /proc/PID/ns/net).`,
+network namespace, in the kernel: /proc/PID/ns/net, a name from ip netns,
+or the namespace's inode (the netns column; stat -Lc %i /proc/PID/ns/net).`,
 		Example: `  bpfkit drops                    # every drop
   bpfkit drops -o json --count 10
   bpfkit drops --summary 5        # counts every 5 s
-  bpfkit drops --netns $(stat -Lc %i /proc/1234/ns/net)   # one namespace's drops`,
+  bpfkit drops --netns /proc/1234/ns/net   # one namespace's drops
+  bpfkit drops --summary --netns blue     # ip netns blue's drops, counted`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			format, err := g.format()
@@ -95,7 +98,7 @@ network namespace, in the kernel (its inode: stat -Lc %i /proc/PID/ns/net).`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&cfg.Summary, "summary", false, "count drops per reason and function in the kernel; print every [interval]")
-	f.Uint32Var(&cfg.Netns, "netns", 0, "only drops in the network namespace with this inode (as in /proc/PID/ns/net)")
+	f.Var(flagval.Netns(&cfg.Netns), "netns", "only drops in this network namespace: /proc/PID/ns/net, a name from ip netns, or its inode")
 	f.BoolVarP(&timestamps, "timestamp", "T", false, "show a time column")
 	addRows(f, &rows, 0, "with --summary, show this many rows per interval")
 	addRingSize(f, &cfg.RingSize, loader.DefaultRingSize)

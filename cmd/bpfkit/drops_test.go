@@ -106,7 +106,8 @@ func TestDropsJSON(t *testing.T) {
 	}
 }
 
-// TestDropsSummaryNetns: `bpfkit drops --summary --netns INODE` prints,
+// TestDropsSummaryNetns: `bpfkit drops --summary --netns NAME` (a name
+// from ip netns; the inode it stands for is what the tracer gets) prints,
 // at Ctrl-C, exactly one row for the namespace: the n datagrams sent to a
 // closed port there, as many as its Udp NoPorts counted; the n that it
 // sends to a closed port elsewhere at the same time are left out.
@@ -114,7 +115,7 @@ func TestDropsSummaryNetns(t *testing.T) {
 	testkit.RequireRoot(t)
 	a, b := testkit.QuietPair(t, "ds", "198.18.15") // nothing but the datagrams crosses the veth
 
-	cmd := bpfkit(t, "drops", "--summary", "--netns", strconv.FormatUint(uint64(b.Inode(t)), 10))
+	cmd := bpfkit(t, "drops", "--summary", "--netns", b.Name)
 	var stdout bytes.Buffer
 	stderr, w, err := os.Pipe() // read to the end below, also after exit
 	if err != nil {

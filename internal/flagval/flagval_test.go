@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // oneLine checks what a refused value says: one short line.
@@ -190,3 +192,37 @@ func FuzzInt(f *testing.F) {
 }
 
 var strconvErr = strconv.ErrRange
+
+// TestNetns: a namespace file and its inode give the inode the kernel
+// shows for it; other files, unused inodes and unknown names are refused.
+func TestNetns(t *testing.T) {
+	var st, mnt unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat("/proc/self/ns/mnt", &mnt); err != nil {
+		t.Fatal(err)
+	}
+	self := strconv.FormatUint(st.Ino, 10)
+	for in, want := range map[string]string{
+		"/proc/self/ns/net": "", self: "",
+		"/proc/self/ns/mnt": "is not a network namespace", "/proc/self/status": "is not a network namespace",
+		strconv.FormatUint(mnt.Ino, 10): "no process and no ip netns name has network namespace",
+		"0":                             "network namespace 0:", "4294967296": "network namespace 4294967296:",
+		"no-such-ns": `"no-such-ns" does not exist`, "/nonexistent/ns": "does not exist",
+	} {
+		p := uint32(7)
+		err := Netns(&p).Set(in)
+		if want == "" {
+			if err != nil || uint64(p) != st.Ino {
+				t.Errorf("netns %q: %v, value %d, want %d", in, err, p, st.Ino)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), want) || p != 7 {
+			t.Errorf("netns %q: %v (value %d), want an error with %q", in, err, p, want)
+		} else {
+			oneLine(t, in, err)
+		}
+	}
+}

@@ -195,3 +195,8 @@ func (o *Output) remove() {
 		o.tmp = ""
 	}
 }
+
+// Open opens a file the user named, read-only: a namespace file, say.
+func Open(path string) (*os.File, error) {
+	return open(path, unix.O_RDONLY, 0)
+}

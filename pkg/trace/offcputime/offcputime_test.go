@@ -27,7 +27,8 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 // last switch-out (blocking in read(2) again) starts one that has not
 // ended: one switch less than /proc counts. Each switch of the worker is
 // voluntary (it blocked: state S or D) or involuntary (preempted: R), so
-// the tracers of those states split the count the same way, exactly.
+// the tracers of those states split the count the same way, exactly. On
+// 6.12+ a few switch-ins may go unseen (testkit.UntracedSwitchIns).
 func TestNanosleep(t *testing.T) {
 	testkit.RequireRoot(t)
 	w := testkit.Nanosleep(t, 50, 20*time.Millisecond)
@@ -54,21 +55,24 @@ func TestNanosleep(t *testing.T) {
 		for _, e := range entries {
 			n += e.Count
 		}
-		if tr.Health().Lost != 0 {
-			t.Errorf("lost %d off-CPU periods", tr.Health().Lost)
+		if h := tr.Health(); h.Lost != 0 || h.Missed != 0 {
+			t.Errorf("lost %d off-CPU periods, %d runs skipped", h.Lost, h.Missed)
 		}
 		return n
 	}
 	vol, invol := v1-v0, i1-i0
 	t.Logf("/proc: %d voluntary, %d involuntary switches", vol, invol)
-	if n := count(tr); n != vol+invol-1 {
-		t.Errorf("%d off-CPU periods, want %d (/proc: %d voluntary and %d involuntary switches, less the last)", n, vol+invol-1, vol, invol)
+	// A switch-in the programs do not see (6.12+, testkit.UntracedSwitchIns)
+	// ends no period: the switch-out after it starts one over it.
+	untraced := testkit.UntracedSwitchIns(vol + invol)
+	if n := count(tr); n > vol+invol-1 || n+untraced < vol+invol-1 {
+		t.Errorf("%d off-CPU periods, want %d (/proc: %d voluntary and %d involuntary switches, less the last; %d switch-ins may go unseen)", n, vol+invol-1, vol, invol, untraced)
 	}
-	if n := count(blocked); n != vol-1 {
-		t.Errorf("--state S,D: %d off-CPU periods, want %d (/proc: %d voluntary switches, less the last)", n, vol-1, vol)
+	if n := count(blocked); n > vol-1 || n+untraced < vol-1 {
+		t.Errorf("--state S,D: %d off-CPU periods, want %d (/proc: %d voluntary switches, less the last; %d switch-ins may go unseen)", n, vol-1, vol, untraced)
 	}
-	if n := count(preempted); n != invol {
-		t.Errorf("--state R: %d off-CPU periods, want %d (/proc: involuntary switches)", n, invol)
+	if n := count(preempted); n > invol || n+untraced < invol {
+		t.Errorf("--state R: %d off-CPU periods, want %d (/proc: involuntary switches; %d switch-ins may go unseen)", n, invol, untraced)
 	}
 
 	entries, err := tr.Read()

@@ -164,7 +164,7 @@ func (s threadStat) sub(o threadStat) threadStat {
 func checkKernel(t *testing.T, h Hist, st Stats, k threadStat, unit time.Duration) {
 	t.Helper()
 	t.Logf("kernel: %d switches, %s waiting; histogram: %d (+%d without enqueue time)", k.switches, k.waiting, h.Total(), st.NoStart)
-	if n := h.Total() + st.NoStart; n > k.switches || k.switches-n > untracedSwitchIns(k.switches) {
+	if n := h.Total() + st.NoStart; n > k.switches || k.switches-n > testkit.UntracedSwitchIns(k.switches) {
 		t.Errorf("histogram holds %d latencies (+%d without enqueue time), the kernel counts %d switches", h.Total(), st.NoStart, k.switches)
 	}
 	shift := clockShift()
@@ -175,16 +175,23 @@ func checkKernel(t *testing.T, h Hist, st Stats, k threadStat, unit time.Duratio
 		hi += time.Duration(c*(high+1)) * unit
 	}
 	slack := time.Duration(h.Total()) * shift
-	if testkit.Emulated() {
-		// run_delay is kept with sched_clock, the histogram with ktime:
-		// an emulated guest's two clocks drift apart under load (seen:
-		// 9% in sched record on 7.2, 1% here on 5.10). Allow an eighth.
-		slack += hi / 8
-	}
 	if testkit.KernelAtLeast(6, 12) || st.NoStart != 0 {
 		lo = 0 // run_delay has waits the histogram does not
 	}
 	t.Logf("histogram waits between %s and %s (±%s); run_delay %s", lo, hi, slack, k.waiting)
+	if testkit.Emulated() {
+		// vmtest runs qemu's TCG single-threaded (vmtest/qemu.go): the
+		// guest's two vCPUs take turns of up to qemu's 100 ms kick period,
+		// longer when the host deschedules qemu, while the guest's clock
+		// runs on. A vCPU frozen between sched_info's clock read and the
+		// tracepoint's (enqueue before sched_wakeup, sched_switch before
+		// sched_info_arrive) puts the whole frozen time into one of the
+		// two sums and not the other, in either direction (seen on 6.12
+		// in CI: run_delay 408 ms, 33 waits adding up to at most 56 ms;
+		// earlier 9% in sched record on 7.2). No bound holds there: the
+		// wait times are checked against run_delay on real CPUs only.
+		return
+	}
 	if n := h.Total() + st.NoStart; k.switches > n {
 		// A switch-in without sched_switch (6.12+, untracedSwitchIns,
 		// checked above): its wait is in run_delay and in no bucket, so
@@ -207,21 +214,6 @@ func clockShift() time.Duration {
 		return 150 * time.Microsecond
 	}
 	return 2 * time.Microsecond
-}
-
-// untracedSwitchIns is how many of a thread's n switch-ins the kernel may
-// make without firing sched_switch for them. On 6.18 the kernel's own
-// ftrace event showed it (so not a bpfkit loss): a spinner switched out
-// twice in a row on CPU 1, 25 ms apart, with no sched_switch switching it
-// in between, in about 1 run of 5 of TestContention, up to 2 of 75
-// switches; cswitch's switch-outs stay exact. The kernel's cause is not
-// identified; it was never seen on 5.10. Scoped to 6.12+ (EEVDF with
-// delayed dequeue, where the NoStart switch-ins of delayedNoStart appear).
-func untracedSwitchIns(n uint64) uint64 {
-	if !testkit.KernelAtLeast(6, 12) {
-		return 0
-	}
-	return 1 + n/30
 }
 
 // delayedNoStart is how many switch-ins of a thread that blocked n times
@@ -407,7 +399,7 @@ func TestAttachWhileRunning(t *testing.T) {
 			t.Errorf("no histogram for spinner %d", s.TID)
 		}
 	}
-	if n := st.SwitchIns + 2 - st.NoStart; n+untracedSwitchIns(atMost) < atLeast || n > atMost {
+	if n := st.SwitchIns + 2 - st.NoStart; n+testkit.UntracedSwitchIns(atMost) < atLeast || n > atMost {
 		t.Errorf("%d switch-ins traced (+2-%d NoStart), the kernel counts %d..%d switches", st.SwitchIns, st.NoStart, atLeast, atMost)
 	}
 }
