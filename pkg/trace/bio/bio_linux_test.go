@@ -115,7 +115,7 @@ func inOrder(t *testing.T, p *testkit.IOProc, disk string, cgID uint64, evs []sn
 		e := evs[j]
 		j++
 		want := snooped{PID: p.PID, Comm: p.Comm, RWBS: e.RWBS, Disk: disk, Sector: uint64(o.Offset / 512),
-			Bytes: uint32(o.Size), Queue: e.Queue, Service: e.Service, Cgroup: cgID}
+			Bytes: uint32(o.Size), Queue: e.Queue, Service: e.Service, Cgroup: cgID, Done: e.Done}
 		if rwbs != nil {
 			want.RWBS = rwbs(i)
 		}

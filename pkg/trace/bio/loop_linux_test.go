@@ -41,6 +41,9 @@ type snooped struct {
 	Bytes          uint32
 	Queue, Service time.Duration
 	Cgroup         uint64
+	// Done is the completion's CLOCK_BOOTTIME (bpf_ktime_get_boot_ns):
+	// Event.Time converted back with the tracer's own clock, exactly.
+	Done time.Duration
 }
 
 // snoop runs a Snoop with cfg in the background; the returned function
@@ -58,7 +61,8 @@ func snoop(t *testing.T, cfg Config) (stop func() ([]snooped, Stats)) {
 	go func() {
 		_, err := s.Run(ctx, loader.StreamOptions{}, func(e *Event) error {
 			evs = append(evs, snooped{PID: e.PID, Comm: string(e.Comm), RWBS: string(e.RWBS), Disk: e.Disk,
-				Sector: e.Sector, Bytes: e.Bytes, Queue: e.Queue, Service: e.Service, Cgroup: e.Cgroup})
+				Sector: e.Sector, Bytes: e.Bytes, Queue: e.Queue, Service: e.Service, Cgroup: e.Cgroup,
+				Done: e.Time.Sub(s.clock.Time(0))})
 			return nil
 		})
 		done <- err

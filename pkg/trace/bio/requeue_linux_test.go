@@ -203,22 +203,7 @@ func TestRequeue(t *testing.T) {
 func TestInFlightAtAttach(t *testing.T) {
 	testkit.RequireRoot(t)
 	l := testkit.NewLoop(t, 16<<20)
-	tags := l.Tags(t)
-	waiting := 8 // requests beyond the driver's tags
-	if !l.SetScheduler(t, "mq-deadline") {
-		// loop on 5.10 takes no scheduler: a request beyond the tags
-		// would wait for one before it is a request (and io_submit
-		// with it), so every request held is an issued one. From 6.1
-		// on (the matrix) loop takes one: mq-deadline must be there.
-		if testkit.KernelAtLeast(6, 1) {
-			t.Fatalf("%s offers no I/O scheduler: mq-deadline is missing (vmtest loads its module)", l.Name)
-		}
-		waiting = 0
-	}
-	var held []testkit.IOOp
-	for i := range tags + waiting { // 4 KiB apart: none merges with another
-		held = append(held, testkit.IOOp{Write: true, Offset: int64(i) * 8192, Size: 4096})
-	}
+	held, tags, waiting := heldWrites(t, l)
 	fresh := make([]testkit.IOOp, len(exactOps))
 	for i, o := range exactOps {
 		o.Offset += 8 << 20
@@ -230,14 +215,8 @@ func TestInFlightAtAttach(t *testing.T) {
 	release := l.HoldWrites(t)
 	old.Release(t)
 	old.Submitted(t)
-	deadline := time.Now().Add(30 * time.Second)
-	for l.Issued(t) < uint64(tags) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	issued := l.Issued(t)
-	if issued != uint64(tags) {
-		t.Fatalf("%s: %d requests issued and held, want all %d of the driver's tags", l.Name, issued, tags)
-	}
+	awaitIssued(t, l, tags)
+	issued := uint64(tags)
 	before := l.Stat(t)
 	tools := attachEvery(t, l.Name)
 	late.Release(t)
@@ -267,5 +246,43 @@ func TestInFlightAtAttach(t *testing.T) {
 		if r.PID != late.PID || r.Comm != late.Comm || r.Cgroup != cgID {
 			t.Errorf("biotop reported %+v: not %s's", r, late.Comm)
 		}
+	}
+}
+
+// heldWrites are writes for a StartAIO child that l's driver holds in
+// flight once its writes are held (Loop.HoldWrites): tags of them issued
+// (the driver's tags, Loop.Tags) and, with mq-deadline, waiting more
+// beyond the tags in the scheduler, started but not issued. They are 4 KiB
+// apart: none merges with another.
+func heldWrites(t *testing.T, l *testkit.Loop) (ops []testkit.IOOp, tags, waiting int) {
+	t.Helper()
+	tags = l.Tags(t)
+	waiting = 8 // requests beyond the driver's tags
+	if !l.SetScheduler(t, "mq-deadline") {
+		// loop on 5.10 takes no scheduler: a request beyond the tags
+		// would wait for one before it is a request (and io_submit
+		// with it), so every request held is an issued one. From 6.1
+		// on (the matrix) loop takes one: mq-deadline must be there.
+		if testkit.KernelAtLeast(6, 1) {
+			t.Fatalf("%s offers no I/O scheduler: mq-deadline is missing (vmtest loads its module)", l.Name)
+		}
+		waiting = 0
+	}
+	for i := range tags + waiting {
+		ops = append(ops, testkit.IOOp{Write: true, Offset: int64(i) * 8192, Size: 4096})
+	}
+	return ops, tags, waiting
+}
+
+// awaitIssued waits (30 s at most) until l's driver has all its tags'
+// requests issued and held (heldWrites).
+func awaitIssued(t *testing.T, l *testkit.Loop, tags int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for l.Issued(t) < uint64(tags) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if issued := l.Issued(t); issued != uint64(tags) {
+		t.Fatalf("%s: %d requests issued and held, want all %d of the driver's tags", l.Name, issued, tags)
 	}
 }

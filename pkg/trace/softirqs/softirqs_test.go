@@ -157,16 +157,20 @@ func monotonic() time.Duration {
 	return time.Duration(ts.Nano())
 }
 
-// TestTime checks the time softirqs measures, with ns histograms, on one
-// CPU from a thread pinned to it. A softirq run is never preempted by a
-// task, so while the thread runs no run is under way on its CPU, and
-// between two of its reads, exactly:
+// TestTime checks the time softirqs measures, with ns histograms and
+// with µs ones (the default: the total is in ns either way), on one CPU
+// from a thread pinned to it. A softirq run is never preempted by a task,
+// so while the thread runs no run is under way on its CPU, and between two
+// of its reads, exactly:
 //   - every vector's runs begun equal the runs added to its histogram (the
 //     totals may differ: a run that began between the attaching of the
 //     entry and of the exit program is counted, never timed);
 //   - its time lies within the histogram's bounds: a run in slot i lasted
-//     2^i to 2^(i+1)-1 ns (slot 0: 0 or 1 ns; the last slot has no upper
-//     bound), so the sum of the lower bounds <= time <= that of the upper;
+//     2^i to 2^(i+1)-1 units (slot 0: 0 or 1 unit, so from 0 ns; the
+//     last slot has no upper bound), i.e. from 2^i u to 2^(i+1) u - 1 ns
+//     for a unit of u ns, so the sum of the lower bounds <= time <= that
+//     of the upper (a total kept in the histogram's unit, not in ns, is
+//     below the lower bound once a run lasted 2 units);
 //   - every run counted lies wholly between a clock read before the first
 //     read and one after the second, and runs on a CPU do not overlap: the
 //     time of all vectors is at most that wall time.
@@ -184,7 +188,13 @@ func monotonic() time.Duration {
 // matrix) it is sampled at the tick, not measured.
 func TestTime(t *testing.T) {
 	testkit.RequireRoot(t)
-	tr, err := New(Config{Nanoseconds: true})
+	t.Run("ns", func(t *testing.T) { timeRuns(t, Config{Nanoseconds: true}, time.Nanosecond) })
+	t.Run("us", func(t *testing.T) { timeRuns(t, Config{}, time.Microsecond) })
+}
+
+// timeRuns is TestTime with a tracer of cfg, whose histograms are in unit.
+func timeRuns(t *testing.T, cfg Config, unit time.Duration) {
+	tr, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,11 +245,13 @@ func TestTime(t *testing.T) {
 		var low, high time.Duration
 		for i, h := range d.Hist {
 			runs += h
-			low += time.Duration(h) * time.Duration(uint64(1)<<i) &^ 1 // slot 0 starts at 0
+			if i > 0 { // slot 0 starts at 0
+				low += time.Duration(h) * time.Duration(uint64(1)<<i) * unit
+			}
 			if i == Slots-1 && h > 0 {
 				high = math.MaxInt64
 			} else if high != math.MaxInt64 {
-				high += time.Duration(h) * time.Duration(uint64(1)<<(i+1)-1)
+				high += time.Duration(h) * (time.Duration(uint64(1)<<(i+1))*unit - 1)
 			}
 		}
 		if runs != d.Count {
