@@ -46,7 +46,7 @@ func TestOomkillJSON(t *testing.T) {
 
 	m := testkit.NewMemoryCgroup(t, loader.MemcgRoot, 48<<20)
 	vmstat := testkit.VMStat(t, "oom_kill")
-	pid := testkit.OOMHog(t, 0, func(pid int) { m.Add(t, pid) })
+	pid, tid := testkit.OOMHog(t, 0, func(pid int) { m.Add(t, pid) })
 	global := testkit.VMStat(t, "oom_kill") - vmstat
 	if kills := m.OOMKills(t); kills != 1 {
 		t.Fatalf("the cgroup's oom_kill is %d, want 1", kills)
@@ -81,7 +81,7 @@ func TestOomkillJSON(t *testing.T) {
 	comm := testkit.OOMHogComm
 	for key, want := range map[string]any{
 		"pid": float64(pid), "tgid": float64(pid), "comm": comm, "trigger_pid": float64(pid),
-		"trigger_tid": float64(pid), "trigger_comm": comm, "victim_cgroup": m.Rel,
+		"trigger_tid": float64(tid), "trigger_comm": comm, "victim_cgroup": m.Rel,
 	} {
 		if l[key] != want {
 			t.Errorf("%s: %v, want %v (%v)", key, l[key], want, l)

@@ -138,17 +138,20 @@ const OOMHogComm = "bk-oomhog"
 
 // OOMHog runs a child that waits until place (given its pid) has put it
 // into the cgroups the test wants, then maps 256 MiB of anonymous memory
-// and touches it a page at a time: it must be killed by the OOM killer
-// (SIGKILL) before the end. Its oom_score_adj is scoreAdj. It returns the
-// child's pid.
+// and touches it a page at a time from a thread that is not its leader:
+// it must be killed by the OOM killer (SIGKILL) before the end. Its
+// oom_score_adj is scoreAdj. It returns the child's pid and the thread id
+// of the thread that touched the memory (the task that hit the limit, so
+// pid and tid of the OOM's trigger differ).
 //
-// The child is a static program of one thread (oomHogCode), bound to
-// CPU 0 from its exec on, that touches no memory but its own pages: its
-// memory counters change only by its own page faults, on that CPU, one
-// page at a time. So when it is killed, nothing else changes them
+// The child is a static program (oomHogCode), bound to CPU 0 from its exec
+// on, whose leader starts one thread and then waits in pause(2) touching
+// nothing; the thread touches no memory but its own pages: the process's
+// memory counters change only by the thread's page faults, on that CPU,
+// one page at a time. So when it is killed, nothing else changes them
 // meanwhile, and what the kernel's per-CPU RSS counters (6.2+) hold back
 // is on that CPU alone.
-func OOMHog(t testing.TB, scoreAdj int, place func(pid int)) int {
+func OOMHog(t testing.TB, scoreAdj int, place func(pid int)) (pid, tid int) {
 	t.Helper()
 	cmd := exec.Command(staticProgram(t, OOMHogComm, oomHogCode))
 	in, err := cmd.StdinPipe()
@@ -158,10 +161,22 @@ func OOMHog(t testing.TB, scoreAdj int, place func(pid int)) int {
 	if err := StartOnCPU(cmd, 0); err != nil {
 		t.Fatal(err)
 	}
-	pid := cmd.Process.Pid
+	pid = cmd.Process.Pid
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	write(t, fmt.Sprintf("/proc/%d/oom_score_adj", pid), strconv.Itoa(scoreAdj))
-	WaitStdinRead(t, pid)
+	WaitStdinRead(t, pid) // the thread: the leader only ever waits in pause(2)
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		if n, err := strconv.Atoi(task.Name()); err == nil && n != pid {
+			tid = n
+		}
+	}
+	if len(tasks) != 2 || tid == 0 {
+		t.Fatalf("the hog %d has threads %v, want itself and one more", pid, tasks)
+	}
 	place(pid)
 	if _, err := in.Write([]byte{'g'}); err != nil {
 		t.Fatal(err)
@@ -169,42 +184,59 @@ func OOMHog(t testing.TB, scoreAdj int, place func(pid int)) int {
 	err = cmd.Wait()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("the hog %d ended with %v, not killed by SIGKILL (exit status 3: it touched all its memory, the limit did not hold; 4: its mmap failed)", pid, err)
+		t.Fatalf("the hog %d ended with %v, not killed by SIGKILL (exit status 3: it touched all its memory, the limit did not hold; 4: its mmap failed; 5: its clone failed)", pid, err)
 	}
-	return pid
+	return pid, tid
 }
 
-// oomHogCode is OOMHog's program (x86-64): read one byte from stdin,
-// mmap 256 MiB of private anonymous memory (MAP_NORESERVE: more than a
-// small VM's RAM is refused otherwise), write a byte into each page,
-// exit_group(3) at the end. It exits 2 if stdin gave no byte, 4 if the
-// mmap failed.
+// oomHogCode is OOMHog's program (x86-64). The leader starts a thread
+// (clone: CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|
+// CLONE_SYSVSEM, its stack 2 KiB under the leader's), then calls pause(2)
+// for ever; it exits 5 if the clone failed. The thread reads one byte from
+// stdin, mmaps 256 MiB of private anonymous memory (MAP_NORESERVE: more
+// than a small VM's RAM is refused otherwise), writes a byte into each
+// page, exit_group(3) at the end. It exits 2 if stdin gave no byte, 4 if
+// the mmap failed.
 var oomHogCode = []byte{
-	0x31, 0xff, //                                0: xor  %edi,%edi          fd 0
-	0x48, 0x8d, 0x74, 0x24, 0xf8, //              2: lea  -8(%rsp),%rsi      buf
-	0xba, 0x01, 0x00, 0x00, 0x00, //              7: mov  $1,%edx            count
-	0x31, 0xc0, //                               12: xor  %eax,%eax          SYS_read
-	0x0f, 0x05, //                               14: syscall
-	0xbf, 0x02, 0x00, 0x00, 0x00, //             16: mov  $2,%edi
-	0x48, 0x83, 0xf8, 0x01, //                   21: cmp  $1,%rax
-	0x75, 0x4a, //                               25: jne  101 (exit)
-	0x31, 0xff, //                               27: xor  %edi,%edi          addr NULL
-	0xbe, 0x00, 0x00, 0x00, 0x10, //             29: mov  $256<<20,%esi      length
-	0xba, 0x03, 0x00, 0x00, 0x00, //             34: mov  $3,%edx            PROT_READ|PROT_WRITE
-	0x41, 0xba, 0x22, 0x40, 0x00, 0x00, //       39: mov  $0x4022,%r10d      MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE
-	0x49, 0xc7, 0xc0, 0xff, 0xff, 0xff, 0xff, // 45: mov  $-1,%r8            fd
-	0x45, 0x31, 0xc9, //                         52: xor  %r9d,%r9d          offset
-	0xb8, 0x09, 0x00, 0x00, 0x00, //             55: mov  $9,%eax            SYS_mmap
-	0x0f, 0x05, //                               60: syscall
-	0xbf, 0x04, 0x00, 0x00, 0x00, //             62: mov  $4,%edi
-	0x48, 0x3d, 0x00, 0xf0, 0xff, 0xff, //       67: cmp  $-4096,%rax
-	0x77, 0x1a, //                               73: ja   101 (exit)         an error
-	0x48, 0x8d, 0x90, 0x00, 0x00, 0x00, 0x10, // 75: lea  256<<20(%rax),%rdx end
-	0xc6, 0x00, 0x01, //                         82: movb $1,(%rax)          loop: touch the page
-	0x48, 0x05, 0x00, 0x10, 0x00, 0x00, //       85: add  $4096,%rax
-	0x48, 0x39, 0xd0, //                         91: cmp  %rdx,%rax
-	0x72, 0xf2, //                               94: jb   82 (loop)
-	0xbf, 0x03, 0x00, 0x00, 0x00, //             96: mov  $3,%edi
-	0xb8, 0xe7, 0x00, 0x00, 0x00, //            101: mov  $231,%eax          exit: SYS_exit_group
-	0x0f, 0x05, //                              106: syscall
+	0xbf, 0x00, 0x0f, 0x05, 0x00, //                   0: mov  $0x50f00,%edi        flags
+	0x48, 0x8d, 0xb4, 0x24, 0x00, 0xf8, 0xff, 0xff, // 5: lea  -2048(%rsp),%rsi     stack
+	0x31, 0xd2, //                                    13: xor  %edx,%edx            parent_tid
+	0x45, 0x31, 0xd2, //                              15: xor  %r10d,%r10d          child_tid
+	0x45, 0x31, 0xc0, //                              18: xor  %r8d,%r8d            tls
+	0xb8, 0x38, 0x00, 0x00, 0x00, //                  21: mov  $56,%eax             SYS_clone
+	0x0f, 0x05, //                                    26: syscall
+	0x48, 0x85, 0xc0, //                              28: test %rax,%rax
+	0x74, 0x10, //                                    31: je   49 (thread)
+	0xbf, 0x05, 0x00, 0x00, 0x00, //                  33: mov  $5,%edi
+	0x78, 0x6e, //                                    38: js   150 (exit)           clone failed
+	0xb8, 0x22, 0x00, 0x00, 0x00, //                  40: mov  $34,%eax             leader: SYS_pause
+	0x0f, 0x05, //                                    45: syscall
+	0xeb, 0xf7, //                                    47: jmp  40 (leader)
+	0x31, 0xff, //                                    49: xor  %edi,%edi            fd 0
+	0x48, 0x8d, 0x74, 0x24, 0xf8, //                  51: lea  -8(%rsp),%rsi        buf
+	0xba, 0x01, 0x00, 0x00, 0x00, //                  56: mov  $1,%edx              count
+	0x31, 0xc0, //                                    61: xor  %eax,%eax            SYS_read
+	0x0f, 0x05, //                                    63: syscall
+	0xbf, 0x02, 0x00, 0x00, 0x00, //                  65: mov  $2,%edi
+	0x48, 0x83, 0xf8, 0x01, //                        70: cmp  $1,%rax
+	0x75, 0x4a, //                                    74: jne  150 (exit)
+	0x31, 0xff, //                                    76: xor  %edi,%edi            addr NULL
+	0xbe, 0x00, 0x00, 0x00, 0x10, //                  78: mov  $256<<20,%esi        length
+	0xba, 0x03, 0x00, 0x00, 0x00, //                  83: mov  $3,%edx              PROT_READ|PROT_WRITE
+	0x41, 0xba, 0x22, 0x40, 0x00, 0x00, //            88: mov  $0x4022,%r10d        MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE
+	0x49, 0xc7, 0xc0, 0xff, 0xff, 0xff, 0xff, //      94: mov  $-1,%r8              fd
+	0x45, 0x31, 0xc9, //                             101: xor  %r9d,%r9d            offset
+	0xb8, 0x09, 0x00, 0x00, 0x00, //                 104: mov  $9,%eax              SYS_mmap
+	0x0f, 0x05, //                                   109: syscall
+	0xbf, 0x04, 0x00, 0x00, 0x00, //                 111: mov  $4,%edi
+	0x48, 0x3d, 0x00, 0xf0, 0xff, 0xff, //           116: cmp  $-4096,%rax
+	0x77, 0x1a, //                                   122: ja   150 (exit)           an error
+	0x48, 0x8d, 0x90, 0x00, 0x00, 0x00, 0x10, //     124: lea  256<<20(%rax),%rdx  end
+	0xc6, 0x00, 0x01, //                             131: movb $1,(%rax)            loop: touch the page
+	0x48, 0x05, 0x00, 0x10, 0x00, 0x00, //           134: add  $4096,%rax
+	0x48, 0x39, 0xd0, //                             140: cmp  %rdx,%rax
+	0x72, 0xf2, //                                   143: jb   131 (loop)
+	0xbf, 0x03, 0x00, 0x00, 0x00, //                 145: mov  $3,%edi
+	0xb8, 0xe7, 0x00, 0x00, 0x00, //                 150: mov  $231,%eax            exit: SYS_exit_group
+	0x0f, 0x05, //                                   155: syscall
 }

@@ -54,7 +54,7 @@ func TestOOMKill(t *testing.T) {
 	victims, kmsg := traceMarkVictim(t), kmsgFrom(t)
 	vmstat := testkit.VMStat(t, "oom_kill")
 	const scoreAdj = 123
-	pid := testkit.OOMHog(t, scoreAdj, func(pid int) { m.Add(t, pid) })
+	pid, tid := testkit.OOMHog(t, scoreAdj, func(pid int) { m.Add(t, pid) })
 	kills, global := m.OOMKills(t), testkit.VMStat(t, "oom_kill")-vmstat
 	if kills != 1 {
 		t.Fatalf("the cgroup's oom_kill is %d, want 1", kills)
@@ -87,9 +87,9 @@ func TestOOMKill(t *testing.T) {
 		t.Errorf("victim %d/%d (%s), want %d (%s)", e.PID, e.TGID, e.Comm, pid, comm)
 	}
 	// The hog's own page fault hit the limit: it is the trigger too, on
-	// its one thread.
-	if e.TriggerPID != uint32(pid) || e.TriggerTID != uint32(pid) || string(e.TriggerComm) != comm || e.Cgroup != m.Rel || e.VictimCgroup != m.Rel {
-		t.Errorf("trigger %d/%d (%s) in %q, victim in %q; want %d (%s) in %q", e.TriggerPID, e.TriggerTID, e.TriggerComm, e.Cgroup, e.VictimCgroup, pid, comm, m.Rel)
+	// the thread that faults (not its leader: pid and tid differ).
+	if e.TriggerPID != uint32(pid) || e.TriggerTID != uint32(tid) || string(e.TriggerComm) != comm || e.Cgroup != m.Rel || e.VictimCgroup != m.Rel {
+		t.Errorf("trigger %d/%d (%s) in %q, victim in %q; want %d/%d (%s) in %q", e.TriggerPID, e.TriggerTID, e.TriggerComm, e.Cgroup, e.VictimCgroup, pid, tid, comm, m.Rel)
 	}
 	format, err := os.ReadFile(filepath.Join(loader.TracefsPath, "events/oom/mark_victim/format"))
 	if err != nil {
@@ -100,8 +100,9 @@ func TestOOMKill(t *testing.T) {
 	}
 	// The kernel's own rendering of the same tracepoint (its trace event,
 	// filled by the same code at the same call as the record the program
-	// reads): the same figures exactly. The hog, one thread in the OOM
-	// killer, changes no counter between the two.
+	// reads): the same figures exactly. The hog, its faulting thread in
+	// the OOM killer and its leader in pause(2), changes no counter
+	// between the two.
 	var kernel map[string]string
 	for _, v := range victims() {
 		if v["pid"] == strconv.Itoa(pid) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/bpfkit/bpfkit/internal/testkit"
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	bktrace "github.com/bpfkit/bpfkit/pkg/trace"
 	"github.com/bpfkit/bpfkit/pkg/trace/zombies"
 )
 
@@ -54,6 +55,10 @@ type reaped struct {
 	// Start, Forked and Seen (boot time) are the parent's clock before
 	// the fork, after it, and once the child was a zombie.
 	Start, Forked, Seen time.Duration
+	// Reap and Reaped (boot time) are the parent's clock right before its
+	// call of the wait that reaps the child and right after that wait
+	// returned: the reaping is between the two.
+	Reap, Reaped time.Duration
 }
 
 // childParent starts children one after the other, keeps each a zombie
@@ -133,7 +138,7 @@ func childParent(args []string) int {
 			}
 		}
 		time.Sleep(hold)
-		before := boottime()
+		r.Reap = boottime()
 		if mode == "waitid" {
 			if err := unix.Waitid(unix.P_PID, r.PID, &info, unix.WEXITED, nil); err != nil {
 				return 5
@@ -146,8 +151,8 @@ func childParent(args []string) int {
 			}
 			r.Status = uint32(ws)
 		}
-		done := boottime()
-		r.Low, r.High = before-r.Seen, done-low
+		r.Reaped = boottime()
+		r.Low, r.High = r.Reap-r.Seen, r.Reaped-low
 		out.Encode(r)
 	}
 	return 0
@@ -311,6 +316,26 @@ func checkEvent(t *testing.T, e zombies.Event, spec string, r reaped, parent int
 	if e.Zombie < low || e.Zombie > high {
 		t.Errorf("%s: zombie for %v, want from %v to %v", spec, e.Zombie, low, high)
 	}
+	checkTime(t, e, spec, r)
+}
+
+// checkTime: the event's time is the reaping, so within the reaping wait:
+// between the parent's clock reads before its call and after its return
+// (boot time), put on the wall clock as the tracer does (trace.NewClock).
+func checkTime(t *testing.T, e zombies.Event, spec string, r reaped) {
+	t.Helper()
+	clock := bktrace.NewClock()
+	from, to := clock.Time(uint64(r.Reap)), clock.Time(uint64(r.Reaped))
+	// The tracer's clock and this one each put CLOCK_BOOTTIME on
+	// CLOCK_REALTIME by an offset read between two reads of the wall
+	// clock (µs apart, unless preempted 8 times in a row), a second or
+	// two apart, during which NTP may slew the wall clock (at most 500
+	// ppm): 1 ms either way. Nothing here steps the wall clock.
+	slack := time.Millisecond
+	if e.Time.Before(from.Add(-slack)) || e.Time.After(to.Add(slack)) {
+		t.Errorf("%s: reaped at %v, %v from the parent's call of the reaping wait; want from 0 to its return %v later (± %v)",
+			spec, e.Time.Format(time.StampMicro), e.Time.Sub(from), to.Sub(from), slack)
+	}
 }
 
 // TestReaped: each way of reaping reports each zombie exactly once, with
@@ -343,6 +368,55 @@ func TestReaped(t *testing.T) {
 			t.Errorf("a child reaped by the kernel at once was reported: %+v", events[0])
 		}
 	})
+}
+
+// TestMany: a parent that makes many children zombies and reaps them one
+// after the other, in each way of reaping, is reported exactly those
+// children, each once, each as checkEvent wants. Enough of them (ten per
+// CPU) that one CPU reaps ten or more, whichever CPUs the parent runs on.
+func TestMany(t *testing.T) {
+	n := max(20, 10*runtime.NumCPU())
+	var children []string
+	for i := range n {
+		if i%5 == 4 {
+			children = append(children, "kill:9:0") // SIGKILL
+		} else {
+			children = append(children, fmt.Sprintf("exit:%d:0", i%256))
+		}
+	}
+	for _, mode := range []string{"wait4", "waitid"} {
+		t.Run(mode, func(t *testing.T) {
+			events, reps, parent := trace(t, mode, children, 0)
+			child := map[int]int{} // pid: index in children
+			for i, r := range reps {
+				child[r.PID] = i
+			}
+			seen := map[int]int{}
+			for _, e := range events[0] {
+				i, ok := child[int(e.PID)]
+				if !ok {
+					t.Errorf("reported %s, not a child the parent reaped", show(&e))
+					continue
+				}
+				if seen[i]++; seen[i] == 1 {
+					checkEvent(t, e, children[i], reps[i], parent)
+				}
+			}
+			var missing, twice []int
+			for i, r := range reps {
+				switch seen[i] {
+				case 0:
+					missing = append(missing, r.PID)
+				case 1:
+				default:
+					twice = append(twice, r.PID)
+				}
+			}
+			if len(events[0]) != n || len(missing) > 0 || len(twice) > 0 {
+				t.Errorf("%d events for the %d zombies the parent reaped: not reported %v, reported more than once %v", len(events[0]), n, missing, twice)
+			}
+		})
+	}
 }
 
 // TestOver: --over reports exactly the zombies held at least that long.
