@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bpfkit/bpfkit/vmtest/guest"
 )
 
 // vmTestKernel is the kernel the VM tests boot: bookworm's 6.1 cloud kernel
@@ -132,6 +134,9 @@ func TestVMFail(t *testing.T) {
 	if !strings.Contains(out, "--- FAIL: TestFails") {
 		t.Errorf("output lacks the failure:\n%s", out)
 	}
+	if !strings.Contains(res.Console, guest.StartedMarker+"fail.test") || strings.Contains(out, "booting it once more") {
+		t.Errorf("a test that started and failed is not run twice; console:\n%s\noutput:\n%s", res.Console, out)
+	}
 }
 
 func TestVMExitCode(t *testing.T) {
@@ -162,6 +167,10 @@ func TestVMBrokenCmdline(t *testing.T) {
 	}
 	if !strings.Contains(res.Console, "Kernel panic") {
 		t.Errorf("console lacks the panic:\n%s", res.Console)
+	}
+	// It stopped before the test started: booted once more, not again.
+	if n := strings.Count(out, "booting it once more"); n != 1 {
+		t.Errorf("booted again %d times, want 1:\n%s", n, out)
 	}
 }
 

@@ -70,6 +70,11 @@ var mounts = []mountSpec{
 	{"cgroup2", "/sys/fs/cgroup", "cgroup2", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
 }
 
+// StartedMarker begins the console line the init writes right before it
+// starts the test binary: a VM whose console lacks it failed before any
+// test ran.
+const StartedMarker = "vminit: starting "
+
 // console is the kernel console (ttyS0); diagnostics of the init go there.
 var console = os.Stderr
 
@@ -144,6 +149,7 @@ func runTest(cfg *Config, out *os.File) int {
 		fmt.Fprintln(out, "vminit: nothing to run")
 		return ExitNoExec
 	}
+	logf("%s%s", strings.TrimPrefix(StartedMarker, "vminit: "), filepath.Base(cfg.Args[0]))
 	cmd := exec.Command(cfg.Args[0], cfg.Args[1:]...)
 	cmd.Env = cfg.Env
 	cmd.Dir = cfg.Dir
