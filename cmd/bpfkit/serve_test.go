@@ -167,8 +167,9 @@ func waitNanosleep(pid int) error {
 	return fmt.Errorf("process %d did not reach nanosleep", pid)
 }
 
-// serveIOWorkload: "N W R" writes N times W bytes to a new file, then reads
-// it back R bytes at a time (N*W/R reads, all full).
+// serveIOWorkload: "N W R E" writes N times W bytes to a new file, then
+// reads it back R bytes at a time (N*W/R reads, all full), then reads E
+// times more at its end (each returns 0).
 func serveIOWorkload(args []string) int {
 	f, err := os.Create(args[0])
 	if err != nil {
@@ -176,8 +177,8 @@ func serveIOWorkload(args []string) int {
 	}
 	defer f.Close()
 	return lines(func(line string) error {
-		var n, w, r int
-		fmt.Sscan(line, &n, &w, &r)
+		var n, w, r, e int
+		fmt.Sscan(line, &n, &w, &r, &e)
 		buf := make([]byte, max(w, r))
 		for range n {
 			if _, err := unix.Write(int(f.Fd()), buf[:w]); err != nil {
@@ -190,6 +191,11 @@ func serveIOWorkload(args []string) int {
 		for range n * w / r {
 			if k, err := unix.Read(int(f.Fd()), buf[:r]); err != nil || k != r {
 				return fmt.Errorf("read %d: %v", k, err)
+			}
+		}
+		for range e {
+			if k, err := unix.Read(int(f.Fd()), buf[:r]); err != nil || k != 0 {
+				return fmt.Errorf("read at the end: %d, %v", k, err)
 			}
 		}
 		return nil
@@ -580,34 +586,6 @@ func TestHostServePrometheus(t *testing.T) {
 		}
 	})
 
-	t.Run("file io", func(t *testing.T) {
-		rel, fd := testCgroup(t, parent, "io")
-		w := startWorkload(t, fd, "serve-io", filepath.Join(t.TempDir(), "data"))
-		p.scraped(t, time.Now())
-		q := func(metric, op string) float64 {
-			return p.value(t, sel(metric, rel, fmt.Sprintf(",op=%q", op)))
-		}
-		rOps, wOps, rBytes, wBytes := q("bpfkit_file_io_ops_total", "read"), q("bpfkit_file_io_ops_total", "write"),
-			q("bpfkit_file_io_bytes_total", "read"), q("bpfkit_file_io_bytes_total", "write")
-		const n, size, chunk = 50, 3000, 1000 // 50 writes of 3000 bytes, 150 reads of 1000
-		w.do(t, fmt.Sprint(n, size, chunk))
-		p.scraped(t, time.Now())
-		for _, c := range []struct {
-			metric, op string
-			before     float64
-			want       float64
-		}{
-			{"bpfkit_file_io_ops_total", "write", wOps, n},
-			{"bpfkit_file_io_bytes_total", "write", wBytes, n * size},
-			{"bpfkit_file_io_ops_total", "read", rOps, n * size / chunk},
-			{"bpfkit_file_io_bytes_total", "read", rBytes, n * size},
-		} {
-			if got := q(c.metric, c.op) - c.before; got != c.want {
-				t.Errorf("%s{op=%q} rose by %v, want %v", c.metric, c.op, got, c.want)
-			}
-		}
-	})
-
 	t.Run("context switches", func(t *testing.T) {
 		rel, fd := testCgroup(t, parent, "switch")
 		w := startWorkload(t, fd, "serve-switch")
@@ -705,6 +683,7 @@ func TestHostServePrometheus(t *testing.T) {
 		p.scraped(t, time.Now())
 		return p.value(t, sel(metric, rel, extra))
 	}
+	t.Run("file io", func(t *testing.T) { testServeFileIO(t, parent, scraped) })
 	t.Run("oom kills", func(t *testing.T) { testServeOOM(t, parent, scraped) })
 	t.Run("zombies", func(t *testing.T) { testServeZombies(t, parent, scraped) })
 
@@ -747,6 +726,34 @@ func TestHostServePrometheus(t *testing.T) {
 // and whose other labels match extra (`,name="value"`, or ""), as serve
 // exports them now.
 type metricReader func(t *testing.T, metric, rel, extra string) float64
+
+// testServeFileIO: 50 writes of 3000 bytes to a new file, 150 reads of
+// 1000 bytes back and 7 reads at its end that return 0: every call is one
+// operation of its cgroup (a read at the end of the file too), with its
+// bytes.
+func testServeFileIO(t *testing.T, parent string, read metricReader) {
+	rel, fd := testCgroup(t, parent, "io")
+	w := startWorkload(t, fd, "serve-io", filepath.Join(t.TempDir(), "data"))
+	q := func(metric, op string) float64 { return read(t, metric, rel, fmt.Sprintf(",op=%q", op)) }
+	rOps, wOps, rBytes, wBytes := q("bpfkit_file_io_ops_total", "read"), q("bpfkit_file_io_ops_total", "write"),
+		q("bpfkit_file_io_bytes_total", "read"), q("bpfkit_file_io_bytes_total", "write")
+	const n, size, chunk, eof = 50, 3000, 1000, 7
+	w.do(t, fmt.Sprint(n, size, chunk, eof))
+	for _, c := range []struct {
+		metric, op string
+		before     float64
+		want       float64
+	}{
+		{"bpfkit_file_io_ops_total", "write", wOps, n},
+		{"bpfkit_file_io_bytes_total", "write", wBytes, n * size},
+		{"bpfkit_file_io_ops_total", "read", rOps, n*size/chunk + eof},
+		{"bpfkit_file_io_bytes_total", "read", rBytes, n * size},
+	} {
+		if got := q(c.metric, c.op) - c.before; got != c.want {
+			t.Errorf("%s{op=%q} rose by %v, want %v", c.metric, c.op, got, c.want)
+		}
+	}
+}
 
 // testServeOOM: one hog killed in a memory cgroup the test made is one
 // kill of its cgroup, as the kernel's oom_kill says.
@@ -818,13 +825,13 @@ func testServeSyscalls(t *testing.T, parent string, read metricReader) {
 	}
 }
 
-// TestServeProcessMetrics: oom kills, zombie times and syscalls as
+// TestServeProcessMetrics: file io, oom kills, zombie times and syscalls as
 // serve's /metrics shows them, read directly (every kernel of the matrix;
 // TestHostServePrometheus checks the same through Prometheus).
 func TestServeProcessMetrics(t *testing.T) {
 	testkit.RequireRoot(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	startServe(t, addr, "--tools", "oom,zombies,syscalls")
+	startServe(t, addr, "--tools", "fileio,oom,zombies,syscalls")
 	parent := serveTestParent(t)
 	read := func(t *testing.T, metric, rel, extra string) float64 {
 		t.Helper()
@@ -858,6 +865,7 @@ func TestServeProcessMetrics(t *testing.T) {
 		}
 		return sum
 	}
+	t.Run("file io", func(t *testing.T) { testServeFileIO(t, parent, read) })
 	t.Run("oom kills", func(t *testing.T) { testServeOOM(t, parent, read) })
 	t.Run("zombies", func(t *testing.T) { testServeZombies(t, parent, read) })
 	t.Run("syscalls", func(t *testing.T) { testServeSyscalls(t, parent, read) })

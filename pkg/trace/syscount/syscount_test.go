@@ -2,10 +2,16 @@ package syscount_test
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"runtime"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,12 +35,39 @@ const (
 	nFchdir  = 70   // fail: EBADF
 )
 
+// childCalls makes the calls. With args[1] = T > 1 the getppid calls are
+// spread over T threads at once (nGetppid/T each, each goroutine locked to
+// its own thread while all are held at a barrier, so the T threads are
+// distinct and at most one of them is the process's main thread); the
+// thread ids are written to stdout, one a line.
 func childCalls(args []string) int {
+	threads := 1
+	if len(args) > 1 {
+		threads, _ = strconv.Atoi(args[1])
+	}
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
 		return 2
 	}
-	for range nGetppid {
-		unix.Getppid()
+	tids := make([]int, threads)
+	var locked, done sync.WaitGroup
+	locked.Add(threads)
+	done.Add(threads)
+	for i := range threads {
+		go func() {
+			defer done.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			tids[i] = unix.Gettid()
+			locked.Done()
+			locked.Wait()
+			for range nGetppid / threads {
+				unix.Getppid()
+			}
+		}()
+	}
+	done.Wait()
+	for _, tid := range tids {
+		fmt.Println(tid)
 	}
 	for range nMkdirat {
 		if err := unix.Mkdirat(unix.AT_FDCWD, args[0], 0o755); err != unix.EEXIST {
@@ -49,36 +82,54 @@ func childCalls(args []string) int {
 	return 0
 }
 
-// run starts the child, attaches a tracer configured by cfg for it, lets
-// the child do its calls and returns the rows counted and how long the
-// child took from "go" to its exit.
-func run(t *testing.T, cfg syscount.Config) ([]syscount.Row, int, time.Duration) {
+// run starts the child on threads threads, attaches a tracer configured
+// by cfg for it, lets the child do its calls and returns the rows counted,
+// the child's pid, how long it took from "go" to its exit and the ids of
+// the threads that made its getppid calls. A second copy of the child, left
+// out by the pid filter, makes the same calls at the same time: none of
+// them may be counted.
+func run(t *testing.T, cfg syscount.Config, threads int) ([]syscount.Row, int, time.Duration, []int) {
 	t.Helper()
 	testkit.RequireRoot(t)
-	cmd := testkit.Command(t, "calls", t.TempDir())
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
+	type child struct {
+		cmd   *exec.Cmd
+		stdin io.Writer
+		out   bytes.Buffer
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	start := func() *child {
+		c := &child{cmd: testkit.Command(t, "calls", t.TempDir(), strconv.Itoa(threads))}
+		c.cmd.Stdout = &c.out
+		var err error
+		if c.stdin, err = c.cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.cmd.Process.Kill(); _ = c.cmd.Wait() })
+		testkit.WaitStdinRead(t, c.cmd.Process.Pid)
+		return c
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	testkit.WaitStdinRead(t, cmd.Process.Pid)
-	cfg.Filter.PID = uint32(cmd.Process.Pid)
+	target, other := start(), start()
+	cfg.Filter.PID = uint32(target.cmd.Process.Pid)
 	tr, err := syscount.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	start := time.Now()
-	if _, err := io.WriteString(stdin, "go\n"); err != nil {
-		t.Fatal(err)
+	began := time.Now()
+	for _, c := range []*child{target, other} {
+		if _, err := io.WriteString(c.stdin, "go\n"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := cmd.Wait(); err != nil {
+	if err := target.cmd.Wait(); err != nil {
 		t.Fatalf("child: %v", err)
 	}
-	took := time.Since(start)
+	took := time.Since(began)
+	if err := other.cmd.Wait(); err != nil {
+		t.Fatalf("other child: %v", err)
+	}
 	rows, err := tr.Delta()
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +137,18 @@ func run(t *testing.T, cfg syscount.Config) ([]syscount.Row, int, time.Duration)
 	if tr.Health().Lost != 0 {
 		t.Errorf("%d calls not counted: table full", tr.Health().Lost)
 	}
-	return rows, cmd.Process.Pid, took
+	var tids []int
+	for _, f := range strings.Fields(target.out.String()) {
+		tid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("child said %q, not a thread id", target.out.String())
+		}
+		tids = append(tids, tid)
+	}
+	if len(tids) != threads {
+		t.Fatalf("child ran %d threads %v, want %d", len(tids), tids, threads)
+	}
+	return rows, target.cmd.Process.Pid, took, tids
 }
 
 func byName(rows []syscount.Row) map[string]syscount.Row {
@@ -104,7 +166,7 @@ func byName(rows []syscount.Row) map[string]syscount.Row {
 func TestCounts(t *testing.T) {
 	for _, latency := range []bool{false, true} {
 		t.Run(fmt.Sprintf("latency=%v", latency), func(t *testing.T) {
-			rows, _, took := run(t, syscount.Config{Latency: latency})
+			rows, _, took, _ := run(t, syscount.Config{Latency: latency}, 1)
 			got := byName(rows)
 			for _, w := range []struct {
 				name   string
@@ -139,21 +201,39 @@ func TestCounts(t *testing.T) {
 	}
 }
 
-// TestFilters: -x counts only failures, -e one errno, -P per process.
+// TestFilters: -x counts only failures, -e one errno, -P per process: one
+// row per syscall for a process whose getppid calls are spread over four
+// threads, keyed by its pid, with the sum of its threads' calls.
 func TestFilters(t *testing.T) {
-	rows, _, _ := run(t, syscount.Config{FailedOnly: true})
+	rows, _, _, _ := run(t, syscount.Config{FailedOnly: true}, 1)
 	got := byName(rows)
 	if _, ok := got["getppid"]; ok || got["mkdirat"].Count != nMkdirat || got["fchdir"].Count != nFchdir {
 		t.Errorf("failed only: %+v", rows)
 	}
-	rows, _, _ = run(t, syscount.Config{Errno: unix.EEXIST})
+	rows, _, _, _ = run(t, syscount.Config{Errno: unix.EEXIST}, 1)
 	if len(rows) != 1 || rows[0].Name != "mkdirat" || rows[0].Count != nMkdirat || rows[0].Errors != nMkdirat {
 		t.Errorf("EEXIST only: %+v", rows)
 	}
-	rows, pid, _ := run(t, syscount.Config{PerProcess: true})
-	r := byName(rows)["getppid"]
-	if r.PID != uint32(pid) || r.Count != nGetppid || r.Comm == "" {
-		t.Errorf("per process: %+v, want pid %d", r, pid)
+	const threads = 4
+	rows, pid, _, tids := run(t, syscount.Config{PerProcess: true}, threads)
+	// Four distinct threads: at least three are not the main thread.
+	if distinct := slices.Compact(slices.Sorted(slices.Values(tids))); len(distinct) != threads {
+		t.Fatalf("getppid threads %v, want %d distinct", tids, threads)
+	}
+	seen := map[uint32]int{}
+	for _, r := range rows {
+		if r.PID != uint32(pid) {
+			t.Errorf("per process: row %+v, want pid %d (threads %v)", r, pid, tids)
+		}
+		seen[r.Nr]++
+	}
+	for nr, n := range seen {
+		if n != 1 {
+			t.Errorf("per process: %d rows for syscall %d, want 1: %+v", n, nr, rows)
+		}
+	}
+	if r := byName(rows)["getppid"]; r.PID != uint32(pid) || r.Count != nGetppid || r.Comm == "" {
+		t.Errorf("per process: %+v, want pid %d and %d calls from threads %v", r, pid, nGetppid, tids)
 	}
 }
 
