@@ -41,6 +41,7 @@ are printed once, at Ctrl-C.`,
 				return err
 			}
 			cfg.Debug = g.debug
+			cfg.NoHistograms = !dist
 			t, err := softirqs.New(cfg)
 			if err != nil {
 				return err

@@ -37,10 +37,11 @@ var Tool = tool.Descriptor{
 // Slots is the number of log2 buckets of a histogram.
 const Slots = 32
 
-// Config chooses the histograms' unit.
+// Config chooses the histograms' unit, or none.
 type Config struct {
-	Nanoseconds bool // histograms in ns instead of µs
-	Debug       bool
+	Nanoseconds  bool // histograms in ns instead of µs
+	NoHistograms bool // counts and time only: Stat.Hist stays empty, each run costs less
+	Debug        bool
 }
 
 // Stat is one vector's softirqs on one CPU (or on all, CPU -1).
@@ -50,7 +51,7 @@ type Stat struct {
 	Name   string        // as /proc/softirqs names it: NET_RX, TIMER, ...
 	Count  uint64        // runs begun (what /proc/softirqs counts)
 	Time   time.Duration // time in the runs that ended
-	Hist   [Slots]uint64 // log2 of each run's length in the Config's unit
+	Hist   [Slots]uint64 // log2 of each run's length in the Config's unit (empty with NoHistograms)
 }
 
 // Tracer measures from New until Close.
@@ -76,6 +77,9 @@ func New(cfg Config) (*Tracer, error) {
 		return nil, err
 	}
 	if err := knobs.InNs.Set(cfg.Nanoseconds); err != nil {
+		return nil, fmt.Errorf("configure softirqs: %w", err)
+	}
+	if err := knobs.Hists.Set(!cfg.NoHistograms); err != nil {
 		return nil, fmt.Errorf("configure softirqs: %w", err)
 	}
 	objs, err := Tool.Load(spec, loader.Options{

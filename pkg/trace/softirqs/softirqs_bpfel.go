@@ -38,6 +38,7 @@ const (
 	softirqsVarFilterTid         = "filter_tid"
 	softirqsVarFilterUid         = "filter_uid"
 	softirqsVarFilterUidOn       = "filter_uid_on"
+	softirqsVarHists             = "hists"
 	softirqsVarInNs              = "in_ns"
 	softirqsVarUnusedSoftirqStat = "unused_softirq_stat"
 	softirqsVarWakeupBytes       = "wakeup_bytes"
@@ -111,6 +112,7 @@ type softirqsVariableSpecs struct {
 	FilterTid         *ebpf.VariableSpec `ebpf:"filter_tid"`
 	FilterUid         *ebpf.VariableSpec `ebpf:"filter_uid"`
 	FilterUidOn       *ebpf.VariableSpec `ebpf:"filter_uid_on"`
+	Hists             *ebpf.VariableSpec `ebpf:"hists"`
 	InNs              *ebpf.VariableSpec `ebpf:"in_ns"`
 	UnusedSoftirqStat *ebpf.VariableSpec `ebpf:"unused_softirq_stat"`
 	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -161,6 +163,7 @@ type softirqsVariables struct {
 	FilterTid         *ebpf.Variable `ebpf:"filter_tid"`
 	FilterUid         *ebpf.Variable `ebpf:"filter_uid"`
 	FilterUidOn       *ebpf.Variable `ebpf:"filter_uid_on"`
+	Hists             *ebpf.Variable `ebpf:"hists"`
 	InNs              *ebpf.Variable `ebpf:"in_ns"`
 	UnusedSoftirqStat *ebpf.Variable `ebpf:"unused_softirq_stat"`
 	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`

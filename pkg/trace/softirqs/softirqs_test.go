@@ -46,6 +46,72 @@ func proc(t *testing.T) [][]uint64 {
 	return counts
 }
 
+// netRXWork makes NET_RX work: 200 datagrams over ns's loopback.
+func netRXWork(t *testing.T, ns *testkit.NetNS) {
+	t.Helper()
+	if err := ns.Do(func() error {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for range 200 {
+			if _, err := c.WriteTo([]byte("softirqs"), c.LocalAddr()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNoHistograms: a tracer without histograms (bpfkit softirqs without
+// -d) counts the same runs as one with them, bracketed as in TestCounts
+// (its reads P0 < H1 < P1 and P2 < H2 < P3 around the other's), measures
+// their time, and leaves every histogram empty.
+func TestNoHistograms(t *testing.T) {
+	testkit.RequireRoot(t)
+	hist, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hist.Close()
+	plain, err := New(Config{NoHistograms: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	ns := testkit.NewNetNS(t, "softirqsnh")
+
+	p0, h1, p1 := snap(t, plain), snap(t, hist), snap(t, plain)
+	netRXWork(t, ns)
+	time.Sleep(50 * time.Millisecond)
+	p2, h2, p3 := snap(t, plain), snap(t, hist), snap(t, plain)
+
+	var netRX uint64
+	var netRXTime time.Duration
+	for k, h := range h2.stats {
+		got := h.Count - h1.stats[k].Count
+		low, high := p2.stats[k].Count-p1.stats[k].Count, p3.stats[k].Count-p0.stats[k].Count
+		if got < low || got > high {
+			t.Errorf("cpu %d %s: counted %d with histograms, %d..%d without", k[0], h.Name, got, low, high)
+		}
+		if h.Name == "NET_RX" {
+			netRX += low
+			netRXTime += p2.stats[k].Time - p1.stats[k].Time
+		}
+	}
+	for k, p := range p3.stats {
+		if p.Hist != ([Slots]uint64{}) {
+			t.Errorf("cpu %d %s: histogram %v without histograms", k[0], p.Name, p.Hist)
+		}
+	}
+	if netRX == 0 || netRXTime <= 0 {
+		t.Errorf("without histograms: %d NET_RX runs in %s during 200 datagrams", netRX, netRXTime)
+	}
+}
+
 // TestCounts: over a window with NET_RX traffic, every CPU's count of
 // every vector in /proc/softirqs moves by exactly as much as softirqs
 // counted, bracketed: the kernel counts /proc/softirqs just before
@@ -69,22 +135,7 @@ func TestCounts(t *testing.T) {
 	a1 := proc(t)
 	time.Sleep(2 * time.Millisecond)
 	m1 := snap(t, tr)
-	// NET_RX work: 200 datagrams over the namespace's loopback.
-	if err := ns.Do(func() error {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		for range 200 {
-			if _, err := c.WriteTo([]byte("softirqs"), c.LocalAddr()); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	netRXWork(t, ns)
 	time.Sleep(50 * time.Millisecond)
 	m2 := snap(t, tr)
 	time.Sleep(2 * time.Millisecond)
