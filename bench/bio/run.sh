@@ -45,30 +45,12 @@ fio_run() {
 	if [ -n "${1:-}" ]; then cut -d' ' -f1 "$work/progstats.err"; else echo -; fi
 }
 
-# start NAME CMD...: runs a tracer in the background, output in
-# $work/NAME.out, and waits until it says it is tracing (attached).
-start() {
-	local name=$1; shift
-	"$@" >"$work/$name.out" 2>"$work/$name.err" &
-	tracer=$!
-	for _ in $(seq 1 1200); do
-		grep -q '^Tracing' "$work/$name.out" "$work/$name.err" && return 0
-		if ! kill -0 "$tracer" 2>/dev/null; then
-			wait "$tracer" || true
-			tracer=""
-			return 1
-		fi
-		sleep 0.1
-	done
-	echo "$name did not attach within 2 minutes" >&2
-	exit 1
-}
+# shellcheck source=bench/tracer.sh
+. bench/tracer.sh
 
 stop() {
 	sleep 1.2 # one more interval for biotop
-	kill -INT "$tracer"
-	wait "$tracer" || true
-	tracer=""
+	stop_tracer
 }
 
 declare -A iops ratio bpf

@@ -49,30 +49,9 @@ flood() {
 	fi
 }
 
-# start NAME CMD...: runs a tracer in the background, output in
-# $work/NAME.out, and waits until it says it is tracing (attached).
-start() {
-	local name=$1; shift
-	"$@" >"$work/$name.out" 2>"$work/$name.err" &
-	tracer=$!
-	for _ in $(seq 1 1200); do
-		grep -q '^Tracing' "$work/$name.out" "$work/$name.err" && return 0
-		if ! kill -0 "$tracer" 2>/dev/null; then
-			wait "$tracer" || true
-			tracer=""
-			return 1
-		fi
-		sleep 0.1
-	done
-	echo "$name did not attach within 2 minutes" >&2
-	exit 1
-}
+# shellcheck source=bench/tracer.sh
+. bench/tracer.sh
 
-stop() {
-	kill -INT "$tracer"
-	wait "$tracer" || true
-	tracer=""
-}
 
 declare -A nspkt bpf ratio
 names=(none "bpfkit softirqs" "libbpf-tools softirqs" "bpfkit softirqs -d" "libbpf-tools softirqs -d")
@@ -97,7 +76,7 @@ for r in $(seq 1 "$ROUNDS"); do
 			read -r v b runs <<<"$(flood)"
 		elif start "$name" "${cmd[@]}"; then
 			read -r v b runs <<<"$(flood "$tracer")"
-			stop
+			stop_tracer
 		else
 			row "$name" - - - "does not start: $(grep -m1 -i -e fail -e error "$work/$name.err" | cut -c1-40)"
 			continue
