@@ -543,15 +543,15 @@ func TestVngArgs(t *testing.T) {
 
 func TestVngFlags(t *testing.T) {
 	t.Setenv("VMTEST_VNG_FLAGS", "--disable-kvm --memory 2G")
-	if got := VngFlags("tcg"); !reflect.DeepEqual(got, []string{"--disable-kvm", "--memory", "2G"}) {
-		t.Errorf("VngFlags() = %v: --disable-kvm given once, kept once", got)
+	if got := VngFlags("tcg"); !reflect.DeepEqual(got, []string{"--disable-kvm", "--memory", "2G", vngSingleThread}) {
+		t.Errorf("VngFlags() = %v: --disable-kvm given once, kept once, and single-threaded TCG", got)
 	}
 	t.Setenv("VMTEST_VNG_FLAGS", "")
 	if got := VngFlags("kvm"); len(got) != 0 {
 		t.Errorf("VngFlags(kvm) = %v, want none", got)
 	}
-	if got := VngFlags("tcg"); !reflect.DeepEqual(got, []string{"--disable-kvm"}) {
-		t.Errorf("VngFlags(tcg) = %v, want --disable-kvm", got)
+	if got := VngFlags("tcg"); !reflect.DeepEqual(got, []string{"--disable-kvm", vngSingleThread}) {
+		t.Errorf("VngFlags(tcg) = %v, want --disable-kvm and single-threaded TCG", got)
 	}
 }
 

@@ -64,13 +64,24 @@ func (c VngConfig) Argv() []string {
 // their own binary (os.Executable) thousands of times.
 const vngCopy = `cp "$0" /tmp/vmtest.bin && exec /tmp/vmtest.bin "$@"`
 
-// VngFlags returns the extra vng flags: $VMTEST_VNG_FLAGS, plus
-// --disable-kvm unless accel (see Accel) is kvm (vng would otherwise ask
-// qemu for KVM and fail where it is unusable).
+const vngSingleThread = "--qemu-opts=-accel tcg,thread=single"
+
+// VngFlags returns the extra vng flags: $VMTEST_VNG_FLAGS, plus, unless
+// accel (see Accel) is kvm, --disable-kvm (vng would otherwise ask qemu for
+// KVM and fail where it is unusable) and single-threaded TCG, as the qemu
+// runner uses (qemu.go): with qemu's default, one thread per vCPU, a vng
+// guest hung for good here (the 6.1 cell of a CI run, 12 minutes with no
+// output, the test's own 10-minute timeout never firing).
 func VngFlags(accel string) []string {
 	flags := strings.Fields(os.Getenv("VMTEST_VNG_FLAGS"))
-	if accel != "kvm" && !slices.Contains(flags, "--disable-kvm") {
+	if accel == "kvm" {
+		return flags
+	}
+	if !slices.Contains(flags, "--disable-kvm") {
 		flags = append(flags, "--disable-kvm")
+	}
+	if !slices.ContainsFunc(flags, func(f string) bool { return strings.Contains(f, "thread=") }) {
+		flags = append(flags, vngSingleThread)
 	}
 	return flags
 }
