@@ -35,6 +35,9 @@ cc -O2 -o "$work/getppidloop" bench/syscount/getppidloop.c
 go build -o "$work/progstats" ./bench/execsnoop/progstats
 getppid=$(printf '#include <sys/syscall.h>\nSYS_getppid\n' | cc -E -P - | tail -1)
 
+# shellcheck source=bench/tracer.sh
+. bench/tracer.sh
+
 # run NAME [CMD...]: starts the tracer and waits until it says it is
 # attached, runs the loop, stops the tracer. Sets ns (per call), bpfns (the
 # tracer's BPF run time per call) and counted; returns 1 if the tracer did
@@ -47,28 +50,14 @@ run() {
 		ns=$("$work/getppidloop" "$N")
 		return 0
 	fi
-	"$@" >"$work/$name.out" 2>"$work/$name.err" &
-	tracer=$!
-	local i
-	for i in $(seq 1 1200); do
-		grep -q '^Tracing' "$work/$name.out" "$work/$name.err" && break
-		if ! kill -0 "$tracer" 2>/dev/null; then
-			wait "$tracer" || true
-			tracer=""
-			return 1
-		fi
-		sleep 0.1
-	done
-	[ "$i" -lt 1200 ] || { echo "$name did not attach within 2 minutes" >&2; exit 1; }
+	start "$name" "$@" || return 1
 	ns=$("$work/getppidloop" "$N")
 	# The BPF run time in a second, shorter loop: the statistics cost
 	# time per program run, so
 	# the timed loop runs without them.
 	"$work/progstats" "$tracer" $((N / 4)) "$work/getppidloop" $((N / 4)) >/dev/null 2>"$work/progstats.err"
 	bpfns=$(cut -d' ' -f1 "$work/progstats.err")
-	kill -INT "$tracer"
-	wait "$tracer" || true
-	tracer=""
+	stop_tracer
 	case $name in
 	"bpfkit syscount" | "bpfkit base" | "libbpf-tools syscount") counted=$(awk '$1 == "getppid" {print $2}' "$work/$name.out") ;;
 	bpftrace) counted=$(grep -oE "^@\[$getppid\]: [0-9]+" "$work/$name.out" | grep -oE '[0-9]+$') ;;
