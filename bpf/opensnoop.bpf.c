@@ -120,10 +120,12 @@ static __always_inline int leave(long ret)
 		name_len = n - 1;
 		if (n == PATH_MAX)
 			r->e.trunc |= NAME_TRUNCATED;
+	} else {
+		r->e.trunc |= NAME_UNREAD;
 	}
 	name_len &= PATH_MASK;
 
-	if (want_full_path) {
+	if (want_full_path || (n <= 0 && ret >= 0)) {
 		struct path *p = NULL;
 
 		if (ret >= 0) {

@@ -14,6 +14,11 @@ enum path_source {
 enum open_event_flags {
 	NAME_TRUNCATED = 1,
 	PATH_TRUNCATED = 2,
+	/* The name was no longer readable in the caller's memory at exit (another
+	 * thread dropped the page, or the kernel was migrating or collapsing it):
+	 * for a call that returned a descriptor, the opened file's path (PATH_FILE)
+	 * stands in for it; for a failed call the name is empty. */
+	NAME_UNREAD = 4,
 };
 
 /* Followed by name_len bytes of the name as passed, then path_len bytes of

@@ -55,6 +55,9 @@ func Fields(o FieldOptions) []output.Field[Event] {
 	if !o.FullPath {
 		pathField.Header = "PATH"
 		pathField.Text = func(b []byte, e *Event) []byte {
+			if e.NameUnread && len(e.Path) == 0 {
+				return append(b, "(name unreadable)"...)
+			}
 			return markTruncated(output.AppendPrintable(b, e.Path), e.PathTruncated)
 		}
 	}
@@ -72,7 +75,9 @@ func Fields(o FieldOptions) []output.Field[Event] {
 		)
 	}
 	fs = append(fs, output.Field[Event]{Key: "path_truncated", Omit: func(e *Event) bool { return !e.PathTruncated },
-		JSON: func(b []byte, e *Event) []byte { return output.AppendBool(b, true) }})
+		JSON: func(b []byte, e *Event) []byte { return output.AppendBool(b, true) }},
+		output.Field[Event]{Key: "name_unread", Omit: func(e *Event) bool { return !e.NameUnread },
+			JSON: func(b []byte, e *Event) []byte { return output.AppendBool(b, true) }})
 	return fs
 }
 

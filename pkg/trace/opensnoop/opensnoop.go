@@ -45,8 +45,13 @@ type Event struct {
 	Errno    syscall.Errno // 0 on success
 	Flags    uint32        // O_* flags as passed
 	Mode     uint32        // permission bits as passed (used with O_CREAT, O_TMPFILE)
-	Path     []byte        // the name as passed
+	Path     []byte        // the name as passed (see NameUnread)
 	FullPath []byte        // absolute path; with Config.FullPath only
+	// NameUnread is set when the name was no longer in the caller's memory
+	// when the call returned (another thread dropped the page, or the
+	// kernel was moving it). Path is then the opened file's absolute path,
+	// or empty for a call that failed.
+	NameUnread bool
 	// FullPathFromName is set when the call failed, so FullPath was put
 	// together from the directory (cwd or dirfd) and the name passed.
 	FullPathFromName  bool
@@ -65,6 +70,9 @@ type Tracer struct {
 	clock trace.Clock
 	ev    Event
 	full  []byte
+	// fullPath is Config.FullPath: the kernel also sends the file's path
+	// without it when the name could not be read (Event.NameUnread).
+	fullPath bool
 }
 
 // New loads opensnoop's programs with cfg and attaches them.
@@ -92,7 +100,7 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tracer{objs: objs, clock: trace.NewClock()}, nil
+	return &Tracer{objs: objs, clock: trace.NewClock(), fullPath: cfg.FullPath}, nil
 }
 
 // Dropped lists the hooks this kernel lacks (for example openat2 before 5.6).
@@ -127,6 +135,7 @@ const (
 
 	nameTruncated = uint8(opensnoopOpenEventFlagsNAME_TRUNCATED)
 	pathTruncated = uint8(opensnoopOpenEventFlagsPATH_TRUNCATED)
+	nameUnread    = uint8(opensnoopOpenEventFlagsNAME_UNREAD)
 )
 
 // decode fills t.ev from a record without allocating.
@@ -167,6 +176,13 @@ func (t *Tracer) decode(raw []byte) error {
 		e.FullPath = t.full
 	default:
 		e.FullPath = nil
+	}
+	e.NameUnread = h.Trunc&nameUnread != 0
+	if e.NameUnread && h.PathSource == pathFile {
+		e.Path, e.PathTruncated = dir, e.FullPathTruncated
+		if !t.fullPath {
+			e.FullPath, e.FullPathTruncated = nil, false
+		}
 	}
 	return nil
 }

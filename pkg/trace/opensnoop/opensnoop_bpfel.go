@@ -35,6 +35,7 @@ type opensnoopOpenEventFlags uint32
 const (
 	opensnoopOpenEventFlagsNAME_TRUNCATED opensnoopOpenEventFlags = 1
 	opensnoopOpenEventFlagsPATH_TRUNCATED opensnoopOpenEventFlags = 2
+	opensnoopOpenEventFlagsNAME_UNREAD    opensnoopOpenEventFlags = 4
 )
 
 type opensnoopPathSource uint32

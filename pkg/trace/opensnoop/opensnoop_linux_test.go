@@ -9,10 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -26,6 +29,7 @@ func TestMain(m *testing.M) {
 	testkit.Register("opens", childOpens)
 	testkit.Register("openloop", childOpenLoop)
 	testkit.Register("named", childNamed)
+	testkit.Register("namegone", childNameGone)
 	testkit.Main(m)
 }
 
@@ -352,15 +356,119 @@ func TestOpensnoopNothingLost(t *testing.T) {
 	}
 	defer tr.Close()
 
-	var matched uint64
+	var (
+		matched uint64
+		odd     []string // the first events that are not the loop's opens
+	)
 	st, _ := drive(t, tr, c, loader.StreamOptions{}, func(e *opensnoop.Event) error {
 		if string(e.Path) == path && e.FD >= 0 {
 			matched++
+		} else if len(odd) < 5 {
+			odd = append(odd, fmt.Sprintf("tid %d fd %d errno %v path %q unread %v", e.TID, e.FD, e.Errno, e.Path, e.NameUnread))
 		}
 		return nil
 	}, nil)
 	if matched != n || st.Lost != 0 {
-		t.Fatalf("got %d events of %d opens (%d records), lost %d", matched, n, st.Events, st.Lost)
+		t.Fatalf("got %d events of %d opens (%d records), lost %d; others: %q", matched, n, st.Events, st.Lost, odd)
+	}
+}
+
+// childNameGone, after "go", opens the FIFO args[0] for reading with the
+// name in a page of its own, and drops that page (MADV_DONTNEED) while the
+// open waits for a writer: when the open returns, the name it copied is
+// no longer in the process's memory. Then it opens the FIFO for writing,
+// which lets the first open return, and prints the reader's tid and fd.
+func childNameGone(args []string) int {
+	fifo := args[0]
+	page, err := unix.Mmap(-1, 0, os.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return 2
+	}
+	copy(page, fifo) // the NUL is the page's next byte, still zero
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		return 3
+	}
+	tid, fd := make(chan int, 1), make(chan int, 1)
+	cwd := unix.AT_FDCWD
+	go func() {
+		runtime.LockOSThread()
+		tid <- unix.Gettid()
+		r, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(cwd),
+			uintptr(unsafe.Pointer(&page[0])), unix.O_RDONLY, 0, 0, 0)
+		if errno != 0 {
+			fd <- -int(errno)
+			return
+		}
+		fd <- int(r)
+	}()
+	reader := <-tid
+	// The reader is asleep in openat (the kernel shows the call only while
+	// the task is off CPU), past copying the name, waiting for a writer.
+	asleep := testkit.WaitFor(20*time.Second, func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/syscall", reader))
+		return strings.HasPrefix(string(b), strconv.Itoa(unix.SYS_OPENAT)+" ")
+	})
+	if !asleep {
+		return 4
+	}
+	if err := unix.Madvise(page, unix.MADV_DONTNEED); err != nil {
+		return 5
+	}
+	w, err := unix.Open(fifo, unix.O_WRONLY, 0)
+	if err != nil {
+		return 6
+	}
+	r := <-fd
+	if r < 0 {
+		return 7
+	}
+	unix.Close(w)
+	unix.Close(r)
+	fmt.Println(reader, r)
+	return 0
+}
+
+// TestNameUnread: a name that is gone from the caller's memory when the
+// call returns is reported as unread, and the opened file's path stands in
+// for it, without and with -F (hook: sys_exit_openat).
+func TestNameUnread(t *testing.T) {
+	testkit.RequireRoot(t)
+	for _, full := range []bool{false, true} {
+		t.Run(fmt.Sprintf("full=%v", full), func(t *testing.T) {
+			fifo := filepath.Join(t.TempDir(), "fifo")
+			if err := unix.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			events, lines, st := trace(t, opensnoop.Config{FullPath: full}, "namegone", fifo)
+			var tid uint32
+			var fd int32
+			if len(lines) != 1 {
+				t.Fatalf("child printed %q", lines)
+			}
+			if _, err := fmt.Sscan(lines[0], &tid, &fd); err != nil {
+				t.Fatalf("child printed %q: %v", lines[0], err)
+			}
+			// Besides the FIFO's two opens, the child opens only its
+			// reader's /proc/self/task/TID/syscall, to see it asleep.
+			poll := fmt.Sprintf("/proc/self/task/%d/syscall", tid)
+			fifoOpens := slices.DeleteFunc(events, func(e copied) bool { return e.path == poll && e.Errno == 0 && !e.NameUnread })
+			if len(fifoOpens) != 2 || st.Lost != 0 {
+				t.Fatalf("%d opens of the FIFO, lost %d; want the reader's and the writer's: %+v", len(fifoOpens), st.Lost, fifoOpens)
+			}
+			for _, e := range fifoOpens {
+				reader := e.TID == tid
+				if e.path != fifo || e.NameUnread != reader || e.Errno != 0 {
+					t.Errorf("open by tid %d (reader %v): path %q, name unread %v, errno %v; want %q, unread only for the reader",
+						e.TID, reader, e.path, e.NameUnread, e.Errno, fifo)
+				}
+				if reader && e.FD != fd {
+					t.Errorf("reader's fd %d, want %d", e.FD, fd)
+				}
+				if full && e.full != fifo || !full && e.full != "" {
+					t.Errorf("full path %q with -F %v", e.full, full)
+				}
+			}
+		})
 	}
 }
 
