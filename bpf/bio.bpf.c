@@ -55,6 +55,7 @@ const volatile u32 filter_dev = 0;		/* kernel dev_t; 0: any */
 const volatile bool filter_whole_disk = false;	/* filter_dev is a disk: its partitions match too */
 const volatile u64 min_ns = 0;			/* biosnoop: shortest latency shown */
 const volatile bool top_per_cgroup = false;	/* biotop rows per cgroup and device only (serve) */
+const volatile bool hist_sum = false;		/* keep each histogram's sum of latencies (serve's _sum) */
 /* When the last program was attached (CLOCK_MONOTONIC, the clock of
  * rq->start_time_ns): the loader sets it (loader.Load). Until then every
  * request is one that was there before tracing began. */
@@ -274,8 +275,18 @@ static __always_inline int on_start(struct request *rq, bool insert, bool btf)
 static __always_inline int on_issue(struct request *rq, bool btf)
 {
 	u64 key = (u64)rq, now = bpf_ktime_get_ns();
-	struct bio_start *s = bpf_map_lookup_elem(&start, &key);
+	struct bio_start *s;
 
+	if (start_at_issue && !(mode & (MODE_EVENTS | MODE_TOP))) {
+		/* biolatency from issue: only the last issue's time counts (a
+		 * requeued request is issued again), so no lookup first. */
+		struct bio_start v = { .start_ns = now, .issue_ns = now };
+
+		if (bpf_map_update_elem(&start, &key, &v, BPF_ANY))
+			stat_inc(STAT_START_FULL);
+		return 0;
+	}
+	s = bpf_map_lookup_elem(&start, &key);
 	if (!s) {
 		struct bio_start v = {};
 
@@ -361,7 +372,8 @@ static __always_inline void count_hist(u32 dev, u32 cmd_flags, u64 lat)
 			return;
 		}
 	}
-	__sync_fetch_and_add(&h->sum_ns, lat);
+	if (hist_sum)
+		__sync_fetch_and_add(&h->sum_ns, lat);
 	lat /= in_ms ? 1000000 : 1000;
 	slot = log2(lat);
 	if (slot >= BIO_SLOTS)

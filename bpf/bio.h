@@ -51,7 +51,7 @@ struct bio_hist_key {
 
 struct bio_hist {
 	__u64 slots[BIO_SLOTS];
-	__u64 sum_ns;		/* sum of the latencies counted, for serve */
+	__u64 sum_ns;		/* sum of the latencies counted: serve only (hist_sum) */
 };
 
 /* Key of a biotop row. */

@@ -125,6 +125,7 @@ const (
 	bioVarFilterWholeDisk     = "filter_whole_disk"
 	bioVarFlagsMask           = "flags_mask"
 	bioVarHaveIoStart         = "have_io_start"
+	bioVarHistSum             = "hist_sum"
 	bioVarInMs                = "in_ms"
 	bioVarMinNs               = "min_ns"
 	bioVarMode                = "mode"
@@ -224,6 +225,7 @@ type bioVariableSpecs struct {
 	FilterWholeDisk   *ebpf.VariableSpec `ebpf:"filter_whole_disk"`
 	FlagsMask         *ebpf.VariableSpec `ebpf:"flags_mask"`
 	HaveIoStart       *ebpf.VariableSpec `ebpf:"have_io_start"`
+	HistSum           *ebpf.VariableSpec `ebpf:"hist_sum"`
 	InMs              *ebpf.VariableSpec `ebpf:"in_ms"`
 	MinNs             *ebpf.VariableSpec `ebpf:"min_ns"`
 	Mode              *ebpf.VariableSpec `ebpf:"mode"`
@@ -292,6 +294,7 @@ type bioVariables struct {
 	FilterWholeDisk   *ebpf.Variable `ebpf:"filter_whole_disk"`
 	FlagsMask         *ebpf.Variable `ebpf:"flags_mask"`
 	HaveIoStart       *ebpf.Variable `ebpf:"have_io_start"`
+	HistSum           *ebpf.Variable `ebpf:"hist_sum"`
 	InMs              *ebpf.Variable `ebpf:"in_ms"`
 	MinNs             *ebpf.Variable `ebpf:"min_ns"`
 	Mode              *ebpf.Variable `ebpf:"mode"`

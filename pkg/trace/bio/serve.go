@@ -44,6 +44,7 @@ func ServeSpec() (*ebpf.CollectionSpec, error) {
 		knobs.ByDisk.Set(true),
 		knobs.FlagsMask.Set(uint32(opMask)),
 		knobs.TopPerCgroup.Set(true),
+		knobs.HistSum.Set(true),
 	); err != nil {
 		return nil, fmt.Errorf("configure bio: %w", err)
 	}
