@@ -400,8 +400,12 @@ func openSyscalls(opts Options) (opened, error) {
 
 func collectSyscalls(e *Exporter, own opened, _ chan<- prometheus.Metric) error {
 	named := own.(*syscount.Named)
+	var m serveSyscallsMaps
+	if err := named.Assign(&m); err != nil {
+		return err
+	}
 	calls, errs := e.families[descSyscalls], e.families[descSyscallErrors]
-	return loader.ReadAll(named.Collection.Maps[serveSyscallsMapSyscalls], func(k *serveSyscallsServeSyscallKey, v *serveSyscallsServeSyscall) {
+	return loader.ReadAll(m.Syscalls, func(k *serveSyscallsServeSyscallKey, v *serveSyscallsServeSyscall) {
 		cg, name := e.cgroups.lookup(k.Cgroup), named.Name(k.Nr)
 		calls.add(cg, name, float64(v.Calls))
 		errs.add(cg, name, float64(v.Errors))

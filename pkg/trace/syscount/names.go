@@ -45,13 +45,18 @@ func LoadNamed(spec *ebpf.CollectionSpec, opts loader.Options) (*Named, error) {
 	if err != nil {
 		return nil, err
 	}
-	rd, err := ringbuf.NewReader(objs.Collection.Maps[syscountMapNamed])
+	var maps namedMaps
+	if err := objs.Assign(&maps); err != nil {
+		objs.Close()
+		return nil, err
+	}
+	rd, err := ringbuf.NewReader(maps.Named)
 	if err != nil {
 		objs.Close()
 		return nil, loader.Explain("open the ring buffer of syscalls named", err, false)
 	}
 	n := &Named{
-		Objects: objs, names: objs.Collection.Maps[syscountMapNames], byID: byID, known: map[uint32]string{},
+		Objects: objs, names: maps.Names, byID: byID, known: map[uint32]string{},
 		named: rd, done: make(chan struct{}),
 	}
 	go n.detachNamers()
@@ -177,8 +182,24 @@ func nameSyscalls(spec *ebpf.CollectionSpec) (map[uint32]string, error) {
 		}
 		spec.Programs[p.Name] = p
 	}
-	spec.Maps[syscountMapNamed].MaxEntries = namedRingSize(len(byID))
+	var maps namedMapSpecs
+	if err := spec.Assign(&maps); err != nil {
+		return nil, err
+	}
+	maps.Named.MaxEntries = namedRingSize(len(byID))
 	return byID, nil
+}
+
+// namedMapSpecs and namedMaps are the maps of
+// bpf/include/syscall_names.h, in every object that includes it.
+type namedMapSpecs struct {
+	Named *ebpf.MapSpec `ebpf:"named"` // ring of the event ids filed
+	Names *ebpf.MapSpec `ebpf:"names"` // syscall number -> event id
+}
+
+type namedMaps struct {
+	Named *ebpf.Map `ebpf:"named"`
+	Names *ebpf.Map `ebpf:"names"`
 }
 
 // namedRingSize is a ring buffer size that holds n records of an event id

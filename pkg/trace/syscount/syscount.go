@@ -62,9 +62,10 @@ type Row struct {
 
 // Tracer counts from New until Close.
 type Tracer struct {
-	named      *Named
-	counts     *ebpf.Map // per process and syscall (Config.PerProcess)
-	totals     *ebpf.Map // per syscall and CPU (otherwise)
+	named *Named
+	// maps.Counts per process and syscall (Config.PerProcess), maps.Totals
+	// per syscall and CPU (otherwise).
+	maps       syscountMaps
 	perProcess bool
 	prev       map[syscountSyscountKey]syscountSyscountVal
 }
@@ -79,10 +80,21 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	vars["per_process"] = cfg.PerProcess
-	vars["latency"] = cfg.Latency
-	vars["failed_only"] = cfg.FailedOnly
-	vars["filter_errno"] = int32(cfg.Errno)
+	var (
+		knobs syscountVariableSpecs
+		maps  syscountMapSpecs
+	)
+	if err := errors.Join(spec.Assign(&knobs), spec.Assign(&maps)); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(
+		knobs.PerProcess.Set(cfg.PerProcess),
+		knobs.Latency.Set(cfg.Latency),
+		knobs.FailedOnly.Set(cfg.FailedOnly),
+		knobs.FilterErrno.Set(int32(cfg.Errno)),
+	); err != nil {
+		return nil, fmt.Errorf("configure syscount: %w", err)
+	}
 	size := cfg.MapSize
 	if size == 0 {
 		size = DefaultMapSize
@@ -90,23 +102,24 @@ func New(cfg Config) (*Tracer, error) {
 	if size < 1 || size > MaxMapSize {
 		return nil, fmt.Errorf("map size %d: give a number of entries from 1 to %d", size, MaxMapSize)
 	}
-	spec.Maps[syscountMapCounts].MaxEntries = uint32(size)
-	delete(spec.Maps, "events") // no events: aggregates only
+	maps.Counts.MaxEntries = uint32(size)
 	if !cfg.Latency {
 		// Attached, it would cost every call the trace event's record
 		// and a run that returns at once (as libbpf-tools leaves it out).
 		delete(spec.Programs, syscountProgSysEnter)
-		spec.Maps[syscountMapStart].MaxEntries = 1 // sys_exit's dead branch names it
+		maps.Start.MaxEntries = 1 // sys_exit's dead branch names it
 	}
-	named, err := LoadNamed(spec, loader.Options{Variables: vars, Debug: cfg.Debug})
+	// No events, aggregates only: the ring buffer gets the smallest size.
+	named, err := LoadNamed(spec, loader.Options{Variables: vars, RingSize: os.Getpagesize(), Debug: cfg.Debug})
 	if err != nil {
 		return nil, err
 	}
-	return &Tracer{
-		named: named, counts: named.Collection.Maps[syscountMapCounts],
-		totals: named.Collection.Maps[syscountMapTotals], perProcess: cfg.PerProcess,
-		prev: map[syscountSyscountKey]syscountSyscountVal{},
-	}, nil
+	t := &Tracer{named: named, perProcess: cfg.PerProcess, prev: map[syscountSyscountKey]syscountSyscountVal{}}
+	if err := named.Assign(&t.maps); err != nil {
+		named.Close()
+		return nil, err
+	}
+	return t, nil
 }
 
 // Close detaches and frees everything.
@@ -126,7 +139,7 @@ func (t *Tracer) Namer(name string) (*ebpf.Program, bool) { return t.named.Namer
 // runs the kernel skipped and the hooks this kernel lacks.
 func (t *Tracer) Health() loader.Health {
 	h := t.named.Health()
-	h.Full = fmt.Sprintf("calls not counted: the table (%d entries) is full (raise --map-size)", t.counts.MaxEntries())
+	h.Full = fmt.Sprintf("calls not counted: the table (%d entries) is full (raise --map-size)", t.maps.Counts.MaxEntries())
 	return h
 }
 
@@ -147,7 +160,7 @@ func (t *Tracer) Delta() ([]Row, error) {
 			})
 		}
 		if k.Pid != 0 && !alive(k.Pid) {
-			if err := t.counts.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			if err := t.maps.Counts.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 				return nil, fmt.Errorf("forget process %d: %w", k.Pid, err)
 			}
 			delete(now, k)
@@ -165,14 +178,14 @@ func (t *Tracer) Delta() ([]Row, error) {
 func (t *Tracer) read() (map[syscountSyscountKey]syscountSyscountVal, error) {
 	now := map[syscountSyscountKey]syscountSyscountVal{}
 	if t.perProcess {
-		err := loader.ReadAll(t.counts, func(k *syscountSyscountKey, v *syscountSyscountVal) { now[*k] = *v })
+		err := loader.ReadAll(t.maps.Counts, func(k *syscountSyscountKey, v *syscountSyscountVal) { now[*k] = *v })
 		return now, err
 	}
 	var (
 		nr     uint32
 		perCPU []syscountSyscountTotal
 	)
-	it := t.totals.Iterate()
+	it := t.maps.Totals.Iterate()
 	for it.Next(&nr, &perCPU) {
 		var v syscountSyscountVal
 		for _, c := range perCPU {
