@@ -1,7 +1,9 @@
 package bio
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/bpfkit/bpfkit/internal/testkit"
@@ -94,12 +96,22 @@ func snoopExact(t *testing.T) {
 }
 
 // inOrder checks biosnoop's events against the ops of p, done one after
-// the other: one event per op, in order, with p's pid, name and cgroup,
-// the op's sector (they differ) and size, and the type rwbs(i) says (nil:
-// only R or W checked). An op may be missing only if the kernel skipped
-// the tracer's programs (see covered).
+// the other: one event per op, in the order the requests were issued, with
+// p's pid, name and cgroup, the op's sector (they differ) and size, and the
+// type rwbs(i) says (nil: only R or W checked). An op may be missing only
+// if the kernel skipped the tracer's programs (see covered).
+//
+// Events come in completion order, which is not always the ops' order: on
+// 6.5+ the completion is block_io_done, which __blk_mq_end_request fires
+// after blk_update_request has ended the request's bios and so woken the
+// submitter, whose next request can then complete first (seen on 6.12
+// under TCG: request 0's completion after request 1's). The issue time
+// (completion minus service) follows the ops: an op is issued only after
+// the one before it has ended its bios.
 func inOrder(t *testing.T, p *testkit.IOProc, disk string, cgID uint64, evs []snooped, st Stats, rwbs func(i int) string) {
 	t.Helper()
+	evs = slices.Clone(evs)
+	slices.SortStableFunc(evs, func(a, b snooped) int { return cmp.Compare(a.Done-a.Service, b.Done-b.Service) })
 	j := 0
 	for i, o := range p.Ops {
 		if j >= len(evs) || evs[j].Sector != uint64(o.Offset/512) {
