@@ -262,11 +262,14 @@ int exit_execveat(struct syscall_exit_ctx *ctx)
 /* Puts struct exit_event into BTF, for bpf2go's -type. */
 const struct exit_event *unused_exit_event __attribute__((unused));
 
-/* age returns how long ago task started. */
-static __always_inline u64 age(struct task_struct *task)
+/* age returns how long before boot_now (CLOCK_BOOTTIME) task started. The
+ * event's time is the same reading: a clock read again here could come
+ * much later (a vCPU stalled in between, seen under TCG: 2.8 ms), and the
+ * start that time minus age implies would come that much too early. */
+static __always_inline u64 age(struct task_struct *task, u64 boot_now)
 {
 	if (bpf_core_field_exists(task->start_boottime))
-		return bpf_ktime_get_boot_ns() - BPF_CORE_READ(task, start_boottime);
+		return boot_now - BPF_CORE_READ(task, start_boottime);
 	/* Before 5.5 start_time was monotonic, too. */
 	return bpf_ktime_get_ns() - BPF_CORE_READ(task, start_time);
 }
@@ -291,7 +294,7 @@ int task_exit(void *ctx)
 	e.tid = (u32)id;
 	e.ppid = parent_tgid(task);
 	e.boot_ns = bpf_ktime_get_boot_ns();
-	e.age_ns = age(all_threads ? task : BPF_CORE_READ(task, group_leader));
+	e.age_ns = age(all_threads ? task : BPF_CORE_READ(task, group_leader), e.boot_ns);
 	bpf_get_current_comm(e.comm, sizeof(e.comm));
 	submit(&e, sizeof(e));
 	return 0;
