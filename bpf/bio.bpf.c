@@ -30,6 +30,11 @@
  * attributed. Work a mode does not need (reading the device, the flags,
  * the sector) is left out by the constants, before the verifier sees it.
  *
+ * Every time here is CLOCK_BOOTTIME, the clock of the events' own time, and
+ * a completion reads it once: its event's time minus its service time is
+ * exactly the issue's reading (a second read could come a stalled vCPU's
+ * milliseconds later).
+ *
  * A request is counted once, at completion: a requeued request is issued
  * (and before 6.5 inserted) again but keeps its start, submitter, sector
  * and size; a completion whose start was not seen (in flight when tracing
@@ -257,7 +262,7 @@ static __always_inline int on_start(struct request *rq, bool insert, bool btf)
 		if (began_before(rq, btf))
 			return 0;
 	}
-	v.start_ns = bpf_ktime_get_ns();
+	v.start_ns = bpf_ktime_get_boot_ns();
 	set_submitter(&v);
 	/* Where and how much, as the request stands now: the issue reads
 	 * them again (a bio merged in since grows it), but when the kernel
@@ -274,7 +279,7 @@ static __always_inline int on_start(struct request *rq, bool insert, bool btf)
 
 static __always_inline int on_issue(struct request *rq, bool btf)
 {
-	u64 key = (u64)rq, now = bpf_ktime_get_ns();
+	u64 key = (u64)rq, now = bpf_ktime_get_boot_ns();
 	struct bio_start *s;
 
 	if (start_at_issue && !(mode & (MODE_EVENTS | MODE_TOP))) {
@@ -415,7 +420,7 @@ static __always_inline void count_top(struct bio_start *s, u32 dev, u32 cmd_flag
 
 static __always_inline int on_done(struct request *rq, bool btf)
 {
-	u64 key = (u64)rq, now = bpf_ktime_get_ns();
+	u64 key = (u64)rq, now = bpf_ktime_get_boot_ns();
 	struct bio_start *p = bpf_map_lookup_elem(&start, &key);
 	struct bio_start s = {};
 	u64 issue, lat;
@@ -458,7 +463,7 @@ static __always_inline int on_done(struct request *rq, bool btf)
 	if ((mode & MODE_EVENTS) && lat >= min_ns) {
 		struct bio_event e = {};
 
-		e.boot_ns = bpf_ktime_get_boot_ns();
+		e.boot_ns = now;	/* the clock of the times: done - service is the issue */
 		e.queue_ns = issue - s.start_ns;
 		e.service_ns = now - issue;
 		e.sector = s.sector;

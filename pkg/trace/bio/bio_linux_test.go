@@ -106,8 +106,9 @@ func snoopExact(t *testing.T) {
 // after blk_update_request has ended the request's bios and so woken the
 // submitter, whose next request can then complete first (seen on 6.12
 // under TCG: request 0's completion after request 1's). The issue time
-// (completion minus service) follows the ops: an op is issued only after
-// the one before it has ended its bios.
+// (completion minus service: the same clock reading, bpf/bio.bpf.c)
+// follows the ops: an op is issued only after the one before it has
+// ended its bios.
 func inOrder(t *testing.T, p *testkit.IOProc, disk string, cgID uint64, evs []snooped, st Stats, rwbs func(i int) string) {
 	t.Helper()
 	evs = slices.Clone(evs)
