@@ -33,6 +33,7 @@ func init() {
 	testkit.Register("serve-exec", serveExecWorkload)
 	testkit.Register("serve-io", serveIOWorkload)
 	testkit.Register("serve-switch", serveSwitchWorkload)
+	testkit.Register("serve-threads", serveThreadsWorkload)
 	testkit.Register("serve-hop", serveHopWorkload)
 	testkit.Register("serve-zombies", serveZombiesWorkload)
 	testkit.Register("serve-syscalls", serveSyscallsWorkload)
@@ -519,14 +520,23 @@ func (w *workload) do(t *testing.T, line string) {
 // /proc/PID/task/TID/status.
 func switches(t *testing.T, pid int) (voluntary, involuntary float64) {
 	t.Helper()
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	voluntary, involuntary, err := procSwitches(strconv.Itoa(pid))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return voluntary, involuntary
+}
+
+// procSwitches is switches of /proc/PID ("self" too), for a workload.
+func procSwitches(pid string) (voluntary, involuntary float64, err error) {
+	tasks, err := os.ReadDir("/proc/" + pid + "/task")
+	if err != nil {
+		return 0, 0, err
+	}
 	for _, task := range tasks {
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
+		status, err := os.ReadFile("/proc/" + pid + "/task/" + task.Name() + "/status")
 		if err != nil {
-			t.Fatal(err)
+			return 0, 0, err
 		}
 		for _, l := range strings.Split(string(status), "\n") {
 			k, v, _ := strings.Cut(l, ":")
@@ -539,7 +549,26 @@ func switches(t *testing.T, pid int) (voluntary, involuntary float64) {
 			}
 		}
 	}
-	return voluntary, involuntary
+	return voluntary, involuntary, nil
+}
+
+// idleAcross runs fn (a scrape, a move) between two reads of the context
+// switches of process pid's threads that agree, again if they do not (the
+// child's Go runtime may still wake a thread now and then), and returns
+// them: no switch of the process straddled fn's last run.
+func idleAcross(t *testing.T, pid int, fn func()) (voluntary, involuntary float64) {
+	t.Helper()
+	for try := 0; ; try++ {
+		vol, invol := switches(t, pid)
+		fn()
+		vol2, invol2 := switches(t, pid)
+		if vol2 == vol && invol2 == invol {
+			return vol, invol
+		}
+		if try == 10 {
+			t.Fatalf("the workload never stayed idle across a scrape")
+		}
+	}
 }
 
 // serveTestParent makes the parent cgroup of one test's cgroups.
@@ -590,28 +619,18 @@ func TestHostServePrometheus(t *testing.T) {
 		rel, fd := testCgroup(t, parent, "switch")
 		w := startWorkload(t, fd, "serve-switch")
 		w.do(t, "200")
-		pid := w.cmd.Process.Pid
-		// The child's Go runtime may still wake a thread now and then:
-		// compare only when /proc did not move across the scrape.
-		for try := 0; ; try++ {
-			vol, invol := switches(t, pid)
+		// Compare only when /proc did not move across the scrape.
+		var gotVol, gotInvol float64
+		vol, invol := idleAcross(t, w.cmd.Process.Pid, func() {
 			p.scraped(t, time.Now())
-			gotVol := p.value(t, sel("bpfkit_context_switches_total", rel, `,kind="voluntary"`))
-			gotInvol := p.value(t, sel("bpfkit_context_switches_total", rel, `,kind="involuntary"`))
-			vol2, invol2 := switches(t, pid)
-			if vol2 != vol || invol2 != invol {
-				if try == 10 {
-					t.Fatalf("the workload never stayed idle across a scrape")
-				}
-				continue
-			}
-			if gotVol != vol || gotInvol != invol {
-				t.Errorf("switches of the cgroup: voluntary %v, involuntary %v; /proc says %v and %v", gotVol, gotInvol, vol, invol)
-			}
-			if vol < 800 {
-				t.Errorf("only %v voluntary switches: the workload did not run", vol)
-			}
-			break
+			gotVol = p.value(t, sel("bpfkit_context_switches_total", rel, `,kind="voluntary"`))
+			gotInvol = p.value(t, sel("bpfkit_context_switches_total", rel, `,kind="involuntary"`))
+		})
+		if gotVol != vol || gotInvol != invol {
+			t.Errorf("switches of the cgroup: voluntary %v, involuntary %v; /proc says %v and %v", gotVol, gotInvol, vol, invol)
+		}
+		if vol < 800 {
+			t.Errorf("only %v voluntary switches: the workload did not run", vol)
 		}
 	})
 
@@ -833,7 +852,17 @@ func TestServeProcessMetrics(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	startServe(t, addr, "--tools", "fileio,oom,zombies,syscalls")
 	parent := serveTestParent(t)
-	read := func(t *testing.T, metric, rel, extra string) float64 {
+	read := metricsReader(addr)
+	t.Run("file io", func(t *testing.T) { testServeFileIO(t, parent, read) })
+	t.Run("oom kills", func(t *testing.T) { testServeOOM(t, parent, read) })
+	t.Run("zombies", func(t *testing.T) { testServeZombies(t, parent, read) })
+	t.Run("syscalls", func(t *testing.T) { testServeSyscalls(t, parent, read) })
+}
+
+// metricsReader reads a metric from the /metrics page of serve at addr,
+// fetched anew at each call.
+func metricsReader(addr string) metricReader {
+	return func(t *testing.T, metric, rel, extra string) float64 {
 		t.Helper()
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {
@@ -865,10 +894,6 @@ func TestServeProcessMetrics(t *testing.T) {
 		}
 		return sum
 	}
-	t.Run("file io", func(t *testing.T) { testServeFileIO(t, parent, read) })
-	t.Run("oom kills", func(t *testing.T) { testServeOOM(t, parent, read) })
-	t.Run("zombies", func(t *testing.T) { testServeZombies(t, parent, read) })
-	t.Run("syscalls", func(t *testing.T) { testServeSyscalls(t, parent, read) })
 }
 
 // serveProgs lists the ids of the BPF programs process pid holds (its
