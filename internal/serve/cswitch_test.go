@@ -1,0 +1,52 @@
+package serve
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/bpfkit/bpfkit/internal/testkit"
+	"github.com/bpfkit/bpfkit/pkg/loader"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+// TestCswitchExitedThreadsLeave: the entry of a thread that exits goes at
+// its last switch (prev in TASK_DEAD, a value this checks on every kernel
+// of the matrix), so that the entries of a long-running serve do not grow
+// with every thread that ever ran. The threads are the main threads of
+// processes that exit at once (tid = pid); their counts are checked by
+// cmd/bpfkit's TestServeContextSwitches.
+func TestCswitchExitedThreadsLeave(t *testing.T) {
+	testkit.RequireRoot(t)
+	objs, err := toolByName("cswitch").load(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer objs.Close()
+	const n = 20
+	w, children := testkit.Forker(t, n)
+	w.Release(t)
+	w.Wait(t)
+	pids := children()
+	var m serveCswitchMaps
+	if err := objs.Assign(&m); err != nil {
+		t.Fatal(err)
+	}
+	entries := 0
+	if err := loader.ReadAll(m.Threads, func(k *serveCswitchServeThreadKey, _ *serveCswitchServeCswitchThread) {
+		entries++
+		if slices.Contains(pids, int(k.Tid)) {
+			t.Errorf("thread %d exited (a child of the forker) and still has an entry", k.Tid)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The forker's own thread, blocked on its stdin, switched: the
+	// entries were read.
+	if entries == 0 {
+		t.Error("no thread entry at all")
+	}
+	if h := objs.Health(); h.Lost != 0 {
+		t.Errorf("%d switches not counted (a map full)", h.Lost)
+	}
+}
