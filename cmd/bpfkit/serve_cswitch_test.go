@@ -120,11 +120,7 @@ func (w *workload) answer(t *testing.T, line string) string {
 // goes down from one scrape to the next while they move. Every kernel of
 // the matrix: /metrics is read directly.
 func TestServeContextSwitches(t *testing.T) {
-	testkit.RequireRoot(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	startServe(t, addr, "--tools", "cswitch")
-	parent := serveTestParent(t)
-	read := metricsReader(addr)
+	parent, read := serveMetrics(t, "cswitch")
 	kinds := func(t *testing.T, rel string) (voluntary, involuntary float64) {
 		return read(t, "bpfkit_context_switches_total", rel, `,kind="voluntary"`),
 			read(t, "bpfkit_context_switches_total", rel, `,kind="involuntary"`)

@@ -848,15 +848,21 @@ func testServeSyscalls(t *testing.T, parent string, read metricReader) {
 // serve's /metrics shows them, read directly (every kernel of the matrix;
 // TestHostServePrometheus checks the same through Prometheus).
 func TestServeProcessMetrics(t *testing.T) {
-	testkit.RequireRoot(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	startServe(t, addr, "--tools", "fileio,oom,zombies,syscalls")
-	parent := serveTestParent(t)
-	read := metricsReader(addr)
+	parent, read := serveMetrics(t, "fileio,oom,zombies,syscalls")
 	t.Run("file io", func(t *testing.T) { testServeFileIO(t, parent, read) })
 	t.Run("oom kills", func(t *testing.T) { testServeOOM(t, parent, read) })
 	t.Run("zombies", func(t *testing.T) { testServeZombies(t, parent, read) })
 	t.Run("syscalls", func(t *testing.T) { testServeSyscalls(t, parent, read) })
+}
+
+// serveMetrics runs serve with tools (root) until the test ends, and
+// returns the parent of the test's cgroups and a reader of its /metrics.
+func serveMetrics(t *testing.T, tools string) (parent string, read metricReader) {
+	t.Helper()
+	testkit.RequireRoot(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startServe(t, addr, "--tools", tools)
+	return serveTestParent(t), metricsReader(addr)
 }
 
 // metricsReader reads a metric from the /metrics page of serve at addr,
