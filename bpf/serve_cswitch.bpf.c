@@ -9,14 +9,15 @@
  * of the task switched out (current at the tracepoint).
  *
  * Counted per thread, as the CLI's cswitch counts: each thread has an entry
- * (keyed by thread id and start time, so that a thread id reused by a new
- * thread starts afresh) with the cgroup its counts belong to, and a switch
- * is one lookup and a plain increment (a task is switched out on one CPU at
- * a time). The counts move to their cgroup's `retired` counters (atomic
- * adds: a cgroup's tasks run on every CPU) only when the thread is seen in
- * another cgroup (at its first switch there) and at its last switch, when
- * it exits (prev in TASK_DEAD); its entry is then deleted. User space adds
- * `retired` and the entries up per cgroup at scrape time.
+ * (keyed by thread id, as the CLI's; its start time in the entry tells a
+ * thread id reused by a new thread) with the cgroup its counts belong to,
+ * and a switch is one lookup and a plain increment (a task is switched out
+ * on one CPU at a time). The counts move to their cgroup's `retired`
+ * counters (atomic adds: a cgroup's tasks run on every CPU) only when the
+ * thread is seen in another cgroup (at its first switch there) and at its
+ * last switch, when it exits (prev in TASK_DEAD); its entry is then
+ * deleted. User space adds `retired` and the entries up per cgroup at
+ * scrape time.
  *
  * Nothing is evicted (a plain hash, not an LRU one, which would drop a live
  * thread's counts): a switch of a thread that finds the map full is added
@@ -27,7 +28,8 @@
 #include "serve.h"
 
 /* prev->__state (state before 5.14) at a task's last switch: do_task_dead
- * sets it and calls __schedule. 0x80 on every kernel from 4.14 to 7.x. */
+ * sets it and calls __schedule. 0x80 since 4.14 (include/linux/sched.h);
+ * TestCswitchExitedThreadsLeave checks it on every kernel of the matrix. */
 #define TASK_DEAD 0x80
 
 SERVE_MAP(retired, u64, struct serve_cswitch, SERVE_PREALLOC);
@@ -37,7 +39,7 @@ SERVE_MAP(retired, u64, struct serve_cswitch, SERVE_PREALLOC);
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct serve_thread_key);
+	__type(key, u32);	/* thread id */
 	__type(value, struct serve_cswitch_thread);
 } threads SEC(".maps");
 
@@ -80,20 +82,21 @@ static __always_inline int on_switch(u64 *ctx, bool btf)
 	bool preempt = (u8)ctx[0];
 	struct task_struct *prev = (void *)ctx[1];
 	u64 id = bpf_get_current_pid_tgid();	/* current is prev */
-	struct serve_thread_key tk = { .tid = (u32)id };
+	u32 tid = (u32)id;
 	struct serve_cswitch_thread *t;
-	u64 nvcsw, cgroup;
+	u64 start, nvcsw, cgroup;
 	bool voluntary;
 	long state;
 
-	if (!tk.tid || !task_wanted(id))
+	if (!tid || !task_wanted(id))
 		return 0;
-	tk.start = TASK_READ(btf, prev, start_time);
+	start = TASK_READ(btf, prev, start_time);
 	nvcsw = TASK_READ(btf, prev, nvcsw);
 	state = task_state(prev, btf);
-	cgroup = bpf_get_current_cgroup_id();
-	t = bpf_map_lookup_elem(&threads, &tk);
-	if (t) {
+	/* bpf_get_current_cgroup_id's loads, without the call on tp_btf. */
+	cgroup = btf ? prev->cgroups->dfl_cgrp->kn->id : bpf_get_current_cgroup_id();
+	t = bpf_map_lookup_elem(&threads, &tid);
+	if (t && t->start == start) {
 		/* A task is switched out on one CPU at a time: no race. */
 		if (t->cgroup != cgroup) {
 			fold(t);
@@ -106,20 +109,32 @@ static __always_inline int on_switch(u64 *ctx, bool btf)
 		t->nvcsw = nvcsw;
 		if (state == TASK_DEAD) {
 			fold(t);
-			bpf_map_delete_elem(&threads, &tk);
+			bpf_map_delete_elem(&threads, &tid);
 		}
 		return 0;
 	}
 	voluntary = !preempt && state != TASK_RUNNING;
 	struct serve_cswitch_thread n = {
+		.start = start,
 		.cgroup = cgroup,
 		.nvcsw = nvcsw,
 		.voluntary = voluntary,
 		.involuntary = !voluntary,
 	};
+	if (t) {
+		/* The entry of an earlier thread with this id, whose last
+		 * switch was not seen: its counts go to its cgroup. */
+		fold(t);
+		if (state != TASK_DEAD) {
+			*t = n;
+			return 0;
+		}
+		bpf_map_delete_elem(&threads, &tid);
+	} else if (state != TASK_DEAD && !bpf_map_update_elem(&threads, &tid, &n, BPF_NOEXIST)) {
+		return 0;
+	}
 	/* Its last switch the first seen, or no room: straight to retired. */
-	if (state == TASK_DEAD || bpf_map_update_elem(&threads, &tk, &n, BPF_NOEXIST))
-		retire(cgroup, voluntary, !voluntary);
+	retire(cgroup, voluntary, !voluntary);
 	return 0;
 }
 

@@ -36,10 +36,10 @@ func TestCswitchExitedThreadsLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	entries := 0
-	if err := loader.ReadAll(m.Threads, func(k *serveCswitchServeThreadKey, _ *serveCswitchServeCswitchThread) {
+	if err := loader.ReadAll(m.Threads, func(tid *uint32, _ *serveCswitchServeCswitchThread) {
 		entries++
-		if slices.Contains(pids, int(k.Tid)) {
-			t.Errorf("thread %d exited (a child of the forker) and still has an entry", k.Tid)
+		if slices.Contains(pids, int(*tid)) {
+			t.Errorf("thread %d exited (a child of the forker) and still has an entry", *tid)
 		}
 	}); err != nil {
 		t.Fatal(err)

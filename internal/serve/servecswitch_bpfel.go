@@ -21,17 +21,11 @@ type serveCswitchServeCswitch struct {
 
 type serveCswitchServeCswitchThread struct {
 	_           structs.HostLayout
+	Start       uint64
 	Cgroup      uint64
 	Nvcsw       uint64
 	Voluntary   uint64
 	Involuntary uint64
-}
-
-type serveCswitchServeThreadKey struct {
-	_     structs.HostLayout
-	Start uint64
-	Tid   uint32
-	Pad   uint32
 }
 
 // Names of all BPF objects in the ELF.

@@ -321,7 +321,7 @@ func collectCswitch(e *Exporter, m *serveCswitchMaps, _ chan<- prometheus.Metric
 	}); err != nil {
 		return err
 	}
-	return loader.ReadAll(m.Threads, func(_ *serveCswitchServeThreadKey, t *serveCswitchServeCswitchThread) {
+	return loader.ReadAll(m.Threads, func(_ *uint32, t *serveCswitchServeCswitchThread) {
 		add(t.Cgroup, t.Voluntary, t.Involuntary)
 	})
 }
