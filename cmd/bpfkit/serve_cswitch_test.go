@@ -78,7 +78,7 @@ func serveThreadsWorkload([]string) int {
 // move in between: the difference is the exited threads'.
 func exitedSwitches() (voluntary, involuntary float64, err error) {
 	for range 100 {
-		vol, invol, err := procSwitches("self")
+		vol, invol, err := testkit.ProcessSwitches("self")
 		if err != nil {
 			return 0, 0, err
 		}
@@ -86,7 +86,7 @@ func exitedSwitches() (voluntary, involuntary float64, err error) {
 		if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
 			return 0, 0, err
 		}
-		vol2, invol2, err := procSwitches("self")
+		vol2, invol2, err := testkit.ProcessSwitches("self")
 		if err != nil {
 			return 0, 0, err
 		}

@@ -520,36 +520,11 @@ func (w *workload) do(t *testing.T, line string) {
 // /proc/PID/task/TID/status.
 func switches(t *testing.T, pid int) (voluntary, involuntary float64) {
 	t.Helper()
-	voluntary, involuntary, err := procSwitches(strconv.Itoa(pid))
+	voluntary, involuntary, err := testkit.ProcessSwitches(strconv.Itoa(pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return voluntary, involuntary
-}
-
-// procSwitches is switches of /proc/PID ("self" too), for a workload.
-func procSwitches(pid string) (voluntary, involuntary float64, err error) {
-	tasks, err := os.ReadDir("/proc/" + pid + "/task")
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, task := range tasks {
-		status, err := os.ReadFile("/proc/" + pid + "/task/" + task.Name() + "/status")
-		if err != nil {
-			return 0, 0, err
-		}
-		for _, l := range strings.Split(string(status), "\n") {
-			k, v, _ := strings.Cut(l, ":")
-			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			switch k {
-			case "voluntary_ctxt_switches":
-				voluntary += n
-			case "nonvoluntary_ctxt_switches":
-				involuntary += n
-			}
-		}
-	}
-	return voluntary, involuntary, nil
 }
 
 // idleAcross runs fn (a scrape, a move) between two reads of the context
