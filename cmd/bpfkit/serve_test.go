@@ -527,10 +527,11 @@ func switches(t *testing.T, pid int) (voluntary, involuntary float64) {
 	return voluntary, involuntary
 }
 
-// idleAcross runs fn (a scrape, a move) between two reads of the context
-// switches of process pid's threads that agree, again if they do not (the
-// child's Go runtime may still wake a thread now and then), and returns
-// them: no switch of the process straddled fn's last run.
+// idleAcross runs fn (a scrape) between two reads of the context switches
+// of process pid's threads that agree, again if they do not, a little later
+// each time (the child's Go runtime wakes a thread now and then, often for
+// a while after work), and returns them: no switch of the process
+// straddled fn's last run.
 func idleAcross(t *testing.T, pid int, fn func()) (voluntary, involuntary float64) {
 	t.Helper()
 	for try := 0; ; try++ {
@@ -543,6 +544,7 @@ func idleAcross(t *testing.T, pid int, fn func()) (voluntary, involuntary float6
 		if try == 10 {
 			t.Fatalf("the workload never stayed idle across a scrape")
 		}
+		time.Sleep(time.Duration(try+1) * 50 * time.Millisecond)
 	}
 }
 
