@@ -108,4 +108,16 @@ static __always_inline void count_one(void *map, const void *key)
 }
 #endif
 
+/* serve_cswitch counts each thread's switches in an entry of its own, keyed
+ * by thread id, for the cgroup it is in, and moves them to that cgroup's
+ * serve_cswitch when the thread changes cgroup or exits: a cgroup's
+ * switches are its serve_cswitch plus its threads' entries. */
+struct serve_cswitch_thread {
+	__u64 start;		/* task->start_time: a reused thread id starts afresh */
+	__u64 cgroup;		/* cgroup v2 id the counts belong to */
+	__u64 nvcsw;		/* the kernel's, at the thread's last switch */
+	__u64 voluntary;
+	__u64 involuntary;
+};
+
 #endif

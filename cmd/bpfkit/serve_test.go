@@ -33,6 +33,7 @@ func init() {
 	testkit.Register("serve-exec", serveExecWorkload)
 	testkit.Register("serve-io", serveIOWorkload)
 	testkit.Register("serve-switch", serveSwitchWorkload)
+	testkit.Register("serve-threads", serveThreadsWorkload)
 	testkit.Register("serve-hop", serveHopWorkload)
 	testkit.Register("serve-zombies", serveZombiesWorkload)
 	testkit.Register("serve-syscalls", serveSyscallsWorkload)
@@ -516,27 +517,32 @@ func (w *workload) do(t *testing.T, line string) {
 // /proc/PID/task/TID/status.
 func switches(t *testing.T, pid int) (voluntary, involuntary float64) {
 	t.Helper()
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	voluntary, involuntary, err := testkit.ProcessSwitches(strconv.Itoa(pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, task := range tasks {
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range strings.Split(string(status), "\n") {
-			k, v, _ := strings.Cut(l, ":")
-			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			switch k {
-			case "voluntary_ctxt_switches":
-				voluntary += n
-			case "nonvoluntary_ctxt_switches":
-				involuntary += n
-			}
-		}
-	}
 	return voluntary, involuntary
+}
+
+// idleAcross runs fn (a scrape) between two reads of the context switches
+// of process pid's threads that agree, again if they do not, a little later
+// each time (the child's Go runtime wakes a thread now and then, often for
+// a while after work), and returns them: no switch of the process
+// straddled fn's last run.
+func idleAcross(t *testing.T, pid int, fn func()) (voluntary, involuntary float64) {
+	t.Helper()
+	for try := 0; ; try++ {
+		vol, invol := switches(t, pid)
+		fn()
+		vol2, invol2 := switches(t, pid)
+		if vol2 == vol && invol2 == invol {
+			return vol, invol
+		}
+		if try == 10 {
+			t.Fatalf("the workload never stayed idle across a scrape")
+		}
+		time.Sleep(time.Duration(try+1) * 50 * time.Millisecond)
+	}
 }
 
 // serveTestParent makes the parent cgroup of one test's cgroups.
@@ -587,28 +593,18 @@ func TestHostServePrometheus(t *testing.T) {
 		rel, fd := testCgroup(t, parent, "switch")
 		w := startWorkload(t, fd, "serve-switch")
 		w.do(t, "200")
-		pid := w.cmd.Process.Pid
-		// The child's Go runtime may still wake a thread now and then:
-		// compare only when /proc did not move across the scrape.
-		for try := 0; ; try++ {
-			vol, invol := switches(t, pid)
+		// Compare only when /proc did not move across the scrape.
+		var gotVol, gotInvol float64
+		vol, invol := idleAcross(t, w.cmd.Process.Pid, func() {
 			p.scraped(t, time.Now())
-			gotVol := p.value(t, sel("bpfkit_context_switches_total", rel, `,kind="voluntary"`))
-			gotInvol := p.value(t, sel("bpfkit_context_switches_total", rel, `,kind="involuntary"`))
-			vol2, invol2 := switches(t, pid)
-			if vol2 != vol || invol2 != invol {
-				if try == 10 {
-					t.Fatalf("the workload never stayed idle across a scrape")
-				}
-				continue
-			}
-			if gotVol != vol || gotInvol != invol {
-				t.Errorf("switches of the cgroup: voluntary %v, involuntary %v; /proc says %v and %v", gotVol, gotInvol, vol, invol)
-			}
-			if vol < 800 {
-				t.Errorf("only %v voluntary switches: the workload did not run", vol)
-			}
-			break
+			gotVol = p.value(t, sel("bpfkit_context_switches_total", rel, `,kind="voluntary"`))
+			gotInvol = p.value(t, sel("bpfkit_context_switches_total", rel, `,kind="involuntary"`))
+		})
+		if gotVol != vol || gotInvol != invol {
+			t.Errorf("switches of the cgroup: voluntary %v, involuntary %v; /proc says %v and %v", gotVol, gotInvol, vol, invol)
+		}
+		if vol < 800 {
+			t.Errorf("only %v voluntary switches: the workload did not run", vol)
 		}
 	})
 
@@ -826,11 +822,27 @@ func testServeSyscalls(t *testing.T, parent string, read metricReader) {
 // serve's /metrics shows them, read directly (every kernel of the matrix;
 // TestHostServePrometheus checks the same through Prometheus).
 func TestServeProcessMetrics(t *testing.T) {
+	parent, read := serveMetrics(t, "fileio,oom,zombies,syscalls")
+	t.Run("file io", func(t *testing.T) { testServeFileIO(t, parent, read) })
+	t.Run("oom kills", func(t *testing.T) { testServeOOM(t, parent, read) })
+	t.Run("zombies", func(t *testing.T) { testServeZombies(t, parent, read) })
+	t.Run("syscalls", func(t *testing.T) { testServeSyscalls(t, parent, read) })
+}
+
+// serveMetrics runs serve with tools (root) until the test ends, and
+// returns the parent of the test's cgroups and a reader of its /metrics.
+func serveMetrics(t *testing.T, tools string) (parent string, read metricReader) {
+	t.Helper()
 	testkit.RequireRoot(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	startServe(t, addr, "--tools", "fileio,oom,zombies,syscalls")
-	parent := serveTestParent(t)
-	read := func(t *testing.T, metric, rel, extra string) float64 {
+	startServe(t, addr, "--tools", tools)
+	return serveTestParent(t), metricsReader(addr)
+}
+
+// metricsReader reads a metric from the /metrics page of serve at addr,
+// fetched anew at each call.
+func metricsReader(addr string) metricReader {
+	return func(t *testing.T, metric, rel, extra string) float64 {
 		t.Helper()
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {
@@ -862,10 +874,6 @@ func TestServeProcessMetrics(t *testing.T) {
 		}
 		return sum
 	}
-	t.Run("file io", func(t *testing.T) { testServeFileIO(t, parent, read) })
-	t.Run("oom kills", func(t *testing.T) { testServeOOM(t, parent, read) })
-	t.Run("zombies", func(t *testing.T) { testServeZombies(t, parent, read) })
-	t.Run("syscalls", func(t *testing.T) { testServeSyscalls(t, parent, read) })
 }
 
 // serveProgs lists the ids of the BPF programs process pid holds (its

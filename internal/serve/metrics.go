@@ -122,6 +122,10 @@ type family struct {
 	// series would otherwise make 50,000 pairs anew (most of its garbage).
 	labels map[series][]*dto.LabelPair
 	pairs  *labelPairs
+	// Set by rising: the highest value each series was sent with, and
+	// what the values are read from.
+	floor     map[series]float64
+	floorFrom any
 }
 
 func newFamily(desc *prometheus.Desc, extras int, pairs *labelPairs) *family {
@@ -166,10 +170,23 @@ func (f *family) admit(k series, max int) bool {
 	return own
 }
 
-// reset forgets which series have places (a new --max-series).
+// reset forgets which series have places (a new --max-series), and the
+// highest values sent (what "other" sums changes).
 func (f *family) reset() {
 	clear(f.admitted)
+	clear(f.floor)
 	f.own, f.dropped = 0, 0
+}
+
+// rising makes every series of f, from this scrape on, never lower than
+// the highest value it was sent with: for counters a scrape can read lower
+// than the truth, but never higher (collectCswitch). from is what the
+// values are read from, a map of the loaded tool: a tool loaded anew
+// counts from zero again, and the floors go.
+func (f *family) rising(from any) {
+	if f.floor == nil || f.floorFrom != from {
+		f.floor, f.floorFrom = map[series]float64{}, from
+	}
 }
 
 // emit sends the scrape's series, at most max of them plus one "other"
@@ -237,7 +254,12 @@ func (f *family) send(ch chan<- prometheus.Metric, s *sample, k series) {
 		pairs = f.pairs.make(f.desc, values())
 		f.labels[k] = pairs
 	}
-	m := &counterMetric{desc: f.desc, labels: pairs, value: s.value}
+	value := s.value
+	if f.floor != nil {
+		value = max(value, f.floor[k])
+		f.floor[k] = value
+	}
+	m := &counterMetric{desc: f.desc, labels: pairs, value: value}
 	m.counter.Value = &m.value
 	ch <- m
 }

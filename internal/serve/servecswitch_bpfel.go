@@ -19,14 +19,23 @@ type serveCswitchServeCswitch struct {
 	Involuntary uint64
 }
 
+type serveCswitchServeCswitchThread struct {
+	_           structs.HostLayout
+	Start       uint64
+	Cgroup      uint64
+	Nvcsw       uint64
+	Voluntary   uint64
+	Involuntary uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	serveCswitchMapEvents          = "events"
-	serveCswitchMapLastNvcsw       = "last_nvcsw"
 	serveCswitchMapLost            = "lost"
-	serveCswitchMapSwitches        = "switches"
+	serveCswitchMapRetired         = "retired"
+	serveCswitchMapThreads         = "threads"
 	serveCswitchProgSchedSwitchBtf = "sched_switch_btf"
 	serveCswitchProgSchedSwitchRaw = "sched_switch_raw"
 	serveCswitchVarFilterCgroup    = "filter_cgroup"
@@ -88,10 +97,10 @@ type serveCswitchProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type serveCswitchMapSpecs struct {
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	LastNvcsw *ebpf.MapSpec `ebpf:"last_nvcsw"`
-	Lost      *ebpf.MapSpec `ebpf:"lost"`
-	Switches  *ebpf.MapSpec `ebpf:"switches"`
+	Events  *ebpf.MapSpec `ebpf:"events"`
+	Lost    *ebpf.MapSpec `ebpf:"lost"`
+	Retired *ebpf.MapSpec `ebpf:"retired"`
+	Threads *ebpf.MapSpec `ebpf:"threads"`
 }
 
 // serveCswitchVariableSpecs contains global variables before they are loaded into the kernel.
@@ -127,18 +136,18 @@ func (o *serveCswitchObjects) Close() error {
 //
 // It can be passed to loadServeCswitchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type serveCswitchMaps struct {
-	Events    *ebpf.Map `ebpf:"events"`
-	LastNvcsw *ebpf.Map `ebpf:"last_nvcsw"`
-	Lost      *ebpf.Map `ebpf:"lost"`
-	Switches  *ebpf.Map `ebpf:"switches"`
+	Events  *ebpf.Map `ebpf:"events"`
+	Lost    *ebpf.Map `ebpf:"lost"`
+	Retired *ebpf.Map `ebpf:"retired"`
+	Threads *ebpf.Map `ebpf:"threads"`
 }
 
 func (m *serveCswitchMaps) Close() error {
 	return _ServeCswitchClose(
 		m.Events,
-		m.LastNvcsw,
 		m.Lost,
-		m.Switches,
+		m.Retired,
+		m.Threads,
 	)
 }
 

@@ -46,9 +46,10 @@ type opened interface {
 // Tools is every tool serve can run, in the order they are read.
 //
 // The default set is exec, exit, cswitch and xdp. exec and exit run once
-// per process; cswitch adds one map update to each context switch (tens of
-// nanoseconds on a BTF tracepoint); xdp costs nothing in the kernel beyond
-// the filters already loaded (serve only reads their pinned counters).
+// per process; cswitch adds a map lookup and an increment to each context
+// switch (tens of nanoseconds on a BTF tracepoint); xdp costs nothing in
+// the kernel beyond the filters already loaded (serve only reads their
+// pinned counters).
 // runqlat adds work to every wakeup as well as every switch; fileio and
 // openerr use syscall tracepoints, and attaching any syscall tracepoint
 // sends every system call of every task through the kernel's slower
@@ -300,12 +301,28 @@ func signalName(sig uint32) string {
 	return "SIG" + strconv.Itoa(int(sig)) // a real-time signal
 }
 
+// collectCswitch adds up each cgroup's switches: those its threads left
+// when they exited or changed cgroup (retired), then those its threads
+// counted since (their entries). retired is read first: a thread's counts
+// move from its entry to retired, and a move between the two reads is then
+// missed by this scrape (never counted twice), so the sum can come out
+// lower than the truth. The family keeps its series from going down
+// (family.rising): Prometheus takes a counter that goes down for a reset.
 func collectCswitch(e *Exporter, m *serveCswitchMaps, _ chan<- prometheus.Metric) error {
 	f := e.families[descSwitches]
-	return loader.ReadAll(m.Switches, func(id *uint64, c *serveCswitchServeCswitch) {
-		cg := e.cgroups.lookup(*id)
-		f.add(cg, "voluntary", float64(c.Voluntary))
-		f.add(cg, "involuntary", float64(c.Involuntary))
+	f.rising(m.Retired)
+	add := func(id uint64, voluntary, involuntary uint64) {
+		cg := e.cgroups.lookup(id)
+		f.add(cg, "voluntary", float64(voluntary))
+		f.add(cg, "involuntary", float64(involuntary))
+	}
+	if err := loader.ReadAll(m.Retired, func(id *uint64, c *serveCswitchServeCswitch) {
+		add(*id, c.Voluntary, c.Involuntary)
+	}); err != nil {
+		return err
+	}
+	return loader.ReadAll(m.Threads, func(_ *uint32, t *serveCswitchServeCswitchThread) {
+		add(t.Cgroup, t.Voluntary, t.Involuntary)
 	})
 }
 

@@ -214,6 +214,33 @@ func (w *Worker) CtxSwitches(t testing.TB) (voluntary, involuntary uint64) {
 	return voluntary, involuntary
 }
 
+// ProcessSwitches sums the voluntary and involuntary context switches of
+// every live thread of process pid ("self" too), from
+// /proc/PID/task/TID/status.
+func ProcessSwitches(pid string) (voluntary, involuntary float64, err error) {
+	tasks, err := os.ReadDir("/proc/" + pid + "/task")
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, task := range tasks {
+		status, err := os.ReadFile("/proc/" + pid + "/task/" + task.Name() + "/status")
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, l := range strings.Split(string(status), "\n") {
+			k, v, _ := strings.Cut(l, ":")
+			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			switch k {
+			case "voluntary_ctxt_switches":
+				voluntary += n
+			case "nonvoluntary_ctxt_switches":
+				involuntary += n
+			}
+		}
+	}
+	return voluntary, involuntary, nil
+}
+
 // CPUTime is the thread's time on CPU so far (schedstat's first field).
 func (w *Worker) CPUTime(t testing.TB) time.Duration {
 	t.Helper()
