@@ -245,6 +245,18 @@ func held(t *testing.T, s string) time.Duration {
 	return time.Duration(ns)
 }
 
+// retransSkips is how many times the kernel has skipped tr's program on
+// tcp:tcp_retransmit_skb (its recursion guard was held; 0 before 5.12,
+// which does not count them).
+func retransSkips(t *testing.T, tr *Tracer) uint64 {
+	t.Helper()
+	st, err := tr.objs.Collection.Programs[tcpProgRetransmit].Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.RecursionMisses
+}
+
 // collector keeps the events of one test's addresses, copied.
 type collector struct {
 	mu     sync.Mutex
@@ -471,15 +483,42 @@ func TestRetrans(t *testing.T) {
 			}
 			retrans0 := p.a.Counter(t, "snmp", "Tcp", "RetransSegs")
 			probes0 := p.a.Counter(t, "netstat", "TcpExt", "TCPLossProbes")
+			skips0, countSkips0 := retransSkips(t, tr), retransSkips(t, counter)
+			// start returns once the client has read the server's answer
+			// to its segment: every retransmission of it is made, and
+			// the program runs on each (or the kernel skipped it) before
+			// the segment is sent.
 			r := p.start(t, f.server, payload, 1, func(port uint16) {
 				p.b.Drop(t, "bpfkit_retrans_"+f.name, testkit.DropRule{Proto: unix.IPPROTO_TCP, DstPort: port,
 					Length: uint32(length), QuotaBytes: uint64(k*length + 1)})
 			})
-			evs := c.wait(t, k, onPort(r.port))
 			retrans := p.a.Counter(t, "snmp", "Tcp", "RetransSegs") - retrans0
 			probes := p.a.Counter(t, "netstat", "TcpExt", "TCPLossProbes") - probes0
 			if retrans != k {
 				t.Fatalf("TcpRetransSegs rose by %d in the client's namespace, want %d (is the rule's length right?)", retrans, k)
+			}
+			// Exact, unless the kernel skipped the program: a retransmission
+			// runs from the retransmit timer's softirq, and the kernel skips
+			// a tracepoint's programs when another BPF program holds that
+			// CPU's guard (the softirq came during one, as TestRetransFilters
+			// says; seen on the host while CI's other packages ran their
+			// tracers: 2 events of 3). Each skip, counted by the kernel, can
+			// cost one event and no more; some may be other sockets'.
+			skipped, countSkipped := retransSkips(t, tr)-skips0, retransSkips(t, counter)-countSkips0
+			var evs []Event
+			for _, e := range c.drain(t) {
+				if onPort(r.port)(&e) {
+					evs = append(evs, e)
+				}
+			}
+			if len(evs) > k || uint64(k-len(evs)) > skipped {
+				t.Fatalf("%d events, want %d (the kernel skipped the program %d times): %+v", len(evs), k, skipped, evs)
+			}
+			if skipped > 0 || countSkipped > 0 {
+				t.Logf("the kernel skipped the program %d times (count mode: %d)", skipped, countSkipped)
+			}
+			if len(evs) == 0 {
+				return // all skipped: nothing more to check
 			}
 			var lossProbes uint64
 			for _, e := range evs {
@@ -495,8 +534,8 @@ func TestRetrans(t *testing.T) {
 			}
 			// Every tail loss probe here retransmits (the client has no
 			// new data to send instead), so TCPLossProbes counts them all.
-			if lossProbes != probes {
-				t.Errorf("%d loss probes reported, TCPLossProbes rose by %d", lossProbes, probes)
+			if lossProbes > probes || probes-lossProbes > uint64(k-len(evs)) {
+				t.Errorf("%d loss probes reported, TCPLossProbes rose by %d (%d events skipped)", lossProbes, probes, k-len(evs))
 			}
 			counts, err := counter.Counts()
 			if err != nil {
@@ -506,8 +545,10 @@ func TestRetrans(t *testing.T) {
 			for _, n := range counts {
 				if n.Dst == evs[0].Dst && n.Src == evs[0].Src {
 					found = true
-					if n.Retrans+n.LossProbes != k || n.LossProbes != lossProbes || n.PID != r.clientPID() || n.Comm != r.clientComm {
-						t.Errorf("count mode: %+v, want %d in all, %d loss probes, pid %d", n, k, lossProbes, r.clientPID())
+					if all := n.Retrans + n.LossProbes; all > k || uint64(k-all) > countSkipped ||
+						n.LossProbes > probes || n.PID != r.clientPID() || n.Comm != r.clientComm {
+						t.Errorf("count mode: %+v, want %d in all (less at most %d skipped), at most %d loss probes, pid %d",
+							n, k, countSkipped, probes, r.clientPID())
 					}
 				}
 			}
