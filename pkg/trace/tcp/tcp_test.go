@@ -545,10 +545,11 @@ func TestRetrans(t *testing.T) {
 			for _, n := range counts {
 				if n.Dst == evs[0].Dst && n.Src == evs[0].Src {
 					found = true
-					if all := n.Retrans + n.LossProbes; all > k || uint64(k-all) > countSkipped ||
-						n.LossProbes > probes || n.PID != r.clientPID() || n.Comm != r.clientComm {
-						t.Errorf("count mode: %+v, want %d in all (less at most %d skipped), at most %d loss probes, pid %d",
-							n, k, countSkipped, probes, r.clientPID())
+					all := n.Retrans + n.LossProbes
+					if all > k || uint64(k-all) > countSkipped || n.LossProbes > probes || probes-n.LossProbes > k-all ||
+						n.PID != r.clientPID() || n.Comm != r.clientComm {
+						t.Errorf("count mode: %+v, want %d in all with %d loss probes (less at most %d skipped), pid %d",
+							n, k, probes, countSkipped, r.clientPID())
 					}
 				}
 			}
