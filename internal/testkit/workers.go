@@ -197,9 +197,19 @@ func (w *Worker) Stop() {
 // from /proc/PID/task/TID/status.
 func (w *Worker) CtxSwitches(t testing.TB) (voluntary, involuntary uint64) {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/status", w.PID, w.TID))
+	voluntary, involuntary, err := statusSwitches(fmt.Sprintf("/proc/%d/task/%d/status", w.PID, w.TID))
 	if err != nil {
 		t.Fatalf("worker %d: %v", w.PID, err)
+	}
+	return voluntary, involuntary
+}
+
+// statusSwitches reads the voluntary and involuntary context switches of
+// a /proc status file.
+func statusSwitches(path string) (voluntary, involuntary uint64, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, _ := strings.Cut(line, ":")
@@ -211,7 +221,7 @@ func (w *Worker) CtxSwitches(t testing.TB) (voluntary, involuntary uint64) {
 			involuntary = n
 		}
 	}
-	return voluntary, involuntary
+	return voluntary, involuntary, nil
 }
 
 // ProcessSwitches sums the voluntary and involuntary context switches of
@@ -223,20 +233,12 @@ func ProcessSwitches(pid string) (voluntary, involuntary float64, err error) {
 		return 0, 0, err
 	}
 	for _, task := range tasks {
-		status, err := os.ReadFile("/proc/" + pid + "/task/" + task.Name() + "/status")
+		v, i, err := statusSwitches("/proc/" + pid + "/task/" + task.Name() + "/status")
 		if err != nil {
 			return 0, 0, err
 		}
-		for _, l := range strings.Split(string(status), "\n") {
-			k, v, _ := strings.Cut(l, ":")
-			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			switch k {
-			case "voluntary_ctxt_switches":
-				voluntary += n
-			case "nonvoluntary_ctxt_switches":
-				involuntary += n
-			}
-		}
+		voluntary += float64(v)
+		involuntary += float64(i)
 	}
 	return voluntary, involuntary, nil
 }
