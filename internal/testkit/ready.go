@@ -93,6 +93,18 @@ func EnableBPFStats(t testing.TB) {
 	t.Cleanup(func() { st.Close() })
 }
 
+// RecursionMisses is how many times the kernel has skipped program p
+// because its per-CPU recursion guard was held (0 before 5.12, which does
+// not count them).
+func RecursionMisses(t testing.TB, p *ebpf.Program) uint64 {
+	t.Helper()
+	st, err := p.Stats()
+	if err != nil {
+		t.Fatalf("stats of program %s: %v", p, err)
+	}
+	return st.RecursionMisses
+}
+
 // ProgramRuns describes the BPF programs process pid holds, from
 // /proc/PID/fdinfo: name, runs (counted once EnableBPFStats is on) and
 // runs the kernel skipped. A test prints it when an expected event is

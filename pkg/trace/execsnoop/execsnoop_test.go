@@ -234,11 +234,7 @@ func skipsOf(t *testing.T, objs *loader.Objects) skips {
 	t.Helper()
 	s := skips{}
 	for name, p := range objs.Collection.Programs {
-		st, err := p.Stats()
-		if err != nil {
-			t.Fatalf("stats of program %s: %v", name, err)
-		}
-		s[name] = st.RecursionMisses // 0 before 5.12, which does not count them
+		s[name] = testkit.RecursionMisses(t, p)
 	}
 	return s
 }

@@ -246,15 +246,10 @@ func held(t *testing.T, s string) time.Duration {
 }
 
 // retransSkips is how many times the kernel has skipped tr's program on
-// tcp:tcp_retransmit_skb (its recursion guard was held; 0 before 5.12,
-// which does not count them).
+// tcp:tcp_retransmit_skb (testkit.RecursionMisses).
 func retransSkips(t *testing.T, tr *Tracer) uint64 {
 	t.Helper()
-	st, err := tr.objs.Collection.Programs[tcpProgRetransmit].Stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.RecursionMisses
+	return testkit.RecursionMisses(t, tr.objs.Collection.Programs[tcpProgRetransmit])
 }
 
 // collector keeps the events of one test's addresses, copied.
