@@ -381,8 +381,15 @@ func TestAttachWhileRunning(t *testing.T) {
 	}
 	hists, st := read(t, tr)
 	t.Logf("%+v", st)
-	if st.NoStart < 1 || st.NoStart > 2 {
-		t.Errorf("%d switch-ins without an enqueue time, want 1 or 2 (one per spinner waiting when the tracer attached)", st.NoStart)
+	// On 6.12+ the waiting spinner's first switch-in may be one the
+	// programs do not see (testkit.UntracedSwitchIns): then it has none
+	// (seen once, in the landing CI run of stop 19, on the 6.18 host).
+	least := uint64(1)
+	if testkit.UntracedSwitchIns(1) > 0 {
+		least = 0
+	}
+	if st.NoStart < least || st.NoStart > 2 {
+		t.Errorf("%d switch-ins without an enqueue time, want %d to 2 (one per spinner waiting when the tracer attached)", st.NoStart, least)
 	}
 	// From the attach to the end, a spinner waiting at the attach was
 	// switched in (NoStart) as often as out; one running then was switched
