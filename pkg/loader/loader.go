@@ -282,10 +282,10 @@ func pruneMissingHooks(spec *ebpf.CollectionSpec, opts Options) (map[string][]Ho
 }
 
 // Detach detaches program prog from its hooks in the background and
-// returns at once (the last close of a tracepoint's perf event waits for
-// RCU grace periods; see releasePerfEventsLater). The program stays
-// loaded, and Missed keeps counting its skipped runs so far. Close waits
-// for the detach to end; until then Attached says true.
+// returns at once: closing a tracepoint's perf event waits for an RCU grace
+// period (tens of milliseconds). The program stays loaded, and Missed keeps
+// counting its skipped runs so far. Close waits for the detach to end;
+// until then Attached says true.
 func (o *Objects) Detach(prog string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -298,9 +298,7 @@ func (o *Objects) Detach(prog string) {
 		o.detaching.Add(1)
 		go func(l link.Link) {
 			defer o.detaching.Done()
-			release, err := releasePerfEventsLater([]link.Link{l})
-			err = errors.Join(err, l.Close())
-			release()
+			err := l.Close()
 			o.mu.Lock()
 			defer o.mu.Unlock()
 			o.links = slices.DeleteFunc(o.links, func(a attached) bool { return a.link == l })
