@@ -318,11 +318,9 @@ func (o *Objects) Attached(prog string) bool {
 }
 
 // Close detaches every program, then frees maps and programs. Links are
-// closed concurrently, and the perf events under tracepoint links are left
-// for the kernel to release after Close returns (releasePerfEventsLater):
-// each release waits for RCU grace periods under a kernel-wide lock, tens
-// of milliseconds one after the other. It waits for Detach's closes too,
-// and reports their errors.
+// closed concurrently: each detach waits for an RCU grace period, and one
+// after the other they would take a good part of a second. It waits for
+// Detach's closes too, and reports their errors.
 func (o *Objects) Close() error {
 	o.mu.Lock()
 	var open []link.Link
@@ -333,10 +331,7 @@ func (o *Objects) Close() error {
 		}
 	}
 	o.mu.Unlock()
-	release, err := releasePerfEventsLater(open)
-	defer release()
-	errs := make([]error, len(open), len(open)+2)
-	errs = append(errs, err)
+	errs := make([]error, len(open))
 	var wg sync.WaitGroup
 	for i, l := range open {
 		wg.Add(1)
