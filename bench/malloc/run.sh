@@ -78,6 +78,10 @@ run() {
 	stopsig=INT
 	[ "$name" != "bcc memleak-bpfcc" ] || { hook='^malloc_enter$'; stopsig=TERM; }
 	if [ $# -gt 0 ]; then
+		# Emptied here: the background job truncates them only once it
+		# runs, and the wait below must not read the last round's lines.
+		: >"$work/$name.out"
+		: >"$work/$name.err"
 		"${@//PID/$loop}" >"$work/$name.out" 2>"$work/$name.err" &
 		tracer=$!
 		local i
@@ -101,7 +105,9 @@ run() {
 	# with a tracer, under progstats: the tracer's BPF time meanwhile.
 	bpfns=-
 	if [ -n "$tracer" ]; then
-		"$work/progstats" -hook "$hook" "$tracer" "$N" sh -c 'echo go >&7; exec 7>&-; cat <&8' >"$work/loop.out" 2>"$work/progstats.err"
+		# (If it fails, the loop never gets its byte: stop, not wait.)
+		"$work/progstats" -hook "$hook" "$tracer" "$N" sh -c 'echo go >&7; exec 7>&-; cat <&8' >"$work/loop.out" 2>"$work/progstats.err" ||
+			{ echo "$name: $(cat "$work/progstats.err")" >&2; exit 1; }
 		bpfns=$(cut -d' ' -f1 "$work/progstats.err")
 	else
 		sh -c 'echo go >&7; exec 7>&-; cat <&8' >"$work/loop.out"
