@@ -60,6 +60,22 @@ if [ -z "${BCC_KERNEL_SOURCE:-}" ] && [ ! -e "/lib/modules/$(uname -r)/build" ] 
 	done
 fi
 
+# stop: ends the tracer by its stop signal, sent again every second (a
+# bpftrace once stayed in epoll_wait after a SIGINT, its handler installed,
+# and ended on the second), KILL after 10 s.
+stop() {
+	local i st
+	for i in $(seq 0 99); do
+		st=$(ps -o stat= -p "$tracer") || break
+		[ "${st#Z}" = "$st" ] || break # ended, not yet waited for
+		[ $((i % 10)) -ne 0 ] || kill -"$stopsig" "$tracer" 2>/dev/null || true
+		sleep 0.1
+	done
+	kill -KILL "$tracer" 2>/dev/null || true
+	wait "$tracer" || true
+	tracer=""
+}
+
 # run NAME [CMD...]: starts mallocloop waiting on its stdin, starts the
 # tracer (PID in CMD replaced by the loop's pid) and waits until it says it
 # is attached, lets the loop go, stops the tracer. Sets ns (per pair),
@@ -117,9 +133,7 @@ run() {
 	loop=""
 	ns=$(cat "$work/loop.out")
 	if [ -n "$tracer" ]; then
-		kill -"$stopsig" "$tracer" 2>/dev/null || true # bpfkit has already ended with the process
-		wait "$tracer" || true
-		tracer=""
+		stop # bpfkit has already ended with the process
 		case $name in
 		bpfkit*) counted=$(grep -oE '"function":"malloc","calls":[0-9]+' "$work/$name.out" | grep -oE '[0-9]+$') ;;
 		"bpftrace count") counted=$(grep -oE '^@n: [0-9]+' "$work/$name.out" | grep -oE '[0-9]+$') ;;
