@@ -125,6 +125,29 @@ func TestServeContextSwitches(t *testing.T) {
 		return read(t, "bpfkit_context_switches_total", rel, `,kind="voluntary"`),
 			read(t, "bpfkit_context_switches_total", rel, `,kind="involuntary"`)
 	}
+	// settled scrapes rel once the process pid's k exited threads (deadVol
+	// and deadInvol switches, as the workload read them) have all made
+	// their last switch, and returns what serve says, what the kernel
+	// counts and the live threads' part of it. Each exited thread's last
+	// switch, in TASK_DEAD, is voluntary (the kernel adds it to the
+	// thread's nvcsw, which nothing can read any more): one each. It comes
+	// after /proc shows the thread gone (release_task, in exit_notify,
+	// runs before that last schedule()), so a scrape in between sees the
+	// thread's entry without it, or, when its fold falls between the
+	// scrape's two reads (retired, then the entries), none of its counts
+	// (seen once on 5.10 in CI: 60 voluntary switches short). A later
+	// scrape sees them all: the test scrapes until serve says what the
+	// kernel counts, for up to 10 s. Counts too high never come down, and
+	// counts lost never come back.
+	settled := func(t *testing.T, pid int, rel string, deadVol, deadInvol float64, k int) (gotVol, gotInvol, wantVol, wantInvol, liveVol, liveInvol float64) {
+		t.Helper()
+		testkit.WaitFor(10*time.Second, func() bool {
+			liveVol, liveInvol = idleAcross(t, pid, func() { gotVol, gotInvol = kinds(t, rel) })
+			wantVol, wantInvol = liveVol+deadVol+float64(k), liveInvol+deadInvol
+			return gotVol == wantVol && gotInvol == wantInvol
+		})
+		return
+	}
 	// exited runs k threads of n sleeps each in w, and returns the
 	// switches of all the process's threads that exited so far, which
 	// /proc shows no more.
@@ -140,12 +163,7 @@ func TestServeContextSwitches(t *testing.T) {
 		w := startWorkload(t, fd, "serve-threads")
 		const k, n = 4, 50
 		deadVol, deadInvol := exited(t, w, k, n)
-		var gotVol, gotInvol float64
-		liveVol, liveInvol := idleAcross(t, w.cmd.Process.Pid, func() { gotVol, gotInvol = kinds(t, rel) })
-		// Each exited thread's last switch, in TASK_DEAD, is voluntary
-		// (the kernel adds it to the thread's nvcsw, which nothing can
-		// read any more): one each.
-		wantVol, wantInvol := liveVol+deadVol+k, liveInvol+deadInvol
+		gotVol, gotInvol, wantVol, wantInvol, liveVol, liveInvol := settled(t, w.cmd.Process.Pid, rel, deadVol, deadInvol, k)
 		if gotVol != wantVol || gotInvol != wantInvol {
 			t.Errorf("switches of the cgroup: voluntary %v, involuntary %v; the kernel says %v and %v (live threads %v and %v, %d exited threads %v and %v, and their last switches)",
 				gotVol, gotInvol, wantVol, wantInvol, liveVol, liveInvol, k, deadVol, deadInvol)
@@ -249,12 +267,11 @@ func TestServeContextSwitches(t *testing.T) {
 		t.Logf("%d scrapes while %d threads came and went", scrapes, rounds*k)
 		// And nothing was lost: as in "threads that exit".
 		testkit.WaitStdinRead(t, w.cmd.Process.Pid)
-		var deadVol, deadInvol, gotVol, gotInvol float64
+		var deadVol, deadInvol float64
 		if _, err := fmt.Sscan(last, &deadVol, &deadInvol); err != nil {
 			t.Fatal(err)
 		}
-		liveVol, liveInvol := idleAcross(t, w.cmd.Process.Pid, func() { gotVol, gotInvol = kinds(t, rel) })
-		if wantVol, wantInvol := liveVol+deadVol+rounds*k, liveInvol+deadInvol; gotVol != wantVol || gotInvol != wantInvol {
+		if gotVol, gotInvol, wantVol, wantInvol, _, _ := settled(t, w.cmd.Process.Pid, rel, deadVol, deadInvol, rounds*k); gotVol != wantVol || gotInvol != wantInvol {
 			t.Errorf("switches of the cgroup: voluntary %v, involuntary %v; the kernel says %v and %v", gotVol, gotInvol, wantVol, wantInvol)
 		}
 		if deadVol < rounds*k*n {
