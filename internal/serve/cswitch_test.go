@@ -40,14 +40,26 @@ func TestCswitchExitedThreadsLeave(t *testing.T) {
 	if err := objs.Assign(&m); err != nil {
 		t.Fatal(err)
 	}
-	entries := 0
-	if err := loader.ReadAll(m.Threads, func(tid *uint32, _ *serveCswitchServeCswitchThread) {
-		entries++
-		if slices.Contains(pids, int(*tid)) {
-			t.Errorf("thread %d exited (a child of the forker) and still has an entry", *tid)
+	// A child's last switch, the one that deletes its entry, comes after
+	// its parent's wait4 returned (exit_notify runs before the exiting
+	// task's last schedule()): wait for it, up to 10 s (an entry left
+	// behind stays).
+	var entries int
+	var left []uint32
+	testkit.WaitFor(10*time.Second, func() bool {
+		entries, left = 0, left[:0]
+		if err := loader.ReadAll(m.Threads, func(tid *uint32, _ *serveCswitchServeCswitchThread) {
+			entries++
+			if slices.Contains(pids, int(*tid)) {
+				left = append(left, *tid)
+			}
+		}); err != nil {
+			t.Fatal(err)
 		}
-	}); err != nil {
-		t.Fatal(err)
+		return len(left) == 0
+	})
+	for _, tid := range left {
+		t.Errorf("thread %d exited (a child of the forker) and still has an entry", tid)
 	}
 	// The forker's own thread, blocked on its stdin, switched: the
 	// entries were read.
