@@ -10,11 +10,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/internal/testkit"
 	"github.com/bpfkit/bpfkit/pkg/loader"
 )
+
+func init() {
+	// serve-threads must run on the main thread, and main runs on it for
+	// sure only when an init function locks it (else the main goroutine can
+	// move to another thread before it locks one; seen once on 6.1).
+	if testkit.ChildName() == "serve-threads" {
+		runtime.LockOSThread()
+	}
+}
 
 // serveThreadsWorkload: "K N" starts K threads that sleep N times each
 // (voluntary switches) while spinning a little (involuntary ones, on a
@@ -23,8 +33,8 @@ import (
 // and involuntary, before "done".
 func serveThreadsWorkload([]string) int {
 	// The main thread cannot exit alone (the Go runtime parks a locked
-	// goroutine's main thread for good when the goroutine ends): keep it.
-	runtime.LockOSThread()
+	// goroutine's main thread for good when the goroutine ends): keep it
+	// (init locked it).
 	if unix.Gettid() != unix.Getpid() {
 		fmt.Fprintln(os.Stderr, "serve-threads: not on the main thread")
 		return 1
@@ -196,6 +206,7 @@ func TestServeContextSwitches(t *testing.T) {
 				beforeVol, beforeInvol = switches(t, pid)
 				return vol == beforeVol && invol == beforeInvol
 			})
+			atMove := cswitchState(t, read, pid, from, to)
 			if err := os.WriteFile(filepath.Join(root+to, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
 				t.Fatal(err)
 			}
@@ -226,7 +237,8 @@ func TestServeContextSwitches(t *testing.T) {
 				return fromVol == beforeVol && fromInvol == beforeInvol && toVol == vol-beforeVol && toInvol == invol-beforeInvol
 			})
 			if fromVol != beforeVol || fromInvol != beforeInvol {
-				t.Errorf("switches of the first cgroup: voluntary %v, involuntary %v; /proc said %v and %v at the move", fromVol, fromInvol, beforeVol, beforeInvol)
+				t.Errorf("switches of the first cgroup: voluntary %v, involuntary %v; /proc said %v and %v at the move\nat the move:%s\nnow:%s",
+					fromVol, fromInvol, beforeVol, beforeInvol, atMove, cswitchState(t, read, pid, from, to))
 			}
 			if toVol != vol-beforeVol || toInvol != invol-beforeInvol {
 				t.Errorf("switches of the second cgroup: voluntary %v, involuntary %v; /proc says %v and %v since the move", toVol, toInvol, vol-beforeVol, invol-beforeInvol)
@@ -292,4 +304,78 @@ func TestServeContextSwitches(t *testing.T) {
 			t.Errorf("the exited threads made %v voluntary switches, fewer than their %d sleeps", deadVol, rounds*k*n)
 		}
 	})
+}
+
+// cswitchState describes, for a failure message, what serve's cswitch
+// program holds for process pid and for the cgroups named: each live
+// thread's entry in its `threads` map next to /proc's counts of the
+// thread, the cgroups' `retired` counters, and serve's lost and skipped
+// counts. The maps are found by name among all the system's (the test runs
+// one serve at a time).
+func cswitchState(t *testing.T, read metricReader, pid int, rels ...string) string {
+	t.Helper()
+	type thread struct{ Start, Cgroup, Nvcsw, Voluntary, Involuntary uint64 }
+	type counts struct{ Voluntary, Involuntary uint64 }
+	var threads, retired *ebpf.Map
+	for id := ebpf.MapID(0); ; {
+		next, err := ebpf.MapGetNextID(id)
+		if err != nil {
+			break
+		}
+		id = next
+		m, err := ebpf.NewMapFromID(id)
+		if err != nil {
+			continue
+		}
+		info, err := m.Info()
+		switch {
+		case err == nil && info.Name == "threads" && info.KeySize == 4 && info.ValueSize == 40:
+			threads = m
+		case err == nil && info.Name == "retired" && info.KeySize == 8 && info.ValueSize == 16:
+			retired = m
+		default:
+			m.Close()
+		}
+	}
+	if threads == nil || retired == nil {
+		return "serve's cswitch maps not found"
+	}
+	defer threads.Close()
+	defer retired.Close()
+	root, err := loader.Cgroup2Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	names := map[uint64]string{}
+	for _, rel := range rels {
+		var st unix.Stat_t
+		if err := unix.Stat(root+rel, &st); err != nil {
+			t.Fatal(err)
+		}
+		names[st.Ino] = rel
+		var c counts
+		err := retired.Lookup(st.Ino, &c)
+		fmt.Fprintf(&b, "\n  cgroup %s (id %d): retired %+v (%v)", rel, st.Ino, c, err)
+	}
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, task := range tasks {
+		tid, _ := strconv.Atoi(task.Name())
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
+		var vol, invol string
+		for _, l := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(l, "voluntary_ctxt_switches:"); ok {
+				vol = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(l, "nonvoluntary_ctxt_switches:"); ok {
+				invol = strings.TrimSpace(v)
+			}
+		}
+		var e thread
+		err := threads.Lookup(uint32(tid), &e)
+		fmt.Fprintf(&b, "\n  thread %d: /proc %v voluntary, %v involuntary; entry %+v in %q (%v)", tid, vol, invol, e, names[e.Cgroup], err)
+	}
+	fmt.Fprintf(&b, "\n  events lost %v, tool skipped %v",
+		read(t, "bpfkit_events_lost_total", "", `,tool="cswitch"`), read(t, "bpfkit_tool_skipped_total", "", `,tool="cswitch"`))
+	return b.String()
 }

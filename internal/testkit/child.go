@@ -22,6 +22,12 @@ var children = map[string]func(args []string) int{}
 // init or TestMain before Main.
 func Register(name string, fn func(args []string) int) { children[name] = fn }
 
+// ChildName is the name of the child function this process was started to
+// run (Command), "" in the test process itself. An init function can act
+// on it before main runs: runtime.LockOSThread there keeps main, and so the
+// child, on the process's main thread.
+func ChildName() string { return os.Getenv(childEnv) }
+
 // Main runs the registered child function when the test binary was started
 // as a child, and the tests otherwise. Use it as TestMain's body:
 //
