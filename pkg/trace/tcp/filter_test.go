@@ -456,10 +456,19 @@ func TestRetransFilters(t *testing.T) {
 		p.b.Drop(t, "bpfkit_filter_"+ports[c.r.rport], testkit.DropRule{Proto: unix.IPPROTO_TCP, DstPort: c.r.rport,
 			Length: uint32(length), QuotaBytes: uint64(c.k*length + 1)})
 	}
-	parties["C1"].release(t, false)
-	parties["C2"].release(t, false)
-	for _, name := range []string{"C1", "C2", "S1", "S2"} {
-		parties[name].wait(t)
+	// One connection after the other: while one connection closes, its
+	// state changes run every tracer's set_state program, and a
+	// retransmission of the other one in softirq on that CPU then finds
+	// the kernel's guard (bpf_prog_active) held and skips the tracers'
+	// retransmit programs, all together. 6.7+ count such skips (below);
+	// older kernels do not, and 5.10 in CI missed one of C2's RTO
+	// retransmissions so, in every tracer, with both clients running at
+	// once. Alone, a connection's retransmissions come while none of the
+	// tracers' programs runs (no other BPF program runs in the VMs).
+	for _, pair := range [][2]string{{"C1", "S1"}, {"C2", "S2"}} {
+		parties[pair[0]].release(t, false)
+		parties[pair[0]].wait(t)
+		parties[pair[1]].wait(t)
 	}
 	// Each client read the answer to its segment: its retransmissions
 	// are all made.
