@@ -100,7 +100,7 @@ func metricWith(t *testing.T, addr, name string, labels ...string) float64 {
 // itself in a namespace where an nftables rule drops the first k copies of
 // its first data segment: /metrics shows 2n closed connections (both
 // sides) and k retransmits for that cgroup, as many as the namespace's
-// TcpRetransSegs.
+// TcpRetransSegs (fewer only by runs the kernel skipped, and counted).
 func TestServeTCP(t *testing.T) {
 	testkit.RequireRoot(t)
 	rel, fd := testCgroup(t, "", fmt.Sprintf("bpfkit-serve-tcp-%d", os.Getpid()))
@@ -152,7 +152,17 @@ func TestServeTCP(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("cgroup %s: %v connections closed, %v retransmits; want %d and %d", rel, closed, re, 2*n, k)
+			// Exact, unless the kernel skipped the programs: a perf-event
+			// tracepoint's programs are skipped when another BPF program
+			// runs on that CPU (another package's, on the host), counted
+			// in 6.7+ (VMs run nothing else). Seen on the host in CI: one
+			// retransmit short, with a skip counted.
+			skipped := metricWith(t, addr, "bpfkit_tool_skipped_total", `tool="tcp"`)
+			if closed > 2*n || re > k || (2*n-closed)+(k-re) > skipped {
+				t.Fatalf("cgroup %s: %v connections closed, %v retransmits; want %d and %d (kernel-skipped runs: %v)", rel, closed, re, 2*n, k, skipped)
+			}
+			t.Logf("cgroup %s: %v connections closed, %v retransmits; want %d and %d, short by no more than the %v runs the kernel skipped", rel, closed, re, 2*n, k, skipped)
+			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
