@@ -290,6 +290,45 @@ func collect(t *testing.T, tr *Tracer, addrs ...string) *collector {
 
 // wait returns the events once match selects want of them, or fails
 // after a bounded wait.
+// waitSkipped waits, as wait does, for want events, and returns how many
+// times the kernel skipped tr's programs (tr the tracer c collects). The
+// tools' hooks are perf-event tracepoints (sock:inet_sock_set_state,
+// tcp:tcp_retransmit_skb, accept's exits): the kernel runs all the
+// programs on one together, or skips them all when the CPU already runs
+// a BPF program (bpf_prog_active: another tracer's program on another
+// hook, interrupted by the softirq that changes a socket's state or
+// retransmits; another package's on the host), and counts each skip in
+// every program's misses from 6.7 on. Without skips the events must be
+// exactly want; with them (some may be other tests' sockets), it waits
+// for want as long as wait would, and the caller checks the rows with
+// checkRowsSkipped. Older kernels skip the same way without counting:
+// the tests keep their connections from overlapping where they can.
+func (c *collector) waitSkipped(t *testing.T, tr *Tracer, want int) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	n := 0
+	for {
+		c.mu.Lock()
+		n = len(c.events)
+		c.mu.Unlock()
+		if n >= want || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	skipped := tr.Health().Missed
+	if skipped == 0 && n != want {
+		t.Fatalf("%d events after %s, want %d (no run skipped by the kernel)", n, waitLimit, want)
+	}
+	if skipped != 0 {
+		t.Logf("the kernel skipped the tracer's programs %d times", skipped)
+	}
+	return skipped
+}
+
+// waitLimit bounds wait and waitSkipped (see wait).
+const waitLimit = 60 * time.Second
+
 func (c *collector) wait(t *testing.T, want int, match func(*Event) bool) []Event {
 	t.Helper()
 	// Bounded generously: the retransmission timer starts from the RTT
@@ -297,7 +336,7 @@ func (c *collector) wait(t *testing.T, want int, match func(*Event) bool) []Even
 	// measure the handshake's RTT in seconds, so that the third
 	// retransmission of TestRetrans, after two backoffs, comes well over
 	// 10s later (seen: a host running the VM matrix beside the tests).
-	limit := 60 * time.Second
+	limit := waitLimit
 	deadline := time.Now().Add(limit)
 	for {
 		c.mu.Lock()
