@@ -27,6 +27,17 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/loader"
 )
 
+func init() {
+	// "threads" must run on the main thread, and main runs on it for sure
+	// only when an init function locks it: else the main goroutine can
+	// move first, a thread that ends can be the main one, which Go parks
+	// for good instead, and the child waits for it forever (seen once on
+	// the host in CI: a 10-minute timeout).
+	if testkit.ChildName() == "threads" {
+		runtime.LockOSThread()
+	}
+}
+
 func TestMain(m *testing.M) {
 	// exit CODE: exit at once with CODE % 256 (any non-numeric prefix is
 	// skipped, so "storm-1234" exits 1234 % 256).
@@ -99,9 +110,8 @@ func TestMain(m *testing.M) {
 	// threads left ("last TID..."), which end at exit_group.
 	testkit.Register("threads", func(args []string) int {
 		n, _ := strconv.Atoi(args[0])
-		// The main thread runs only this goroutine: the runtime never
-		// ends it, so the threads that end are others.
-		runtime.LockOSThread()
+		// The main thread runs only this goroutine (init locked it): the
+		// runtime never ends it, so the threads that end are others.
 		tids := make(chan int, n)
 		for range n {
 			go func() {
