@@ -17,14 +17,9 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/loader"
 )
 
-func init() {
-	// serve-threads must run on the main thread, and main runs on it for
-	// sure only when an init function locks it (else the main goroutine can
-	// move to another thread before it locks one; seen once on 6.1).
-	if testkit.ChildName() == "serve-threads" {
-		runtime.LockOSThread()
-	}
-}
+// Seen once on 6.1 when serve-threads locked its thread itself: "not on
+// the main thread".
+func init() { testkit.KeepMainThread("serve-threads") }
 
 // serveThreadsWorkload: "K N" starts K threads that sleep N times each
 // (voluntary switches) while spinning a little (involuntary ones, on a
@@ -361,16 +356,7 @@ func cswitchState(t *testing.T, read metricReader, pid int, rels ...string) stri
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	for _, task := range tasks {
 		tid, _ := strconv.Atoi(task.Name())
-		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
-		var vol, invol string
-		for _, l := range strings.Split(string(status), "\n") {
-			if v, ok := strings.CutPrefix(l, "voluntary_ctxt_switches:"); ok {
-				vol = strings.TrimSpace(v)
-			}
-			if v, ok := strings.CutPrefix(l, "nonvoluntary_ctxt_switches:"); ok {
-				invol = strings.TrimSpace(v)
-			}
-		}
+		vol, invol, _ := testkit.ThreadSwitches(pid, tid)
 		var e thread
 		err := threads.Lookup(uint32(tid), &e)
 		fmt.Fprintf(&b, "\n  thread %d: /proc %v voluntary, %v involuntary; entry %+v in %q (%v)", tid, vol, invol, e, names[e.Cgroup], err)

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"syscall"
 	"unsafe"
 
@@ -22,11 +23,17 @@ var children = map[string]func(args []string) int{}
 // init or TestMain before Main.
 func Register(name string, fn func(args []string) int) { children[name] = fn }
 
-// ChildName is the name of the child function this process was started to
-// run (Command), "" in the test process itself. An init function can act
-// on it before main runs: runtime.LockOSThread there keeps main, and so the
-// child, on the process's main thread.
-func ChildName() string { return os.Getenv(childEnv) }
+// KeepMainThread, called from an init function, keeps the children named
+// on the process's main thread: main runs on it for sure only when an init
+// function locks it (locked later, in the child itself, the main goroutine
+// may already have moved to another thread). A child whose other threads
+// end needs it: the Go runtime parks a locked main thread for good instead
+// of ending it, so the thread that must stay is the main one.
+func KeepMainThread(names ...string) {
+	if slices.Contains(names, os.Getenv(childEnv)) {
+		runtime.LockOSThread()
+	}
+}
 
 // Main runs the registered child function when the test binary was started
 // as a child, and the tests otherwise. Use it as TestMain's body:

@@ -197,7 +197,7 @@ func (w *Worker) Stop() {
 // from /proc/PID/task/TID/status.
 func (w *Worker) CtxSwitches(t testing.TB) (voluntary, involuntary uint64) {
 	t.Helper()
-	voluntary, involuntary, err := statusSwitches(fmt.Sprintf("/proc/%d/task/%d/status", w.PID, w.TID))
+	voluntary, involuntary, err := ThreadSwitches(w.PID, w.TID)
 	if err != nil {
 		t.Fatalf("worker %d: %v", w.PID, err)
 	}
@@ -222,6 +222,12 @@ func statusSwitches(path string) (voluntary, involuntary uint64, err error) {
 		}
 	}
 	return voluntary, involuntary, nil
+}
+
+// ThreadSwitches reads thread tid's voluntary and involuntary context
+// switches from /proc/PID/task/TID/status.
+func ThreadSwitches(pid, tid int) (voluntary, involuntary uint64, err error) {
+	return statusSwitches(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
 }
 
 // ProcessSwitches sums the voluntary and involuntary context switches of

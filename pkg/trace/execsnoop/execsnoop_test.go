@@ -27,16 +27,10 @@ import (
 	"github.com/bpfkit/bpfkit/pkg/loader"
 )
 
-func init() {
-	// "threads" must run on the main thread, and main runs on it for sure
-	// only when an init function locks it: else the main goroutine can
-	// move first, a thread that ends can be the main one, which Go parks
-	// for good instead, and the child waits for it forever (seen once on
-	// the host in CI: a 10-minute timeout).
-	if testkit.ChildName() == "threads" {
-		runtime.LockOSThread()
-	}
-}
+// Seen once on the host in CI when "threads" locked its thread itself:
+// one of the threads that end was the main one, parked instead, and the
+// child waited for it until the 10-minute timeout.
+func init() { testkit.KeepMainThread("threads") }
 
 func TestMain(m *testing.M) {
 	// exit CODE: exit at once with CODE % 256 (any non-numeric prefix is
