@@ -426,6 +426,27 @@ func TestMany(t *testing.T) {
 func TestOver(t *testing.T) {
 	const over = 100 * time.Millisecond
 	children := []string{"exit:1:50", "exit:2:96", "exit:3:104", "exit:4:150"}
+	// The workload's own sleeps decide the zombie times: under TCG a
+	// late wake-up can leave no child below or none above --over (seen on
+	// 6.12 in CI: the 50 ms child reaped after 126 ms). Then nothing
+	// tested the filter on that side, and the test runs the workload again,
+	// at most three times; every run's events are checked in full.
+	for attempt := 1; ; attempt++ {
+		below, above := overOnce(t, children, over)
+		if below > 0 && above > 0 {
+			return
+		}
+		if attempt == 3 {
+			t.Fatalf("%d runs of the workload: none left a zombie well below or none well above %v", attempt, over)
+		}
+	}
+}
+
+// overOnce runs TestOver's workload once under two tracers, without and
+// with --over, checks both, and returns how many zombies were well below
+// and well above over.
+func overOnce(t *testing.T, children []string, over time.Duration) (below, above int) {
+	t.Helper()
 	events, reps, parent := trace(t, "wait4", children, 0, over)
 	all, filtered := events[0], events[1]
 	if len(all) != len(children) {
@@ -447,7 +468,6 @@ func TestOver(t *testing.T) {
 	if testkit.Emulated() {
 		band = 5 * time.Millisecond
 	}
-	var below, above int
 	for i, e := range all {
 		var got *zombies.Event
 		for j := range filtered {
@@ -474,8 +494,9 @@ func TestOver(t *testing.T) {
 		t.Errorf("--over %v reported %d, more than the %d zombies: %+v", over, len(filtered), len(all), filtered)
 	}
 	if below == 0 || above == 0 { // the workload itself went wrong
-		t.Fatalf("zombie times %v: none well below or above %v", all, over)
+		t.Logf("zombie times %v: none well below or none well above %v", all, over)
 	}
+	return below, above
 }
 
 func show(e *zombies.Event) string {

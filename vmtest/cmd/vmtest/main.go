@@ -331,6 +331,17 @@ func matrix(ctx context.Context, args []string) int {
 			defer wg.Done()
 			for j := range jobc {
 				o := runJob(ctx, j, *vmrun, kernelArg[j.kernel], *runner, *run, *timeout, *short)
+				if o.Status == "no-run" && ctx.Err() == nil {
+					// No verdict at all: the runner itself (go, test2json
+					// or vmrun) died, not a test. Its output and exit are
+					// shown, and the cell runs once more; a second one is
+					// the cell's result.
+					mu.Lock()
+					fmt.Fprintf(os.Stderr, "vmtest: %-6s %s gave no verdict, running it once more\n---- output ----\n%s---- end ----\n",
+						j.kernel, strings.TrimPrefix(j.pkg, vmtest.ModulePath+"/"), o.Output)
+					mu.Unlock()
+					o = runJob(ctx, j, *vmrun, kernelArg[j.kernel], *runner, *run, *timeout, *short)
+				}
 				mu.Lock()
 				m.Set(j.kernel, j.pkg, o)
 				fmt.Fprintf(os.Stderr, "vmtest: %-6s %-50s %s (%.1fs)\n", j.kernel, strings.TrimPrefix(j.pkg, vmtest.ModulePath+"/"), o.Cell(), o.Elapsed)
@@ -385,10 +396,13 @@ func runJob(ctx context.Context, j job, vmrun, kernel, runner, run string, timeo
 	cmd.Stdout = &buf
 	cmd.Stderr = &buf
 	start := time.Now()
-	cmd.Run()
+	runErr := cmd.Run()
 	o, err := vmtest.ParseTestJSON(&buf)
 	if err != nil && o.Status == "" {
 		o.Status = "vm-error"
+	}
+	if o.Status == "no-run" {
+		o.Output += fmt.Sprintf("vmtest: no verdict in the output of %s (exit: %v; reading it: %v)\n", cmd, runErr, err)
 	}
 	if o.Elapsed == 0 {
 		o.Elapsed = time.Since(start).Seconds()
