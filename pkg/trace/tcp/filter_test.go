@@ -273,7 +273,7 @@ const (
 
 // TestFilters: two servers (S1 on port P1, S2 on P2, each accepting its own
 // connections) and two clients (C1: 1 connection to P1, 2 to P2; C2: 3 to
-// P1, 4 to P2) run at once, C1 and S2 in a cgroup of their own. tcplife
+// P1, 4 to P2), C1 then C2, C1 and S2 in a cgroup of their own. tcplife
 // and tcpstates with -p, --cgroup, -L and -D (one port and lists, and two
 // filters together) report exactly the rows of the sockets they select:
 // their counts per owner, port and step equal those the workload makes,
@@ -384,9 +384,15 @@ func TestFilters(t *testing.T) {
 
 	parties["S1"].release(t, true)
 	parties["S2"].release(t, true)
-	parties["C1"].release(t, false)
-	parties["C2"].release(t, false)
-	for _, name := range []string{"C1", "C2", "S1", "S2"} {
+	// The clients run one after the other, as in TestRetransFilters: a
+	// state change in softirq while another socket's change in process
+	// context runs the tracers' programs on that CPU is skipped by the
+	// kernel's bpf_prog_active guard, counted only from 6.7 (below).
+	for _, name := range []string{"C1", "C2"} {
+		parties[name].release(t, false)
+		parties[name].wait(t)
+	}
+	for _, name := range []string{"S1", "S2"} {
 		parties[name].wait(t)
 	}
 	// Every socket closed (the listeners closed as their servers exited).
