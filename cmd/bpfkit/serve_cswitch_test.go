@@ -144,12 +144,33 @@ func TestServeContextSwitches(t *testing.T) {
 	// scrape sees them all: the test scrapes until serve says what the
 	// kernel counts, for up to 10 s. Counts too high never come down, and
 	// counts lost never come back.
+	//
+	// One switch of an exited thread is not in what the workload reads:
+	// a preemption between the kernel adding the thread's counts to its
+	// process's (__exit_signal) and its last switch. SCHED_FIFO keeps
+	// other threads out of that window, not a stopper (active load
+	// balancing's migration thread) or a deadline task (the fair server,
+	// 6.12+). serve counts it, rightly, as involuntary; nothing can read
+	// it from /proc. Seen once under TCG, on 7.x in CI: 1 involuntary
+	// switch above the kernel's 10337 after 800 exits, voluntary exact;
+	// never on the host, where the window is a few microseconds. So only
+	// in emulated VMs may the involuntary count be above, by no more than
+	// one per exited thread (after a preemption the thread is first in
+	// line again with only do_task_dead left); voluntary stays exact,
+	// and below is never right.
+	matches := func(gotVol, gotInvol, wantVol, wantInvol float64, k int) bool {
+		slack := 0.0
+		if testkit.Emulated() {
+			slack = float64(k)
+		}
+		return gotVol == wantVol && gotInvol >= wantInvol && gotInvol <= wantInvol+slack
+	}
 	settled := func(t *testing.T, pid int, rel string, deadVol, deadInvol float64, k int) (gotVol, gotInvol, wantVol, wantInvol, liveVol, liveInvol float64) {
 		t.Helper()
 		testkit.WaitFor(10*time.Second, func() bool {
 			liveVol, liveInvol = idleAcross(t, pid, func() { gotVol, gotInvol = kinds(t, rel) })
 			wantVol, wantInvol = liveVol+deadVol+float64(k), liveInvol+deadInvol
-			return gotVol == wantVol && gotInvol == wantInvol
+			return matches(gotVol, gotInvol, wantVol, wantInvol, k)
 		})
 		return
 	}
@@ -169,7 +190,7 @@ func TestServeContextSwitches(t *testing.T) {
 		const k, n = 4, 50
 		deadVol, deadInvol := exited(t, w, k, n)
 		gotVol, gotInvol, wantVol, wantInvol, liveVol, liveInvol := settled(t, w.cmd.Process.Pid, rel, deadVol, deadInvol, k)
-		if gotVol != wantVol || gotInvol != wantInvol {
+		if !matches(gotVol, gotInvol, wantVol, wantInvol, k) {
 			t.Errorf("switches of the cgroup: voluntary %v, involuntary %v; the kernel says %v and %v (live threads %v and %v, %d exited threads %v and %v, and their last switches)",
 				gotVol, gotInvol, wantVol, wantInvol, liveVol, liveInvol, k, deadVol, deadInvol)
 		}
@@ -292,7 +313,7 @@ func TestServeContextSwitches(t *testing.T) {
 		if _, err := fmt.Sscan(last, &deadVol, &deadInvol); err != nil {
 			t.Fatal(err)
 		}
-		if gotVol, gotInvol, wantVol, wantInvol, _, _ := settled(t, w.cmd.Process.Pid, rel, deadVol, deadInvol, rounds*k); gotVol != wantVol || gotInvol != wantInvol {
+		if gotVol, gotInvol, wantVol, wantInvol, _, _ := settled(t, w.cmd.Process.Pid, rel, deadVol, deadInvol, rounds*k); !matches(gotVol, gotInvol, wantVol, wantInvol, rounds*k) {
 			t.Errorf("switches of the cgroup: voluntary %v, involuntary %v; the kernel says %v and %v", gotVol, gotInvol, wantVol, wantInvol)
 		}
 		if deadVol < rounds*k*n {
