@@ -106,18 +106,10 @@ static __always_inline int on_kfree_skb(u64 *ctx, bool btf)
 		reason = (u32)ctx[2];
 	if (summary) {
 		struct drop_key k = { .location = ctx[1], .reason = reason };
-		u64 one = 1, *n = bpf_map_lookup_elem(&counts, &k);
+		u64 none = 0, *n = lookup_or_insert(&counts, &k, &none);
 
 		if (n)
-			(*n)++;	/* per CPU: no other writer */
-		else if (bpf_map_update_elem(&counts, &k, &one, BPF_NOEXIST)) {
-			/* Another CPU may have added the key meanwhile. */
-			n = bpf_map_lookup_elem(&counts, &k);
-			if (n)
-				(*n)++;
-			else
-				count_lost();	/* table full */
-		}
+			(*n)++;	/* per CPU: no other writer; NULL: table full, counted lost */
 		return 0;
 	}
 	e = bpf_map_lookup_elem(&scratch, &zero);

@@ -147,19 +147,14 @@ static __always_inline int count(void *ctx, void *stats, struct file_key *k,
 
 	if (!s) {
 		struct file_stat zero = { .type = type };
-		long err;
 
 		bpf_get_current_comm(zero.comm, sizeof(zero.comm));
-		err = bpf_map_update_elem(stats, k, &zero, BPF_NOEXIST);
-		if (err && err != -EEXIST) {
-			count_lost();	/* map full */
-			return 0;
-		}
-		s = bpf_map_lookup_elem(stats, k);
+		s = lookup_or_insert(stats, k, &zero);
 		if (!s)
-			return 0;
+			return 0;	/* map full: counted lost */
 		add(s, ret, write);
-		/* A new key: resolve the path. */
+		/* A new key (this CPU's or, at the same time, another's):
+		 * resolve the path. */
 		bpf_tail_call(ctx, &tail_calls, 0);
 		return 0;
 	}

@@ -40,11 +40,7 @@ static __always_inline struct netrx_val *entry(struct netrx_key *k, struct net_d
 		bpf_probe_read_kernel_str(zero.name, sizeof(zero.name), dev->name);
 	else
 		__builtin_memcpy(zero.name, "backlog", 8);
-	if (bpf_map_update_elem(&counts, k, &zero, BPF_NOEXIST) && bpf_map_lookup_elem(&counts, k) == NULL) {
-		count_lost();	/* table full */
-		return NULL;
-	}
-	return bpf_map_lookup_elem(&counts, k);
+	return lookup_or_insert(&counts, k, &zero);	/* NULL: table full, counted lost */
 }
 
 /* netif_receive_skb(struct sk_buff *skb) */

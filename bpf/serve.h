@@ -80,28 +80,12 @@ struct {						\
 	__type(value, value_t);				\
 } name SEC(".maps")
 
-/* cgroup_value returns map's value under key, inserting zero first if
- * there is none; NULL (counted as lost) when the map is full. Counters are
- * then added to atomically: tasks of one cgroup run on many CPUs. */
-static __always_inline void *cgroup_value(void *map, const void *key, const void *zero)
-{
-	void *v = bpf_map_lookup_elem(map, key);
-	long err;
-
-	if (v)
-		return v;
-	err = bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
-	if (err && err != -EEXIST) {
-		count_lost();
-		return NULL;
-	}
-	return bpf_map_lookup_elem(map, key);
-}
-
-/* count_one adds one to a u64 counter of map under key. */
+/* count_one adds one to a u64 counter of map under key. A cgroup's
+ * counters (lookup_or_insert's values) are added to atomically: tasks of
+ * one cgroup run on many CPUs. */
 static __always_inline void count_one(void *map, const void *key)
 {
-	u64 zero = 0, *n = cgroup_value(map, key, &zero);
+	u64 zero = 0, *n = lookup_or_insert(map, key, &zero);
 
 	if (n)
 		__sync_fetch_and_add(n, 1);

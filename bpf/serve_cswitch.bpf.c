@@ -51,7 +51,7 @@ static __always_inline void retire(u64 cgroup, u64 voluntary, u64 involuntary)
 	u32 key = 0;
 	u64 *lost_n;
 
-	c = cgroup_value(&retired, &cgroup, &zero);	/* counted one lost if NULL */
+	c = lookup_or_insert(&retired, &cgroup, &zero);	/* counted one lost if NULL */
 	if (!c) {
 		lost_n = bpf_map_lookup_elem(&lost, &key);
 		if (lost_n && voluntary + involuntary > 1)

@@ -37,7 +37,7 @@ static __always_inline int leave(long ret, bool write)
 	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFREG)
 		return 0;
 	cgroup = bpf_get_current_cgroup_id();
-	s = cgroup_value(&fileio, &cgroup, &zero);
+	s = lookup_or_insert(&fileio, &cgroup, &zero);
 	if (!s)
 		return 0;
 	if (write) {

@@ -36,7 +36,7 @@ static __always_inline int on_switch(u64 *ctx, bool btf)
 	if ((s64)delta < 0)
 		return 0;
 	cgroup = task_cgroup_id(next);
-	h = cgroup_value(&hists, &cgroup, &zero);
+	h = lookup_or_insert(&hists, &cgroup, &zero);
 	if (!h)
 		return 0;
 	slot = log2(delta / 1000);

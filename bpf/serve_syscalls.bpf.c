@@ -21,7 +21,7 @@ int sys_exit(struct syscall_exit_ctx *ctx)
 		return 0;
 	k.cgroup = bpf_get_current_cgroup_id();
 	k.nr = ctx->id;
-	v = cgroup_value(&syscalls, &k, &zero);
+	v = lookup_or_insert(&syscalls, &k, &zero);
 	if (!v)
 		return 0;
 	__sync_fetch_and_add(&v->calls, 1);

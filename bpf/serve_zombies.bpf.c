@@ -12,7 +12,7 @@ SERVE_MAP(zombie_hists, u64, struct serve_hist, SERVE_GROWING);
 
 static __always_inline void zombie_reaped(u32 pid, const struct zombie *z, u64 now)
 {
-	struct serve_hist zero = {}, *h = cgroup_value(&zombie_hists, &z->cgroup, &zero);
+	struct serve_hist zero = {}, *h = lookup_or_insert(&zombie_hists, &z->cgroup, &zero);
 	u64 ns = now - z->exit_ns;
 	u32 slot = log2(ns / 1000);
 

@@ -105,14 +105,9 @@ int sys_exit(struct syscall_exit_ctx *ctx)
 
 		if (per_process)
 			bpf_get_current_comm(zero.comm, sizeof(zero.comm));
-		/* NOEXIST: another CPU may have added it meanwhile. */
-		if (bpf_map_update_elem(&counts, &key, &zero, BPF_NOEXIST) && !bpf_map_lookup_elem(&counts, &key)) {
-			count_lost();	/* map full */
-			return 0;
-		}
-		v = bpf_map_lookup_elem(&counts, &key);
+		v = lookup_or_insert(&counts, &key, &zero);
 		if (!v)
-			return 0;
+			return 0;	/* map full: counted lost */
 	}
 	__sync_fetch_and_add(&v->count, 1);
 	if (failed)

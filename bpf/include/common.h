@@ -48,6 +48,27 @@ static __always_inline void count_lost(void)
 		(*n)++;
 }
 
+/* lookup_or_insert returns map's value under key, inserting *init first if
+ * there is none; NULL, counted as lost, when the map has no room for it.
+ * An insert that fails because another CPU inserted the key meanwhile finds
+ * that CPU's entry. The insert's error is not compared with -EEXIST: before
+ * 6.4 (commit d7ba4cc900bf) the map operations, which the verifier makes the
+ * program call directly, returned int, so the program saw -EEXIST
+ * zero-extended (0xffffffef, seen on 6.1) and counted a race as a full map.
+ * Whether the key is there after the insert is what tells them apart. */
+static __always_inline void *lookup_or_insert(void *map, const void *key, const void *init)
+{
+	void *v = bpf_map_lookup_elem(map, key);
+
+	if (v)
+		return v;
+	bpf_map_update_elem(map, key, init, BPF_NOEXIST);
+	v = bpf_map_lookup_elem(map, key);
+	if (!v)
+		count_lost();
+	return v;
+}
+
 /* submit copies size bytes of data into the ring buffer. */
 static __always_inline void submit(void *data, u64 size)
 {
