@@ -22,7 +22,7 @@ type TestEvent struct {
 
 // Outcome summarises one package's tests on one kernel.
 type Outcome struct {
-	Status string   // pass, fail, skip, timeout, vm-error, build-fail, no-run
+	Status string   // pass, fail, skip, timeout, vm-error, build-fail, no-run, host-only
 	Passed []string // top-level tests that passed and ran something: not only skipped subtests
 	Failed []string // top-level tests
 	// Skipped lists every test and subtest that skipped ("TestX/sub").
@@ -35,7 +35,7 @@ type Outcome struct {
 // Failed reports whether the outcome counts as a failure.
 func (o *Outcome) IsFailure() bool {
 	switch o.Status {
-	case "pass", "skip":
+	case "pass", "skip", HostOnly:
 		return false
 	}
 	return true
@@ -50,6 +50,8 @@ func (o *Outcome) Cell() string {
 		return fmt.Sprintf("FAIL (%d/%d)", len(o.Failed), max(o.Tests, len(o.Failed)+len(o.Passed)))
 	case o.IsFailure():
 		return strings.ToUpper(o.Status)
+	case o.Status == HostOnly:
+		return "host only"
 	}
 	return o.Status
 }
@@ -247,7 +249,8 @@ func (m *Matrix) Markdown(trim, generated string) string {
 	}
 	b.WriteString("Each cell is the result of the package's tests running as root on that kernel ")
 	b.WriteString("(Debian `-cloud-amd64` kernels booted in qemu by `vmtest`; `host` is the machine that ran `make vmtest`). ")
-	b.WriteString("`pass (N skipped)` means N tests or subtests skipped; `skip` means every test skipped, ran only skipped subtests, or none ran (in a VM, a package whose tests are all `TestHost*`); under `CI=true` skips are failures.\n\n")
+	b.WriteString("`pass (N skipped)` means N tests or subtests skipped; `skip` means every test skipped, ran only skipped subtests, or none ran; under `CI=true` skips are failures. ")
+	b.WriteString("`host only`: not run in a VM, where it could test nothing that depends on the kernel: the package's tests do not link cilium/ebpf (they load no BPF program), or all of them are benchmarks or `TestHost*` tests (left out in VMs).\n\n")
 	b.WriteString("| package |")
 	for _, k := range m.Kernels {
 		b.WriteString(" " + m.header(k) + " |")

@@ -2,6 +2,7 @@ package vmtest
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -44,3 +45,26 @@ func RunnerNote(kernels []string, runner, accel string) string {
 // VM they are left out with -test.skip, which is not a skip that CI=true
 // turns into a failure, and the table's note says so.
 const HostOnlyTests = "^TestHost"
+
+// HostOnly is the status of a VM cell not run (HostOnlyReason).
+const HostOnly = "host-only"
+
+// HostOnlyReason says why a package's cells in VMs would test nothing that
+// depends on the kernel, or returns "" when they run. tests is what its
+// test binary lists (-test.list .); linksBPF, whether the binary links
+// cilium/ebpf. Without it nothing in the tests loads a BPF program (pure
+// Go: flags, output); and a package of benchmarks and TestHost* tests only
+// runs nothing in a VM (-test.skip=HostOnlyTests, no -test.bench). The host
+// column runs such packages in full.
+func HostOnlyReason(tests []string, linksBPF bool) string {
+	if !linksBPF {
+		return "its tests do not link cilium/ebpf"
+	}
+	hostOnly := regexp.MustCompile(HostOnlyTests)
+	for _, t := range tests {
+		if !strings.HasPrefix(t, "Benchmark") && !hostOnly.MatchString(t) {
+			return ""
+		}
+	}
+	return "only benchmarks and TestHost* tests"
+}

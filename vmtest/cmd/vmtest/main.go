@@ -314,10 +314,20 @@ func matrix(ctx context.Context, args []string) int {
 	}
 	m.Packages = rows
 
+	hostOnly, err := hostOnlyPackages(ctx, root, patterns, bins, dirs)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vmtest: %v\n", err)
+		return 2
+	}
 	var jobs []job
 	for _, k := range m.Kernels {
 		for _, p := range pkgs {
-			if bins[p] != "" {
+			switch {
+			case bins[p] == "":
+			case k != "host" && hostOnly[p] != "":
+				m.Set(k, p, &vmtest.Outcome{Status: vmtest.HostOnly, Output: hostOnly[p]})
+				fmt.Fprintf(os.Stderr, "vmtest: %-6s %-50s host only (%s)\n", k, strings.TrimPrefix(p, vmtest.ModulePath+"/"), hostOnly[p])
+			default:
 				jobs = append(jobs, job{k, p, bins[p], dirs[p]})
 			}
 		}
@@ -408,6 +418,41 @@ func runJob(ctx context.Context, j job, vmrun, kernel, runner, run string, timeo
 		o.Elapsed = time.Since(start).Seconds()
 	}
 	return o
+}
+
+// hostOnlyPackages returns, for each package of bins whose cells in VMs
+// would test nothing that depends on the kernel, why
+// (vmtest.HostOnlyReason): from what its test binary lists and from its
+// test dependencies.
+func hostOnlyPackages(ctx context.Context, root string, patterns []string, bins, dirs map[string]string) (map[string]string, error) {
+	cmd := exec.CommandContext(ctx, "go", append([]string{"list", "-test", "-f", "{{.ImportPath}}\t{{join .Deps \" \"}}"}, patterns...)...)
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	outb, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list -test: %v\n%s", err, stderr.String())
+	}
+	linksBPF := map[string]bool{}
+	for _, line := range strings.Split(string(outb), "\n") {
+		path, deps, _ := strings.Cut(line, "\t")
+		if p, ok := strings.CutSuffix(path, ".test"); ok {
+			linksBPF[p] = slices.Contains(strings.Fields(deps), "github.com/cilium/ebpf")
+		}
+	}
+	reasons := map[string]string{}
+	for p, bin := range bins {
+		list := exec.CommandContext(ctx, bin, "-test.list", ".")
+		list.Dir = dirs[p]
+		outb, err := list.Output()
+		if err != nil {
+			return nil, fmt.Errorf("%s -test.list: %v", p, err)
+		}
+		if r := vmtest.HostOnlyReason(strings.Fields(string(outb)), linksBPF[p]); r != "" {
+			reasons[p] = r
+		}
+	}
+	return reasons, nil
 }
 
 // testPackages lists the packages matching patterns that have test files,

@@ -74,6 +74,70 @@ func TestMatrixNoVerdict(t *testing.T) {
 	}
 }
 
+// TestMatrixHostOnly: in a VM column, a package whose tests do not link
+// cilium/ebpf (internal/flagval) and one of TestHost* tests only (deploy)
+// are shown as host only, with the reason, and never started; a package
+// whose tests load BPF (internal/testkit) is started. The VM is a vmrun
+// that records the binary it is given and runs none of its tests.
+func TestMatrixHostOnly(t *testing.T) {
+	const mod = "github.com/bpfkit/bpfkit/"
+	dir := t.TempDir()
+	t.Setenv("VMTEST_CACHE", filepath.Join(dir, "cache"))
+	kernel := filepath.Join(dir, "vmlinuz-6.1.0-0-test")
+	if err := os.WriteFile(kernel, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	started := filepath.Join(dir, "started")
+	vmrun := filepath.Join(dir, "vmrun")
+	script := "#!/bin/sh\necho \"$5\" >> " + started + "\nshift 4\nexec \"$@\" -test.run='^$'\n"
+	if err := os.WriteFile(vmrun, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "compat.md")
+	var rc int
+	stderr := captureStderr(t, func() {
+		rc = matrix(context.Background(), []string{"-kernels", kernel, "-host=false", "-p", "1", "-vmrun", vmrun, "-out", out,
+			mod + "internal/flagval", mod + "deploy", mod + "internal/testkit"})
+	})
+	if rc != 0 {
+		t.Errorf("exit code %d, want 0:\n%s", rc, stderr)
+	}
+	b, err := os.ReadFile(started)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs := strings.Fields(string(b)); len(runs) != 1 || !strings.HasSuffix(runs[0], "-testkit.test") {
+		t.Errorf("vmrun started %q, want internal/testkit's test binary only", runs)
+	}
+	for pkg, want := range map[string]string{
+		"internal/flagval": "host only (its tests do not link cilium/ebpf)",
+		"deploy":           "host only (only benchmarks and TestHost* tests)",
+		"internal/testkit": "skip", // started, no test run
+	} {
+		found := false
+		for _, line := range strings.Split(stderr, "\n") {
+			if f := strings.Fields(line); len(f) > 3 && f[0] == "vmtest:" && f[2] == pkg {
+				found = true
+				if got := strings.Join(f[3:], " "); !strings.HasPrefix(got, want) {
+					t.Errorf("%s: %q, want %q", pkg, got, want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no cell for %s:\n%s", pkg, stderr)
+		}
+	}
+	md, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| `internal/flagval` | host only |", "| `deploy` | host only |", "| `internal/testkit` | skip |"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("%s lacks %q:\n%s", out, want, md)
+		}
+	}
+}
+
 // captureStderr runs f with os.Stderr going to a pipe and returns what it
 // wrote there.
 func captureStderr(t *testing.T, f func()) string {
