@@ -52,9 +52,10 @@ static __always_inline void count_lost(void)
  * there is none; NULL, counted as lost, when the map has no room for it.
  * An insert that fails because another CPU inserted the key meanwhile finds
  * that CPU's entry. The insert's error is not compared with -EEXIST: before
- * 6.4 (commit d7ba4cc900bf) the map operations, which the verifier makes the
- * program call directly, returned int, so the program saw -EEXIST
- * zero-extended (0xffffffef, seen on 6.1) and counted a race as a full map.
+ * 6.4 (d7ba4cc900bf "bpf: return long from bpf_map_ops funcs") the map
+ * operations, which the verifier makes the program call directly, returned
+ * int, so the program saw -EEXIST zero-extended (0xffffffef, seen on 6.1;
+ * bcc #4571) and counted a race as a full map.
  * Whether the key is there after the insert is what tells them apart. */
 static __always_inline void *lookup_or_insert(void *map, const void *key, const void *init)
 {

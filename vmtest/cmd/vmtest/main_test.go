@@ -80,19 +80,9 @@ func TestMatrixNoVerdict(t *testing.T) {
 // whose tests load BPF (internal/testkit) is started. The VM is a vmrun
 // that records the binary it is given and runs none of its tests.
 func TestMatrixHostOnly(t *testing.T) {
-	const mod = "github.com/bpfkit/bpfkit/"
 	dir := t.TempDir()
-	t.Setenv("VMTEST_CACHE", filepath.Join(dir, "cache"))
-	kernel := filepath.Join(dir, "vmlinuz-6.1.0-0-test")
-	if err := os.WriteFile(kernel, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	started := filepath.Join(dir, "started")
-	vmrun := filepath.Join(dir, "vmrun")
-	script := "#!/bin/sh\necho \"$5\" >> " + started + "\nshift 4\nexec \"$@\" -test.run='^$'\n"
-	if err := os.WriteFile(vmrun, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	kernel, vmrun := fakeVM(t, dir, "echo \"$5\" >> "+started)
 	out := filepath.Join(dir, "compat.md")
 	var rc int
 	stderr := captureStderr(t, func() {
@@ -136,6 +126,82 @@ func TestMatrixHostOnly(t *testing.T) {
 			t.Errorf("%s lacks %q:\n%s", out, want, md)
 		}
 	}
+}
+
+// TestMatrixOneHostCell: host cells run one at a time, next to VM cells.
+// The VM and the host are a vmrun that logs when each cell starts and
+// ends (half a second apart) and runs none of its tests; two workers, one
+// VM cell (internal/testkit; the others are host only there) and four
+// host cells.
+func TestMatrixOneHostCell(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	kernel, vmrun := fakeVM(t, dir, "echo \"start $2 $5\" >> "+log+"\nsleep 0.5\necho \"end $2 $5\" >> "+log)
+	var rc int
+	stderr := captureStderr(t, func() {
+		rc = matrix(context.Background(), []string{"-kernels", kernel, "-host", "-p", "2", "-vmrun", vmrun,
+			mod + "internal/flagval", mod + "internal/output", mod + "deploy", mod + "internal/testkit"})
+	})
+	if rc != 0 {
+		t.Errorf("exit code %d, want 0:\n%s", rc, stderr)
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := map[string]bool{} // cell ("host /path/001-output.test") -> started, not ended
+	hosts, cells, most := 0, 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		event, cell, _ := strings.Cut(line, " ")
+		switch event {
+		case "start":
+			running[cell] = true
+			cells++
+			if strings.HasPrefix(cell, "host ") {
+				hosts++
+			}
+		case "end":
+			delete(running, cell)
+		}
+		n := 0
+		for c := range running {
+			if strings.HasPrefix(c, "host ") {
+				n++
+			}
+		}
+		if n > 1 {
+			t.Errorf("two host cells at once: %v\n%s", running, b)
+		}
+		most = max(most, len(running))
+	}
+	if cells != 5 || hosts != 4 {
+		t.Errorf("%d cells started, %d of them host cells; want 5 and 4:\n%s", cells, hosts, b)
+	}
+	if most != 2 {
+		t.Errorf("at most %d cells at once, want 2 (a VM cell next to a host cell):\n%s", most, b)
+	}
+}
+
+// mod is the module's import path with a slash, for the packages a test
+// gives the matrix.
+const mod = "github.com/bpfkit/bpfkit/"
+
+// fakeVM sets VMTEST_CACHE under dir and returns a kernel image (an empty
+// file) and a vmrun that runs the shell lines pre ($2 is the kernel, $5
+// the test binary), then the test binary with none of its tests.
+func fakeVM(t *testing.T, dir, pre string) (kernel, vmrun string) {
+	t.Helper()
+	t.Setenv("VMTEST_CACHE", filepath.Join(dir, "cache"))
+	kernel = filepath.Join(dir, "vmlinuz-6.1.0-0-test")
+	if err := os.WriteFile(kernel, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vmrun = filepath.Join(dir, "vmrun")
+	script := "#!/bin/sh\n" + pre + "\nshift 4\nexec \"$@\" -test.run='^$'\n"
+	if err := os.WriteFile(vmrun, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return kernel, vmrun
 }
 
 // captureStderr runs f with os.Stderr going to a pipe and returns what it
