@@ -7,6 +7,15 @@
 /* Replaced in each copy of syscall_name by its tracepoint's event id. */
 #define SYSCOUNT_EVENT_PLACEHOLDER 0x5ca1ab1e
 
+#define SYSCOUNT_NAME_LEN 64	/* a syscall's name in the kernel's table, with "sys_" */
+
+/* What syscall_table read of one trace event. */
+struct syscount_meta {
+	__u64 next;		/* the next event's list node (kernel address) */
+	__s32 nr;		/* a sys_enter_* event's syscall number; -1: other event */
+	char name[SYSCOUNT_NAME_LEN];	/* its syscall, "sys_openat", NUL-terminated */
+};
+
 /* Key of the counts map: the process (0 unless per_process) and syscall. */
 struct syscount_key {
 	__u32 pid;

@@ -105,6 +105,27 @@ struct sched_process_exec_ctx {
 /* Kernel structures, relocated by CO-RE. */
 #pragma clang attribute push (__attribute__((preserve_access_index)), apply_to = record)
 
+struct list_head {
+	struct list_head *next;
+};
+/* A trace event (include/linux/trace_events.h), on the kernel's list of all
+ * of them (ftrace_events); a syscall event's data is its syscall's metadata. */
+struct trace_event_call {
+	struct list_head list;
+	void *data;
+};
+/* A syscall's metadata (include/trace/syscall.h): ftrace sets syscall_nr at
+ * boot and names its syscalls:sys_enter_* event (enter_event) after name. */
+struct syscall_metadata {
+	const char *name;	/* "sys_openat" */
+	int syscall_nr;		/* -1: not in this architecture's table */
+	struct trace_event_call *enter_event;
+};
+/* A perf event, on its owner's (the thread that opened it) perf_event_list. */
+struct perf_event {
+	struct list_head owner_entry;
+	struct trace_event_call *tp_event;	/* a trace event's, else NULL */
+};
 struct qstr {
 	u32 len;
 	const unsigned char *name;
@@ -211,6 +232,7 @@ struct task_struct {
 	struct css_set *cgroups;
 	struct nsproxy *nsproxy;
 	unsigned long nvcsw;	/* voluntary switches, as /proc/PID/status */
+	struct list_head perf_event_list;	/* the perf events it opened */
 };
 /* task_struct before 5.14, for reading its state field. */
 struct task_struct___old {

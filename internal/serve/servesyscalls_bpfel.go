@@ -34,9 +34,11 @@ const (
 	serveSyscallsMapLost             = "lost"
 	serveSyscallsMapNamed            = "named"
 	serveSyscallsMapNames            = "names"
+	serveSyscallsMapSyscallEntry     = "syscall_entry"
 	serveSyscallsMapSyscalls         = "syscalls"
 	serveSyscallsProgSysExit         = "sys_exit"
 	serveSyscallsProgSyscallName     = "syscall_name"
+	serveSyscallsProgSyscallTable    = "syscall_table"
 	serveSyscallsVarEventPlaceholder = "event_placeholder"
 	serveSyscallsVarFilterCgroup     = "filter_cgroup"
 	serveSyscallsVarFilterComm       = "filter_comm"
@@ -89,19 +91,21 @@ type serveSyscallsSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type serveSyscallsProgramSpecs struct {
-	SysExit     *ebpf.ProgramSpec `ebpf:"sys_exit"`
-	SyscallName *ebpf.ProgramSpec `ebpf:"syscall_name"`
+	SysExit      *ebpf.ProgramSpec `ebpf:"sys_exit"`
+	SyscallName  *ebpf.ProgramSpec `ebpf:"syscall_name"`
+	SyscallTable *ebpf.ProgramSpec `ebpf:"syscall_table"`
 }
 
 // serveSyscallsMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type serveSyscallsMapSpecs struct {
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	Lost     *ebpf.MapSpec `ebpf:"lost"`
-	Named    *ebpf.MapSpec `ebpf:"named"`
-	Names    *ebpf.MapSpec `ebpf:"names"`
-	Syscalls *ebpf.MapSpec `ebpf:"syscalls"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
+	Lost         *ebpf.MapSpec `ebpf:"lost"`
+	Named        *ebpf.MapSpec `ebpf:"named"`
+	Names        *ebpf.MapSpec `ebpf:"names"`
+	SyscallEntry *ebpf.MapSpec `ebpf:"syscall_entry"`
+	Syscalls     *ebpf.MapSpec `ebpf:"syscalls"`
 }
 
 // serveSyscallsVariableSpecs contains global variables before they are loaded into the kernel.
@@ -138,11 +142,12 @@ func (o *serveSyscallsObjects) Close() error {
 //
 // It can be passed to loadServeSyscallsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type serveSyscallsMaps struct {
-	Events   *ebpf.Map `ebpf:"events"`
-	Lost     *ebpf.Map `ebpf:"lost"`
-	Named    *ebpf.Map `ebpf:"named"`
-	Names    *ebpf.Map `ebpf:"names"`
-	Syscalls *ebpf.Map `ebpf:"syscalls"`
+	Events       *ebpf.Map `ebpf:"events"`
+	Lost         *ebpf.Map `ebpf:"lost"`
+	Named        *ebpf.Map `ebpf:"named"`
+	Names        *ebpf.Map `ebpf:"names"`
+	SyscallEntry *ebpf.Map `ebpf:"syscall_entry"`
+	Syscalls     *ebpf.Map `ebpf:"syscalls"`
 }
 
 func (m *serveSyscallsMaps) Close() error {
@@ -151,6 +156,7 @@ func (m *serveSyscallsMaps) Close() error {
 		m.Lost,
 		m.Named,
 		m.Names,
+		m.SyscallEntry,
 		m.Syscalls,
 	)
 }
@@ -173,14 +179,16 @@ type serveSyscallsVariables struct {
 //
 // It can be passed to loadServeSyscallsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type serveSyscallsPrograms struct {
-	SysExit     *ebpf.Program `ebpf:"sys_exit"`
-	SyscallName *ebpf.Program `ebpf:"syscall_name"`
+	SysExit      *ebpf.Program `ebpf:"sys_exit"`
+	SyscallName  *ebpf.Program `ebpf:"syscall_name"`
+	SyscallTable *ebpf.Program `ebpf:"syscall_table"`
 }
 
 func (p *serveSyscallsPrograms) Close() error {
 	return _ServeSyscallsClose(
 		p.SysExit,
 		p.SyscallName,
+		p.SyscallTable,
 	)
 }
 

@@ -399,9 +399,8 @@ func collectZombies(e *Exporter, m *serveZombiesMaps, _ chan<- prometheus.Metric
 	})
 }
 
-// openSyscalls loads serve_syscalls as syscount loads its object: a copy
-// of syscall_name on every sys_enter_* event, each detached once it has
-// named its syscall.
+// openSyscalls loads serve_syscalls as syscount loads its object, with
+// the syscall names of the kernel's table (syscount.LoadNamed).
 func openSyscalls(opts Options) (opened, error) {
 	spec, err := loadServeSyscalls()
 	if err != nil {

@@ -131,6 +131,10 @@ func (t *Tracer) Dropped() map[string]error { return t.named.Dropped }
 // Name returns the kernel's name of syscall nr (Named.Name).
 func (t *Tracer) Name(nr uint32) string { return t.named.Name(nr) }
 
+// TableError is why names are learnt by namers, not read from the kernel's
+// table (Named.TableError); nil when they were read.
+func (t *Tracer) TableError() error { return t.named.TableError() }
+
 // Namer returns the program that names syscall name and whether it is
 // still attached (Named.Namer).
 func (t *Tracer) Namer(name string) (*ebpf.Program, bool) { return t.named.Namer(name) }

@@ -19,6 +19,14 @@ type syscountSyscountKey struct {
 	Nr  uint32
 }
 
+type syscountSyscountMeta struct {
+	_    structs.HostLayout
+	Next uint64
+	Nr   int32
+	Name [64]int8
+	_    [4]byte
+}
+
 type syscountSyscountTotal struct {
 	_       structs.HostLayout
 	Count   uint64
@@ -44,10 +52,12 @@ const (
 	syscountMapNamed            = "named"
 	syscountMapNames            = "names"
 	syscountMapStart            = "start"
+	syscountMapSyscallEntry     = "syscall_entry"
 	syscountMapTotals           = "totals"
 	syscountProgSysEnter        = "sys_enter"
 	syscountProgSysExit         = "sys_exit"
 	syscountProgSyscallName     = "syscall_name"
+	syscountProgSyscallTable    = "syscall_table"
 	syscountVarEventPlaceholder = "event_placeholder"
 	syscountVarFailedOnly       = "failed_only"
 	syscountVarFilterCgroup     = "filter_cgroup"
@@ -104,22 +114,24 @@ type syscountSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type syscountProgramSpecs struct {
-	SysEnter    *ebpf.ProgramSpec `ebpf:"sys_enter"`
-	SysExit     *ebpf.ProgramSpec `ebpf:"sys_exit"`
-	SyscallName *ebpf.ProgramSpec `ebpf:"syscall_name"`
+	SysEnter     *ebpf.ProgramSpec `ebpf:"sys_enter"`
+	SysExit      *ebpf.ProgramSpec `ebpf:"sys_exit"`
+	SyscallName  *ebpf.ProgramSpec `ebpf:"syscall_name"`
+	SyscallTable *ebpf.ProgramSpec `ebpf:"syscall_table"`
 }
 
 // syscountMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type syscountMapSpecs struct {
-	Counts *ebpf.MapSpec `ebpf:"counts"`
-	Events *ebpf.MapSpec `ebpf:"events"`
-	Lost   *ebpf.MapSpec `ebpf:"lost"`
-	Named  *ebpf.MapSpec `ebpf:"named"`
-	Names  *ebpf.MapSpec `ebpf:"names"`
-	Start  *ebpf.MapSpec `ebpf:"start"`
-	Totals *ebpf.MapSpec `ebpf:"totals"`
+	Counts       *ebpf.MapSpec `ebpf:"counts"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
+	Lost         *ebpf.MapSpec `ebpf:"lost"`
+	Named        *ebpf.MapSpec `ebpf:"named"`
+	Names        *ebpf.MapSpec `ebpf:"names"`
+	Start        *ebpf.MapSpec `ebpf:"start"`
+	SyscallEntry *ebpf.MapSpec `ebpf:"syscall_entry"`
+	Totals       *ebpf.MapSpec `ebpf:"totals"`
 }
 
 // syscountVariableSpecs contains global variables before they are loaded into the kernel.
@@ -160,13 +172,14 @@ func (o *syscountObjects) Close() error {
 //
 // It can be passed to loadSyscountObjects or ebpf.CollectionSpec.LoadAndAssign.
 type syscountMaps struct {
-	Counts *ebpf.Map `ebpf:"counts"`
-	Events *ebpf.Map `ebpf:"events"`
-	Lost   *ebpf.Map `ebpf:"lost"`
-	Named  *ebpf.Map `ebpf:"named"`
-	Names  *ebpf.Map `ebpf:"names"`
-	Start  *ebpf.Map `ebpf:"start"`
-	Totals *ebpf.Map `ebpf:"totals"`
+	Counts       *ebpf.Map `ebpf:"counts"`
+	Events       *ebpf.Map `ebpf:"events"`
+	Lost         *ebpf.Map `ebpf:"lost"`
+	Named        *ebpf.Map `ebpf:"named"`
+	Names        *ebpf.Map `ebpf:"names"`
+	Start        *ebpf.Map `ebpf:"start"`
+	SyscallEntry *ebpf.Map `ebpf:"syscall_entry"`
+	Totals       *ebpf.Map `ebpf:"totals"`
 }
 
 func (m *syscountMaps) Close() error {
@@ -177,6 +190,7 @@ func (m *syscountMaps) Close() error {
 		m.Named,
 		m.Names,
 		m.Start,
+		m.SyscallEntry,
 		m.Totals,
 	)
 }
@@ -203,9 +217,10 @@ type syscountVariables struct {
 //
 // It can be passed to loadSyscountObjects or ebpf.CollectionSpec.LoadAndAssign.
 type syscountPrograms struct {
-	SysEnter    *ebpf.Program `ebpf:"sys_enter"`
-	SysExit     *ebpf.Program `ebpf:"sys_exit"`
-	SyscallName *ebpf.Program `ebpf:"syscall_name"`
+	SysEnter     *ebpf.Program `ebpf:"sys_enter"`
+	SysExit      *ebpf.Program `ebpf:"sys_exit"`
+	SyscallName  *ebpf.Program `ebpf:"syscall_name"`
+	SyscallTable *ebpf.Program `ebpf:"syscall_table"`
 }
 
 func (p *syscountPrograms) Close() error {
@@ -213,6 +228,7 @@ func (p *syscountPrograms) Close() error {
 		p.SysEnter,
 		p.SysExit,
 		p.SyscallName,
+		p.SyscallTable,
 	)
 }
 

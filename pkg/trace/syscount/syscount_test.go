@@ -237,14 +237,53 @@ func TestFilters(t *testing.T) {
 	}
 }
 
-// TestNamersDetached: the copy of syscall_name on sys_enter_getppid is
-// detached once getppid is named, as the kernel shows: it runs no more
-// (its run count) and, from 5.15 on (a perf event has a BPF link there),
-// no link of this process attaches it; getppid keeps its name and every
-// call is counted, before and after; Close leaves no perf event open.
+// TestKernelTable: names are read from the kernel's own table on every
+// kernel of the matrix, so no namer is loaded; numbers the x86-64 ABI
+// fixes carry their names; Close leaves no perf event open.
+func TestKernelTable(t *testing.T) {
+	testkit.RequireRoot(t)
+	pid := os.Getpid()
+	_, kinds := testkit.LinkedPrograms(t, pid)
+	perfEvents := kinds["[perf_event]"]
+	tr, err := syscount.New(syscount.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.TableError(); err != nil {
+		t.Errorf("names not read from the kernel's table: %v", err)
+	}
+	if prog, _ := tr.Namer("getppid"); prog != nil {
+		t.Error("a namer is loaded for getppid")
+	}
+	for nr, want := range map[uint32]string{
+		unix.SYS_READ: "read", unix.SYS_WRITE: "write", unix.SYS_OPENAT: "openat",
+		unix.SYS_GETPPID: "getppid", unix.SYS_MKDIRAT: "mkdirat", unix.SYS_FCHDIR: "fchdir",
+		unix.SYS_EXIT_GROUP: "exit_group", unix.SYS_CLONE3: "clone3",
+	} {
+		if got := tr.Name(nr); got != want {
+			t.Errorf("syscall %d is named %q, want %q", nr, got, want)
+		}
+	}
+	if err := tr.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	if _, kinds := testkit.LinkedPrograms(t, pid); kinds["[perf_event]"] != perfEvents || kinds["bpf_link"] != 0 {
+		t.Errorf("closed, yet %d perf events (%d before) and %d BPF links open", kinds["[perf_event]"], perfEvents, kinds["bpf_link"])
+	}
+}
+
+// TestNamersDetached: with the namers (NamersEnv: the fallback where the
+// kernel's table cannot be read), the copy of syscall_name on
+// sys_enter_getppid is detached once getppid is named, as the kernel
+// shows: it runs no more (its run count) and, from 5.15 on (a perf event
+// has a BPF link there), no link of this process attaches it; getppid
+// keeps its name and every call is counted, before and after; every
+// syscall the namers named has the same name in the kernel's table; Close
+// leaves no perf event open.
 func TestNamersDetached(t *testing.T) {
 	testkit.RequireRoot(t)
 	testkit.EnableBPFStats(t)
+	t.Setenv(syscount.NamersEnv, "1")
 	pid := os.Getpid()
 	_, kinds := testkit.LinkedPrograms(t, pid)
 	perfEvents := kinds["[perf_event]"]
@@ -315,6 +354,28 @@ func TestNamersDetached(t *testing.T) {
 	if r := byName(rows)["getppid"]; r.Nr != unix.SYS_GETPPID || r.Count != 2*n {
 		t.Errorf("getppid: %+v, want nr %d and %d calls (rows %+v)", r, unix.SYS_GETPPID, 2*n, rows)
 	}
+
+	t.Setenv(syscount.NamersEnv, "")
+	table, err := syscount.New(syscount.Config{Filter: loader.TaskFilter{PID: uint32(pid)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := table.TableError(); err != nil {
+		t.Errorf("names not read from the kernel's table: %v", err)
+	}
+	compared := 0
+	for nr := range uint32(1024) {
+		if name := tr.Name(nr); !strings.HasPrefix(name, "syscall_") {
+			compared++
+			if got := table.Name(nr); got != name {
+				t.Errorf("syscall %d: the namers named it %q, the kernel's table %q", nr, name, got)
+			}
+		}
+	}
+	if err := table.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	t.Logf("%d names learnt by the namers, the same in the kernel's table", compared)
 
 	if err := tr.Close(); err != nil {
 		t.Errorf("close: %v", err)
