@@ -99,8 +99,9 @@ static __always_inline struct syscall_metadata *enter_meta(struct trace_event_ca
 }
 
 /* Run by user space, never attached. With ctx[0] zero: finds the first perf
- * event of a trace event among the current thread's own, and files its list
- * node in next. Otherwise ctx[0] is a node of the kernel's list of trace
+ * event of a sys_enter_* event among the current thread's own (a syscall
+ * event is always on the kernel's list; a uprobe's made by perf is not), and
+ * files its list node in next. Otherwise ctx[0] is a node of the kernel's list of trace
  * events: files the next node and, if the node's event is a sys_enter_*
  * one, its syscall's number and name. Returns 0, or 1 when it found or read
  * nothing. */
@@ -127,7 +128,7 @@ int syscall_table(u64 *ctx)
 			struct perf_event *event = (void *)pos - bpf_core_field_offset(struct perf_event, owner_entry);
 
 			call = BPF_CORE_READ(event, tp_event);
-			if (call) {
+			if (call && enter_meta(call)) {
 				out->next = (u64)call + bpf_core_field_offset(struct trace_event_call, list);
 				return 0;
 			}
@@ -136,10 +137,12 @@ int syscall_table(u64 *ctx)
 		return 1;
 	}
 	out->next = (u64)BPF_CORE_READ(node, next);
+	if (!out->next)
+		return 1;
 	call = (void *)node - bpf_core_field_offset(struct trace_event_call, list);
 	meta = enter_meta(call);
 	if (!meta)
-		return out->next ? 0 : 1;
+		return 0;
 	out->nr = BPF_CORE_READ(meta, syscall_nr);
 	if (bpf_probe_read_kernel_str(out->name, sizeof(out->name), BPF_CORE_READ(meta, name)) < 0)
 		return 1;
