@@ -46,6 +46,8 @@ func RunnerNote(kernels []string, runner, accel string) string {
 // turns into a failure, and the table's note says so.
 const HostOnlyTests = "^TestHost"
 
+var hostOnlyTests = regexp.MustCompile(HostOnlyTests)
+
 // HostOnly is the status of a VM cell not run (HostOnlyReason).
 const HostOnly = "host-only"
 
@@ -60,9 +62,8 @@ func HostOnlyReason(tests []string, linksBPF bool) string {
 	if !linksBPF {
 		return "its tests do not link cilium/ebpf"
 	}
-	hostOnly := regexp.MustCompile(HostOnlyTests)
 	for _, t := range tests {
-		if !strings.HasPrefix(t, "Benchmark") && !hostOnly.MatchString(t) {
+		if !strings.HasPrefix(t, "Benchmark") && !hostOnlyTests.MatchString(t) {
 			return ""
 		}
 	}
