@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -315,6 +316,11 @@ func TestCheck(t *testing.T) {
 		if !found {
 			t.Errorf("check does not say %s is there:\n%s", want, stdout)
 		}
+	}
+	// syscount's hooks are on every kernel of the matrix; the program it
+	// runs itself (syscall_table, section "raw_tp") is no hook to miss.
+	if !regexp.MustCompile(`(?m)^syscount +yes all 3 hooks: sys_enter, sys_enter_getpid, sys_exit$`).MatchString(stdout) {
+		t.Errorf("check does not give syscount its 3 hooks:\n%s", stdout)
 	}
 }
 

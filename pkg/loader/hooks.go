@@ -37,6 +37,10 @@ const (
 	// Load does not attach it: the tool attaches it to the file, offset
 	// and process it finds at run time.
 	HookUprobe
+	// HookRun is a raw tracepoint program with no tracepoint (section
+	// "raw_tp"): never attached, the tool runs it (BPF_PROG_TEST_RUN, 5.10+)
+	// to read the kernel on demand.
+	HookRun
 )
 
 // Hook is the attach point a program's ELF section names.
@@ -60,6 +64,8 @@ func (h Hook) String() string {
 		return "tail call"
 	case HookUprobe:
 		return h.Name
+	case HookRun:
+		return "run by the tool"
 	}
 	return "unknown hook"
 }
@@ -80,6 +86,9 @@ func HookOf(p *ebpf.ProgramSpec) (Hook, error) {
 	case "tp_btf":
 		return Hook{Kind: HookBTFTracepoint, Name: rest}, nil
 	case "raw_tracepoint", "raw_tp":
+		if rest == "" {
+			return Hook{Kind: HookRun, Name: "run"}, nil
+		}
 		return Hook{Kind: HookRawTracepoint, Name: rest}, nil
 	case "xdp":
 		return Hook{Kind: HookXDP, Name: "xdp"}, nil
@@ -123,7 +132,7 @@ func (h Hook) Available() error {
 			return fmt.Errorf("this kernel has no XDP: %w", err)
 		}
 		return nil
-	case HookTailCall:
+	case HookTailCall, HookRun:
 		return nil
 	case HookUprobe:
 		// The uprobe PMU (4.17+), else tracefs's uprobe_events.
@@ -153,6 +162,8 @@ func (h Hook) attach(prog *ebpf.Program) (link.Link, error) {
 		return nil, fmt.Errorf("tail call targets are not attached")
 	case HookUprobe:
 		return nil, fmt.Errorf("uprobes attach to a file the tool finds: use link.OpenExecutable")
+	case HookRun:
+		return nil, fmt.Errorf("programs the tool runs are not attached")
 	}
 	return nil, fmt.Errorf("unknown hook kind %d", h.Kind)
 }

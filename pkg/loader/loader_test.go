@@ -20,6 +20,7 @@ func TestHookOf(t *testing.T) {
 		"tp_btf/sched_switch":                  {Kind: HookBTFTracepoint, Name: "sched_switch"},
 		"raw_tracepoint/sched_switch":          {Kind: HookRawTracepoint, Name: "sched_switch"},
 		"raw_tp/sched_wakeup":                  {Kind: HookRawTracepoint, Name: "sched_wakeup"},
+		"raw_tp":                               {Kind: HookRun, Name: "run"},
 		"xdp":                                  {Kind: HookXDP, Name: "xdp"},
 	} {
 		got, err := HookOf(&ebpf.ProgramSpec{Name: "p", SectionName: section})
