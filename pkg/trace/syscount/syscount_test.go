@@ -24,7 +24,25 @@ import (
 
 func TestMain(m *testing.M) {
 	testkit.Register("calls", childCalls)
+	testkit.Register("table", childTable)
 	testkit.Main(m)
+}
+
+// childTable loads syscount and says where its names came from: "table",
+// or why not.
+func childTable([]string) int {
+	tr, err := syscount.New(syscount.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer tr.Close()
+	if err := tr.TableError(); err != nil {
+		fmt.Println(err)
+		return 0
+	}
+	fmt.Println("table")
+	return 0
 }
 
 // The workload: syscalls the Go runtime itself never makes, each a known
@@ -269,6 +287,19 @@ func TestKernelTable(t *testing.T) {
 	}
 	if _, kinds := testkit.LinkedPrograms(t, pid); kinds["[perf_event]"] != perfEvents || kinds["bpf_link"] != 0 {
 		t.Errorf("closed, yet %d perf events (%d before) and %d BPF links open", kinds["[perf_event]"], perfEvents, kinds["bpf_link"])
+	}
+
+	// A service with the capabilities docs/privileges.md gives (no root,
+	// no CAP_SYSLOG) reads the table too.
+	cmd := testkit.Command(t, "table")
+	testkit.AsUser(t, cmd, 65534, 65534)
+	testkit.WithAmbientCaps(cmd, unix.CAP_BPF, unix.CAP_PERFMON, unix.CAP_DAC_READ_SEARCH)
+	if !testkit.KernelAtLeast(5, 11) {
+		testkit.WithAmbientCaps(cmd, unix.CAP_SYS_RESOURCE) // maps charged to RLIMIT_MEMLOCK
+	}
+	out, err := cmd.Output()
+	if got := strings.TrimSpace(string(out)); err != nil || got != "table" {
+		t.Errorf("as nobody with CAP_BPF, CAP_PERFMON, CAP_DAC_READ_SEARCH: %q (%v), want names from the table", got, err)
 	}
 }
 
