@@ -14,7 +14,15 @@
 # shared VM it still takes in the vCPU's stalls (runs of one tracer vary
 # by tens of percent): the minimum is the closest to the programs' own cost.
 #
-# Usage (root; apt install libbpf-tools): bench/net/softirqs.sh [N] [ROUNDS]
+# PAIRED=1: both tools attached at once instead, on the same softirqs of the
+# same flood (the order in which they attach, which is the order in which
+# their programs run, swapped from round to round): the machine's stalls
+# fall on both alike, and the BPF ns per softirq of the two compare
+# directly (the loop's ns per datagram is then of both together). The
+# program attached first runs first and costs more: the summary gives the
+# ratio for each order and their geometric mean, in which that cancels.
+#
+# Usage (root; apt install libbpf-tools): [PAIRED=1] bench/net/softirqs.sh [N] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-1000000}
@@ -24,8 +32,11 @@ LIBBPF_SOFTIRQS=${LIBBPF_SOFTIRQS:-/usr/sbin/softirqs}
 [ -x "$LIBBPF_SOFTIRQS" ] || { echo "bench/net/softirqs.sh needs libbpf-tools (apt install libbpf-tools)" >&2; exit 1; }
 work=$(mktemp -d /tmp/bpfkit-bench-softirqs.XXXXXX)
 tracer=""
+paired=()
 cleanup() {
-	if [ -n "$tracer" ]; then kill -INT "$tracer" 2>/dev/null || true; wait "$tracer" 2>/dev/null || true; fi
+	for p in "$tracer" "${paired[@]}"; do
+		if [ -n "$p" ]; then kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; fi
+	done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -52,6 +63,46 @@ flood() {
 # shellcheck source=bench/tracer.sh
 . bench/tracer.sh
 
+
+median() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
+minimum() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -g | head -1; }
+
+if [ "${PAIRED:-}" = 1 ]; then
+	declare -A pratio
+	echo "UDP to a closed port on loopback x $N per run, both tracers at once, $(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)"
+	printf '%-8s %-4s %-22s %12s %14s %14s\n' round opts "attached first" ns/datagram bpfkit-ns/sirq libbpf-ns/sirq
+	for r in $(seq 1 "$ROUNDS"); do
+		for opt in "" -d; do
+			b=("$BPFKIT" softirqs $opt)
+			l=(stdbuf -oL "$LIBBPF_SOFTIRQS" $opt)
+			if [ $((r % 2)) -eq 1 ]; then first=bpfkit; start bpfkit "${b[@]}"; paired=("$tracer"); start libbpf "${l[@]}"; paired+=("$tracer")
+			else first=libbpf-tools; start libbpf "${l[@]}"; paired=("$tracer"); start bpfkit "${b[@]}"; paired+=("$tracer"); fi
+			tracer=""
+			[ $first = bpfkit ] && pids="${paired[0]},${paired[1]}" || pids="${paired[1]},${paired[0]}"
+			# shellcheck disable=SC2016 # $0 and $1 are the inner shell's
+			v=$("$work/progstats" -hook '^softirq_exit' "$pids" "$N" unshare -n sh -c 'ip link set lo up && "$0" "$1"' "$work/udpflood" "$N" 2>"$work/progstats.err" | tr -d '\n')
+			for p in "${paired[@]}"; do kill -INT "$p"; wait "$p" || true; done
+			paired=()
+			# progstats: one line per tracer, bpfkit's first
+			read -r bns lns <<<"$(awk 'NF == 4 && $4 > 0 {printf "%.1f ", $3 / $4}' "$work/progstats.err")"
+			printf '%-8s %-4s %-22s %12s %14s %14s\n' "$r" "${opt:--}" "$first" "$v" "${bns:--}" "${lns:--}"
+			if [[ ${bns:-} =~ ^[0-9.]+$ && ${lns:-} =~ ^[0-9.]+$ ]]; then
+				pratio[${opt:-plain} $first]+="$(awk -v b="$bns" -v l="$lns" 'BEGIN {printf "%.3f", b / l}') "
+			fi
+		done
+	done
+	# The program that runs first costs more: the ratio with bpfkit first
+	# is b*p/l, with libbpf-tools first b/(l*p); the geometric mean of the
+	# two orders' medians is b/l, the position's factor p cancelled.
+	for opt in "" -d; do
+		qb=${pratio[${opt:-plain} bpfkit]:-}
+		ql=${pratio[${opt:-plain} libbpf-tools]:-}
+		mb=$(echo "$qb" | median)
+		ml=$(echo "$ql" | median)
+		echo "bpfkit/libbpf-tools BPF ns per softirq${opt:+ ($opt)}: bpfkit attached first $qb(median $mb), libbpf-tools first $ql(median $ml); both orders: $(awk -v a="$mb" -v b="$ml" 'BEGIN {printf "%.3f", sqrt(a * b)}')"
+	done
+	exit 0
+fi
 
 declare -A nspkt bpf ratio
 names=(none "bpfkit softirqs" "libbpf-tools softirqs" "bpfkit softirqs -d" "libbpf-tools softirqs -d")
@@ -95,8 +146,6 @@ for r in $(seq 1 "$ROUNDS"); do
 		fi
 	done
 done
-median() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
-minimum() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -g | head -1; }
 echo "median over $ROUNDS rounds (ns per datagram, BPF ns per softirq, its minimum, median of the rounds' bpfkit/libbpf-tools):"
 row tracer ns/datagram bpf-ns/softirq "min bpf-ns" "bpfkit/libbpf"
 for name in "${names[@]}"; do

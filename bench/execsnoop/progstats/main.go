@@ -2,11 +2,12 @@
 // another process (a tracer) spent in the kernel meanwhile, from the
 // kernel's own run-time statistics, enabled only while it runs.
 //
-// Usage: progstats [-hook REGEX] TRACER_PID N CMD [ARGS...]
-// Prints on stderr: "<BPF ns per unit of N> <program runs> <BPF ns in all>
-// <runs of the programs whose name matches REGEX>" (all runs without
-// -hook): the last two give the time per run of the tracer's program at one
-// hook, every program of the tracer included in the time.
+// Usage: progstats [-hook REGEX] TRACER_PID[,TRACER_PID...] N CMD [ARGS...]
+// Prints on stderr, for each tracer in the order given: "<BPF ns per unit
+// of N> <program runs> <BPF ns in all> <runs of the programs whose name
+// matches REGEX>" (all runs without -hook): the last two give the time per
+// run of the tracer's program at one hook, every program of the tracer
+// included in the time. Tracers measured together see the same events.
 package main
 
 import (
@@ -36,7 +37,7 @@ func run() error {
 	flag.Parse()
 	args := flag.Args()
 	if len(args) < 3 {
-		return fmt.Errorf("usage: progstats [-hook REGEX] TRACER_PID N CMD [ARGS...]")
+		return fmt.Errorf("usage: progstats [-hook REGEX] TRACER_PID[,TRACER_PID...] N CMD [ARGS...]")
 	}
 	hook, err := regexp.Compile(*hookFlag)
 	if err != nil {
@@ -46,30 +47,38 @@ func run() error {
 	if err != nil || n <= 0 {
 		return fmt.Errorf("the count %q: want a positive number", args[1])
 	}
-	progs, err := tracerPrograms(args[0])
-	if err != nil {
-		return err
+	var tracers [][]*ebpf.Program
+	for _, pid := range strings.Split(args[0], ",") {
+		progs, err := tracerPrograms(pid)
+		if err != nil {
+			return err
+		}
+		tracers = append(tracers, progs)
 	}
 	stats, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
 	if err != nil {
 		return fmt.Errorf("enable BPF run-time statistics: %w", err)
 	}
 	defer stats.Close()
-	before, err := total(progs, hook)
-	if err != nil {
-		return err
+	before := make([]sum, len(tracers))
+	for i, progs := range tracers {
+		if before[i], err = total(progs, hook); err != nil {
+			return err
+		}
 	}
 	cmd := exec.Command(args[2], args[3:]...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return err
 	}
-	after, err := total(progs, hook)
-	if err != nil {
-		return err
+	for i, progs := range tracers {
+		after, err := total(progs, hook)
+		if err != nil {
+			return err
+		}
+		ns := (after.Runtime - before[i].Runtime).Nanoseconds()
+		fmt.Fprintf(os.Stderr, "%d %d %d %d\n", ns/int64(n), after.RunCount-before[i].RunCount, ns, after.hookRuns-before[i].hookRuns)
 	}
-	ns := (after.Runtime - before.Runtime).Nanoseconds()
-	fmt.Fprintf(os.Stderr, "%d %d %d %d\n", ns/int64(n), after.RunCount-before.RunCount, ns, after.hookRuns-before.hookRuns)
 	return nil
 }
 
