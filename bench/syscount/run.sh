@@ -13,7 +13,15 @@
 # of N/4 calls). "counted" is the getppid calls the tracer reported: the
 # two loops' N + N/4, plus any other process's.
 #
-# Usage (root; apt install bpftrace libbpf-tools): bench/syscount/run.sh [N] [ROUNDS]
+# PAIRED=1: the three tracers attached at once instead, on the same N calls
+# of one loop, the order in which they attach (the order in which their
+# programs run, the first costing more) rotated from round to round: the
+# machine's stalls fall on all alike. Per round the BPF ns per call of each;
+# the summary compares geometric means over the rounds (ROUNDS a multiple
+# of 3 puts each tracer in each place equally often, which cancels the
+# places' factors).
+#
+# Usage (root; apt install bpftrace libbpf-tools): [PAIRED=1] bench/syscount/run.sh [N] [ROUNDS]
 # BPFKIT (default bin/bpfkit, built if missing) is the bpfkit measured; with
 # BPFKIT_BASE set to another build (e.g. of main), that one runs too, as
 # "bpfkit base", in the same rounds.
@@ -25,8 +33,11 @@ BPFKIT=${BPFKIT:-bin/bpfkit}
 command -v bpftrace >/dev/null || { echo "bench/syscount needs bpftrace (apt install bpftrace libbpf-tools)" >&2; exit 1; }
 work=$(mktemp -d /tmp/bpfkit-bench-syscount.XXXXXX)
 tracer=""
+paired=()
 cleanup() {
-	if [ -n "$tracer" ]; then kill -INT "$tracer" 2>/dev/null || true; wait "$tracer" 2>/dev/null || true; fi
+	for p in "$tracer" "${paired[@]}"; do
+		if [ -n "$p" ]; then kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; fi
+	done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -58,12 +69,66 @@ run() {
 	"$work/progstats" "$tracer" $((N / 4)) "$work/getppidloop" $((N / 4)) >/dev/null 2>"$work/progstats.err"
 	bpfns=$(cut -d' ' -f1 "$work/progstats.err")
 	stop_tracer
-	case $name in
-	"bpfkit syscount" | "bpfkit base" | "libbpf-tools syscount") counted=$(awk '$1 == "getppid" {print $2}' "$work/$name.out") ;;
-	bpftrace) counted=$(grep -oE "^@\[$getppid\]: [0-9]+" "$work/$name.out" | grep -oE '[0-9]+$') ;;
-	esac
+	counted=$(counted_by "$name")
 	return 0
 }
+
+# tracer_cmd NAME: sets cmd to the command of tracer NAME; returns 1 if it
+# is not installed.
+tracer_cmd() {
+	case $1 in
+	"bpfkit syscount") cmd=("$BPFKIT" syscount -r 1000) ;; # the table: it says "Tracing" once attached
+	"bpfkit base") cmd=("$BPFKIT_BASE" syscount -r 1000) ;;
+	"libbpf-tools syscount")
+		command -v syscount >/dev/null || return 1
+		cmd=(stdbuf -oL syscount -T 1000) ;;
+	bpftrace) cmd=(bpftrace -B line -e 'BEGIN { printf("Tracing\n"); } tracepoint:raw_syscalls:sys_exit { @[args->id] = count(); }') ;;
+	esac
+}
+
+# counted_by NAME: the getppid calls tracer NAME reported.
+counted_by() {
+	case $1 in
+	"bpfkit syscount" | "bpfkit base" | "libbpf-tools syscount") awk '$1 == "getppid" {print $2}' "$work/$1.out" ;;
+	bpftrace) grep -oE "^@\[$getppid\]: [0-9]+" "$work/$1.out" | grep -oE '[0-9]+$' ;;
+	esac
+}
+
+if [ "${PAIRED:-}" = 1 ]; then
+	names=("bpfkit syscount" "libbpf-tools syscount" bpftrace)
+	declare -A logs
+	echo "getppid() x $N, the three tracers at once, $(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)"
+	printf '%-6s %-22s %10s %14s %14s %14s %s\n' round "attached first" ns/call bpfkit-bpf-ns libbpf-bpf-ns bpftrace-bpf-ns "counted (each)"
+	for r in $(seq 1 "$ROUNDS"); do
+		k=$(((r - 1) % 3))
+		order=("${names[@]:k}" "${names[@]:0:k}")
+		declare -A pid=()
+		for name in "${order[@]}"; do
+			tracer_cmd "$name" || { echo "$name is not installed (apt install bpftrace libbpf-tools)" >&2; exit 1; }
+			start "$name" "${cmd[@]}" || { echo "$name does not start: $(tail -1 "$work/$name.err")" >&2; exit 1; }
+			pid[$name]=$tracer
+			paired+=("$tracer")
+			tracer=""
+		done
+		ns=$("$work/progstats" "${pid[bpfkit syscount]},${pid[libbpf-tools syscount]},${pid[bpftrace]}" "$N" "$work/getppidloop" "$N" 2>"$work/progstats.err")
+		for p in "${paired[@]}"; do kill -INT "$p"; wait "$p" || true; done
+		paired=()
+		read -r b l t <<<"$(cut -d' ' -f1 "$work/progstats.err" | tr '\n' ' ')"
+		counts=""
+		for name in "${names[@]}"; do counts+="$(counted_by "$name") "; done
+		printf '%-6s %-22s %10s %14s %14s %14s %s\n' "$r" "${order[0]}" "$ns" "$b" "$l" "$t" "$counts"
+		logs[b]+="$b "
+		logs[l]+="$l "
+		logs[t]+="$t "
+	done
+	gmean() { tr ' ' '\n' | grep . | awk '{s += log($1); n++} END {printf "%.1f", exp(s / n)}'; }
+	gb=$(echo "${logs[b]}" | gmean)
+	gl=$(echo "${logs[l]}" | gmean)
+	gt=$(echo "${logs[t]}" | gmean)
+	echo "geometric means of BPF ns per call over $ROUNDS rounds: bpfkit $gb, libbpf-tools $gl, bpftrace $gt;" \
+		"bpfkit/libbpf-tools $(awk -v a="$gb" -v b="$gl" 'BEGIN {printf "%.3f", a / b}'), bpfkit/bpftrace $(awk -v a="$gb" -v b="$gt" 'BEGIN {printf "%.3f", a / b}')"
+	exit 0
+fi
 
 names=("bpfkit syscount" "libbpf-tools syscount" bpftrace)
 [ -z "${BPFKIT_BASE:-}" ] || names=("bpfkit base" "${names[@]}")
@@ -75,14 +140,7 @@ for r in $(seq 1 "$ROUNDS"); do
 	row tracer ns/call added-ns bpf-ns/call ratio counted
 	declare -A got=() gotns=() gotbpf=() gotcount=() gotsaid=()
 	for name in "${names[@]}"; do
-		case $name in
-		"bpfkit syscount") cmd=("$BPFKIT" syscount -r 1000) ;; # the table: it says "Tracing" once attached
-		"bpfkit base") cmd=("$BPFKIT_BASE" syscount -r 1000) ;;
-		"libbpf-tools syscount")
-			command -v syscount >/dev/null || { gotcount[$name]="not installed (apt install libbpf-tools)"; continue; }
-			cmd=(stdbuf -oL syscount -T 1000) ;;
-		bpftrace) cmd=(bpftrace -B line -e 'BEGIN { printf("Tracing\n"); } tracepoint:raw_syscalls:sys_exit { @[args->id] = count(); }') ;;
-		esac
+		tracer_cmd "$name" || { gotcount[$name]="not installed (apt install libbpf-tools)"; continue; }
 		run none
 		base=$ns
 		if ! run "$name" "${cmd[@]}"; then
