@@ -30,7 +30,16 @@
 # in the wall figure only. At the end, medians and [min..max] over rounds,
 # and for each CLI tool serve's BPF ns over its own, round by round.
 #
-# Usage (root): bench/serve/events.sh [ROUNDS]
+# PAIRED=1: serve's tool and the CLI tool attached at once instead, on the
+# same events of one loop (openfail: openerr and opensnoop -x; exec: exec
+# and execsnoop; switch: cswitch and bpfkit cswitch), so the machine's
+# stalls fall on both alike; the one attached first (whose program runs
+# first, and costs more) swaps from round to round. Per round the BPF ns
+# per event of each; at the end serve/CLI per order and for both orders
+# (the geometric mean of the two orders' medians, where the order's factor
+# cancels).
+#
+# Usage (root): [PAIRED=1] bench/serve/events.sh [ROUNDS]
 #   N_OPEN, N_EXEC, N_SWITCH (round trips) size the loops; CPU the ping-pong's
 #   CPU; ONLY=REGEX runs the loops whose name matches; BPFKIT a binary to use
 #   (default: built from this tree).
@@ -50,8 +59,10 @@ stop_tracer() {
 		tracer_pid=
 	fi
 }
+paired=()
 cleanup() {
 	stop_tracer
+	for p in "${paired[@]}"; do kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -180,6 +191,56 @@ ratio() {
 }
 
 want() { [ -z "${ONLY:-}" ] || [[ $1 =~ $ONLY ]]; }
+
+# pair KIND HOOK CLI...: one round of serve's tool for KIND and the CLI
+# tool at once, attached in the order of $first (serve or cli); prints a
+# row and appends "KIND|first|serve ns|cli ns" to $results.
+pair() {
+	local kind=$1 hook=$2 tool port n ev sp cp ns runs sns cns
+	shift 2
+	case $kind in openfail) tool=openerr ;; exec) tool=exec ;; switch) tool=cswitch ;; esac
+	port=$(free_port)
+	local srv=("$BPFKIT" serve --listen "127.0.0.1:$port" --tools "$tool")
+	if [ "$first" = serve ]; then
+		start "$kind" "$hook" "${srv[@]}" || return 0; sp=$tracer_pid; paired=("$sp"); tracer_pid=
+		start "$kind" "$hook" "$@" || return 0; cp=$tracer_pid; paired+=("$cp"); tracer_pid=
+	else
+		start "$kind" "$hook" "$@" || return 0; cp=$tracer_pid; paired=("$cp"); tracer_pid=
+		start "$kind" "$hook" "${srv[@]}" || return 0; sp=$tracer_pid; paired+=("$sp"); tracer_pid=
+	fi
+	n=$(size "$kind")
+	ev=$(events "$kind" "$n")
+	loop "$kind" "$n"
+	ns=$("$work/progstats" -hook "$hook" "$sp,$cp" "$ev" "${cmd[@]}" 2>"$work/stats" | walls "$kind") || true
+	for p in "${paired[@]}"; do kill -INT "$p"; wait "$p" || true; done
+	paired=()
+	# progstats: a line per tracer, serve's first: ns per event, runs, ns, hook runs
+	read -r sns cns <<<"$(awk '$4 > 0 {printf "%.1f ", $3 / $4}' "$work/stats")"
+	printf '%-8s %-8s %12s %14s %14s %8s\n' "$kind" "$first" "$ns" "${sns:--}" "${cns:--}" \
+		"$([ -n "${cns:-}" ] && awk -v a="$sns" -v b="$cns" 'BEGIN {printf "%.3f", a / b}')"
+	[ -z "${cns:-}" ] || echo "$kind|$first|$sns|$cns" >>"$results"
+}
+
+if [ "${PAIRED:-}" = 1 ]; then
+	echo "$(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg); serve's tool and the CLI's at once"
+	echo "N_OPEN=$N_OPEN N_EXEC=$N_EXEC N_SWITCH=$N_SWITCH (round trips, on CPU $CPU), $ROUNDS rounds"
+	printf '%-8s %-8s %12s %14s %14s %8s\n' loop first "ns/ev both" "serve bpf ns" "CLI bpf ns" serve/CLI
+	for round in $(seq 1 "$ROUNDS"); do
+		if [ $((round % 2)) -eq 1 ]; then first=serve; else first=cli; fi
+		! want openfail || pair openfail exit_open "$BPFKIT" opensnoop -x
+		! want exec || pair exec exec_done "$BPFKIT" execsnoop
+		! want switch || pair switch switch "$BPFKIT" cswitch
+	done
+	[ -s "$results" ] || exit 1
+	echo "=== serve/CLI BPF ns per event: medians per order, and both orders (geometric mean of the two)"
+	for kind in openfail exec switch; do
+		ms=$(awk -F'|' -v k="$kind" '$1 == k && $2 == "serve" {print $3 / $4}' "$results" | sort -g | awk '{v[NR] = $1} END {if (NR) print v[int((NR + 1) / 2)]}')
+		mc=$(awk -F'|' -v k="$kind" '$1 == k && $2 == "cli" {print $3 / $4}' "$results" | sort -g | awk '{v[NR] = $1} END {if (NR) print v[int((NR + 1) / 2)]}')
+		[ -n "$ms" ] && [ -n "$mc" ] || continue
+		echo "$kind: serve attached first $ms, CLI first $mc; both orders $(awk -v a="$ms" -v b="$mc" 'BEGIN {printf "%.3f", sqrt(a * b)}')"
+	done
+	exit 0
+fi
 
 echo "$(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "N_OPEN=$N_OPEN N_EXEC=$N_EXEC N_SWITCH=$N_SWITCH (round trips, on CPU $CPU), $ROUNDS rounds"
