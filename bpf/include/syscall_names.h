@@ -6,8 +6,8 @@
  * Names come from the running kernel, not a copied table, in one of two ways.
  *
  * The kernel's own table: the metadata each syscall's sys_enter_<name> trace
- * event points to (its name and number, set by ftrace at boot). user space
- * opens one perf event on a trace event and runs syscall_table
+ * event points to (its name and number, set by ftrace at boot). User space
+ * opens one perf event on a sys_enter_* event and runs syscall_table
  * (BPF_PROG_TEST_RUN, on the same thread) once to find that event among the
  * thread's own perf events, then once per node of the kernel's list of trace
  * events, reading each syscall's number and name. Nothing stays attached.
@@ -101,10 +101,10 @@ static __always_inline struct syscall_metadata *enter_meta(struct trace_event_ca
 /* Run by user space, never attached. With ctx[0] zero: finds the first perf
  * event of a sys_enter_* event among the current thread's own (a syscall
  * event is always on the kernel's list; a uprobe's made by perf is not), and
- * files its list node in next. Otherwise ctx[0] is a node of the kernel's list of trace
- * events: files the next node and, if the node's event is a sys_enter_*
- * one, its syscall's number and name. Returns 0, or 1 when it found or read
- * nothing. */
+ * files its list node in next. Otherwise ctx[0] is a node of the kernel's
+ * list of trace events: files the next node and, if the node's event is a
+ * sys_enter_* one, its syscall's number and name. Returns 0, or 1 when it
+ * found or read nothing. */
 SEC("raw_tp")
 int syscall_table(u64 *ctx)
 {
