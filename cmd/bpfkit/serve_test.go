@@ -849,6 +849,10 @@ func metricsReader(addr string) metricReader {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
+		// Go's client asks for gzip, as Prometheus does, and undoes it.
+		if !resp.Uncompressed {
+			t.Error("/metrics was not gzip-compressed, though the scrape asked for it")
+		}
 		body, err := io.ReadAll(resp.Body)
 		if err != nil {
 			t.Fatal(err)
