@@ -56,7 +56,11 @@ func LoadNamed(spec *ebpf.CollectionSpec, opts loader.Options) (*Named, error) {
 	if err := loader.Preflight(); err != nil {
 		return nil, err
 	}
-	table, tableErr := kernelTable(spec)
+	byID, err := eventIDs()
+	if err != nil {
+		return nil, err
+	}
+	table, tableErr := kernelTable(spec, byID)
 	if tableErr == nil {
 		delete(spec.Programs, syscountProgSyscallName)
 		objs, err := loader.Load(spec, opts)
@@ -65,8 +69,7 @@ func LoadNamed(spec *ebpf.CollectionSpec, opts loader.Options) (*Named, error) {
 		}
 		return &Named{Objects: objs, known: table}, nil
 	}
-	byID, err := nameSyscalls(spec)
-	if err != nil {
+	if err := nameSyscalls(spec, byID); err != nil {
 		return nil, err
 	}
 	objs, err := loader.Load(spec, opts)
@@ -94,13 +97,13 @@ func LoadNamed(spec *ebpf.CollectionSpec, opts loader.Options) (*Named, error) {
 // kernelTable reads the number and name of every syscall of the running
 // kernel from the metadata its syscalls:sys_enter_* trace events point to
 // (the kernel's own table, set by ftrace at boot), and checks that it names
-// exactly the events tracefs lists (eventIDs). It opens one perf event on
+// exactly the events tracefs lists (byID, from eventIDs). It opens one perf event on
 // the first of those events, so that syscall_table, run on the same thread,
 // finds the kernel's list of trace events through it, then walks that list
 // one node a run. An error says why it could not (NamersEnv set, a read
 // refused, a list that did not come round); syscall_table is taken out of
 // spec either way.
-func kernelTable(spec *ebpf.CollectionSpec) (map[uint32]string, error) {
+func kernelTable(spec *ebpf.CollectionSpec, byID map[uint32]string) (map[uint32]string, error) {
 	var objs struct {
 		Table *ebpf.Program `ebpf:"syscall_table"`
 		Entry *ebpf.Map     `ebpf:"syscall_entry"`
@@ -109,10 +112,6 @@ func kernelTable(spec *ebpf.CollectionSpec) (map[uint32]string, error) {
 	defer delete(spec.Programs, syscountProgSyscallTable)
 	if os.Getenv(NamersEnv) != "" {
 		return nil, fmt.Errorf("%s is set", NamersEnv)
-	}
-	byID, err := eventIDs()
-	if err != nil {
-		return nil, err
 	}
 	if err := spec.LoadAndAssign(&objs, nil); err != nil {
 		return nil, fmt.Errorf("load syscall_table: %w", err)
@@ -291,17 +290,13 @@ func eventIDs() (map[uint32]string, error) {
 }
 
 // nameSyscalls replaces syscall_name in spec with one copy per
-// syscalls:sys_enter_* tracepoint of this kernel, each with the event's id
-// in place of the placeholder, sizes the named ring to hold a record of
-// each, and returns the syscall name of each id (eventIDs).
-func nameSyscalls(spec *ebpf.CollectionSpec) (map[uint32]string, error) {
+// syscalls:sys_enter_* tracepoint of this kernel (byID, from eventIDs),
+// each with the event's id in place of the placeholder, and sizes the
+// named ring to hold a record of each.
+func nameSyscalls(spec *ebpf.CollectionSpec, byID map[uint32]string) error {
 	var placeholder uint32
 	if err := spec.Variables[syscountVarEventPlaceholder].Get(&placeholder); err != nil {
-		return nil, err
-	}
-	byID, err := eventIDs()
-	if err != nil {
-		return nil, err
+		return err
 	}
 	proto := spec.Programs[syscountProgSyscallName]
 	delete(spec.Programs, syscountProgSyscallName)
@@ -317,16 +312,16 @@ func nameSyscalls(spec *ebpf.CollectionSpec) (map[uint32]string, error) {
 			}
 		}
 		if patched != 1 {
-			return nil, fmt.Errorf("syscall_name has %d placeholders, want 1", patched)
+			return fmt.Errorf("syscall_name has %d placeholders, want 1", patched)
 		}
 		spec.Programs[p.Name] = p
 	}
 	var maps namedMapSpecs
 	if err := spec.Assign(&maps); err != nil {
-		return nil, err
+		return err
 	}
 	maps.Named.MaxEntries = namedRingSize(len(byID))
-	return byID, nil
+	return nil
 }
 
 // namedMapSpecs and namedMaps are the maps of
