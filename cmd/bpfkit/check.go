@@ -89,7 +89,7 @@ func runCheck(format output.Format) error {
 		var have, lack []string
 		for _, hs := range hooks {
 			for _, h := range hs {
-				if h.Kind != loader.HookTailCall && h.Kind != loader.HookRun {
+				if h.Attachable() {
 					have = append(have, h.Name)
 				}
 			}

@@ -98,6 +98,10 @@ func HookOf(p *ebpf.ProgramSpec) (Hook, error) {
 	return Hook{}, fmt.Errorf("program %s: unsupported section %q", p.Name, p.SectionName)
 }
 
+// Attachable reports whether the program is attached somewhere at all: not
+// a tail call target, nor a program the tool runs (HookRun).
+func (h Hook) Attachable() bool { return h.Kind != HookTailCall && h.Kind != HookRun }
+
 // Available reports whether this kernel has the hook, and if not, why.
 // Tracepoint hooks need tracefs mounted (EnsureTracefs).
 func (h Hook) Available() error {

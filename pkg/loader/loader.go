@@ -134,7 +134,7 @@ func Load(spec *ebpf.CollectionSpec, opts Options) (_ *Objects, err error) {
 
 	for _, name := range slices.Sorted(maps.Keys(hooks)) {
 		for _, h := range hooks[name] {
-			if h.Kind == HookTailCall || h.Kind == HookUprobe || h.Kind == HookRun {
+			if !h.Attachable() || h.Kind == HookUprobe {
 				continue // reached by tail calls; attached or run by the tool
 			}
 			l, err := h.attach(coll.Programs[name])
@@ -267,7 +267,7 @@ func pruneMissingHooks(spec *ebpf.CollectionSpec, opts Options) (map[string][]Ho
 	attachable := false
 	for _, hs := range hooks {
 		for _, h := range hs {
-			attachable = attachable || (h.Kind != HookTailCall && h.Kind != HookRun)
+			attachable = attachable || h.Attachable()
 		}
 	}
 	if !attachable {
