@@ -5,12 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfkit/bpfkit/internal/testkit"
+	"github.com/bpfkit/bpfkit/pkg/loader"
 )
 
 // nobody is the unprivileged user these tests run bpfkit as.
@@ -142,4 +144,37 @@ func TestUserRights(t *testing.T) {
 			t.Errorf("temporary files left: %v", left)
 		}
 	})
+}
+
+// TestPerfEventsRestricted: a tool on plain tracepoints (execsnoop), run
+// with the capabilities the shipped units give, where the kernel lets only
+// CAP_SYS_ADMIN open perf events (perf_event_paranoid above 2: Debian's,
+// the VMs') fails with one line naming the ways out; where it does not
+// (this host) it runs.
+func TestPerfEventsRestricted(t *testing.T) {
+	testkit.RequireRoot(t)
+	if err := loader.EnsureTracefs(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/sys/kernel/perf_event_paranoid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	level, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := bpfkit(t, "execsnoop", "-d", "100ms")
+	testkit.AsUser(t, cmd, nobody, nobody)
+	testkit.WithAmbientCaps(cmd, unix.CAP_BPF, unix.CAP_PERFMON, unix.CAP_DAC_READ_SEARCH)
+	if !testkit.KernelAtLeast(5, 11) {
+		testkit.WithAmbientCaps(cmd, unix.CAP_SYS_RESOURCE) // maps charged to RLIMIT_MEMLOCK
+	}
+	_, stderr, code := runBpfkit(t, cmd)
+	t.Logf("perf_event_paranoid %d: exit %d: %s", level, code, stderr)
+	if level > 2 {
+		oneLineError(t, stderr, code, "only CAP_SYS_ADMIN", "kernel.perf_event_paranoid=2", "sudo")
+	} else if code != 0 {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
 }

@@ -3,6 +3,7 @@ package testkit
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -130,7 +131,7 @@ func WaitStdinRead(t testing.TB, pid int) {
 		}
 		return false
 	}) {
-		t.Fatalf("process %d did not block on its stdin", pid)
+		t.Fatalf("process %d did not block on its stdin: %s", pid, threadStates(pid))
 	}
 }
 
@@ -145,12 +146,34 @@ func WaitFor(d time.Duration, cond func() bool) bool {
 	return false
 }
 
+// threadStates describes what each thread of pid does, for a failure:
+// its state and its /proc syscall line.
+func threadStates(pid int) string {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	var out []string
+	for _, task := range tasks {
+		dir := fmt.Sprintf("/proc/%d/task/%s/", pid, task.Name())
+		sc, _ := os.ReadFile(dir + "syscall")
+		st, _ := os.ReadFile(dir + "stat")
+		out = append(out, fmt.Sprintf("thread %s state %c syscall %q", task.Name(), procState(st), strings.TrimSpace(string(sc))))
+	}
+	return strings.Join(out, "; ")
+}
+
+// gone reports whether err says a /proc file's thread has exited.
+func gone(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH)
+}
+
 // readingStdin tells whether thread tid of pid sleeps in read(2) on fd 0.
 func readingStdin(t testing.TB, pid, tid int) bool {
 	dir := fmt.Sprintf("/proc/%d/task/%d/", pid, tid)
 	// The syscall file shows the call only while the task is off CPU.
 	sc, err1 := os.ReadFile(dir + "syscall")
 	st, err2 := os.ReadFile(dir + "stat")
+	if gone(err1) || gone(err2) {
+		return false // the thread exited since the directory was read
+	}
 	if err1 != nil || err2 != nil {
 		t.Fatalf("thread %d of %d: %v %v", tid, pid, err1, err2)
 	}

@@ -155,7 +155,11 @@ func (h Hook) Available() error {
 func (h Hook) attach(prog *ebpf.Program) (link.Link, error) {
 	switch h.Kind {
 	case HookTracepoint:
-		return link.Tracepoint(h.Group, h.Name, prog, nil)
+		l, err := link.Tracepoint(h.Group, h.Name, prog, nil)
+		if err != nil {
+			return nil, PerfEventError(err)
+		}
+		return l, nil
 	case HookBTFTracepoint:
 		return link.AttachTracing(link.TracingOptions{Program: prog})
 	case HookRawTracepoint:

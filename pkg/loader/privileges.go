@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,6 +26,28 @@ var ErrMemlock = errors.New("this kernel (before 5.11) counts BPF memory against
 // closed to this process: root's alone, and no CAP_DAC_READ_SEARCH.
 var ErrTracefsAccess = errors.New("tracefs (" + TracefsPath + ") is readable by root only: run bpfkit with sudo, " +
 	"or give it CAP_DAC_READ_SEARCH too (see docs/privileges.md)")
+
+// ErrPerfEventsRestricted says that this kernel lets only CAP_SYS_ADMIN
+// open perf events, which plain tracepoints and uprobes attach through.
+var ErrPerfEventsRestricted = errors.New("this kernel lets only CAP_SYS_ADMIN open perf events (kernel.perf_event_paranoid above 2, " +
+	"as on Debian), and plain tracepoints and uprobes attach through them: run bpfkit with sudo, give the service CAP_SYS_ADMIN too, " +
+	"or set kernel.perf_event_paranoid=2 (see docs/privileges.md)")
+
+// PerfEventError is err from opening a perf event (attaching a plain
+// tracepoint or a uprobe), or ErrPerfEventsRestricted when that is why it
+// was refused.
+func PerfEventError(err error) error {
+	if !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	b, rerr := os.ReadFile("/proc/sys/kernel/perf_event_paranoid")
+	level, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+	caps, cerr := effectiveCaps()
+	if rerr != nil || perr != nil || cerr != nil || level <= 2 || hasCap(caps, unix.CAP_SYS_ADMIN) {
+		return err
+	}
+	return ErrPerfEventsRestricted
+}
 
 // atSecure is the auxiliary vector entry the kernel sets to 1 when the
 // program gained privileges at exec: setuid, setgid or file capabilities.

@@ -230,13 +230,13 @@ func (t *Tracer) probe(alloc *Allocator, pid int) error {
 		opts.Address = f.Offset
 		l, err := ex.Uprobe(f.Name, t.objs.Collection.Programs[enter], opts)
 		if err != nil {
-			return loader.Explain(fmt.Sprintf("attach a uprobe to %s in %s", f.Name, alloc.Path), err, t.cfg.Debug)
+			return loader.Explain(fmt.Sprintf("attach a uprobe to %s in %s", f.Name, alloc.Path), loader.PerfEventError(err), t.cfg.Debug)
 		}
 		t.links = append(t.links, l)
 		if p := t.objs.Collection.Programs[ret]; p != nil {
 			l, err := ex.Uretprobe(f.Name, p, opts)
 			if err != nil {
-				return loader.Explain(fmt.Sprintf("attach a uretprobe to %s in %s", f.Name, alloc.Path), err, t.cfg.Debug)
+				return loader.Explain(fmt.Sprintf("attach a uretprobe to %s in %s", f.Name, alloc.Path), loader.PerfEventError(err), t.cfg.Debug)
 			}
 			t.links = append(t.links, l)
 		}
