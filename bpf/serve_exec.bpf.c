@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
-/* serve_exec: successful execs per cgroup (sched:sched_process_exec fires
- * only once an exec can no longer fail). */
+/* serve_exec: successful execs per cgroup (sched_process_exec fires only
+ * once an exec can no longer fail), on its BTF or raw tracepoint: no perf
+ * event, which kernels with perf_event_paranoid above 2 refuse a service
+ * without CAP_SYS_ADMIN, and no tracefs. */
 #include "kernel.h"
-#include "common.h"
+#include "sched.h"
 #include "serve.h"
 
 SERVE_MAP(execs, u64, u64, SERVE_GROWING);
 
-SEC("tracepoint/sched/sched_process_exec")
-int exec_done(void *ctx)
+/* sched_process_exec(p, old_pid, bprm): p is the current task. */
+static __always_inline int on_exec(u64 *ctx, bool btf)
 {
 	u64 cgroup;
 
@@ -18,3 +20,5 @@ int exec_done(void *ctx)
 	count_one(&execs, &cgroup);
 	return 0;
 }
+
+SCHED_TP(sched_process_exec, on_exec)

@@ -29,23 +29,44 @@ struct {
 	__type(value, u8);
 } exited SEC(".maps");
 
-/* group_dead reports whether task is the last thread of its process to
- * exit, and so reports the process's exit. */
-static __always_inline bool group_dead(void *ctx, struct task_struct *task)
+/* last_thread reports whether task is the last thread of its process to
+ * exit, where the exit tracepoint does not say (before 6.16): signal->live
+ * was decremented before the tracepoint, so at zero no thread is left, and
+ * the map picks one reporter. */
+static __always_inline bool last_thread(struct task_struct *task)
 {
-	struct trace_event_raw_sched_process_exit *tp = ctx;
 	struct process_key key = {};
 	u8 one = 1;
 
-	if (bpf_core_field_exists(tp->group_dead))
-		return tp->group_dead;
-	/* Before 6.16: signal->live was decremented before this tracepoint,
-	 * so at zero no thread is left; the map picks one reporter. */
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return false;
 	key.tgid = BPF_CORE_READ(task, tgid);
 	key.start = BPF_CORE_READ(task, group_leader, start_time);
 	return bpf_map_update_elem(&exited, &key, &one, BPF_NOEXIST) == 0;
+}
+
+/* group_dead reports, at sched:sched_process_exit (its record ctx),
+ * whether task is the last thread of its process to exit, and so reports
+ * the process's exit. */
+static __always_inline bool group_dead(void *ctx, struct task_struct *task)
+{
+	struct trace_event_raw_sched_process_exit *tp = ctx;
+
+	if (bpf_core_field_exists(tp->group_dead))
+		return tp->group_dead;
+	return last_thread(task);
+}
+
+/* group_dead_arg is group_dead at the BTF or raw tracepoint, whose
+ * arguments (ctx) are (p[, group_dead]): the argument came with the
+ * record's field (6.16). */
+static __always_inline bool group_dead_arg(u64 *ctx, struct task_struct *task)
+{
+	struct trace_event_raw_sched_process_exit *tp = NULL;
+
+	if (bpf_core_field_exists(tp->group_dead))
+		return (u8)ctx[1];
+	return last_thread(task);
 }
 
 /* exit_code is what wait(2) reports for task's exit: the group's code once

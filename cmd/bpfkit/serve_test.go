@@ -37,22 +37,40 @@ func init() {
 	testkit.Register("serve-hop", serveHopWorkload)
 	testkit.Register("serve-zombies", serveZombiesWorkload)
 	testkit.Register("serve-syscalls", serveSyscallsWorkload)
+	testkit.Register("serve-sleep", func([]string) int {
+		ts := unix.Timespec{Sec: 1000}
+		unix.Nanosleep(&ts, nil)
+		return 0
+	})
+	// waitNanosleep reads the main thread's syscall.
+	testkit.KeepMainThread("serve-sleep")
 }
 
-// serveZombiesWorkload: "N MS" starts N children (the test binary as
-// "exit": the VMs' initramfs has no /bin/true), waits until each is a
-// zombie, keeps them so MS milliseconds more, then reaps them with wait4(2).
-func serveZombiesWorkload([]string) int {
-	self, err := os.Executable()
+// workloadChild returns the path of this test binary and the environment
+// that runs it as the child registered under name: what a workload starts
+// (the VMs' initramfs has no /bin/true or /bin/sleep).
+func workloadChild(name string) (self string, env []string, err error) {
+	self, err = os.Executable()
 	if err != nil {
-		return 1
+		return "", nil, err
 	}
-	env := []string{testkit.ChildEnv("exit")}
+	env = []string{testkit.ChildEnv(name)}
 	key, _, _ := strings.Cut(env[0], "=")
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, key+"=") { // this workload's own name
 			env = append(env, kv)
 		}
+	}
+	return self, env, nil
+}
+
+// serveZombiesWorkload: "N MS" starts N children (the test binary as
+// "exit"), waits until each is a zombie, keeps them so MS milliseconds
+// more, then reaps them with wait4(2).
+func serveZombiesWorkload([]string) int {
+	self, env, err := workloadChild("exit")
+	if err != nil {
+		return 1
 	}
 	return lines(func(line string) error {
 		var n, ms int
@@ -118,23 +136,36 @@ func lines(do func(line string) error) int {
 	return 0
 }
 
-// serveExecWorkload: "N" runs /bin/true N times, then starts /bin/sleep
-// and kills it (SIGKILL): N+1 execs, N normal exits, one SIGKILL.
+// serveExecWorkload: "N" runs the test binary as "exit" N times, then
+// starts it as "serve-sleep" and kills it (SIGKILL): N+1 execs, N normal
+// exits, one SIGKILL.
 func serveExecWorkload([]string) int {
+	self, exitEnv, err := workloadChild("exit")
+	if err != nil {
+		return 1
+	}
+	_, sleepEnv, _ := workloadChild("serve-sleep")
+	run := func() error {
+		cmd := exec.Command(self)
+		cmd.Env = exitEnv
+		return cmd.Run()
+	}
 	// The first start also forks a probe of clone's pidfd support
 	// (syscall.checkClonePidfd), a process that exits at once: done here,
 	// before the test counts.
-	if err := exec.Command("/bin/true").Run(); err != nil {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return lines(func(line string) error {
 		n, _ := strconv.Atoi(line)
 		for range n {
-			if err := exec.Command("/bin/true").Run(); err != nil {
+			if err := run(); err != nil {
 				return err
 			}
 		}
-		sleep := exec.Command("/bin/sleep", "1000")
+		sleep := exec.Command(self)
+		sleep.Env = sleepEnv
 		if err := sleep.Start(); err != nil {
 			return err
 		}
@@ -142,7 +173,7 @@ func serveExecWorkload([]string) int {
 		// (close-on-exec), before sched_process_exec fires: a SIGKILL
 		// sent now can end the exec before the tracepoint, so that an
 		// exec the kernel never reports completed is counted as missing.
-		// Kill only once sleep sleeps.
+		// Kill only once it sleeps.
 		err := waitNanosleep(sleep.Process.Pid)
 		sleep.Process.Kill()
 		sleep.Wait()
@@ -259,11 +290,19 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// waitHTTP waits until url answers 200.
-func waitHTTP(t *testing.T, url string, d time.Duration) {
+// waitHTTP waits until url answers 200, from the server that child (if
+// not nil) runs: it fails at once if that process ends.
+func waitHTTP(t *testing.T, url string, d time.Duration, child *exec.Cmd) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
+		if child != nil {
+			// Ended, but left for Wait to reap (WNOWAIT).
+			var info unix.Siginfo
+			if err := unix.Waitid(unix.P_PID, child.Process.Pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err == nil && info.Signo != 0 {
+				t.Fatalf("%s ended before %s answered", child.Path, url)
+			}
+		}
 		resp, err := http.Get(url)
 		if err == nil {
 			resp.Body.Close()
@@ -306,8 +345,18 @@ func (l *lockedBuffer) String() string {
 // which must end it with status 0).
 func startServe(t *testing.T, addr string, args ...string) *served {
 	t.Helper()
+	return startServeCmd(t, addr, nil, args...)
+}
+
+// startServeCmd is startServe with prepare (if not nil) applied to the
+// command first: the user and capabilities it runs with.
+func startServeCmd(t *testing.T, addr string, prepare func(*exec.Cmd), args ...string) *served {
+	t.Helper()
 	s := &served{cmd: bpfkit(t, append([]string{"serve", "--listen", addr}, args...)...), addr: addr, stderr: &lockedBuffer{}}
 	s.cmd.Stderr = s.stderr
+	if prepare != nil {
+		prepare(s.cmd)
+	}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +369,7 @@ func startServe(t *testing.T, addr string, args ...string) *served {
 			t.Errorf("serve after SIGTERM: %v: %s", err, s.stderr)
 		}
 	})
-	waitHTTP(t, "http://"+addr+"/readyz", 60*time.Second)
+	waitHTTP(t, "http://"+addr+"/readyz", 60*time.Second, s.cmd)
 	return s
 }
 
@@ -365,7 +414,7 @@ scrape_configs:
 		}
 	})
 	p := &prom{url: "http://" + addr}
-	waitHTTP(t, p.url+"/-/ready", 60*time.Second)
+	waitHTTP(t, p.url+"/-/ready", 60*time.Second, nil)
 	return p
 }
 
@@ -568,26 +617,12 @@ func TestHostServePrometheus(t *testing.T) {
 		return fmt.Sprintf(`sum(%s{cgroup=%q%s})`, metric, rel, extra)
 	}
 
-	t.Run("exec and exit", func(t *testing.T) {
-		rel, fd := testCgroup(t, parent, "exec")
-		w := startWorkload(t, fd, "serve-exec")
+	// What Prometheus stored after a scrape that started now.
+	scraped := func(t *testing.T, metric, rel, extra string) float64 {
 		p.scraped(t, time.Now())
-		execs := p.value(t, sel("bpfkit_exec_total", rel, ""))
-		exits := p.value(t, sel("bpfkit_exit_total", rel, `,signal=""`))
-		kills := p.value(t, sel("bpfkit_exit_total", rel, `,signal="SIGKILL"`))
-		const n = 37
-		w.do(t, strconv.Itoa(n))
-		p.scraped(t, time.Now())
-		if got := p.value(t, sel("bpfkit_exec_total", rel, "")) - execs; got != n+1 {
-			t.Errorf("bpfkit_exec_total rose by %v, want %d (%d /bin/true, one /bin/sleep)", got, n+1, n)
-		}
-		if got := p.value(t, sel("bpfkit_exit_total", rel, `,signal=""`)) - exits; got != n {
-			t.Errorf("bpfkit_exit_total{signal=\"\"} rose by %v, want %d", got, n)
-		}
-		if got := p.value(t, sel("bpfkit_exit_total", rel, `,signal="SIGKILL"`)) - kills; got != 1 {
-			t.Errorf("bpfkit_exit_total{signal=\"SIGKILL\"} rose by %v, want 1", got)
-		}
-	})
+		return p.value(t, sel(metric, rel, extra))
+	}
+	t.Run("exec and exit", func(t *testing.T) { testServeExecExit(t, parent, scraped) })
 
 	t.Run("context switches", func(t *testing.T) {
 		rel, fd := testCgroup(t, parent, "switch")
@@ -671,11 +706,6 @@ func TestHostServePrometheus(t *testing.T) {
 		}
 	})
 
-	// What Prometheus stored after a scrape that started now.
-	scraped := func(t *testing.T, metric, rel, extra string) float64 {
-		p.scraped(t, time.Now())
-		return p.value(t, sel(metric, rel, extra))
-	}
 	t.Run("file io", func(t *testing.T) { testServeFileIO(t, parent, scraped) })
 	t.Run("oom kills", func(t *testing.T) { testServeOOM(t, parent, scraped) })
 	t.Run("zombies", func(t *testing.T) { testServeZombies(t, parent, scraped) })
@@ -719,6 +749,27 @@ func TestHostServePrometheus(t *testing.T) {
 // (any, when rel is "") and whose other labels match extra (`,name="value"`, or ""), as serve
 // exports them now.
 type metricReader func(t *testing.T, metric, rel, extra string) float64
+
+// testServeExecExit: 37 execs of a program that exits and one of a program
+// that sleeps, killed, are 38 execs, 37 normal exits and one by SIGKILL of
+// the cgroup.
+func testServeExecExit(t *testing.T, parent string, read metricReader) {
+	rel, fd := testCgroup(t, parent, "exec")
+	w := startWorkload(t, fd, "serve-exec")
+	q := func(metric, extra string) float64 { return read(t, metric, rel, extra) }
+	execs, exits, kills := q("bpfkit_exec_total", ""), q("bpfkit_exit_total", `,signal=""`), q("bpfkit_exit_total", `,signal="SIGKILL"`)
+	const n = 37
+	w.do(t, strconv.Itoa(n))
+	if got := q("bpfkit_exec_total", "") - execs; got != n+1 {
+		t.Errorf("bpfkit_exec_total rose by %v, want %d (%d exiting, one sleeping)", got, n+1, n)
+	}
+	if got := q("bpfkit_exit_total", `,signal=""`) - exits; got != n {
+		t.Errorf("bpfkit_exit_total{signal=\"\"} rose by %v, want %d", got, n)
+	}
+	if got := q("bpfkit_exit_total", `,signal="SIGKILL"`) - kills; got != 1 {
+		t.Errorf("bpfkit_exit_total{signal=\"SIGKILL\"} rose by %v, want 1", got)
+	}
+}
 
 // testServeFileIO: 50 writes of 3000 bytes to a new file, 150 reads of
 // 1000 bytes back and 7 reads at its end that return 0: every call is one
@@ -827,6 +878,39 @@ func TestServeProcessMetrics(t *testing.T) {
 	t.Run("oom kills", func(t *testing.T) { testServeOOM(t, parent, read) })
 	t.Run("zombies", func(t *testing.T) { testServeZombies(t, parent, read) })
 	t.Run("syscalls", func(t *testing.T) { testServeSyscalls(t, parent, read) })
+}
+
+// TestServeAsService: serve as the shipped systemd unit and DaemonSet run
+// it, a user of its own with only CAP_BPF, CAP_PERFMON and
+// CAP_DAC_READ_SEARCH (deploy's tests hold both files to exactly these) and
+// no memlock limit, starts its default tools and counts exactly, on every
+// kernel of the matrix: also on Debian's, whose perf_event_paranoid of 3
+// refuses every perf event (a plain tracepoint's, a uprobe's) without
+// CAP_SYS_ADMIN, so no default tool may need one.
+func TestServeAsService(t *testing.T) {
+	testkit.RequireRoot(t)
+	if !testkit.KernelAtLeast(5, 11) {
+		// The units' LimitMEMLOCK=infinity, inherited by serve: kernels
+		// before 5.11 charge BPF maps to it. (Raising it needs
+		// CAP_SYS_RESOURCE, which this project's host lacks; its kernel
+		// does not charge maps so.)
+		var memlock unix.Rlimit
+		if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &memlock); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_MEMLOCK, &memlock) })
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startServeCmd(t, addr, func(cmd *exec.Cmd) {
+		testkit.AsUser(t, cmd, nobody, nobody)
+		testkit.WithAmbientCaps(cmd, unix.CAP_BPF, unix.CAP_PERFMON, unix.CAP_DAC_READ_SEARCH)
+	})
+	parent, read := serveTestParent(t), metricsReader(addr)
+	t.Run("exec and exit", func(t *testing.T) { testServeExecExit(t, parent, read) })
+	t.Run("oom kills", func(t *testing.T) { testServeOOM(t, parent, read) })
 }
 
 // serveMetrics runs serve with tools (root) until the test ends, and

@@ -16,17 +16,18 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	serveExecMapEvents       = "events"
-	serveExecMapExecs        = "execs"
-	serveExecMapLost         = "lost"
-	serveExecProgExecDone    = "exec_done"
-	serveExecVarFilterCgroup = "filter_cgroup"
-	serveExecVarFilterComm   = "filter_comm"
-	serveExecVarFilterPid    = "filter_pid"
-	serveExecVarFilterTid    = "filter_tid"
-	serveExecVarFilterUid    = "filter_uid"
-	serveExecVarFilterUidOn  = "filter_uid_on"
-	serveExecVarWakeupBytes  = "wakeup_bytes"
+	serveExecMapEvents               = "events"
+	serveExecMapExecs                = "execs"
+	serveExecMapLost                 = "lost"
+	serveExecProgSchedProcessExecBtf = "sched_process_exec_btf"
+	serveExecProgSchedProcessExecRaw = "sched_process_exec_raw"
+	serveExecVarFilterCgroup         = "filter_cgroup"
+	serveExecVarFilterComm           = "filter_comm"
+	serveExecVarFilterPid            = "filter_pid"
+	serveExecVarFilterTid            = "filter_tid"
+	serveExecVarFilterUid            = "filter_uid"
+	serveExecVarFilterUidOn          = "filter_uid_on"
+	serveExecVarWakeupBytes          = "wakeup_bytes"
 )
 
 // loadServeExec returns the embedded CollectionSpec for serveExec.
@@ -71,7 +72,8 @@ type serveExecSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type serveExecProgramSpecs struct {
-	ExecDone *ebpf.ProgramSpec `ebpf:"exec_done"`
+	SchedProcessExecBtf *ebpf.ProgramSpec `ebpf:"sched_process_exec_btf"`
+	SchedProcessExecRaw *ebpf.ProgramSpec `ebpf:"sched_process_exec_raw"`
 }
 
 // serveExecMapSpecs contains maps before they are loaded into the kernel.
@@ -146,12 +148,14 @@ type serveExecVariables struct {
 //
 // It can be passed to loadServeExecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type serveExecPrograms struct {
-	ExecDone *ebpf.Program `ebpf:"exec_done"`
+	SchedProcessExecBtf *ebpf.Program `ebpf:"sched_process_exec_btf"`
+	SchedProcessExecRaw *ebpf.Program `ebpf:"sched_process_exec_raw"`
 }
 
 func (p *serveExecPrograms) Close() error {
 	return _ServeExecClose(
-		p.ExecDone,
+		p.SchedProcessExecBtf,
+		p.SchedProcessExecRaw,
 	)
 }
 

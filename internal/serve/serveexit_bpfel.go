@@ -24,18 +24,19 @@ type serveExitServeExitKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	serveExitMapEvents       = "events"
-	serveExitMapExited       = "exited"
-	serveExitMapExits        = "exits"
-	serveExitMapLost         = "lost"
-	serveExitProgTaskExit    = "task_exit"
-	serveExitVarFilterCgroup = "filter_cgroup"
-	serveExitVarFilterComm   = "filter_comm"
-	serveExitVarFilterPid    = "filter_pid"
-	serveExitVarFilterTid    = "filter_tid"
-	serveExitVarFilterUid    = "filter_uid"
-	serveExitVarFilterUidOn  = "filter_uid_on"
-	serveExitVarWakeupBytes  = "wakeup_bytes"
+	serveExitMapEvents               = "events"
+	serveExitMapExited               = "exited"
+	serveExitMapExits                = "exits"
+	serveExitMapLost                 = "lost"
+	serveExitProgSchedProcessExitBtf = "sched_process_exit_btf"
+	serveExitProgSchedProcessExitRaw = "sched_process_exit_raw"
+	serveExitVarFilterCgroup         = "filter_cgroup"
+	serveExitVarFilterComm           = "filter_comm"
+	serveExitVarFilterPid            = "filter_pid"
+	serveExitVarFilterTid            = "filter_tid"
+	serveExitVarFilterUid            = "filter_uid"
+	serveExitVarFilterUidOn          = "filter_uid_on"
+	serveExitVarWakeupBytes          = "wakeup_bytes"
 )
 
 // loadServeExit returns the embedded CollectionSpec for serveExit.
@@ -80,7 +81,8 @@ type serveExitSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type serveExitProgramSpecs struct {
-	TaskExit *ebpf.ProgramSpec `ebpf:"task_exit"`
+	SchedProcessExitBtf *ebpf.ProgramSpec `ebpf:"sched_process_exit_btf"`
+	SchedProcessExitRaw *ebpf.ProgramSpec `ebpf:"sched_process_exit_raw"`
 }
 
 // serveExitMapSpecs contains maps before they are loaded into the kernel.
@@ -158,12 +160,14 @@ type serveExitVariables struct {
 //
 // It can be passed to loadServeExitObjects or ebpf.CollectionSpec.LoadAndAssign.
 type serveExitPrograms struct {
-	TaskExit *ebpf.Program `ebpf:"task_exit"`
+	SchedProcessExitBtf *ebpf.Program `ebpf:"sched_process_exit_btf"`
+	SchedProcessExitRaw *ebpf.Program `ebpf:"sched_process_exit_raw"`
 }
 
 func (p *serveExitPrograms) Close() error {
 	return _ServeExitClose(
-		p.TaskExit,
+		p.SchedProcessExitBtf,
+		p.SchedProcessExitRaw,
 	)
 }
 

@@ -20,7 +20,8 @@ const (
 	serveOomMapKilling         = "killing"
 	serveOomMapLost            = "lost"
 	serveOomMapOomKills        = "oom_kills"
-	serveOomProgMarkVictim     = "mark_victim"
+	serveOomProgMarkVictimBtf  = "mark_victim_btf"
+	serveOomProgMarkVictimRaw  = "mark_victim_raw"
 	serveOomProgSignalGenerate = "signal_generate"
 	serveOomVarFilterCgroup    = "filter_cgroup"
 	serveOomVarFilterComm      = "filter_comm"
@@ -73,7 +74,8 @@ type serveOomSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type serveOomProgramSpecs struct {
-	MarkVictim     *ebpf.ProgramSpec `ebpf:"mark_victim"`
+	MarkVictimBtf  *ebpf.ProgramSpec `ebpf:"mark_victim_btf"`
+	MarkVictimRaw  *ebpf.ProgramSpec `ebpf:"mark_victim_raw"`
 	SignalGenerate *ebpf.ProgramSpec `ebpf:"signal_generate"`
 }
 
@@ -152,13 +154,15 @@ type serveOomVariables struct {
 //
 // It can be passed to loadServeOomObjects or ebpf.CollectionSpec.LoadAndAssign.
 type serveOomPrograms struct {
-	MarkVictim     *ebpf.Program `ebpf:"mark_victim"`
+	MarkVictimBtf  *ebpf.Program `ebpf:"mark_victim_btf"`
+	MarkVictimRaw  *ebpf.Program `ebpf:"mark_victim_raw"`
 	SignalGenerate *ebpf.Program `ebpf:"signal_generate"`
 }
 
 func (p *serveOomPrograms) Close() error {
 	return _ServeOomClose(
-		p.MarkVictim,
+		p.MarkVictimBtf,
+		p.MarkVictimRaw,
 		p.SignalGenerate,
 	)
 }

@@ -57,11 +57,14 @@ type opened interface {
 //
 // oom is default too: it runs at each signal the kernel sends (one compare
 // unless it is a kernel SIGKILL) and at each OOM kill. zombies waits at the
-// wait4 and waitid syscall tracepoints and syscalls at raw_syscalls:sys_exit
-// (and, to name each syscall number at its first call, at every
-// sys_enter_* event, ~350 programs: each is detached once its syscall is
-// named, and those of syscalls never called take seconds to detach at
-// exit): syscall tracepoints again, so neither is default.
+// wait4 and waitid syscall tracepoints and syscalls at raw_syscalls:sys_exit:
+// syscall tracepoints again, so neither is default.
+//
+// Every default tool is on BTF tracepoints (raw ones where those are
+// missing), which need no perf event and no tracefs: serve starts with the
+// capabilities of the shipped units (CAP_BPF, CAP_PERFMON,
+// CAP_DAC_READ_SEARCH) also where the kernel lets only CAP_SYS_ADMIN open
+// perf events (perf_event_paranoid 3, Debian's).
 //
 // bio runs at the start, issue and completion of every block I/O request
 // (a hash map update, lookup and delete per request): little next to the
@@ -71,6 +74,7 @@ var Tools = []*Tool{
 		Descriptor: tool.Descriptor{
 			Name: "exec", Kind: tool.Sampler, Summary: "successful execs per cgroup",
 			Spec:    loadServeExec,
+			Hooks:   loader.Options{Alternatives: [][]string{{serveExecProgSchedProcessExecBtf, serveExecProgSchedProcessExecRaw}}},
 			Metrics: []string{"bpfkit_exec_total"},
 		},
 		Default: true,
@@ -80,6 +84,7 @@ var Tools = []*Tool{
 		Descriptor: tool.Descriptor{
 			Name: "exit", Kind: tool.Sampler, Summary: "process exits per cgroup and signal",
 			Spec:    loadServeExit,
+			Hooks:   loader.Options{Alternatives: [][]string{{serveExitProgSchedProcessExitBtf, serveExitProgSchedProcessExitRaw}}},
 			Metrics: []string{"bpfkit_exit_total"},
 		},
 		Default: true,
@@ -130,6 +135,7 @@ var Tools = []*Tool{
 		Descriptor: tool.Descriptor{
 			Name: "oom", Kind: tool.Sampler, Summary: "OOM kills per cgroup of the victim",
 			Spec:    loadServeOom,
+			Hooks:   loader.Options{Alternatives: [][]string{{serveOomProgMarkVictimBtf, serveOomProgMarkVictimRaw}}},
 			Metrics: []string{"bpfkit_oom_kills_total"},
 		},
 		Default: true,

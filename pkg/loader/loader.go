@@ -76,15 +76,22 @@ type attached struct {
 
 // Preflight checks what every tool needs before anything is loaded:
 // privileges, BTF, tracefs, and no memlock limit on old kernels.
-func Preflight() error {
+func Preflight() error { return preflight(true) }
+
+// preflight is Preflight, with tracefs only if tracefs is true: a tool on
+// BTF and raw tracepoints only never looks there, and a service without
+// CAP_SYS_ADMIN could not mount it.
+func preflight(tracefs bool) error {
 	if err := CheckPrivileges(); err != nil {
 		return err
 	}
 	if _, err := KernelBTF(); err != nil {
 		return err
 	}
-	if err := EnsureTracefs(); err != nil {
-		return err
+	if tracefs {
+		if err := EnsureTracefs(); err != nil {
+			return err
+		}
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		if errors.Is(err, unix.EPERM) {
@@ -100,7 +107,7 @@ func Preflight() error {
 // kernel lacks are dropped before load; it is an error if none is left. On
 // error nothing stays loaded or attached.
 func Load(spec *ebpf.CollectionSpec, opts Options) (_ *Objects, err error) {
-	if err := Preflight(); err != nil {
+	if err := preflight(needsTracefs(spec, opts)); err != nil {
 		return nil, err
 	}
 	spec = spec.Copy()
@@ -204,6 +211,21 @@ func ValidRingSize(size int) error {
 // Only the hook options (AlsoAttach, Alternatives) of opts matter.
 func Probe(spec *ebpf.CollectionSpec, opts Options) (map[string][]Hook, map[string]error, error) {
 	return pruneMissingHooks(spec.Copy(), opts)
+}
+
+// needsTracefs reports whether any program of spec may be attached, or
+// have its hook looked up, through tracefs: a plain tracepoint or a uprobe
+// (where the kernel has no uprobe PMU).
+func needsTracefs(spec *ebpf.CollectionSpec, opts Options) bool {
+	for name, p := range spec.Programs {
+		for _, section := range append([]string{p.SectionName}, opts.AlsoAttach[name]...) {
+			h, err := HookOf(&ebpf.ProgramSpec{Name: name, SectionName: section})
+			if err != nil || h.Kind == HookTracepoint || h.Kind == HookUprobe {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // pruneMissingHooks returns the hooks of each program that this kernel
