@@ -37,6 +37,7 @@ func init() {
 	testkit.Register("serve-hop", serveHopWorkload)
 	testkit.Register("serve-zombies", serveZombiesWorkload)
 	testkit.Register("serve-syscalls", serveSyscallsWorkload)
+	testkit.Register("serve-hold", serveHoldWorkload)
 	testkit.Register("serve-sleep", func([]string) int {
 		ts := unix.Timespec{Sec: 1000}
 		unix.Nanosleep(&ts, nil)
@@ -134,6 +135,26 @@ func lines(do func(line string) error) int {
 		fmt.Println("done")
 	}
 	return 0
+}
+
+// held keeps serveHoldWorkload's memory.
+var held [][]byte
+
+// serveHoldWorkload: "N" maps N MiB of anonymous memory and writes a byte
+// into each page, then holds it.
+func serveHoldWorkload([]string) int {
+	return lines(func(line string) error {
+		n, _ := strconv.Atoi(line)
+		b, err := unix.Mmap(-1, 0, n<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			return err
+		}
+		for i := 0; i < len(b); i += os.Getpagesize() {
+			b[i] = 1
+		}
+		held = append(held, b)
+		return nil
+	})
 }
 
 // serveExecWorkload: "N" runs the test binary as "exit" N times, then
@@ -799,30 +820,46 @@ func testServeFileIO(t *testing.T, parent string, read metricReader) {
 	}
 }
 
-// testServeOOM: one hog killed in a memory cgroup the test made is one
-// kill of its cgroup, as the kernel's oom_kill says.
+// testServeOOM: two kills in a memory cgroup the test made, each counted
+// for the v2 cgroup of its victim, as the kernel's oom_kill counts them: a
+// holder of 32 MiB waits in one cgroup while the hog, in another, touches
+// page after page. The hog's first fault over the limit kills the holder,
+// the largest (the hog is the trigger, not the victim: a victim counted
+// for the trigger's cgroup fails here), its last kills the hog itself.
 func testServeOOM(t *testing.T, parent string, read metricReader) {
 	m := testkit.NewMemoryCgroup(t, loader.MemcgRoot, 48<<20)
-	// serve labels by the victim's cgroup v2: on a hybrid system
-	// (memory on v1) the hog is put into a v2 cgroup of its own too.
-	rel, place := m.Rel, func(pid int) { m.Add(t, pid) }
+	// serve labels by the victim's cgroup v2. On a hybrid system (memory
+	// on v1) the two are in v2 cgroups of their own and in the v1 memory
+	// cgroup; on v2 in two children of the memory cgroup (charged to it).
+	if !m.V1 {
+		parent = m.Rel
+	}
+	holdRel, holdFD := testCgroup(t, parent, "oom-hold")
+	hogRel, _ := testCgroup(t, parent, "oom-hog")
+	root, _ := loader.Cgroup2Root()
+	holder := startWorkload(t, holdFD, "serve-hold")
 	if m.V1 {
-		rel, _ = testCgroup(t, parent, "oom")
-		root, _ := loader.Cgroup2Root()
-		dir := root + rel
-		place = func(pid int) {
+		m.Add(t, holder.cmd.Process.Pid)
+	}
+	holder.do(t, "32")
+	testkit.OOMHog(t, 0, func(pid int) {
+		if m.V1 {
 			m.Add(t, pid)
-			if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
-				t.Fatal(err)
-			}
 		}
+		if err := os.WriteFile(filepath.Join(root+hogRel, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if err := holder.cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("the holder ended with %v, not killed", err)
 	}
-	testkit.OOMHog(t, 0, place)
-	if kills := m.OOMKills(t); kills != 1 {
-		t.Fatalf("the cgroup's oom_kill is %d, want 1", kills)
+	if kills := m.OOMKills(t); kills != 2 {
+		t.Fatalf("the cgroup's oom_kill is %d, want 2", kills)
 	}
-	if got := read(t, "bpfkit_oom_kills_total", rel, ""); got != 1 {
-		t.Errorf("bpfkit_oom_kills_total = %v, want 1 (the kernel's oom_kill)", got)
+	for _, rel := range []string{holdRel, hogRel} {
+		if got := read(t, "bpfkit_oom_kills_total", rel, ""); got != 1 {
+			t.Errorf("bpfkit_oom_kills_total{cgroup=%q} = %v, want 1", rel, got)
+		}
 	}
 }
 
