@@ -22,7 +22,9 @@
 # (bench/execsnoop/progstats: BPF_ENABLE_STATS, on only while a loop runs,
 # off again when it exits whatever happens): the BPF ns per event, the run
 # time of all the tracer's programs over the runs of its program at the
-# event's hook (exit_open, sys_exit, exec_done, sched_switch), which counts
+# event's hook (exit_open, sys_exit, sched_switch, and at exec EXEC_HOOK:
+# execsnoop's exec_done, serve's sched_process_exec_btf, which the kernel
+# keeps as its first 15 characters), which counts
 # the machine's other events of that hook too; "runs/ev" is those runs per
 # event of the loop (about 1: the loop is nearly all the hook sees). The
 # tracepoint's own dispatch, and for syscall tracepoints the slower traced
@@ -190,6 +192,10 @@ ratio() {
 		printf "%.2f [%.2f..%.2f]\n", m, v[1], v[NR] }'
 }
 
+# The programs at sched_process_exec: execsnoop's (a plain tracepoint) and
+# serve's (a BTF one, its name cut to 15 characters by the kernel).
+EXEC_HOOK='^(exec_done|sched_process_e)$'
+
 want() { [ -z "${ONLY:-}" ] || [[ $1 =~ $ONLY ]]; }
 
 # pair KIND HOOK CLI...: one round of serve's tool for KIND and the CLI
@@ -228,7 +234,7 @@ if [ "${PAIRED:-}" = 1 ]; then
 	for round in $(seq 1 "$ROUNDS"); do
 		if [ $((round % 2)) -eq 1 ]; then first=serve; else first=cli; fi
 		! want openfail || pair openfail exit_open "$BPFKIT" opensnoop -x
-		! want exec || pair exec exec_done "$BPFKIT" execsnoop
+		! want exec || pair exec "$EXEC_HOOK" "$BPFKIT" execsnoop
 		! want switch || pair switch switch "$BPFKIT" cswitch
 	done
 	[ -s "$results" ] || exit 1
@@ -257,8 +263,8 @@ for round in $(seq 1 "$ROUNDS"); do
 		measure openok "opensnoop -x" exit_open - "$BPFKIT" opensnoop -x
 	fi
 	if want exec; then
-		measure exec "serve --tools exec" exec_done bpfkit_exec_total serve exec
-		measure exec "execsnoop" exec_done - "$BPFKIT" execsnoop
+		measure exec "serve --tools exec" "$EXEC_HOOK" bpfkit_exec_total serve exec
+		measure exec "execsnoop" "$EXEC_HOOK" - "$BPFKIT" execsnoop
 	fi
 	if want switch; then
 		measure switch "serve --tools cswitch" switch bpfkit_context_switches_total serve cswitch
