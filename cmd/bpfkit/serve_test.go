@@ -643,7 +643,7 @@ func TestHostServePrometheus(t *testing.T) {
 		p.scraped(t, time.Now())
 		return p.value(t, sel(metric, rel, extra))
 	}
-	t.Run("exec and exit", func(t *testing.T) { testServeExecExit(t, parent, scraped) })
+	t.Run("exec and exit", func(t *testing.T) { testServeExecExit(t, parent, "exec", scraped) })
 
 	t.Run("context switches", func(t *testing.T) {
 		rel, fd := testCgroup(t, parent, "switch")
@@ -773,11 +773,13 @@ type metricReader func(t *testing.T, metric, rel, extra string) float64
 
 // testServeExecExit: 37 execs of a program that exits and one of a program
 // that sleeps, killed, are 38 execs, 37 normal exits and one by SIGKILL of
-// the cgroup.
-func testServeExecExit(t *testing.T, parent string, read metricReader) {
-	rel, fd := testCgroup(t, parent, "exec")
+// the cgroup name.
+func testServeExecExit(t *testing.T, parent, name string, read metricReader) {
+	rel, fd := testCgroup(t, parent, name)
+	// Labelled with what is not UTF-8 in the path replaced.
+	label := strings.ToValidUTF8(rel, "\uFFFD")
 	w := startWorkload(t, fd, "serve-exec")
-	q := func(metric, extra string) float64 { return read(t, metric, rel, extra) }
+	q := func(metric, extra string) float64 { return read(t, metric, label, extra) }
 	execs, exits, kills := q("bpfkit_exec_total", ""), q("bpfkit_exit_total", `,signal=""`), q("bpfkit_exit_total", `,signal="SIGKILL"`)
 	const n = 37
 	w.do(t, strconv.Itoa(n))
@@ -946,7 +948,10 @@ func TestServeAsService(t *testing.T) {
 		testkit.WithAmbientCaps(cmd, unix.CAP_BPF, unix.CAP_PERFMON, unix.CAP_DAC_READ_SEARCH)
 	})
 	parent, read := serveTestParent(t), metricsReader(addr)
-	t.Run("exec and exit", func(t *testing.T) { testServeExecExit(t, parent, read) })
+	t.Run("exec and exit", func(t *testing.T) { testServeExecExit(t, parent, "exec", read) })
+	// A cgroup whose name is not UTF-8 (a directory name may be any
+	// bytes) is counted too, its label made valid.
+	t.Run("name not UTF-8", func(t *testing.T) { testServeExecExit(t, parent, "odd\xffname", read) })
 	t.Run("oom kills", func(t *testing.T) { testServeOOM(t, parent, read) })
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -73,6 +74,8 @@ func (c *cgroups) walk() error {
 	}
 	fresh := map[uint64]*cgroup{}
 	add := func(id uint64, path string) {
+		// A label value must be UTF-8; a directory name may be any bytes.
+		path = strings.ToValidUTF8(path, "\uFFFD")
 		if old, ok := c.byID[id]; ok && old.path == path {
 			fresh[id] = old
 			return

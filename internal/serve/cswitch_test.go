@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/bpfkit/bpfkit/internal/testkit"
 	"github.com/bpfkit/bpfkit/pkg/loader"
 )
@@ -82,13 +79,11 @@ func TestFamilyRising(t *testing.T) {
 		t.Helper()
 		f.rising(from)
 		f.add(cg, "voluntary", v)
-		ch := make(chan prometheus.Metric, 1)
-		f.emit(ch, 10)
-		var m dto.Metric
-		if err := (<-ch).Write(&m); err != nil {
-			t.Fatal(err)
+		mf := f.build(10)
+		if len(mf.GetMetric()) != 1 {
+			t.Fatalf("%d series, want 1", len(mf.GetMetric()))
 		}
-		return m.GetCounter().GetValue()
+		return mf.GetMetric()[0].GetCounter().GetValue()
 	}
 	maps := []*int{new(int), new(int)} // two loads of a tool
 	for i, c := range []struct {

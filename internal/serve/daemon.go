@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // DefaultListen is where serve listens unless told otherwise: loopback
@@ -91,7 +92,8 @@ func Handler(e *Exporter, errLog io.Writer) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(e, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	page := gatherFunc(func() ([]*dto.MetricFamily, func(), error) { return e.Gather(reg) })
+	mux.Handle("/metrics", promhttp.HandlerForTransactional(page, promhttp.HandlerOpts{
 		EnableOpenMetrics: true,
 		ErrorHandling:     promhttp.ContinueOnError,
 		ErrorLog:          log.New(errLog, "bpfkit serve: ", 0),
@@ -109,6 +111,11 @@ func Handler(e *Exporter, errLog io.Writer) http.Handler {
 	})
 	return mux
 }
+
+// gatherFunc is a function as a prometheus.TransactionalGatherer.
+type gatherFunc func() ([]*dto.MetricFamily, func(), error)
+
+func (f gatherFunc) Gather() ([]*dto.MetricFamily, func(), error) { return f() }
 
 // Run serves e on ln until ctx ends, then stops the server; the caller
 // closes e. On SIGHUP it calls reload and applies what it returns; a

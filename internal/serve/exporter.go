@@ -12,10 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/trace/bio"
@@ -40,7 +42,9 @@ type Exporter struct {
 	running  []running // in the order of Tools
 	cgroups  *cgroups
 	families map[*prometheus.Desc]*family
-	disks    *bio.Disks // names block devices for the bio tool
+	built    []*dto.MetricFamily // by the last Collect, for Gather
+	scraping sync.Mutex          // held from a Gather until its page is written
+	disks    *bio.Disks          // names block devices for the bio tool
 }
 
 type running struct {
@@ -179,7 +183,8 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect reads every running tool's maps: this is the only time serve
-// reads them. Scrapes take turns.
+// reads them. Scrapes take turns. It sends every metric but the
+// per-cgroup ones, which it builds for Gather.
 func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	start := time.Now()
 	e.mu.Lock()
@@ -208,8 +213,11 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	var dropped uint64
+	e.built = e.built[:0]
 	for _, f := range e.families {
-		f.emit(ch, e.opts.MaxSeries)
+		if mf := f.build(e.opts.MaxSeries); mf != nil {
+			e.built = append(e.built, mf)
+		}
 		dropped += f.dropped
 	}
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(dropped))
@@ -222,4 +230,18 @@ func (e *Exporter) MaxSeries() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.opts.MaxSeries
+}
+
+// Gather is serve's page as a prometheus.TransactionalGatherer: reg's
+// metrics (reg holds e; its Gather runs e's Collect) and the per-cgroup
+// families that Collect built, sorted by name. They stay e's: the next
+// Gather waits until done, called once the page is written.
+func (e *Exporter) Gather(reg prometheus.Gatherer) ([]*dto.MetricFamily, func(), error) {
+	e.scraping.Lock()
+	mfs, err := reg.Gather()
+	e.mu.Lock()
+	mfs = append(mfs, e.built...)
+	e.mu.Unlock()
+	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return mfs, e.scraping.Unlock, err
 }

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"cmp"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -23,9 +24,16 @@ func extraValues(v ...string) string { return strings.Join(v, extraSep) }
 // otherCgroup labels what is summed beyond --max-series.
 const otherCgroup = "other"
 
+// cgroupDesc makes the Desc of a per-cgroup metric and records its name
+// and help for its family, which builds its series itself (family.build).
 func cgroupDesc(name, help string, extra ...string) *prometheus.Desc {
-	return prometheus.NewDesc(name, help, append(slices.Clone(cgroupLabels), extra...), nil)
+	d := prometheus.NewDesc(name, help, append(slices.Clone(cgroupLabels), extra...), nil)
+	familyText[d] = [2]string{name, help}
+	return d
 }
+
+// familyText is the name and help of each per-cgroup metric.
+var familyText = map[*prometheus.Desc][2]string{}
 
 var (
 	descExec = cgroupDesc("bpfkit_exec_total",
@@ -111,6 +119,14 @@ func (h *histogram) add(o *histogram) {
 // and which series have a place of their own. A series keeps the place it
 // was given (first come, first served, in cgroup path order within a
 // scrape), so every series, "other" included, only ever grows.
+//
+// A family builds its part of the page itself (build), not through the
+// registry's Collect: a scrape of 10,000 series spent more than half its
+// time in the registry's checks of each series and its sort of them. The
+// series are made so that they need neither: each has one key (cgroup path
+// and own label values, valid UTF-8), made into label pairs once, and the
+// family keeps its series in key order, sorting only those new to a
+// scrape.
 type family struct {
 	desc     *prometheus.Desc
 	extras   int // labels beyond cgroupLabels
@@ -118,10 +134,13 @@ type family struct {
 	admitted map[series]bool // true: own series; false: summed into other
 	own      int
 	dropped  uint64
-	// The label pairs of each series sent, made once: a scrape of 10,000
-	// series would otherwise make 50,000 pairs anew (most of its garbage).
-	labels map[series][]*dto.LabelPair
-	pairs  *labelPairs
+	pairs    *labelPairs
+	// Every series ever sent, made once (a scrape of 10,000 series would
+	// otherwise make 50,000 label pairs anew, most of its garbage), and
+	// their keys in order.
+	metrics map[series]*dto.Metric
+	order   []series
+	out     dto.MetricFamily // what the last build made
 	// Set by rising: the highest value each series was sent with, and
 	// what the values are read from.
 	floor     map[series]float64
@@ -129,15 +148,17 @@ type family struct {
 }
 
 func newFamily(desc *prometheus.Desc, extras int, pairs *labelPairs) *family {
+	text := familyText[desc]
 	return &family{desc: desc, extras: extras, samples: map[series]*sample{}, admitted: map[series]bool{},
-		labels: map[series][]*dto.LabelPair{}, pairs: pairs}
+		metrics: map[series]*dto.Metric{}, pairs: pairs,
+		out: dto.MetricFamily{Name: &text[0], Help: &text[1]}}
 }
 
 // add adds v to the series of cgroup cg with the value extra of the
 // metric's own label (extraValues of them, for several).
 // Several cgroup ids can share a path (a cgroup removed and made again).
 func (f *family) add(cg *cgroup, extra string, v float64) {
-	k := series{cg.path, extra}
+	k := series{cg.path, strings.ToValidUTF8(extra, "\uFFFD")}
 	if s, ok := f.samples[k]; ok {
 		s.value += v
 		return
@@ -189,79 +210,114 @@ func (f *family) rising(from any) {
 	}
 }
 
-// emit sends the scrape's series, at most max of them plus one "other"
-// per extra label value, and clears the samples. Series new to this scrape
-// get their places in path order; the others keep theirs (Prometheus
-// sorts what it is sent, so nothing else needs an order).
-func (f *family) emit(ch chan<- prometheus.Metric, max int) {
+func compareSeries(a, b series) int {
+	return cmp.Or(cmp.Compare(a.path, b.path), cmp.Compare(a.extra, b.extra))
+}
+
+// build makes the scrape's series, at most max of them plus one "other"
+// per extra label value, into f.out (nil when there are none), and clears
+// the samples. Series new to this scrape get their places in path order;
+// the others keep theirs.
+func (f *family) build(max int) *dto.MetricFamily {
 	var fresh []series
 	for k := range f.samples {
 		if _, ok := f.admitted[k]; !ok {
 			fresh = append(fresh, k)
 		}
 	}
-	slices.SortFunc(fresh, func(a, b series) int {
-		return cmp.Or(cmp.Compare(a.path, b.path), cmp.Compare(a.extra, b.extra))
-	})
+	slices.SortFunc(fresh, compareSeries)
 	for _, k := range fresh {
 		f.admit(k, max)
 	}
-	var other map[string]*sample
+	// What is not admitted is summed into "other", by extra label value.
+	sent := make(map[series]*sample, len(f.samples))
 	for k, s := range f.samples {
 		if f.admitted[k] {
-			f.send(ch, s, k)
+			sent[k] = s
 			continue
 		}
-		if other == nil {
-			other = map[string]*sample{}
-		}
-		o, ok := other[k.extra]
-		if !ok {
+		ok := series{otherCgroup, k.extra}
+		o, found := sent[ok]
+		if !found {
 			o = &sample{cg: &cgroup{path: otherCgroup}}
 			if s.hist != nil {
 				o.hist = &histogram{}
 			}
-			other[k.extra] = o
+			sent[ok] = o
 		}
 		o.value += s.value
 		if s.hist != nil {
 			o.hist.add(s.hist)
 		}
 	}
-	for extra, o := range other {
-		f.send(ch, o, series{otherCgroup, extra})
+	var added []series
+	for k := range sent {
+		if _, ok := f.metrics[k]; !ok {
+			added = append(added, k)
+		}
+	}
+	if len(added) > 0 {
+		slices.SortFunc(added, compareSeries)
+		for _, k := range added {
+			f.metrics[k] = &dto.Metric{Label: f.pairs.make(f.desc, f.values(sent[k].cg, k))}
+		}
+		f.order = mergeSorted(f.order, added)
+	}
+	f.out.Metric = f.out.Metric[:0]
+	for _, k := range f.order {
+		if s, ok := sent[k]; ok {
+			f.out.Metric = append(f.out.Metric, f.set(k, s))
+		}
 	}
 	clear(f.samples)
+	if len(f.out.Metric) == 0 {
+		return nil
+	}
+	return &f.out
 }
 
-// send sends series k (s its sample), with the label pairs made the first
-// time it is sent.
-func (f *family) send(ch chan<- prometheus.Metric, s *sample, k series) {
-	values := func() []string {
-		c := s.cg.ctr
-		v := []string{k.path, c.ID, c.Runtime, c.PodUID}
-		if f.extras > 0 {
-			v = append(v, strings.SplitN(k.extra, extraSep, f.extras)...)
+// mergeSorted merges b (sorted, none in a) into a (sorted).
+func mergeSorted(a, b []series) []series {
+	out := make([]series, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if compareSeries(a[0], b[0]) < 0 {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
 		}
-		return v
 	}
+	return append(append(out, a...), b...)
+}
+
+// values are the label values of series k, cgroup cg's.
+func (f *family) values(cg *cgroup, k series) []string {
+	c := cg.ctr
+	v := []string{k.path, c.ID, c.Runtime, c.PodUID}
+	if f.extras > 0 {
+		v = append(v, strings.SplitN(k.extra, extraSep, f.extras)...)
+	}
+	return v
+}
+
+// set puts s, the sample of series k, into k's metric and returns it.
+func (f *family) set(k series, s *sample) *dto.Metric {
+	m := f.metrics[k]
 	if s.hist != nil {
-		ch <- prometheus.MustNewConstHistogram(f.desc, s.hist.count(), float64(s.hist.sumNs)/1e9, s.hist.buckets(), values()...)
-		return
+		f.out.Type = dto.MetricType_HISTOGRAM.Enum()
+		m.Histogram = s.hist.dto()
+		return m
 	}
-	pairs, ok := f.labels[k]
-	if !ok {
-		pairs = f.pairs.make(f.desc, values())
-		f.labels[k] = pairs
-	}
+	f.out.Type = dto.MetricType_COUNTER.Enum()
 	value := s.value
 	if f.floor != nil {
 		value = max(value, f.floor[k])
 		f.floor[k] = value
 	}
-	m := &counterMetric{desc: f.desc, labels: pairs, value: value}
-	m.counter.Value = &m.value
-	ch <- m
+	if m.Counter == nil {
+		m.Counter = &dto.Counter{Value: new(float64)}
+	}
+	*m.Counter.Value = value
+	return m
 }
 
 // labelPairs hands out one dto.LabelPair per label name and value, shared
@@ -290,22 +346,17 @@ func (lp *labelPairs) make(desc *prometheus.Desc, values []string) []*dto.LabelP
 	return pairs
 }
 
-// counterMetric is one series' value in one scrape, with label pairs made
-// once: a counter as prometheus.NewConstMetric makes it, without making
-// the pairs again.
-type counterMetric struct {
-	desc    *prometheus.Desc
-	labels  []*dto.LabelPair
-	value   float64
-	counter dto.Counter
-}
-
-func (m *counterMetric) Desc() *prometheus.Desc { return m.desc }
-
-func (m *counterMetric) Write(out *dto.Metric) error {
-	out.Label = m.labels
-	out.Counter = &m.counter
-	return nil
+// dto is the histogram as Prometheus's data model has it: the kernel's
+// log2 slots as cumulative buckets (buckets), their count and sum.
+func (h *histogram) dto() *dto.Histogram {
+	count, sum := h.count(), float64(h.sumNs)/1e9
+	out := &dto.Histogram{SampleCount: &count, SampleSum: &sum}
+	b := h.buckets()
+	bounds := slices.Sorted(maps.Keys(b))
+	for _, le := range bounds {
+		out.Bucket = append(out.Bucket, &dto.Bucket{UpperBound: &le, CumulativeCount: new(b[le])})
+	}
+	return out
 }
 
 func (h *histogram) count() uint64 {
