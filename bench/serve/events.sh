@@ -23,8 +23,7 @@
 # off again when it exits whatever happens): the BPF ns per event, the run
 # time of all the tracer's programs over the runs of its program at the
 # event's hook (exit_open, sys_exit, sched_switch, and at exec EXEC_HOOK:
-# execsnoop's exec_done, serve's sched_process_exec_btf, which the kernel
-# keeps as its first 15 characters), which counts
+# execsnoop's exec_done, serve's sched_process_exec_btf), which counts
 # the machine's other events of that hook too; "runs/ev" is those runs per
 # event of the loop (about 1: the loop is nearly all the hook sees). The
 # tracepoint's own dispatch, and for syscall tracepoints the slower traced
@@ -193,8 +192,9 @@ ratio() {
 }
 
 # The programs at sched_process_exec: execsnoop's (a plain tracepoint) and
-# serve's (a BTF one, its name cut to 15 characters by the kernel).
-EXEC_HOOK='^(exec_done|sched_process_e)$'
+# serve's (a BTF one, sched_process_exec_btf: the kernel keeps 15
+# characters of a name, cilium/ebpf gives the whole one where BTF has it).
+EXEC_HOOK='^(exec_done$|sched_process_e(xec_btf)?$)'
 
 want() { [ -z "${ONLY:-}" ] || [[ $1 =~ $ONLY ]]; }
 
