@@ -4,8 +4,8 @@
 // Each tool (Tools) loads small BPF programs that add to maps keyed by
 // cgroup id; the Exporter is a prometheus.Collector whose Collect reads
 // those maps, names each cgroup id by its path (walking the cgroup2 tree
-// when an id is new), and sends at most MaxSeries series per metric, the
-// rest summed into cgroup="other".
+// when an id is new), and builds at most MaxSeries series per metric, the
+// rest summed into cgroup="other", which its Gather adds to the page.
 package serve
 
 import (
