@@ -61,9 +61,14 @@ stop_tracer() {
 	fi
 }
 paired=()
+# stop_paired stops the tracers of a PAIRED round.
+stop_paired() {
+	for p in "${paired[@]}"; do kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	paired=()
+}
 cleanup() {
 	stop_tracer
-	for p in "${paired[@]}"; do kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	stop_paired
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -209,17 +214,16 @@ pair() {
 	local srv=("$BPFKIT" serve --listen "127.0.0.1:$port" --tools "$tool")
 	if [ "$first" = serve ]; then
 		start "$kind" "$hook" "${srv[@]}" || return 0; sp=$tracer_pid; paired=("$sp"); tracer_pid=
-		start "$kind" "$hook" "$@" || return 0; cp=$tracer_pid; paired+=("$cp"); tracer_pid=
+		start "$kind" "$hook" "$@" || { stop_paired; return 0; }; cp=$tracer_pid; paired+=("$cp"); tracer_pid=
 	else
 		start "$kind" "$hook" "$@" || return 0; cp=$tracer_pid; paired=("$cp"); tracer_pid=
-		start "$kind" "$hook" "${srv[@]}" || return 0; sp=$tracer_pid; paired+=("$sp"); tracer_pid=
+		start "$kind" "$hook" "${srv[@]}" || { stop_paired; return 0; }; sp=$tracer_pid; paired+=("$sp"); tracer_pid=
 	fi
 	n=$(size "$kind")
 	ev=$(events "$kind" "$n")
 	loop "$kind" "$n"
 	ns=$("$work/progstats" -hook "$hook" "$sp,$cp" "$ev" "${cmd[@]}" 2>"$work/stats" | walls "$kind") || true
-	for p in "${paired[@]}"; do kill -INT "$p"; wait "$p" || true; done
-	paired=()
+	stop_paired
 	# progstats: a line per tracer, serve's first: ns per event, runs, ns, hook runs
 	read -r sns cns <<<"$(awk '$4 > 0 {printf "%.1f ", $3 / $4}' "$work/stats")"
 	printf '%-8s %-8s %12s %14s %14s %8s\n' "$kind" "$first" "$ns" "${sns:--}" "${cns:--}" \
