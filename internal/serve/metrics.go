@@ -2,7 +2,6 @@ package serve
 
 import (
 	"cmp"
-	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -302,12 +301,16 @@ func (f *family) values(cg *cgroup, k series) []string {
 // set puts s, the sample of series k, into k's metric and returns it.
 func (f *family) set(k series, s *sample) *dto.Metric {
 	m := f.metrics[k]
+	if f.out.Type == nil { // one type per family, made once
+		f.out.Type = dto.MetricType_COUNTER.Enum()
+		if s.hist != nil {
+			f.out.Type = dto.MetricType_HISTOGRAM.Enum()
+		}
+	}
 	if s.hist != nil {
-		f.out.Type = dto.MetricType_HISTOGRAM.Enum()
 		m.Histogram = s.hist.dto()
 		return m
 	}
-	f.out.Type = dto.MetricType_COUNTER.Enum()
 	value := s.value
 	if f.floor != nil {
 		value = max(value, f.floor[k])
@@ -346,15 +349,17 @@ func (lp *labelPairs) make(desc *prometheus.Desc, values []string) []*dto.LabelP
 	return pairs
 }
 
-// dto is the histogram as Prometheus's data model has it: the kernel's
-// log2 slots as cumulative buckets (buckets), their count and sum.
+// dto is the histogram as Prometheus's data model has it, its count and
+// sum, and the kernel's log2 slots as cumulative buckets in order. Slot i
+// counts waits of floor(log2(µs)) = i, that is under 2^(i+1) µs: its
+// upper bound. The last slot also holds everything longer: +Inf only.
 func (h *histogram) dto() *dto.Histogram {
 	count, sum := h.count(), float64(h.sumNs)/1e9
 	out := &dto.Histogram{SampleCount: &count, SampleSum: &sum}
-	b := h.buckets()
-	bounds := slices.Sorted(maps.Keys(b))
-	for _, le := range bounds {
-		out.Bucket = append(out.Bucket, &dto.Bucket{UpperBound: &le, CumulativeCount: new(b[le])})
+	var n uint64
+	for i, c := range h.slots[:len(h.slots)-1] {
+		n += c
+		out.Bucket = append(out.Bucket, &dto.Bucket{UpperBound: new(math.Ldexp(1e-6, i+1)), CumulativeCount: new(n)})
 	}
 	return out
 }
@@ -367,15 +372,12 @@ func (h *histogram) count() uint64 {
 	return n
 }
 
-// buckets turns the kernel's log2 slots into cumulative buckets. Slot i
-// counts waits of floor(log2(µs)) = i, that is under 2^(i+1) µs: its
-// upper bound. The last slot also holds everything longer: +Inf only.
+// buckets are dto's buckets as prometheus.MustNewConstHistogram takes
+// them: cumulative count by upper bound.
 func (h *histogram) buckets() map[float64]uint64 {
-	b := make(map[float64]uint64, len(h.slots)-1)
-	var n uint64
-	for i, c := range h.slots[:len(h.slots)-1] {
-		n += c
-		b[math.Ldexp(1e-6, i+1)] = n
+	b := map[float64]uint64{}
+	for _, bucket := range h.dto().Bucket {
+		b[bucket.GetUpperBound()] = bucket.GetCumulativeCount()
 	}
 	return b
 }

@@ -40,13 +40,25 @@ func PerfEventError(err error) error {
 	if !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EPERM) {
 		return err
 	}
-	b, rerr := os.ReadFile("/proc/sys/kernel/perf_event_paranoid")
-	level, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+	restricted, rerr := PerfEventsRestricted()
 	caps, cerr := effectiveCaps()
-	if rerr != nil || perr != nil || cerr != nil || level <= 2 || hasCap(caps, unix.CAP_SYS_ADMIN) {
+	if rerr != nil || cerr != nil || !restricted || hasCap(caps, unix.CAP_SYS_ADMIN) {
 		return err
 	}
 	return ErrPerfEventsRestricted
+}
+
+// PerfEventsRestricted reports whether this kernel lets only CAP_SYS_ADMIN
+// open perf events: kernel.perf_event_paranoid above 2, which Debian's
+// kernels (CONFIG_SECURITY_PERF_EVENTS_RESTRICT) take as "no perf event
+// without CAP_SYS_ADMIN".
+func PerfEventsRestricted() (bool, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/perf_event_paranoid")
+	if err != nil {
+		return false, err
+	}
+	level, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return level > 2, err
 }
 
 // atSecure is the auxiliary vector entry the kernel sets to 1 when the
