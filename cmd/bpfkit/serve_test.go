@@ -773,24 +773,33 @@ type metricReader func(t *testing.T, metric, rel, extra string) float64
 
 // testServeExecExit: 37 execs of a program that exits and one of a program
 // that sleeps, killed, are 38 execs, 37 normal exits and one by SIGKILL of
-// the cgroup name.
+// the cgroup name: exactly, unless the kernel skipped the tools' programs
+// (bpfkit_tool_skipped_total: on kernels whose tracepoint programs run
+// preemptible, 7.x, a task preempted inside one holds its per-CPU guard
+// for the next task on that CPU; seen once in CI under load on 7: exits 36
+// of 37). Each skip costs one count at most, never adds one.
 func testServeExecExit(t *testing.T, parent, name string, read metricReader) {
 	rel, fd := testCgroup(t, parent, name)
 	// Labelled with what is not UTF-8 in the path replaced.
 	label := strings.ToValidUTF8(rel, "\uFFFD")
 	w := startWorkload(t, fd, "serve-exec")
 	q := func(metric, extra string) float64 { return read(t, metric, label, extra) }
+	skips := func(tool string) float64 { return read(t, "bpfkit_tool_skipped_total", "", `,tool="`+tool+`"`) }
 	execs, exits, kills := q("bpfkit_exec_total", ""), q("bpfkit_exit_total", `,signal=""`), q("bpfkit_exit_total", `,signal="SIGKILL"`)
+	execSkips, exitSkips := skips("exec"), skips("exit")
 	const n = 37
 	w.do(t, strconv.Itoa(n))
-	if got := q("bpfkit_exec_total", "") - execs; got != n+1 {
-		t.Errorf("bpfkit_exec_total rose by %v, want %d (%d exiting, one sleeping)", got, n+1, n)
+	gotExecs := q("bpfkit_exec_total", "") - execs
+	gotExits, gotKills := q("bpfkit_exit_total", `,signal=""`)-exits, q("bpfkit_exit_total", `,signal="SIGKILL"`)-kills
+	execSkips, exitSkips = skips("exec")-execSkips, skips("exit")-exitSkips
+	if execSkips+exitSkips > 0 {
+		t.Logf("the kernel skipped exec's programs %v times, exit's %v", execSkips, exitSkips)
 	}
-	if got := q("bpfkit_exit_total", `,signal=""`) - exits; got != n {
-		t.Errorf("bpfkit_exit_total{signal=\"\"} rose by %v, want %d", got, n)
+	if gotExecs > n+1 || n+1-gotExecs > execSkips {
+		t.Errorf("bpfkit_exec_total rose by %v, want %d (%d exiting, one sleeping; runs skipped %v)", gotExecs, n+1, n, execSkips)
 	}
-	if got := q("bpfkit_exit_total", `,signal="SIGKILL"`) - kills; got != 1 {
-		t.Errorf("bpfkit_exit_total{signal=\"SIGKILL\"} rose by %v, want 1", got)
+	if gotExits > n || gotKills > 1 || (n-gotExits)+(1-gotKills) > exitSkips {
+		t.Errorf("bpfkit_exit_total rose by %v with signal=\"\" and %v with SIGKILL, want %d and 1 (runs skipped %v)", gotExits, gotKills, n, exitSkips)
 	}
 }
 
