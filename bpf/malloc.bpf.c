@@ -85,17 +85,15 @@ struct {
 	__type(value, struct malloc_alloc);
 } allocs SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(max_entries, 16384);
-	__uint(key_size, sizeof(u32));
-	__uint(value_size, MALLOC_STACK_DEPTH * sizeof(u64));
-} stacks SEC(".maps");
+#define STACK_DEPTH MALLOC_STACK_DEPTH
+#define STACK_ENTRIES 16384
+#define STACK_MAP_FLAGS BPF_F_NO_PREALLOC	/* uprobes run where they may allocate */
+#include "stack.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
-	__type(key, s32);	/* stack id */
+	__type(key, u64);	/* stack key (stack.h) */
 	__type(value, struct malloc_stack);
 } stack_bytes SEC(".maps");
 
@@ -204,8 +202,7 @@ static __always_inline int on_return(struct uregs *ctx, u32 fn)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct pending *p = bpf_map_lookup_elem(&pending, &id);
-	u64 addr = ctx->ax, size, old;
-	s32 stack = -1;
+	u64 addr = ctx->ax, size, old, stack = STACK_NONE;
 
 	if (!p || p->fn != fn)	/* not traced, or a nested call's return */
 		return 0;
@@ -228,21 +225,13 @@ static __always_inline int on_return(struct uregs *ctx, u32 fn)
 	if (!addr)
 		return 0;
 	if (stacks_on) {
-		stack = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
-		if (stack >= 0) {
-			struct malloc_stack *s = bpf_map_lookup_elem(&stack_bytes, &stack);
+		stack = stack_key(ctx, BPF_F_USER_STACK);
+		if (stack_taken(stack)) {
+			struct malloc_stack zero = {}, *s = lookup_or_insert(&stack_bytes, &stack, &zero);
 
-			if (!s) {
-				struct malloc_stack zero = {};
-
-				bpf_map_update_elem(&stack_bytes, &stack, &zero, BPF_NOEXIST);
-				s = bpf_map_lookup_elem(&stack_bytes, &stack);
-			}
 			if (s) {
 				__sync_fetch_and_add(&s->calls, 1);
 				__sync_fetch_and_add(&s->bytes, size);
-			} else {
-				count_lost();
 			}
 		} else {
 			count_lost();

@@ -34,8 +34,9 @@ struct malloc_count {
 struct malloc_alloc {
 	__u64 size;
 	__u64 ts;		/* bpf_ktime_get_ns at the allocation */
-	__s32 stack;		/* user stack id, < 0 if not taken */
+	__u64 stack;		/* user stack's key (stack.h): 0 if not taken, an error if lost */
 	enum malloc_fn fn;
+	__u32 pad;
 };
 
 /* Bytes allocated from one user stack (--stacks). */

@@ -25,8 +25,8 @@ BTF_ENUM(offcpu_state);
 
 struct offcpu_start {
 	u64 ts;
-	s32 kstack;
-	s32 ustack;
+	u64 kstack;
+	u64 ustack;
 };
 
 struct {
@@ -36,12 +36,12 @@ struct {
 	__type(value, struct offcpu_start);
 } start SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(max_entries, 16384);
-	__uint(key_size, sizeof(u32));
-	__uint(value_size, OFFCPU_STACK_DEPTH * sizeof(u64));
-} stacks SEC(".maps");
+/* Preallocated: the program runs under the run-queue lock, where
+ * allocating could wake kswapd and deadlock on that lock. */
+#define STACK_DEPTH OFFCPU_STACK_DEPTH
+#define STACK_ENTRIES 16384
+#define STACK_MAP_FLAGS 0
+#include "stack.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -85,8 +85,8 @@ static __always_inline int on_switch(u64 *ctx, bool btf)
 	if (tid && task_wanted(id) && state_wanted(ctx, preempt, prev, btf)) {
 		struct offcpu_start n = {
 			.ts = now,
-			.kstack = kernel_stacks ? bpf_get_stackid(ctx, &stacks, 0) : -1,
-			.ustack = user_stacks ? bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK) : -1,
+			.kstack = kernel_stacks ? stack_key(ctx, 0) : STACK_NONE,
+			.ustack = user_stacks ? stack_key(ctx, BPF_F_USER_STACK) : STACK_NONE,
 		};
 		bpf_map_update_elem(&start, &tid, &n, BPF_ANY);
 	}

@@ -3,14 +3,14 @@
 #ifndef BPFKIT_OFFCPUTIME_H
 #define BPFKIT_OFFCPUTIME_H
 
-/* Key of the totals map: a thread and where it blocked. A stack id < 0 is
- * a stack not taken (-k/-u) or lost (the stack map was full: -EEXIST or
- * -ENOMEM from bpf_get_stackid). */
+/* Key of the totals map: a thread and where it blocked. The stacks are
+ * keys of the stacks map (stack.h): 0 for a stack not taken (-k/-u), an
+ * error for one lost (-EFAULT: a kernel thread's user stack; the map full). */
 struct offcpu_key {
 	__u32 pid;		/* thread group id */
 	__u32 tid;
-	__s32 kstack;		/* id in the stacks map */
-	__s32 ustack;
+	__u64 kstack;
+	__u64 ustack;
 	char comm[16];
 };
 

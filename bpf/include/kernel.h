@@ -56,7 +56,9 @@ enum { BPF_RB_NO_WAKEUP = 1, BPF_RB_FORCE_WAKEUP = 2 };
 enum { BPF_RB_AVAIL_DATA = 0, BPF_RB_RING_SIZE = 1 };
 
 #define AT_FDCWD -100
+#define EBUSY 16
 #define EEXIST 17
+#define E2BIG 7
 
 /* File types of inode i_mode (<linux/stat.h>). */
 #define S_IFMT 00170000

@@ -138,19 +138,7 @@ func heldWorkload(t *testing.T, fd int, bin string, env ...string) (pid int, ste
 	cmd := exec.Command(bin, "wait", "hold")
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	testkit.WaitStdinRead(t, cmd.Process.Pid)
+	in, out := testkit.StartHeld(t, cmd)
 	lines := bufio.NewScanner(out)
 	return cmd.Process.Pid, func() {
 		t.Helper()

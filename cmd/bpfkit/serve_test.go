@@ -552,25 +552,8 @@ func startWorkload(t *testing.T, cgroupFD int, name string, args ...string) *wor
 	// Else the Go runtime reads the cgroup's CPU limit now and then (a
 	// read of a regular file, and context switches) to adjust GOMAXPROCS.
 	cmd.Env = append(cmd.Env, "GODEBUG=updatemaxprocs=0")
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w := &workload{cmd: cmd, in: in, out: bufio.NewReader(out)}
-	t.Cleanup(func() {
-		in.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	testkit.WaitStdinRead(t, cmd.Process.Pid)
-	return w
+	in, out := testkit.StartHeld(t, cmd)
+	return &workload{cmd: cmd, in: in, out: out}
 }
 
 // do sends the workload a line and waits until it is done and idle.

@@ -113,6 +113,32 @@ func (w *Worker) WaitBlocked(t testing.TB) {
 	}
 }
 
+// StartHeld starts cmd with pipes to its stdin and from its stdout, ends it
+// (stdin closed, killed, reaped) when the test ends, and returns once it
+// blocks reading its stdin (WaitStdinRead): a workload held there until
+// the test writes to in.
+func StartHeld(t testing.TB, cmd *osexec.Cmd) (in io.WriteCloser, out *bufio.Reader) {
+	t.Helper()
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		in.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	WaitStdinRead(t, cmd.Process.Pid)
+	return in, bufio.NewReader(stdout)
+}
+
 // WaitStdinRead waits until a thread of process pid is blocked reading its
 // stdin: a child that reads its stdin before its workload has then finished
 // starting (the Go runtime opens and reads files as it starts), so a tracer

@@ -26,6 +26,7 @@ import (
 
 	"github.com/bpfkit/bpfkit/pkg/loader"
 	"github.com/bpfkit/bpfkit/pkg/tool"
+	"github.com/bpfkit/bpfkit/pkg/trace"
 	"github.com/bpfkit/bpfkit/pkg/trace/symbol"
 )
 
@@ -417,7 +418,7 @@ type Stack struct {
 // Stacks returns the bytes allocated per user stack, the most first.
 func (t *Tracer) Stacks() ([]Stack, error) {
 	var (
-		id  int32
+		id  uint64
 		val mallocMallocStack
 		out []Stack
 	)
@@ -444,7 +445,7 @@ func (t *Tracer) Outstanding(olderThan time.Duration) ([]Stack, Stack, error) {
 		return nil, total, err
 	}
 	now := uint64(ts.Nano())
-	by := map[int32]*Stack{}
+	by := map[uint64]*Stack{}
 	it := t.maps.Allocs.Iterate()
 	for it.Next(&addr, &a) {
 		if olderThan > 0 && now-a.Ts < uint64(olderThan) {
@@ -471,18 +472,15 @@ func (t *Tracer) Outstanding(olderThan time.Duration) ([]Stack, Stack, error) {
 	return mergeStacks(out), total, nil
 }
 
-// frames symbolizes a user stack of the traced process.
-func (t *Tracer) frames(id int32) []string {
-	var frame [127]uint64
-	if id < 0 || t.maps.Stacks.Lookup(uint32(id), &frame) != nil {
+// frames symbolizes a user stack of the traced process (key: stack.h's).
+func (t *Tracer) frames(key uint64) []string {
+	var buf [127]uint64 // MALLOC_STACK_DEPTH
+	addrs, ok := trace.StackFrames(t.maps.Stacks, key, buf[:])
+	if !ok {
 		return nil
 	}
-	n := slices.Index(frame[:], 0)
-	if n < 0 {
-		n = len(frame)
-	}
-	out := make([]string, 0, n)
-	for _, a := range frame[:n] {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
 		out = append(out, t.usyms.Name(t.pids[0], a))
 	}
 	return out

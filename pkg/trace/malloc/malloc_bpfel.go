@@ -17,8 +17,9 @@ type mallocMallocAlloc struct {
 	_     structs.HostLayout
 	Size  uint64
 	Ts    uint64
-	Stack int32
+	Stack uint64
 	Fn    mallocMallocFn
+	Pad   uint32
 }
 
 type mallocMallocCgroupKey struct {
@@ -77,6 +78,7 @@ const (
 	mallocMapPending              = "pending"
 	mallocMapSizes                = "sizes"
 	mallocMapStackBytes           = "stack_bytes"
+	mallocMapStackScratch         = "stack_scratch"
 	mallocMapStacks               = "stacks"
 	mallocMapTraced               = "traced"
 	mallocProgAlignedAllocEnter   = "aligned_alloc_enter"
@@ -199,16 +201,17 @@ type mallocProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type mallocMapSpecs struct {
-	Allocs      *ebpf.MapSpec `ebpf:"allocs"`
-	CgroupBytes *ebpf.MapSpec `ebpf:"cgroup_bytes"`
-	Counts      *ebpf.MapSpec `ebpf:"counts"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	Lost        *ebpf.MapSpec `ebpf:"lost"`
-	Pending     *ebpf.MapSpec `ebpf:"pending"`
-	Sizes       *ebpf.MapSpec `ebpf:"sizes"`
-	StackBytes  *ebpf.MapSpec `ebpf:"stack_bytes"`
-	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
-	Traced      *ebpf.MapSpec `ebpf:"traced"`
+	Allocs       *ebpf.MapSpec `ebpf:"allocs"`
+	CgroupBytes  *ebpf.MapSpec `ebpf:"cgroup_bytes"`
+	Counts       *ebpf.MapSpec `ebpf:"counts"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
+	Lost         *ebpf.MapSpec `ebpf:"lost"`
+	Pending      *ebpf.MapSpec `ebpf:"pending"`
+	Sizes        *ebpf.MapSpec `ebpf:"sizes"`
+	StackBytes   *ebpf.MapSpec `ebpf:"stack_bytes"`
+	StackScratch *ebpf.MapSpec `ebpf:"stack_scratch"`
+	Stacks       *ebpf.MapSpec `ebpf:"stacks"`
+	Traced       *ebpf.MapSpec `ebpf:"traced"`
 }
 
 // mallocVariableSpecs contains global variables before they are loaded into the kernel.
@@ -251,16 +254,17 @@ func (o *mallocObjects) Close() error {
 //
 // It can be passed to loadMallocObjects or ebpf.CollectionSpec.LoadAndAssign.
 type mallocMaps struct {
-	Allocs      *ebpf.Map `ebpf:"allocs"`
-	CgroupBytes *ebpf.Map `ebpf:"cgroup_bytes"`
-	Counts      *ebpf.Map `ebpf:"counts"`
-	Events      *ebpf.Map `ebpf:"events"`
-	Lost        *ebpf.Map `ebpf:"lost"`
-	Pending     *ebpf.Map `ebpf:"pending"`
-	Sizes       *ebpf.Map `ebpf:"sizes"`
-	StackBytes  *ebpf.Map `ebpf:"stack_bytes"`
-	Stacks      *ebpf.Map `ebpf:"stacks"`
-	Traced      *ebpf.Map `ebpf:"traced"`
+	Allocs       *ebpf.Map `ebpf:"allocs"`
+	CgroupBytes  *ebpf.Map `ebpf:"cgroup_bytes"`
+	Counts       *ebpf.Map `ebpf:"counts"`
+	Events       *ebpf.Map `ebpf:"events"`
+	Lost         *ebpf.Map `ebpf:"lost"`
+	Pending      *ebpf.Map `ebpf:"pending"`
+	Sizes        *ebpf.Map `ebpf:"sizes"`
+	StackBytes   *ebpf.Map `ebpf:"stack_bytes"`
+	StackScratch *ebpf.Map `ebpf:"stack_scratch"`
+	Stacks       *ebpf.Map `ebpf:"stacks"`
+	Traced       *ebpf.Map `ebpf:"traced"`
 }
 
 func (m *mallocMaps) Close() error {
@@ -273,6 +277,7 @@ func (m *mallocMaps) Close() error {
 		m.Pending,
 		m.Sizes,
 		m.StackBytes,
+		m.StackScratch,
 		m.Stacks,
 		m.Traced,
 	)

@@ -127,6 +127,66 @@ func TestStatic(t *testing.T) {
 		funcs: []string{"malloc", "calloc", "realloc", "reallocarray", "free", "posix_memalign", "aligned_alloc/memalign", "valloc", "pvalloc"}})
 }
 
+// TestStacksApart: the workload's 2048 mallocs of 48 bytes, each from a
+// stack of its own, are 2048 stacks of one call and 48 bytes, and 2048
+// outstanding blocks of one stack each, none lost. (A stack-trace map,
+// BPF_MAP_TYPE_STACK_TRACE, keeps one stack per bucket of its hash: of 16384
+// buckets, about 120 of these stacks would find theirs taken and be lost.)
+func TestStacksApart(t *testing.T) {
+	testkit.RequireRoot(t)
+	bin, err := filepath.Abs("testdata/workload-static")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, size = 2048, 48
+	w := startWorkload(t, setup{bin: bin}, "none", "stacks")
+	alloc, err := FindPID(w.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := New(alloc, w.cmd.Process.Pid, Config{Stacks: true, Outstanding: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	w.step(t)
+	// ours keeps the stacks that went through stacks_step, each once.
+	ours := func(stacks []Stack) map[string]Stack {
+		out := map[string]Stack{}
+		for _, s := range stacks {
+			if slices.Contains(s.Frames, "stacks_step") {
+				out[strings.Join(s.Frames, ";")] = s
+			}
+		}
+		return out
+	}
+	stacks, err := tr.Stacks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outstanding, total, err := tr.Outstanding(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, got := range map[string]map[string]Stack{"allocated": ours(stacks), "outstanding": ours(outstanding)} {
+		if len(got) != n {
+			t.Errorf("%s: %d stacks through stacks_step, want %d", what, len(got), n)
+		}
+		for frames, s := range got {
+			if s.Calls != 1 || s.Bytes != size || s.Frames[0] != "wl_malloc" {
+				t.Errorf("%s: stack %s: %d calls, %d bytes; want 1 call of %d bytes from wl_malloc", what, frames, s.Calls, s.Bytes, size)
+				break
+			}
+		}
+	}
+	if total.Calls != n || total.Bytes != n*size {
+		t.Errorf("outstanding %d blocks, %d bytes; want %d, %d", total.Calls, total.Bytes, n, n*size)
+	}
+	if h := tr.Health(); h.Lost != 0 {
+		t.Errorf("lost %d", h.Lost)
+	}
+}
+
 // TestHostDynamic builds the workload (the host has the compiler and the
 // libraries; the VMs have neither) and runs it under glibc, jemalloc and
 // tcmalloc and mimalloc, the last three by LD_PRELOAD.
@@ -285,20 +345,8 @@ func startWorkload(t *testing.T, s setup, args ...string) *workload {
 		cmd.Env = append(cmd.Env, "LD_PRELOAD="+s.preload)
 	}
 	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	testkit.WaitStdinRead(t, cmd.Process.Pid)
-	return &workload{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
+	stdin, out := testkit.StartHeld(t, cmd)
+	return &workload{cmd: cmd, stdin: stdin, out: out}
 }
 
 // step releases the workload from one read of its stdin; after the

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/bpfkit/bpfkit/internal/flagval"
@@ -74,8 +75,8 @@ type Entry struct {
 	PID, TID uint32
 	Comm     string
 	// Kernel and User are the stacks' functions, innermost first; nil
-	// when not taken (-k/-u). A lost stack (the stack map was full) is
-	// KernelLost/UserLost.
+	// when not taken (-k/-u). A lost stack (trace.StackErr: the stack map
+	// was full) is KernelLost/UserLost.
 	Kernel, User         []string
 	KernelLost, UserLost bool
 	Total                time.Duration
@@ -162,25 +163,12 @@ func (t *Tracer) Read() ([]Entry, error) {
 		out []Entry
 	)
 	frame := make([]uint64, stacks.ValueSize()/8) // OFFCPU_STACK_DEPTH
-	stack := func(id int32) ([]uint64, bool) {
-		if id < 0 {
-			return nil, false
-		}
-		if err := stacks.Lookup(uint32(id), frame); err != nil {
-			return nil, false
-		}
-		n := slices.Index(frame, 0)
-		if n < 0 {
-			n = len(frame)
-		}
-		return frame[:n], true
-	}
 	it := t.maps.Totals.Iterate()
 	for it.Next(&key, &val) {
 		e := Entry{PID: key.Pid, TID: key.Tid, Comm: string(trace.CString(key.Comm[:])),
 			Total: time.Duration(val.Ns), Count: val.Count}
 		if !t.cfg.UserOnly {
-			addrs, ok := stack(key.Kstack)
+			addrs, ok := trace.StackFrames(stacks, key.Kstack, frame)
 			e.KernelLost = !ok
 			for _, a := range addrs {
 				e.Kernel = append(e.Kernel, ksyms.Name(a))
@@ -188,9 +176,9 @@ func (t *Tracer) Read() ([]Entry, error) {
 			e.Kernel = trimTracing(e.Kernel)
 		}
 		if !t.cfg.KernelOnly {
-			addrs, ok := stack(key.Ustack)
+			addrs, ok := trace.StackFrames(stacks, key.Ustack, frame)
 			// A kernel thread has no user stack: not a loss.
-			e.UserLost = !ok && key.Ustack != -14 // -EFAULT
+			e.UserLost = !ok && !errors.Is(trace.StackErr(key.Ustack), syscall.EFAULT)
 			for _, a := range addrs {
 				e.User = append(e.User, usyms.Name(key.Pid, a))
 			}

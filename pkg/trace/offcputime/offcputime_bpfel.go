@@ -17,8 +17,8 @@ type offcputimeOffcpuKey struct {
 	_      structs.HostLayout
 	Pid    uint32
 	Tid    uint32
-	Kstack int32
-	Ustack int32
+	Kstack uint64
+	Ustack uint64
 	Comm   [16]int8
 }
 
@@ -42,6 +42,7 @@ type offcputimeOffcpuVal struct {
 const (
 	offcputimeMapEvents                = "events"
 	offcputimeMapLost                  = "lost"
+	offcputimeMapStackScratch          = "stack_scratch"
 	offcputimeMapStacks                = "stacks"
 	offcputimeMapStart                 = "start"
 	offcputimeMapTotals                = "totals"
@@ -113,11 +114,12 @@ type offcputimeProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type offcputimeMapSpecs struct {
-	Events *ebpf.MapSpec `ebpf:"events"`
-	Lost   *ebpf.MapSpec `ebpf:"lost"`
-	Stacks *ebpf.MapSpec `ebpf:"stacks"`
-	Start  *ebpf.MapSpec `ebpf:"start"`
-	Totals *ebpf.MapSpec `ebpf:"totals"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
+	Lost         *ebpf.MapSpec `ebpf:"lost"`
+	StackScratch *ebpf.MapSpec `ebpf:"stack_scratch"`
+	Stacks       *ebpf.MapSpec `ebpf:"stacks"`
+	Start        *ebpf.MapSpec `ebpf:"start"`
+	Totals       *ebpf.MapSpec `ebpf:"totals"`
 }
 
 // offcputimeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -160,17 +162,19 @@ func (o *offcputimeObjects) Close() error {
 //
 // It can be passed to loadOffcputimeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type offcputimeMaps struct {
-	Events *ebpf.Map `ebpf:"events"`
-	Lost   *ebpf.Map `ebpf:"lost"`
-	Stacks *ebpf.Map `ebpf:"stacks"`
-	Start  *ebpf.Map `ebpf:"start"`
-	Totals *ebpf.Map `ebpf:"totals"`
+	Events       *ebpf.Map `ebpf:"events"`
+	Lost         *ebpf.Map `ebpf:"lost"`
+	StackScratch *ebpf.Map `ebpf:"stack_scratch"`
+	Stacks       *ebpf.Map `ebpf:"stacks"`
+	Start        *ebpf.Map `ebpf:"start"`
+	Totals       *ebpf.Map `ebpf:"totals"`
 }
 
 func (m *offcputimeMaps) Close() error {
 	return _OffcputimeClose(
 		m.Events,
 		m.Lost,
+		m.StackScratch,
 		m.Stacks,
 		m.Start,
 		m.Totals,

@@ -3,6 +3,8 @@ package offcputime
 import (
 	"bufio"
 	"bytes"
+	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,9 +13,13 @@ import (
 
 	"github.com/bpfkit/bpfkit/internal/testkit"
 	"github.com/bpfkit/bpfkit/pkg/loader"
+	"golang.org/x/sys/unix"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) {
+	testkit.Register("offcpu-stacks", stacksWorkload)
+	testkit.Main(m)
+}
 
 // TestNanosleep: a worker sleeping 50 × 20 ms with nanosleep(2) is off CPU
 // about 1 s under a kernel stack with the sleep path and a user stack with
@@ -167,5 +173,96 @@ func TestParseStates(t *testing.T) {
 	}
 	if _, err := ParseStates("Z"); err == nil {
 		t.Error("Z accepted")
+	}
+}
+
+// stacksWorkload waits for a byte on stdin, then sleeps 2048 times, each
+// time from a stack of its own (stacksStep), says "done" and waits for
+// another byte (its stacks are symbolized while it lives).
+func stacksWorkload([]string) int {
+	var b [1]byte
+	if _, err := os.Stdin.Read(b[:]); err != nil {
+		return 2
+	}
+	for i := range uint(1) << stacksLevels {
+		stacksStep(i, 0)
+	}
+	fmt.Println("done")
+	if _, err := os.Stdin.Read(b[:]); err != nil {
+		return 2
+	}
+	return 0
+}
+
+const stacksLevels = 11
+
+// stacksStep: call i goes down stacksLevels levels, through stacksA or
+// stacksB as bit level of i says, and sleeps 100 µs at the bottom.
+//
+//go:noinline
+func stacksStep(i uint, level int) {
+	if level == stacksLevels {
+		ts := unix.NsecToTimespec(100_000)
+		unix.Nanosleep(&ts, nil)
+		return
+	}
+	if i>>level&1 == 1 {
+		stacksB(i, level+1)
+	} else {
+		stacksA(i, level+1)
+	}
+}
+
+//go:noinline
+func stacksA(i uint, level int) { stacksStep(i, level) }
+
+//go:noinline
+func stacksB(i uint, level int) { stacksStep(i, level) }
+
+// TestStacksApart: the workload sleeps 2048 times, each time from a user
+// stack of its own: no user stack is lost, and the entries hold up to 2048
+// user stacks through stacksStep. (A stack-trace map,
+// BPF_MAP_TYPE_STACK_TRACE, keeps one stack per bucket of its hash: of
+// 16384 buckets, about 120 of these would find theirs taken, each an entry
+// with its user stack lost; seen: 128 lost.) Fewer stacks only by sleeps
+// that did not block (the timer fired before the task reached schedule(),
+// as when a vCPU stalls) or whose switch-in went unseen
+// (testkit.UntracedSwitchIns: 1 of 2048 seen on 6.18): at most 1 in 30.
+func TestStacksApart(t *testing.T) {
+	testkit.RequireRoot(t)
+	cmd := testkit.Command(t, "offcpu-stacks")
+	in, out := testkit.StartHeld(t, cmd)
+	tr, err := New(Config{Filter: loader.TaskFilter{PID: uint32(cmd.Process.Pid)}, UserOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if _, err := in.Write([]byte{'x'}); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := out.ReadString('\n'); err != nil || line != "done\n" {
+		t.Fatalf("workload said %q: %v", line, err)
+	}
+	entries, err := tr.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1 << stacksLevels
+	stacks := map[string]bool{}
+	for _, e := range entries {
+		if e.UserLost {
+			t.Errorf("a user stack lost: %+v", e)
+		}
+		// From stacksStep out: the frames inside it differ with where in
+		// the syscall's path the thread was switched out.
+		if i := slices.IndexFunc(e.User, func(f string) bool { return strings.HasSuffix(f, ".stacksStep") }); i >= 0 {
+			stacks[strings.Join(e.User[i:], ";")] = true
+		}
+	}
+	if len(stacks) > n || len(stacks) < n-(1+n/30) {
+		t.Errorf("%d user stacks through stacksStep, want %d (or at most %d fewer)", len(stacks), n, 1+n/30)
+	}
+	if len(stacks) < n {
+		t.Logf("%d user stacks through stacksStep of %d", len(stacks), n)
 	}
 }

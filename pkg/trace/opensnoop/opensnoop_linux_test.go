@@ -148,22 +148,10 @@ type child struct {
 
 func startChild(t *testing.T, cmd *exec.Cmd) *child {
 	t.Helper()
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	// Tracers attach after this: not to the Go runtime's own opens as
 	// the child starts (cgroup files, which fail in a VM's root cgroup).
-	testkit.WaitStdinRead(t, cmd.Process.Pid)
-	return &child{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(stdout)}
+	stdin, stdout := testkit.StartHeld(t, cmd)
+	return &child{cmd: cmd, stdin: stdin, stdout: stdout}
 }
 
 // drive lets the child run its workload to the end while tr streams to

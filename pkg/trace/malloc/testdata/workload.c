@@ -4,11 +4,13 @@
  * allocation API, for bpfkit malloc's tests (pkg/trace/malloc/workload_test.go
  * holds the same numbers). No stdio: nothing but the pattern allocates.
  *
- *   workload [wait] [hold] [none] [thread] [fork] [exec PATH]
+ *   workload [wait] [hold] [none] [stacks] [thread] [fork] [exec PATH]
  *     wait   read one byte from stdin before the pattern (a tracer attaches)
  *     hold   read one byte from stdin after it, before exiting (stacks are
  *            symbolized while the process lives)
  *     none   skip the pattern (the start-up allocations alone)
+ *     stacks after the pattern, 2048 mallocs of 48 bytes, each from a stack
+ *            of its own (stacks_step)
  *     thread start a thread before wait; after the pattern it makes 5
  *            mallocs of 4444 bytes (and then sleeps until the exit)
  *     fork   after the pattern, fork a child that makes 7 mallocs of 333
@@ -105,6 +107,31 @@ NOINLINE static void pattern(void)
 	}
 }
 
+/* stacks_step: call i of 2^STACKS_LEVELS goes down STACKS_LEVELS levels,
+ * through stacks_a or stacks_b as bit `level` of i says, and mallocs
+ * STACKS_BYTES at the bottom: as many stacks as calls, all different (far
+ * more than a stack-trace map's hash keeps apart in 16384 buckets). */
+#define STACKS_LEVELS 11
+#define STACKS_BYTES 48
+NOINLINE static void stacks_a(unsigned i, int level);
+NOINLINE static void stacks_b(unsigned i, int level);
+
+NOINLINE static void stacks_step(unsigned i, int level)
+{
+	if (level == STACKS_LEVELS) {
+		wl_malloc(STACKS_BYTES);
+		return;
+	}
+	if (i >> level & 1)
+		stacks_b(i, level + 1);
+	else
+		stacks_a(i, level + 1);
+	KEEP(i);	/* no tail call: each level keeps its frame */
+}
+
+NOINLINE static void stacks_a(unsigned i, int level) { stacks_step(i, level); KEEP(i); }
+NOINLINE static void stacks_b(unsigned i, int level) { stacks_step(i, level); KEEP(i); }
+
 static void wait_stdin(void)
 {
 	char b;
@@ -154,7 +181,7 @@ static void reap(pid_t pid)
 
 int main(int argc, char **argv)
 {
-	int wait = 0, hold = 0, none = 0, thread = 0, forks = 0;
+	int wait = 0, hold = 0, none = 0, stacks = 0, thread = 0, forks = 0;
 	const char *exec_path = 0;
 	pthread_t th;
 	pid_t pid;
@@ -164,6 +191,7 @@ int main(int argc, char **argv)
 		wait |= !strcmp(argv[i], "wait");
 		hold |= !strcmp(argv[i], "hold");
 		none |= !strcmp(argv[i], "none");
+		stacks |= !strcmp(argv[i], "stacks");
 		thread |= !strcmp(argv[i], "thread");
 		forks |= !strcmp(argv[i], "fork");
 		if (!strcmp(argv[i], "exec") && i + 1 < argc)
@@ -175,6 +203,8 @@ int main(int argc, char **argv)
 		wait_stdin();
 	if (!none)
 		pattern();
+	for (unsigned i = 0; stacks && i < 1U << STACKS_LEVELS; i++)
+		stacks_step(i, 0);
 	if (thread && (write(go[1], "x", 1) != 1 || read(went[0], &b, 1) != 1))
 		_exit(2);
 	if (forks) {
