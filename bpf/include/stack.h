@@ -33,9 +33,9 @@ struct {
 } stacks SEC(".maps");
 
 /* Where the frames are taken before they are hashed and kept (too big for
- * the BPF stack), one per CPU; owner is the thread using it. */
+ * the BPF stack), one per CPU; busy counts the threads that claim it. */
 struct stack_scratch {
-	u64 owner;
+	u64 busy;
 	struct stack_frames f;
 };
 
@@ -48,7 +48,8 @@ struct {
 
 /* STACK_NONE is the key of a stack not taken. An error is kept as its
  * negative errno, cast (u64)-4095 and above: bpf_get_stack's (-EFAULT: no
- * user stack, as in a kernel thread), the map full, or -EBUSY (below). */
+ * user stack, as in a kernel thread), the map full (-E2BIG), or -EBUSY
+ * (below). */
 #define STACK_NONE 0
 
 /* stack_taken reports whether key is a stack's (not STACK_NONE, no error). */
@@ -62,26 +63,30 @@ static __always_inline bool stack_taken(u64 key)
  * hash and returns that key, or an error.
  *
  * Where the program can be preempted (uprobes; tracepoints on some 7.x
- * kernels), a thread preempted while it uses this CPU's scratch can find
- * another thread's frames in it when it runs again: each thread writes its
- * id in the scratch first and checks it is still there once its frames are
- * kept. If it is not, the stack it took is given up (-EBUSY, and an entry it
- * inserted is removed): lost, never another thread's frames. */
+ * kernels), another thread could run it on this CPU while a preempted one
+ * is using the CPU's scratch. So a thread claims the scratch (an atomic add
+ * to busy, which no preemption splits) and uses it only if it then finds
+ * itself the only claimant; else it gives its stack up (-EBUSY): lost, and
+ * counted so, never mixed with another thread's frames. (An atomic add
+ * without fetch: the only atomic every kernel's verifier takes.) */
 static __always_inline u64 stack_key(void *ctx, u64 flags)
 {
 	u32 zero = 0;
 	struct stack_scratch *s = bpf_map_lookup_elem(&stack_scratch, &zero);
-	u64 me = bpf_get_current_pid_tgid(), h;
-	bool inserted = false;
-	long n;
+	u64 h = (u64)-EBUSY;
 	u32 frames;
+	long n;
 
 	if (!s)
-		return (u64)-EBUSY;
-	s->owner = me;
+		return h;
+	__sync_fetch_and_add(&s->busy, 1);
+	if (*(volatile u64 *)&s->busy != 1)
+		goto out;
 	n = bpf_get_stack(ctx, s->f.ip, sizeof(s->f.ip), flags);
-	if (n < 0)
-		return (u64)n;
+	if (n < 0) {
+		h = (u64)n;
+		goto out;
+	}
 	frames = (u64)n / sizeof(u64);
 	/* Each step is a bijection of h for a given frame (xor, an odd
 	 * multiplier, an xorshift): stacks that differ in one frame never
@@ -96,17 +101,13 @@ static __always_inline u64 stack_key(void *ctx, u64 flags)
 	}
 	if (h == STACK_NONE || h >= (u64)-4095)
 		h = 1;
-	if (!bpf_map_lookup_elem(&stacks, &h)) {
-		/* bpf_get_stack zeroed what it did not fill. */
-		inserted = bpf_map_update_elem(&stacks, &h, &s->f, BPF_NOEXIST) == 0;
-		if (!inserted && !bpf_map_lookup_elem(&stacks, &h))
-			return (u64)-E2BIG;	/* the map is full */
-	}
-	if (s->owner != me) {
-		if (inserted)
-			bpf_map_delete_elem(&stacks, &h);
-		return (u64)-EBUSY;
-	}
+	/* bpf_get_stack zeroed what it did not fill. */
+	if (!bpf_map_lookup_elem(&stacks, &h) &&
+	    bpf_map_update_elem(&stacks, &h, &s->f, BPF_NOEXIST) &&
+	    !bpf_map_lookup_elem(&stacks, &h))
+		h = (u64)-E2BIG;	/* the map is full */
+out:
+	__sync_fetch_and_add(&s->busy, -1);
 	return h;
 }
 
