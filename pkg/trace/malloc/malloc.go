@@ -474,8 +474,8 @@ func (t *Tracer) Outstanding(olderThan time.Duration) ([]Stack, Stack, error) {
 
 // frames symbolizes a user stack of the traced process (key: stack.h's).
 func (t *Tracer) frames(key uint64) []string {
-	var buf [127]uint64 // MALLOC_STACK_DEPTH
-	addrs, ok := trace.StackFrames(t.maps.Stacks, key, buf[:])
+	buf := make([]uint64, t.maps.Stacks.ValueSize()/8) // MALLOC_STACK_DEPTH
+	addrs, ok := trace.StackFrames(t.maps.Stacks, key, buf)
 	if !ok {
 		return nil
 	}

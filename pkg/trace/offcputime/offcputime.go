@@ -75,8 +75,8 @@ type Entry struct {
 	PID, TID uint32
 	Comm     string
 	// Kernel and User are the stacks' functions, innermost first; nil
-	// when not taken (-k/-u). A lost stack (trace.StackErr: the stack map
-	// was full) is KernelLost/UserLost.
+	// when not taken (-k/-u). A lost stack (trace.StackErr says why: the
+	// stack map full, the CPU's scratch busy) is KernelLost/UserLost.
 	Kernel, User         []string
 	KernelLost, UserLost bool
 	Total                time.Duration
